@@ -1,0 +1,6 @@
+// Placeholder: filled in by the owner of this area.
+#include "binding/areas.h"
+
+namespace xattn::binding {
+void InitTransport(Napi::Env, Napi::Object) {}
+}  // namespace xattn::binding

@@ -1,0 +1,39 @@
+// What a schedule needs from a device: memory, kernels and an ordered compute stream.
+// The CPU backend runs everything synchronously; the CUDA backend enqueues on its compute stream.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "core/attn.h"
+
+namespace xattn {
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual const char* name() const = 0;
+
+  virtual void* alloc(size_t bytes) = 0;     // device memory, never null (throws)
+  virtual void free(void* p) = 0;
+  virtual void copy(void* dst, const void* src, size_t bytes) = 0;  // device to device, in stream order
+  virtual void zero(void* p, size_t bytes) = 0;
+  virtual void fill_f32(float* p, size_t n, float value) = 0;
+  // Copies between host and device memory; block until done.
+  virtual void to_host(void* host, const void* dev, size_t bytes) = 0;
+  virtual void from_host(void* dev, const void* host, size_t bytes) = 0;
+  virtual void synchronize() = 0;  // waits for all enqueued compute
+
+  // Kernels (see attn.h for layouts).
+  virtual void attn_fwd(const AttnDims& d, const AttnBlock& b, const AttnFwdIO& io) = 0;
+  virtual void attn_bwd(const AttnDims& d, const AttnBlock& b, const AttnBwdIO& io) = 0;
+  // acc = merge(acc, part), max-shifted; -inf on both sides keeps O = 0, LSE = -inf.
+  virtual void lse_merge(const AttnDims& d, int64_t lq, float* acc_o, float* acc_lse, const float* part_o,
+                         const float* part_lse) = 0;
+  // drow[b,h,i] = sum_d dO[b,i,h,d] * O[b,i,h,d]   (O as stored: dtype)
+  virtual void row_dot(const AttnDims& d, int64_t lq, const void* dout, const void* out, float* drow) = 0;
+  // Casts between float32 and the storage dtype (n elements).
+  virtual void cast_from_f32(DType to, const float* src, void* dst, size_t n) = 0;
+  virtual void cast_to_f32(DType from, const void* src, float* dst, size_t n) = 0;
+};
+
+}  // namespace xattn

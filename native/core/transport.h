@@ -1,0 +1,42 @@
+// Point-to-point and collective transfers between the ranks of one job.
+//
+// Ordering contract shared by every backend: a posted exchange reads its send buffer only after all
+// compute enqueued before the post; compute enqueued after wait() sees the received bytes. The caller
+// must not touch either buffer between post and wait.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace xattn {
+
+struct Exchange {
+  const void* send = nullptr;
+  size_t send_bytes = 0;
+  int to = -1;  // -1: no send
+  void* recv = nullptr;
+  size_t recv_bytes = 0;
+  int from = -1;  // -1: no receive
+};
+
+class Transport {
+ public:
+  using Handle = uint64_t;
+  virtual ~Transport() = default;
+  virtual int rank() const = 0;
+  virtual int world_size() const = 0;
+  virtual const char* name() const = 0;
+
+  // Starts several transfers at once (a batch, like ncclGroupStart/End) and returns a handle.
+  virtual Handle post(const std::vector<Exchange>& batch) = 0;
+  // Blocks (CPU) or orders the compute stream (CUDA) after the batch; throws PeerLost/Timeout on failure.
+  virtual void wait(Handle h) = 0;
+  // In-place sum across ranks of float32 device buffers; same call order on every rank.
+  virtual void all_reduce_sum_f32(float* data, size_t n) = 0;
+  virtual void barrier() = 0;
+
+  // Bytes this rank has sent since creation (for metrics and the bench).
+  virtual uint64_t bytes_sent() const = 0;
+};
+
+}  // namespace xattn
