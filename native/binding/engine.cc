@@ -1,6 +1,318 @@
-// Placeholder: filled in by the owner of this area.
+#include "binding/engine.h"
+
+#include <string>
+#include <vector>
+
 #include "binding/areas.h"
+#include "binding/async.h"
+#include "binding/common.h"
+#include "binding/tensor.h"
+#include "binding/transport.h"
+#include "core/cpu_backend.h"
+#include "core/local_transport.h"
+#include "core/shard.h"
+#ifdef XATTN_WITH_CUDA
+#include "cuda/cuda_factory.h"
+#endif
 
 namespace xattn::binding {
-void InitEngine(Napi::Env, Napi::Object) {}
+
+namespace {
+
+Napi::FunctionReference* engine_ctor = nullptr;
+
+AttnDims read_dims(const Napi::Object& o) {
+  AttnDims d;
+  d.batch = get_int(o, "batch", 1);
+  d.heads = require_int(o, "heads");
+  d.kv_heads = get_int(o, "kvHeads", d.heads);
+  d.head_dim = require_int(o, "headDim");
+  d.scale = static_cast<float>(get_number(o, "scale", 0.0));
+  d.dtype = parse_dtype(get_string(o, "dtype", "float32"));
+  d.validate();
+  return d;
+}
+
+std::string shape_str(const std::vector<int64_t>& s) {
+  std::string r = "[";
+  for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
+  return r + "]";
+}
+
+// Checks a tensor argument's shape and dtype, naming the argument in the error.
+void expect(const TensorPtr& t, const char* name, const std::vector<int64_t>& shape, DType dtype,
+            DeviceTensor::Kind kind = DeviceTensor::Kind::Float) {
+  const bool dtype_ok = kind == DeviceTensor::Kind::Int32 ? t->kind() == kind : (t->kind() == kind && t->dtype() == dtype);
+  if (t->shape() != shape || !dtype_ok) {
+    const std::string want = kind == DeviceTensor::Kind::Int32 ? "int32" : dtype_name(dtype);
+    fail(ErrorCode::ShapeMismatch, std::string(name) + " is " + t->describe() + ", expected " + want + shape_str(shape));
+  }
+}
+
+TensorPtr optional_tensor(const Napi::Object& o, const char* key) {
+  if (!o.Has(key) || o.Get(key).IsNull() || o.Get(key).IsUndefined()) return nullptr;
+  return Tensor::Unwrap(o.Get(key), key);
+}
+
+struct CallPlan {
+  Algorithm algo;
+  DistProblem problem;
+  int64_t lq = 0, lkv = 0;
+};
+
+CallPlan read_plan(const Napi::Object& o, const Transport& tr) {
+  CallPlan p;
+  p.algo = parse_algorithm(get_string(o, "algorithm", "lv-xattn"));
+  if (!o.Has("dims") || !o.Get("dims").IsObject()) fail(ErrorCode::InvalidArgument, "dims must be an object");
+  p.problem.dims = read_dims(o.Get("dims").As<Napi::Object>());
+  p.problem.lq_total = require_int(o, "lqTotal");
+  p.problem.lkv_total = require_int(o, "lkvTotal");
+  p.problem.comm = !o.Has("comm") || o.Get("comm").ToBoolean().Value();
+  require(p.problem.lq_total >= 1 && p.problem.lkv_total >= 1, ErrorCode::InvalidArgument,
+          "lqTotal and lkvTotal must be >= 1");
+  p.lq = shard_of(p.problem.lq_total, tr.world_size(), tr.rank()).length;
+  p.lkv = shard_of(p.problem.lkv_total, tr.world_size(), tr.rank()).length;
+  return p;
+}
+
+Napi::Object stats_into(Napi::Env env, Napi::Object out, const DistStats& s) {
+  out.Set("bytesSent", Napi::Number::New(env, static_cast<double>(s.bytes_sent)));
+  out.Set("commWaitSeconds", Napi::Number::New(env, s.comm_wait_seconds));
+  return out;
+}
+
+std::string problem_key(const DistProblem& p) {
+  const AttnDims& d = p.dims;
+  return std::to_string(d.batch) + "/" + std::to_string(d.heads) + "/" + std::to_string(d.kv_heads) + "/" +
+         std::to_string(d.head_dim) + "/" + std::to_string(d.scale) + "/" + dtype_name(d.dtype) + "/" +
+         std::to_string(p.lq_total) + "/" + std::to_string(p.lkv_total) + "/" + (p.comm ? "c" : "n");
+}
+
+}  // namespace
+
+Napi::Function Engine::Define(Napi::Env env) {
+  Napi::Function f = DefineClass(env, "Engine",
+                                 {InstanceMethod("info", &Engine::Info),
+                                  InstanceMethod("useTcp", &Engine::UseTcp),
+                                  InstanceMethod("ncclUniqueId", &Engine::NcclUniqueId),
+                                  InstanceMethod("useNccl", &Engine::UseNccl),
+                                  InstanceMethod("upload", &Engine::Upload),
+                                  InstanceMethod("empty", &Engine::Empty),
+                                  InstanceMethod("attentionForward", &Engine::AttentionForward),
+                                  InstanceMethod("attentionBackward", &Engine::AttentionBackward),
+                                  InstanceMethod("allReduce", &Engine::AllReduce),
+                                  InstanceMethod("close", &Engine::Close)});
+  engine_ctor = new Napi::FunctionReference(Napi::Persistent(f));
+  return f;
+}
+
+Engine* Engine::Unwrap(const Napi::Value& v) {
+  if (!v.IsObject() || !engine_ctor || !v.As<Napi::Object>().InstanceOf(engine_ctor->Value()))
+    fail(ErrorCode::InvalidArgument, "expected an Engine");
+  Engine* e = Napi::ObjectWrap<Engine>::Unwrap(v.As<Napi::Object>());
+  require(e->worker_ != nullptr, ErrorCode::InvalidArgument, "the engine is closed");
+  return e;
+}
+
+Engine::Engine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Engine>(info) {
+  guard(info.Env(), [&]() -> Napi::Value {
+    Napi::Object opts = info.Length() > 0 && info[0].IsObject() ? info[0].As<Napi::Object>() : Napi::Object::New(info.Env());
+    backend_name_ = get_string(opts, "backend", "cpu");
+    device_ = static_cast<int>(get_int(opts, "device", 0));
+    worker_ = std::make_unique<WorkerThread>();
+    worker_->run_sync([&] {  // the backend lives on the worker thread (CUDA's current device is per thread)
+      if (backend_name_ == "cpu") {
+        backend_ = std::make_shared<CpuBackend>();
+#ifdef XATTN_WITH_CUDA
+      } else if (backend_name_ == "cuda") {
+        backend_ = std::shared_ptr<Backend>(make_cuda_backend(device_));
+#endif
+      } else {
+        fail(ErrorCode::InvalidArgument, "backend '" + backend_name_ + "' is not available in this build (cpu" +
+#ifdef XATTN_WITH_CUDA
+                                             std::string(", cuda") +
+#endif
+                                             ")");
+      }
+    });
+    transport_ = std::make_shared<LocalTransport>();
+    return info.Env().Undefined();
+  });
+}
+
+Engine::~Engine() {
+  schedules_.clear();
+  worker_.reset();
+}
+
+Napi::Value Engine::Info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("backend", backend_ ? backend_->name() : "closed");
+  o.Set("transport", transport_ ? transport_->name() : "none");
+  o.Set("rank", transport_ ? transport_->rank() : 0);
+  o.Set("worldSize", transport_ ? transport_->world_size() : 1);
+  o.Set("device", device_);
+  return o;
+}
+
+Napi::Value Engine::UseTcp(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&]() -> Napi::Value {
+    std::shared_ptr<Transport> t = unwrap_transport(info[0]);
+    worker_->run_sync([&] {
+      schedules_.clear();
+      transport_ = t;
+    });
+    return info.Env().Undefined();
+  });
+}
+
+Napi::Value Engine::NcclUniqueId(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&]() -> Napi::Value {
+#ifdef XATTN_WITH_CUDA
+    std::vector<uint8_t> id = nccl_unique_id();
+    return Napi::Buffer<uint8_t>::Copy(info.Env(), id.data(), id.size());
+#else
+    fail(ErrorCode::InvalidArgument, "NCCL needs the CUDA build of the addon");
+#endif
+  });
+}
+
+Napi::Value Engine::UseNccl(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&]() -> Napi::Value {
+#ifdef XATTN_WITH_CUDA
+    Napi::Object o = info[0].As<Napi::Object>();
+    auto buf = o.Get("id").As<Napi::Buffer<uint8_t>>();
+    std::vector<uint8_t> id(buf.Data(), buf.Data() + buf.Length());
+    const int rank = static_cast<int>(require_int(o, "rank")), world = static_cast<int>(require_int(o, "worldSize"));
+    const int timeout = static_cast<int>(get_int(o, "timeoutMs", 120000));
+    return run_on_worker<bool>(
+        info.Env(), *worker_,
+        [this, id, rank, world, timeout] {
+          schedules_.clear();
+          transport_ = std::shared_ptr<Transport>(make_nccl_transport(id, rank, world, *backend_, timeout));
+          return true;
+        },
+        [](Napi::Env env, bool&) -> Napi::Value { return env.Undefined(); });
+#else
+    fail(ErrorCode::InvalidArgument, "NCCL needs the CUDA build of the addon");
+#endif
+  });
+}
+
+DistAttention& Engine::schedule_for(const DistProblem& p) {
+  std::string key = problem_key(p);
+  auto it = schedules_.find(key);
+  if (it == schedules_.end()) it = schedules_.emplace(key, std::make_unique<DistAttention>(*backend_, *transport_, p)).first;
+  return *it->second;
+}
+
+Napi::Value Engine::AttentionForward(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&]() -> Napi::Value {
+    require(info.Length() > 0 && info[0].IsObject(), ErrorCode::InvalidArgument, "attentionForward takes an options object");
+    Napi::Object o = info[0].As<Napi::Object>();
+    CallPlan plan = read_plan(o, *transport_);
+    const AttnDims& d = plan.problem.dims;
+    TensorPtr q = Tensor::Unwrap(o.Get("q"), "q"), k = Tensor::Unwrap(o.Get("k"), "k"), v = Tensor::Unwrap(o.Get("v"), "v");
+    TensorPtr mask = optional_tensor(o, "mask");
+    expect(q, "q", {d.batch, plan.lq, d.heads, d.head_dim}, d.dtype);
+    expect(k, "k", {d.batch, plan.lkv, d.kv_heads, d.head_dim}, d.dtype);
+    expect(v, "v", {d.batch, plan.lkv, d.kv_heads, d.head_dim}, d.dtype);
+    if (mask) expect(mask, "mask", {d.batch, plan.lq, 2}, d.dtype, DeviceTensor::Kind::Int32);
+    auto out = std::make_shared<DeviceTensor>(backend_, std::vector<int64_t>{d.batch, plan.lq, d.heads, d.head_dim}, d.dtype);
+    auto lse = std::make_shared<DeviceTensor>(backend_, std::vector<int64_t>{d.batch, d.heads, plan.lq}, DType::F32);
+    Napi::Object self = Value();
+    return run_on_worker<DistStats>(
+        info.Env(), *worker_,
+        [this, plan, q, k, v, mask, out, lse] {
+          DistAttention& s = schedule_for(plan.problem);
+          s.forward(plan.algo, {q->data(), k->data(), v->data(), mask ? mask->as<int32_t>() : nullptr, out->data(),
+                                lse->as<float>()});
+          backend_->synchronize();
+          return s.last_stats();
+        },
+        [this, self, out, lse](Napi::Env env, DistStats& st) -> Napi::Value {
+          Napi::Object r = Napi::Object::New(env);
+          r.Set("o", Tensor::Wrap(env, this, self, out));
+          r.Set("lse", Tensor::Wrap(env, this, self, lse));
+          return stats_into(env, r, st);
+        });
+  });
+}
+
+Napi::Value Engine::AttentionBackward(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&]() -> Napi::Value {
+    require(info.Length() > 0 && info[0].IsObject(), ErrorCode::InvalidArgument, "attentionBackward takes an options object");
+    Napi::Object o = info[0].As<Napi::Object>();
+    CallPlan plan = read_plan(o, *transport_);
+    const AttnDims& d = plan.problem.dims;
+    TensorPtr q = Tensor::Unwrap(o.Get("q"), "q"), k = Tensor::Unwrap(o.Get("k"), "k"), v = Tensor::Unwrap(o.Get("v"), "v");
+    TensorPtr out = Tensor::Unwrap(o.Get("o"), "o"), lse = Tensor::Unwrap(o.Get("lse"), "lse");
+    TensorPtr dout = Tensor::Unwrap(o.Get("dout"), "dout");
+    TensorPtr mask = optional_tensor(o, "mask");
+    const std::vector<int64_t> qs{d.batch, plan.lq, d.heads, d.head_dim}, kvs{d.batch, plan.lkv, d.kv_heads, d.head_dim};
+    expect(q, "q", qs, d.dtype);
+    expect(k, "k", kvs, d.dtype);
+    expect(v, "v", kvs, d.dtype);
+    expect(out, "o", qs, d.dtype);
+    expect(dout, "dout", qs, d.dtype);
+    expect(lse, "lse", {d.batch, d.heads, plan.lq}, DType::F32);
+    if (mask) expect(mask, "mask", {d.batch, plan.lq, 2}, d.dtype, DeviceTensor::Kind::Int32);
+    auto dq = std::make_shared<DeviceTensor>(backend_, qs, DType::F32);
+    auto dk = std::make_shared<DeviceTensor>(backend_, kvs, DType::F32);
+    auto dv = std::make_shared<DeviceTensor>(backend_, kvs, DType::F32);
+    Napi::Object self = Value();
+    return run_on_worker<DistStats>(
+        info.Env(), *worker_,
+        [this, plan, q, k, v, out, lse, dout, mask, dq, dk, dv] {
+          DistAttention& s = schedule_for(plan.problem);
+          s.backward(plan.algo, {q->data(), k->data(), v->data(), out->data(), lse->as<float>(), dout->data(),
+                                 mask ? mask->as<int32_t>() : nullptr, dq->as<float>(), dk->as<float>(), dv->as<float>()});
+          backend_->synchronize();
+          return s.last_stats();
+        },
+        [this, self, dq, dk, dv](Napi::Env env, DistStats& st) -> Napi::Value {
+          Napi::Object r = Napi::Object::New(env);
+          r.Set("dq", Tensor::Wrap(env, this, self, dq));
+          r.Set("dk", Tensor::Wrap(env, this, self, dk));
+          r.Set("dv", Tensor::Wrap(env, this, self, dv));
+          return stats_into(env, r, st);
+        });
+  });
+}
+
+Napi::Value Engine::AllReduce(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&]() -> Napi::Value {
+    TensorPtr t = Tensor::Unwrap(info[0], "tensor");
+    require(t->dtype() == DType::F32 && t->kind() == DeviceTensor::Kind::Float, ErrorCode::InvalidArgument,
+            "allReduce takes a float32 tensor, got " + t->describe());
+    return run_on_worker<bool>(
+        info.Env(), *worker_,
+        [this, t] {
+          backend_->synchronize();
+          transport_->all_reduce_sum_f32(t->as<float>(), static_cast<size_t>(t->numel()));
+          backend_->synchronize();
+          return true;
+        },
+        [](Napi::Env env, bool&) -> Napi::Value { return env.Undefined(); });
+  });
+}
+
+Napi::Value Engine::Close(const Napi::CallbackInfo& info) {
+  if (worker_) {
+    worker_->run_sync([this] {
+      schedules_.clear();
+      nn_ops_.reset();
+      transport_.reset();
+    });
+    worker_.reset();
+  }
+  return info.Env().Undefined();
+}
+
+void InitEngine(Napi::Env env, Napi::Object exports) {
+  exports.Set("Engine", Engine::Define(env));
+  exports.Set("Tensor", Tensor::Define(env));
+}
+
 }  // namespace xattn::binding

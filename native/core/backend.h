@@ -18,6 +18,7 @@ class Backend {
   virtual void copy(void* dst, const void* src, size_t bytes) = 0;  // device to device, in stream order
   virtual void zero(void* p, size_t bytes) = 0;
   virtual void fill_f32(float* p, size_t n, float value) = 0;
+  virtual void add_f32(float* dst, const float* src, size_t n) = 0;  // dst += src
   // Copies between host and device memory; block until done.
   virtual void to_host(void* host, const void* dev, size_t bytes) = 0;
   virtual void from_host(void* dev, const void* host, size_t bytes) = 0;

@@ -1,0 +1,30 @@
+// JavaScript handle of a DeviceTensor: shape, dtype, download(), dispose().
+#pragma once
+#include <napi.h>
+
+#include "core/device_tensor.h"
+
+namespace xattn::binding {
+
+class Engine;
+
+class Tensor : public Napi::ObjectWrap<Tensor> {
+ public:
+  static Napi::Function Define(Napi::Env env);
+  static Napi::Object Wrap(Napi::Env env, Engine* engine, Napi::Object engine_js, TensorPtr t);
+  // The tensor behind a JS value, or a coded error naming `what`.
+  static TensorPtr Unwrap(const Napi::Value& v, const char* what);
+  using Napi::ObjectWrap<Tensor>::Unwrap;
+  explicit Tensor(const Napi::CallbackInfo& info);
+
+ private:
+  Napi::Value Shape(const Napi::CallbackInfo& info);
+  Napi::Value DType(const Napi::CallbackInfo& info);
+  Napi::Value Download(const Napi::CallbackInfo& info);
+  void Dispose(const Napi::CallbackInfo& info);
+  TensorPtr tensor_;
+  Engine* engine_ = nullptr;
+  Napi::ObjectReference engine_ref_;  // keeps the engine alive while tensors exist
+};
+
+}  // namespace xattn::binding

@@ -1,0 +1,56 @@
+// Building blocks shared by the CPU attention kernels: tile geometry, conversion of strided head rows
+// into padded float32 tiles, a small register-blocked GEMM and per-row mask ranges.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "core/attn.h"
+
+namespace xattn::cpu {
+
+constexpr int64_t kQTile = 32;   // query rows per task
+constexpr int64_t kKvTile = 64;  // key/value rows per inner step
+constexpr int64_t kPad = 8;      // GEMM column block: padded widths are multiples of this
+
+inline int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+inline int64_t ceil_div(int64_t x, int64_t m) { return (x + m - 1) / m; }
+
+// Rows of one head inside a BSHD tensor: element (r, c) lives at index first + r * stride + c.
+struct RowView {
+  const void* base;
+  DType dtype;
+  int64_t first;
+  int64_t stride;
+  int64_t width;
+};
+
+// dst[r * ld + c] = row r, column c as float32 for r < rows; zero for c in [width, ld) and r in [rows, rows_pad).
+void load_rows(const RowView& v, int64_t rows, float* dst, int64_t rows_pad, int64_t ld);
+// dst[c * ld + r] = row r, column c (transposed); zero for r in [rows, ld) and c in [width, width_pad).
+void load_rows_transposed(const RowView& v, int64_t rows, float* dst, int64_t width_pad, int64_t ld);
+
+// C[M x N] += A[M x K] * B[K x N] (row-major, leading dims lda/ldb/ldc); M % 4 == 0, N % kPad == 0.
+// Each C element sums over k in increasing order, so results do not depend on blocking or threads.
+void gemm_acc(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb,
+              float* c, int64_t ldc);
+
+// dst[c * ldd + r] = src[r * lds + c] for r < rows, c < cols.
+void transpose(const float* src, int64_t lds, int64_t rows, int64_t cols, float* dst, int64_t ldd);
+
+// out[i] = exp(in[i] * scale - shift) for i < n; returns their sum (added in index order).
+float exp_shifted(const float* in, float scale, float shift, float* out, int64_t n);
+
+// Local visible KV range [lo, hi) of each query row of a tile (mask clipped to this block), plus the
+// union [union_lo, union_hi) over rows that see anything (empty: union_lo == union_hi).
+struct RowRanges {
+  int64_t lo[kQTile];
+  int64_t hi[kQTile];
+  int64_t union_lo;
+  int64_t union_hi;
+};
+void row_ranges(const AttnBlock& blk, int64_t batch, int64_t q0, int64_t rows, RowRanges& out);
+
+// Per-thread scratch of at least n floats, reused between calls on the same thread.
+float* thread_scratch(size_t n);
+
+}  // namespace xattn::cpu

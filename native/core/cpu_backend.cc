@@ -1,0 +1,65 @@
+#include "core/cpu_backend.h"
+
+#include <algorithm>
+#include <cstring>
+#include <new>
+#include <string>
+
+#include "core/cpu_attention.h"
+#include "core/error.h"
+
+namespace xattn {
+
+namespace {
+// Cache-line alignment keeps SIMD loads of tensor rows aligned when the head dim allows it.
+constexpr std::align_val_t kAlign{64};
+}  // namespace
+
+void* CpuBackend::alloc(size_t bytes) {
+  try {
+    return ::operator new(bytes == 0 ? 1 : bytes, kAlign);
+  } catch (const std::bad_alloc&) {
+    fail(ErrorCode::Internal, "out of host memory allocating " + std::to_string(bytes) + " bytes");
+  }
+}
+
+void CpuBackend::free(void* p) {
+  if (p) ::operator delete(p, kAlign);
+}
+
+void CpuBackend::copy(void* dst, const void* src, size_t bytes) {
+  if (bytes) std::memmove(dst, src, bytes);
+}
+void CpuBackend::zero(void* p, size_t bytes) {
+  if (bytes) std::memset(p, 0, bytes);
+}
+void CpuBackend::fill_f32(float* p, size_t n, float value) { std::fill(p, p + n, value); }
+void CpuBackend::add_f32(float* dst, const float* src, size_t n) {
+  for (size_t i = 0; i < n; ++i) dst[i] += src[i];
+}
+void CpuBackend::to_host(void* host, const void* dev, size_t bytes) { copy(host, dev, bytes); }
+void CpuBackend::from_host(void* dev, const void* host, size_t bytes) { copy(dev, host, bytes); }
+
+void CpuBackend::attn_fwd(const AttnDims& d, const AttnBlock& b, const AttnFwdIO& io) {
+  d.validate();
+  cpu::attn_forward(d, b, io);
+}
+
+void CpuBackend::attn_bwd(const AttnDims& d, const AttnBlock& b, const AttnBwdIO& io) {
+  d.validate();
+  cpu::attn_backward(d, b, io);
+}
+
+void CpuBackend::lse_merge(const AttnDims& d, int64_t lq, float* acc_o, float* acc_lse, const float* part_o,
+                           const float* part_lse) {
+  cpu::lse_merge(d, lq, acc_o, acc_lse, part_o, part_lse);
+}
+
+void CpuBackend::row_dot(const AttnDims& d, int64_t lq, const void* dout, const void* out, float* drow) {
+  cpu::row_dot(d, lq, dout, out, drow);
+}
+
+void CpuBackend::cast_from_f32(DType to, const float* src, void* dst, size_t n) { cpu::cast_from_f32(to, src, dst, n); }
+void CpuBackend::cast_to_f32(DType from, const void* src, float* dst, size_t n) { cpu::cast_to_f32(from, src, dst, n); }
+
+}  // namespace xattn

@@ -1,0 +1,30 @@
+// The CPU backend: host memory is device memory and every call runs to completion before returning.
+#pragma once
+#include "core/backend.h"
+
+namespace xattn {
+
+class CpuBackend : public Backend {
+ public:
+  const char* name() const override { return "cpu"; }
+
+  void* alloc(size_t bytes) override;
+  void free(void* p) override;
+  void copy(void* dst, const void* src, size_t bytes) override;
+  void zero(void* p, size_t bytes) override;
+  void fill_f32(float* p, size_t n, float value) override;
+  void add_f32(float* dst, const float* src, size_t n) override;
+  void to_host(void* host, const void* dev, size_t bytes) override;
+  void from_host(void* dev, const void* host, size_t bytes) override;
+  void synchronize() override {}
+
+  void attn_fwd(const AttnDims& d, const AttnBlock& b, const AttnFwdIO& io) override;
+  void attn_bwd(const AttnDims& d, const AttnBlock& b, const AttnBwdIO& io) override;
+  void lse_merge(const AttnDims& d, int64_t lq, float* acc_o, float* acc_lse, const float* part_o,
+                 const float* part_lse) override;
+  void row_dot(const AttnDims& d, int64_t lq, const void* dout, const void* out, float* drow) override;
+  void cast_from_f32(DType to, const float* src, void* dst, size_t n) override;
+  void cast_to_f32(DType from, const void* src, float* dst, size_t n) override;
+};
+
+}  // namespace xattn

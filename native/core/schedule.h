@@ -1,0 +1,77 @@
+// Distributed exact cross-attention over a ring of ranks, written once over Backend + Transport.
+//
+// LV-XAttn keeps K/V local and rotates the small query-side blocks (Q, mask; then O/LSE partials,
+// and in the backward Q, dO, LSE, D and a dQ accumulator). Ring Attention, the baseline, rotates the
+// K/V blocks (only the Hkv heads) and, in the backward, dK/dV accumulators. Every transfer overlaps
+// the next compute step; the last hop returns each accumulator to its owner.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "core/attn.h"
+#include "core/backend.h"
+#include "core/transport.h"
+
+namespace xattn {
+
+enum class Algorithm { LvXAttn, Ring };
+Algorithm parse_algorithm(const std::string& name);  // "lv-xattn" | "ring"
+const char* algorithm_name(Algorithm a);
+
+// Global problem: lq_total text rows and lkv_total visual rows, sharded contiguously by rank.
+struct DistProblem {
+  AttnDims dims;
+  int64_t lq_total = 0;
+  int64_t lkv_total = 0;
+  bool comm = true;  // false: every rank computes P steps on its own blocks (the no-communication bound)
+};
+
+// Device pointers of this rank's shards (layouts in attn.h; mask may be null on every rank).
+struct DistFwdArgs {
+  const void* q; const void* k; const void* v; const int32_t* mask;
+  void* o;     // [B, lq_r, H, D] storage dtype
+  float* lse;  // [B, H, lq_r]
+};
+
+struct DistBwdArgs {
+  const void* q; const void* k; const void* v; const void* o; const float* lse; const void* dout;
+  const int32_t* mask;
+  float* dq; float* dk; float* dv;  // float32 gradients of this rank's shards (overwritten)
+};
+
+struct DistStats {
+  uint64_t bytes_sent = 0;     // by this rank during the last call
+  double comm_wait_seconds = 0; // host time blocked on transfers (CPU); ~0 where waits are stream-ordered
+};
+
+class DistAttention {
+ public:
+  DistAttention(Backend& backend, Transport& transport, const DistProblem& problem);
+  ~DistAttention();
+  DistAttention(const DistAttention&) = delete;
+  DistAttention& operator=(const DistAttention&) = delete;
+
+  void forward(Algorithm algo, const DistFwdArgs& a);
+  void backward(Algorithm algo, const DistBwdArgs& a);
+  const DistStats& last_stats() const { return stats_; }
+  int64_t local_lq() const;
+  int64_t local_lkv() const;
+
+ private:
+  struct Buffers;
+  void lv_forward(const DistFwdArgs& a);
+  void ring_forward(const DistFwdArgs& a);
+  void lv_backward(const DistBwdArgs& a);
+  void ring_backward(const DistBwdArgs& a);
+  void finish_forward(const float* acc_o, const float* acc_lse, const DistFwdArgs& a);
+
+  Backend& be_;
+  Transport& tr_;
+  DistProblem pb_;
+  int rank_, world_;
+  std::unique_ptr<Buffers> buf_;
+  DistStats stats_;
+};
+
+}  // namespace xattn

@@ -1,0 +1,89 @@
+// Tile loaders and mask helpers shared by the tensor-core forward and backward kernels.
+#pragma once
+#include <climits>
+#include <cstdint>
+
+#include "cuda/kernels.h"
+#include "cuda/mma_ptx.cuh"
+
+namespace xattn::cuda {
+
+constexpr float kLog2e = 1.4426950408889634f;
+constexpr float kLn2 = 0.6931471805599453f;
+
+__device__ __forceinline__ float fast_exp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
+
+// Packed row r of KV head hk -> element offset of its query row in a [B, lq, H, D] tensor.
+__device__ __forceinline__ int64_t packed_row_offset(const AttnGeom& g, int b, int hk, int64_t r) {
+  int64_t i = r / g.group;
+  int h = hk * g.group + static_cast<int>(r % g.group);
+  return ((b * g.lq + i) * g.heads + h) * static_cast<int64_t>(g.head_dim);
+}
+// Offset of LSE/D for packed row r ([B, H, lq]).
+__device__ __forceinline__ int64_t packed_row_stat(const AttnGeom& g, int b, int hk, int64_t r) {
+  int64_t i = r / g.group;
+  int h = hk * g.group + static_cast<int>(r % g.group);
+  return (static_cast<int64_t>(b) * g.heads + h) * g.lq + i;
+}
+// Visible KV range of packed row r in block-local coordinates, clamped to [0, lkv]; empty for rows past
+// the end.
+__device__ __forceinline__ void packed_row_range(const AttnGeom& g, int b, int64_t r, int& beg, int& end) {
+  if (r >= g.lq * g.group) { beg = end = 0; return; }
+  if (!g.mask) { beg = 0; end = static_cast<int>(g.lkv); return; }
+  const int32_t* m = g.mask + (b * g.lq + r / g.group) * 2;
+  int64_t lo = static_cast<int64_t>(m[0]) - g.kv_offset, hi = static_cast<int64_t>(m[1]) - g.kv_offset;
+  lo = lo < 0 ? 0 : (lo > g.lkv ? g.lkv : lo);
+  hi = hi < 0 ? 0 : (hi > g.lkv ? g.lkv : hi);
+  beg = static_cast<int>(lo);
+  end = static_cast<int>(hi > lo ? hi : lo);
+}
+
+// cp.async a [ROWS][D] tile of packed query rows starting at r0 (rows past the end are zero-filled).
+template <typename T, int D, int ROWS, int NT>
+__device__ __forceinline__ void load_packed_tile(T* sm, const T* src, const AttnGeom& g, int b, int hk, int64_t r0,
+                                                 int tid) {
+  constexpr int CH = D / 8;
+  const int64_t rows = g.lq * g.group;
+#pragma unroll 4
+  for (int idx = tid; idx < ROWS * CH; idx += NT) {
+    int r = idx / CH, c = idx % CH;
+    bool valid = r0 + r < rows;
+    const T* p = valid ? src + packed_row_offset(g, b, hk, r0 + r) + c * 8 : src;
+    cp_async16(smem_addr(sm + swz<D>(r, c * 8)), p, valid);
+  }
+}
+
+// cp.async a [ROWS][D] tile of K or V rows j0.. of KV head hk (rows past lkv are zero-filled).
+template <typename T, int D, int ROWS, int NT>
+__device__ __forceinline__ void load_kv_tile(T* sm, const T* src, const AttnGeom& g, int b, int hk, int64_t j0,
+                                             int tid) {
+  constexpr int CH = D / 8;
+#pragma unroll 4
+  for (int idx = tid; idx < ROWS * CH; idx += NT) {
+    int r = idx / CH, c = idx % CH;
+    int64_t j = j0 + r;
+    bool valid = j < g.lkv;
+    const T* p = valid ? src + ((b * g.lkv + j) * g.kv_heads + hk) * static_cast<int64_t>(D) + c * 8 : src;
+    cp_async16(smem_addr(sm + swz<D>(r, c * 8)), p, valid);
+  }
+}
+
+// Union [lo, hi) of the visible ranges of a CTA's packed rows, to skip KV tiles nobody sees.
+template <int NT>
+__device__ __forceinline__ void cta_visible_union(int beg_a, int end_a, int beg_b, int end_b, int& lo, int& hi) {
+  __shared__ int s_lo, s_hi;
+  if (threadIdx.x == 0) { s_lo = INT_MAX; s_hi = 0; }
+  __syncthreads();
+  if (beg_a < end_a) { atomicMin(&s_lo, beg_a); atomicMax(&s_hi, end_a); }
+  if (beg_b < end_b) { atomicMin(&s_lo, beg_b); atomicMax(&s_hi, end_b); }
+  __syncthreads();
+  lo = s_lo;
+  hi = s_hi;
+  __syncthreads();
+}
+
+}  // namespace xattn::cuda

@@ -1,0 +1,267 @@
+#include "cuda/cuda_backend.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <string>
+#include <thread>
+
+#include "core/error.h"
+#include "cuda/cuda_check.h"
+#include "cuda/kernels.h"
+
+namespace xattn {
+namespace {
+
+bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
+
+// Enough KV splits that short-Lq problems still fill the GPU (about two waves of two CTAs per SM).
+int choose_splits(int64_t ctas, int n_tiles, int sm_count, int cap) {
+  const int64_t target = 4LL * sm_count;
+  if (ctas <= 0 || ctas >= target || n_tiles < 8) return 1;
+  int64_t s = (target + ctas - 1) / ctas;
+  s = std::min<int64_t>(s, std::max(1, n_tiles / 4));
+  s = std::min<int64_t>(s, cap > 0 ? cap : 64);
+  const int64_t per = (n_tiles + s - 1) / s;
+  return static_cast<int>((n_tiles + per - 1) / per);
+}
+
+void check_block(const AttnDims& d, const AttnBlock& b) {
+  d.validate();
+  require(b.lq >= 0, ErrorCode::InvalidArgument, "lq must be >= 0, got " + std::to_string(b.lq));
+  require(b.lkv >= 0, ErrorCode::InvalidArgument, "lkv must be >= 0, got " + std::to_string(b.lkv));
+  require(b.lkv < (int64_t{1} << 31) - 256, ErrorCode::InvalidArgument,
+          "lkv must be below 2^31 per block, got " + std::to_string(b.lkv));
+}
+
+cuda::AttnGeom geom(const AttnDims& d, const AttnBlock& b) {
+  cuda::AttnGeom g;
+  g.batch = d.batch;
+  g.lq = b.lq;
+  g.lkv = b.lkv;
+  g.kv_offset = b.kv_offset;
+  g.heads = static_cast<int>(d.heads);
+  g.kv_heads = static_cast<int>(d.kv_heads);
+  g.group = static_cast<int>(d.group());
+  g.head_dim = static_cast<int>(d.head_dim);
+  g.scale = d.softmax_scale();
+  g.mask = b.mask;
+  return g;
+}
+
+}  // namespace
+
+CudaBackend::CudaBackend(int device) : device_(device) {
+  int count = 0;
+  XATTN_CUDA_CHECK(cudaGetDeviceCount(&count));
+  require(device >= 0 && device < count, ErrorCode::InvalidArgument,
+          "CUDA device " + std::to_string(device) + " does not exist (" + std::to_string(count) + " visible)");
+  activate();
+  cudaDeviceProp prop{};
+  XATTN_CUDA_CHECK(cudaGetDeviceProperties(&prop, device));
+  require(prop.major >= 8, ErrorCode::Cuda,
+          std::string("xattn needs compute capability 8.0 or newer; ") + prop.name + " has " +
+              std::to_string(prop.major) + "." + std::to_string(prop.minor));
+  sm_count_ = prop.multiProcessorCount;
+  device_name_ = prop.name;
+  XATTN_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+  XATTN_CUDA_CHECK(cudaEventCreateWithFlags(&sync_event_, cudaEventDisableTiming));
+}
+
+CudaBackend::~CudaBackend() {
+  cudaSetDevice(device_);
+  if (stream_) cudaStreamSynchronize(stream_);
+  if (workspace_) cudaFree(workspace_);
+  if (sync_event_) cudaEventDestroy(sync_event_);
+  if (stream_) cudaStreamDestroy(stream_);
+}
+
+void CudaBackend::activate() const { XATTN_CUDA_CHECK(cudaSetDevice(device_)); }
+
+void* CudaBackend::alloc(size_t bytes) {
+  activate();
+  void* p = nullptr;
+  cudaError_t e = cudaMalloc(&p, bytes > 0 ? bytes : 1);
+  if (e != cudaSuccess) {
+    cudaGetLastError();
+    size_t free_b = 0, total_b = 0;
+    cudaMemGetInfo(&free_b, &total_b);
+    fail(ErrorCode::Cuda, "cudaMalloc of " + std::to_string(bytes) + " bytes failed on " + device_name_ + ": " +
+                              cudaGetErrorString(e) + " (" + std::to_string(free_b >> 20) + " MiB free of " +
+                              std::to_string(total_b >> 20) + ")");
+  }
+  return p;
+}
+
+void CudaBackend::free(void* p) {
+  if (!p) return;
+  synchronize();  // cudaFree waits for the device anyway; polling first keeps a dead peer from hanging it
+  XATTN_CUDA_CHECK(cudaFree(p));
+}
+
+void CudaBackend::copy(void* dst, const void* src, size_t bytes) {
+  if (bytes == 0) return;
+  activate();
+  XATTN_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream_));
+}
+
+void CudaBackend::zero(void* p, size_t bytes) {
+  if (bytes == 0) return;
+  activate();
+  XATTN_CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, stream_));
+}
+
+void CudaBackend::fill_f32(float* p, size_t n, float value) {
+  activate();
+  cuda::fill_f32(p, n, value, stream_);
+}
+
+void CudaBackend::add_f32(float* dst, const float* src, size_t n) {
+  activate();
+  cuda::add_f32_parts(n, 1, src, dst, stream_);
+}
+
+void CudaBackend::to_host(void* host, const void* dev, size_t bytes) {
+  if (bytes == 0) return;
+  synchronize();  // pageable copies block the host until prior work ends: make that a polled wait
+  XATTN_CUDA_CHECK(cudaMemcpyAsync(host, dev, bytes, cudaMemcpyDeviceToHost, stream_));
+  synchronize();
+}
+
+void CudaBackend::from_host(void* dev, const void* host, size_t bytes) {
+  if (bytes == 0) return;
+  synchronize();
+  XATTN_CUDA_CHECK(cudaMemcpyAsync(dev, host, bytes, cudaMemcpyHostToDevice, stream_));
+  synchronize();
+}
+
+void CudaBackend::synchronize() {
+  activate();
+  XATTN_CUDA_CHECK(cudaEventRecord(sync_event_, stream_));
+  wait_event(sync_event_);
+}
+
+int CudaBackend::add_wait_hook(std::function<void()> hook) {
+  std::lock_guard<std::mutex> lock(hooks_mu_);
+  hooks_.emplace_back(next_hook_, std::move(hook));
+  return next_hook_++;
+}
+
+void CudaBackend::remove_wait_hook(int id) {
+  std::lock_guard<std::mutex> lock(hooks_mu_);
+  for (auto it = hooks_.begin(); it != hooks_.end(); ++it)
+    if (it->first == id) {
+      hooks_.erase(it);
+      return;
+    }
+}
+
+void CudaBackend::run_hooks() {
+  std::vector<std::function<void()>> copy;
+  {
+    std::lock_guard<std::mutex> lock(hooks_mu_);
+    for (auto& h : hooks_) copy.push_back(h.second);
+  }
+  for (auto& h : copy) h();
+}
+
+void CudaBackend::wait_event(cudaEvent_t ev) {
+  for (int polls = 0;; ++polls) {
+    cudaError_t e = cudaEventQuery(ev);
+    if (e == cudaSuccess) return;
+    if (e != cudaErrorNotReady) cuda::throw_cuda(e, "waiting for the compute stream", __FILE__, __LINE__);
+    run_hooks();
+    // Spin briefly for short waits, then sleep so a long step does not burn a core.
+    if (polls < 200)
+      std::this_thread::yield();
+    else
+      std::this_thread::sleep_for(std::chrono::microseconds(polls < 2000 ? 20 : 200));
+  }
+}
+
+float* CudaBackend::workspace(size_t floats) {
+  const size_t bytes = floats * sizeof(float);
+  if (bytes > workspace_bytes_) {
+    if (workspace_) {
+      synchronize();
+      XATTN_CUDA_CHECK(cudaFree(workspace_));
+      workspace_ = nullptr;
+      workspace_bytes_ = 0;
+    }
+    workspace_ = alloc(bytes + bytes / 4);  // headroom so slowly growing shapes do not reallocate each call
+    workspace_bytes_ = bytes + bytes / 4;
+  }
+  return static_cast<float*>(workspace_);
+}
+
+void CudaBackend::attn_fwd(const AttnDims& d, const AttnBlock& b, const AttnFwdIO& io) {
+  check_block(d, b);
+  activate();
+  if (b.lq == 0) return;
+  const size_t o_n = static_cast<size_t>(d.batch * b.lq * d.heads * d.head_dim);
+  const size_t lse_n = static_cast<size_t>(d.batch * d.heads * b.lq);
+  if (b.lkv == 0) {  // nothing visible: O = 0, LSE = -inf
+    zero(io.o, o_n * sizeof(float));
+    cuda::fill_f32(io.lse, lse_n, -INFINITY, stream_);
+    return;
+  }
+  const cuda::AttnGeom g = geom(d, b);
+  cuda::FwdArgs a{io.q, io.k, io.v, io.o, io.lse};
+  const bool fast = cuda::tc_supported(d.dtype, g.head_dim) && aligned16(io.q) && aligned16(io.k) &&
+                    aligned16(io.v) && aligned16(io.o);
+  if (!fast) return cuda::generic_attn_fwd(d.dtype, g, a, stream_);
+  const int64_t ctas = static_cast<int64_t>(cuda::tc_fwd_row_tiles(g)) * d.batch * d.kv_heads;
+  a.splits = choose_splits(ctas, cuda::tc_fwd_tiles(b.lkv), sm_count_, max_splits_);
+  if (a.splits > 1) {
+    float* ws = workspace(a.splits * (o_n + lse_n));
+    a.o_part = ws;
+    a.lse_part = ws + a.splits * o_n;
+  }
+  cuda::tc_attn_fwd(d.dtype, g, a, stream_);
+  if (a.splits > 1) cuda::combine_fwd_splits(g, a.splits, a.o_part, a.lse_part, io.o, io.lse, stream_);
+}
+
+void CudaBackend::attn_bwd(const AttnDims& d, const AttnBlock& b, const AttnBwdIO& io) {
+  check_block(d, b);
+  activate();
+  if (b.lq == 0 || b.lkv == 0) return;
+  const cuda::AttnGeom g = geom(d, b);
+  cuda::BwdArgs a{io.q, io.k, io.v, io.dout, io.lse, io.drow, io.dq, io.dk, io.dv};
+  const bool fast = cuda::tc_supported(d.dtype, g.head_dim) && aligned16(io.q) && aligned16(io.k) &&
+                    aligned16(io.v) && aligned16(io.dout) && aligned16(io.dq) && aligned16(io.dk) &&
+                    aligned16(io.dv);
+  if (!fast) return cuda::generic_attn_bwd(d.dtype, g, a, stream_);
+  const size_t dq_n = static_cast<size_t>(d.batch * b.lq * d.heads * d.head_dim);
+  const int64_t ctas = static_cast<int64_t>(cuda::tc_dq_row_tiles(g)) * d.batch * d.kv_heads;
+  a.dq_splits = choose_splits(ctas, cuda::tc_dq_tiles(g.head_dim, b.lkv), sm_count_, max_splits_);
+  if (a.dq_splits > 1) a.dq_part = workspace(a.dq_splits * dq_n);
+  cuda::tc_attn_bwd(d.dtype, g, a, stream_);
+  if (a.dq_splits > 1) cuda::add_f32_parts(dq_n, a.dq_splits, a.dq_part, io.dq, stream_);
+}
+
+void CudaBackend::lse_merge(const AttnDims& d, int64_t lq, float* acc_o, float* acc_lse, const float* part_o,
+                            const float* part_lse) {
+  d.validate();
+  activate();
+  cuda::lse_merge(d.batch, lq, static_cast<int>(d.heads), static_cast<int>(d.head_dim), acc_o, acc_lse, part_o,
+                  part_lse, stream_);
+}
+
+void CudaBackend::row_dot(const AttnDims& d, int64_t lq, const void* dout, const void* out, float* drow) {
+  d.validate();
+  activate();
+  cuda::row_dot(d.dtype, d.batch, lq, static_cast<int>(d.heads), static_cast<int>(d.head_dim), dout, out, drow,
+                stream_);
+}
+
+void CudaBackend::cast_from_f32(DType to, const float* src, void* dst, size_t n) {
+  activate();
+  cuda::cast_from_f32(to, src, dst, n, stream_);
+}
+
+void CudaBackend::cast_to_f32(DType from, const void* src, float* dst, size_t n) {
+  activate();
+  cuda::cast_to_f32(from, src, dst, n, stream_);
+}
+
+}  // namespace xattn

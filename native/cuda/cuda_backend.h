@@ -1,0 +1,72 @@
+// The CUDA implementation of xattn::Backend: one device, one compute stream, kernels enqueued in order.
+#pragma once
+#include <cuda_runtime_api.h>
+
+#include <functional>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/backend.h"
+
+namespace xattn {
+
+class CudaBackend final : public Backend {
+ public:
+  explicit CudaBackend(int device);
+  ~CudaBackend() override;
+  CudaBackend(const CudaBackend&) = delete;
+  CudaBackend& operator=(const CudaBackend&) = delete;
+
+  const char* name() const override { return "cuda"; }
+  void* alloc(size_t bytes) override;
+  void free(void* p) override;
+  void copy(void* dst, const void* src, size_t bytes) override;
+  void zero(void* p, size_t bytes) override;
+  void fill_f32(float* p, size_t n, float value) override;
+  void add_f32(float* dst, const float* src, size_t n) override;
+  void to_host(void* host, const void* dev, size_t bytes) override;
+  void from_host(void* dev, const void* host, size_t bytes) override;
+  void synchronize() override;
+
+  void attn_fwd(const AttnDims& d, const AttnBlock& b, const AttnFwdIO& io) override;
+  void attn_bwd(const AttnDims& d, const AttnBlock& b, const AttnBwdIO& io) override;
+  void lse_merge(const AttnDims& d, int64_t lq, float* acc_o, float* acc_lse, const float* part_o,
+                 const float* part_lse) override;
+  void row_dot(const AttnDims& d, int64_t lq, const void* dout, const void* out, float* drow) override;
+  void cast_from_f32(DType to, const float* src, void* dst, size_t n) override;
+  void cast_to_f32(DType from, const void* src, float* dst, size_t n) override;
+
+  int device() const { return device_; }
+  cudaStream_t stream() const { return stream_; }
+  const std::string& device_name() const { return device_name_; }
+  int sm_count() const { return sm_count_; }
+  void activate() const;  // makes this backend's device current on the calling thread
+  // Caps the KV splits of the forward and dQ kernels (0 = automatic); for checks and tuning.
+  void set_max_splits(int n) { max_splits_ = n; }
+
+  // Host-side waits poll instead of blocking, and call these hooks on every poll: a transport that
+  // detects a dead peer throws from its hook, so no wait hangs.
+  int add_wait_hook(std::function<void()> hook);
+  void remove_wait_hook(int id);
+  void wait_event(cudaEvent_t ev);  // polls ev to completion, running the hooks
+
+ private:
+  float* workspace(size_t floats);  // scratch for split-KV partials, grown on demand
+  void run_hooks();
+
+  int device_ = 0;
+  int sm_count_ = 1;
+  int max_splits_ = 0;
+  std::string device_name_;
+  cudaStream_t stream_ = nullptr;
+  cudaEvent_t sync_event_ = nullptr;
+  void* workspace_ = nullptr;
+  size_t workspace_bytes_ = 0;
+  std::mutex hooks_mu_;
+  std::vector<std::pair<int, std::function<void()>>> hooks_;
+  int next_hook_ = 1;
+};
+
+}  // namespace xattn

@@ -1,0 +1,175 @@
+// Element-wise and reduction kernels: LSE merge, split-KV combine, adds (dQ split reduce), row_dot, casts,
+// fill.
+#include <cmath>
+
+#include "cuda/cuda_check.h"
+#include "cuda/kernels.h"
+#include "cuda/mma_ptx.cuh"
+#include "cuda/scalar_io.cuh"
+
+namespace xattn::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+
+unsigned blocks_for(size_t n) {
+  size_t b = (n + kThreads - 1) / kThreads;
+  return static_cast<unsigned>(b < 65535u * 16 ? (b > 0 ? b : 1) : 65535u * 16);
+}
+unsigned warp_blocks(int64_t warps) { return static_cast<unsigned>((warps * 32 + kThreads - 1) / kThreads); }
+
+// One warp per (b, i, h) row: both sides' weights are read before the row is rewritten.
+__global__ void lse_merge_kernel(int64_t rows, int64_t lq, int heads, int D, float* acc_o, float* acc_lse,
+                                 const float* part_o, const float* part_lse) {
+  const int64_t w = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
+  const int lane = threadIdx.x & 31;
+  if (w >= rows) return;
+  const int h = static_cast<int>(w % heads);
+  const int64_t i = (w / heads) % lq, b = w / (heads * lq);
+  const int64_t st = (b * heads + h) * lq + i;
+  const float la = acc_lse[st], lp = part_lse[st];
+  const float mx = fmaxf(la, lp);
+  float wa = 0.f, wp = 0.f, lse = -INFINITY;
+  if (mx != -INFINITY) {
+    const float ea = expf(la - mx), ep = expf(lp - mx), sum = ea + ep;
+    wa = ea / sum;
+    wp = ep / sum;
+    lse = mx + logf(sum);
+  }
+  float* o = acc_o + w * D;
+  const float* p = part_o + w * D;
+  for (int d = lane; d < D; d += 32) o[d] = (wa > 0.f ? wa * o[d] : 0.f) + (wp > 0.f ? wp * p[d] : 0.f);
+  if (lane == 0) acc_lse[st] = lse;
+}
+
+// Split-KV forward epilogue: O = sum_s exp(lse_s - lse) O_s, lse = log sum_s exp(lse_s).
+__global__ void combine_kernel(int64_t rows, int64_t lq, int heads, int D, int splits, const float* o_part,
+                               const float* lse_part, float* o, float* lse_out) {
+  const int64_t w = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
+  const int lane = threadIdx.x & 31;
+  if (w >= rows) return;
+  const int h = static_cast<int>(w % heads);
+  const int64_t i = (w / heads) % lq, b = w / (heads * lq);
+  const int64_t st = (b * heads + h) * lq + i;
+  const int64_t stat_stride = rows, o_stride = rows * D;  // rows = B*lq*H
+  float mx = -INFINITY;
+  for (int s = 0; s < splits; ++s) mx = fmaxf(mx, lse_part[s * stat_stride + st]);
+  float sum = 0.f;
+  if (mx != -INFINITY)
+    for (int s = 0; s < splits; ++s) sum += expf(lse_part[s * stat_stride + st] - mx);
+  const float inv = sum > 0.f ? 1.f / sum : 0.f;
+  for (int d = lane; d < D; d += 32) {
+    float acc = 0.f;
+    if (sum > 0.f)
+      for (int s = 0; s < splits; ++s) {
+        const float ls = lse_part[s * stat_stride + st];
+        if (ls != -INFINITY) acc += expf(ls - mx) * inv * o_part[s * o_stride + w * D + d];
+      }
+    o[w * D + d] = acc;
+  }
+  if (lane == 0) lse_out[st] = sum > 0.f ? mx + logf(sum) : -INFINITY;
+}
+
+__global__ void add_parts_kernel(size_t n, int parts, const float* src, float* dst) {
+  for (size_t e = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x; e < n;
+       e += static_cast<size_t>(gridDim.x) * blockDim.x) {
+    float acc = dst[e];
+    for (int p = 0; p < parts; ++p) acc += src[p * n + e];
+    dst[e] = acc;
+  }
+}
+
+template <typename T>
+__global__ void row_dot_kernel(int64_t rows, int64_t lq, int heads, int D, const T* dout, const T* out, float* drow) {
+  const int64_t w = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
+  const int lane = threadIdx.x & 31;
+  if (w >= rows) return;
+  const int h = static_cast<int>(w % heads);
+  const int64_t i = (w / heads) % lq, b = w / (heads * lq);
+  float acc = 0.f;
+  for (int d = lane; d < D; d += 32) acc += to_f32(dout[w * D + d]) * to_f32(out[w * D + d]);
+  acc = warp_sum(acc);
+  if (lane == 0) drow[(b * heads + h) * lq + i] = acc;
+}
+
+template <typename T>
+__global__ void cast_from_kernel(const float* src, T* dst, size_t n) {
+  for (size_t e = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x; e < n;
+       e += static_cast<size_t>(gridDim.x) * blockDim.x)
+    dst[e] = from_f32<T>(src[e]);
+}
+template <typename T>
+__global__ void cast_to_kernel(const T* src, float* dst, size_t n) {
+  for (size_t e = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x; e < n;
+       e += static_cast<size_t>(gridDim.x) * blockDim.x)
+    dst[e] = to_f32(src[e]);
+}
+__global__ void fill_kernel(float* p, size_t n, float value) {
+  for (size_t e = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x; e < n;
+       e += static_cast<size_t>(gridDim.x) * blockDim.x)
+    p[e] = value;
+}
+
+template <typename T>
+void run_row_dot(int64_t batch, int64_t lq, int heads, int D, const void* dout, const void* out, float* drow,
+                 cudaStream_t s) {
+  const int64_t rows = batch * lq * heads;
+  row_dot_kernel<T><<<warp_blocks(rows), kThreads, 0, s>>>(rows, lq, heads, D, static_cast<const T*>(dout),
+                                                           static_cast<const T*>(out), drow);
+  XATTN_CUDA_LAUNCHED("row_dot");
+}
+template <typename T>
+void run_cast_from(const float* src, void* dst, size_t n, cudaStream_t s) {
+  cast_from_kernel<T><<<blocks_for(n), kThreads, 0, s>>>(src, static_cast<T*>(dst), n);
+  XATTN_CUDA_LAUNCHED("cast_from_f32");
+}
+template <typename T>
+void run_cast_to(const void* src, float* dst, size_t n, cudaStream_t s) {
+  cast_to_kernel<T><<<blocks_for(n), kThreads, 0, s>>>(static_cast<const T*>(src), dst, n);
+  XATTN_CUDA_LAUNCHED("cast_to_f32");
+}
+
+}  // namespace
+
+void lse_merge(int64_t batch, int64_t lq, int heads, int head_dim, float* acc_o, float* acc_lse,
+               const float* part_o, const float* part_lse, cudaStream_t s) {
+  const int64_t rows = batch * lq * heads;
+  if (rows == 0) return;
+  lse_merge_kernel<<<warp_blocks(rows), kThreads, 0, s>>>(rows, lq, heads, head_dim, acc_o, acc_lse, part_o, part_lse);
+  XATTN_CUDA_LAUNCHED("lse_merge");
+}
+
+void combine_fwd_splits(const AttnGeom& g, int splits, const float* o_part, const float* lse_part, float* o,
+                        float* lse, cudaStream_t s) {
+  const int64_t rows = g.batch * g.lq * g.heads;
+  combine_kernel<<<warp_blocks(rows), kThreads, 0, s>>>(rows, g.lq, g.heads, g.head_dim, splits, o_part, lse_part,
+                                                        o, lse);
+  XATTN_CUDA_LAUNCHED("attn_fwd combine");
+}
+
+void add_f32_parts(size_t n, int parts, const float* src, float* dst, cudaStream_t s) {
+  if (n == 0) return;
+  add_parts_kernel<<<blocks_for(n / 4 + 1), kThreads, 0, s>>>(n, parts, src, dst);
+  XATTN_CUDA_LAUNCHED("add_f32_parts");
+}
+
+void row_dot(DType t, int64_t batch, int64_t lq, int heads, int head_dim, const void* dout, const void* out,
+             float* drow, cudaStream_t s) {
+  if (batch * lq * heads == 0) return;
+  XATTN_DISPATCH_DTYPE(t, run_row_dot, batch, lq, heads, head_dim, dout, out, drow, s);
+}
+void cast_from_f32(DType to, const float* src, void* dst, size_t n, cudaStream_t s) {
+  if (n == 0) return;
+  XATTN_DISPATCH_DTYPE(to, run_cast_from, src, dst, n, s);
+}
+void cast_to_f32(DType from, const void* src, float* dst, size_t n, cudaStream_t s) {
+  if (n == 0) return;
+  XATTN_DISPATCH_DTYPE(from, run_cast_to, src, dst, n, s);
+}
+void fill_f32(float* p, size_t n, float value, cudaStream_t s) {
+  if (n == 0) return;
+  fill_kernel<<<blocks_for(n), kThreads, 0, s>>>(p, n, value);
+  XATTN_CUDA_LAUNCHED("fill_f32");
+}
+
+}  // namespace xattn::cuda

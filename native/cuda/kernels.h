@@ -1,0 +1,64 @@
+// Launchers of the CUDA kernels (host side). Layouts as in core/attn.h; everything is enqueued on `stream`.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "core/dtype.h"
+
+namespace xattn::cuda {
+
+// Geometry shared by the attention kernels. Query rows of one KV head are "packed": packed row r of
+// KV head hk is query position r / group of query head hk * group + r % group (GQA without copies).
+struct AttnGeom {
+  int64_t batch = 1, lq = 0, lkv = 0, kv_offset = 0;
+  int heads = 1, kv_heads = 1, group = 1, head_dim = 64;
+  float scale = 1.f;               // softmax scale (natural)
+  const int32_t* mask = nullptr;   // [B, lq, 2] global [begin, end) or null
+};
+
+struct FwdArgs {
+  const void* q; const void* k; const void* v;
+  float* o; float* lse;
+  int splits = 1;          // KV splits (> 1: partials go to o_part/lse_part, then a combine kernel)
+  float* o_part = nullptr;   // [splits, B, lq, H, D]
+  float* lse_part = nullptr; // [splits, B, H, lq]
+};
+
+struct BwdArgs {
+  const void* q; const void* k; const void* v; const void* dout;
+  const float* lse; const float* drow;
+  float* dq; float* dk; float* dv;
+  int dq_splits = 1;          // KV splits of the dQ kernel (> 1: partials in dq_part, then a reduce kernel)
+  float* dq_part = nullptr;   // [dq_splits, B, lq, H, D]
+};
+
+// Tensor-core (mma.sync) kernels: bf16/fp16, head_dim 64 or 128, 16-byte aligned rows.
+bool tc_supported(DType t, int head_dim);
+int tc_fwd_tiles(int64_t lkv);  // KV tiles the forward walks (its split unit)
+int tc_fwd_row_tiles(const AttnGeom& g);
+void tc_attn_fwd(DType t, const AttnGeom& g, const FwdArgs& a, cudaStream_t s);
+int tc_dq_tiles(int head_dim, int64_t lkv);
+int tc_dq_row_tiles(const AttnGeom& g);
+void tc_attn_bwd(DType t, const AttnGeom& g, const BwdArgs& a, cudaStream_t s);
+
+// Generic kernels: any dtype (float32 too), head_dim <= 256, any alignment; slower.
+void generic_attn_fwd(DType t, const AttnGeom& g, const FwdArgs& a, cudaStream_t s);
+void generic_attn_bwd(DType t, const AttnGeom& g, const BwdArgs& a, cudaStream_t s);
+
+// Split-KV epilogues.
+void combine_fwd_splits(const AttnGeom& g, int splits, const float* o_part, const float* lse_part, float* o,
+                        float* lse, cudaStream_t s);
+// dst[e] += sum over p < parts of src[p * n + e] (dQ split reduce; parts = 1 is add_f32).
+void add_f32_parts(size_t n, int parts, const float* src, float* dst, cudaStream_t s);
+
+// Element-wise ops of the Backend interface.
+void lse_merge(int64_t batch, int64_t lq, int heads, int head_dim, float* acc_o, float* acc_lse,
+               const float* part_o, const float* part_lse, cudaStream_t s);
+void row_dot(DType t, int64_t batch, int64_t lq, int heads, int head_dim, const void* dout, const void* out,
+             float* drow, cudaStream_t s);
+void cast_from_f32(DType to, const float* src, void* dst, size_t n, cudaStream_t s);
+void cast_to_f32(DType from, const void* src, float* dst, size_t n, cudaStream_t s);
+void fill_f32(float* p, size_t n, float value, cudaStream_t s);
+
+}  // namespace xattn::cuda

@@ -1,0 +1,80 @@
+// xattn::Transport over NCCL (loaded at run time). Transfers run on a dedicated high-priority stream,
+// ordered against the backend's compute stream with events; a watchdog thread aborts the communicator
+// when a transfer outlives the timeout or NCCL reports an async error, so no wait ever hangs.
+#pragma once
+#include <cuda_runtime_api.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/error.h"
+#include "core/transport.h"
+#include "cuda/cuda_backend.h"
+#include "cuda/nccl_api.h"
+
+namespace xattn {
+
+class NcclTransport final : public Transport {
+ public:
+  NcclTransport(const std::vector<uint8_t>& unique_id, int rank, int world, CudaBackend& backend, int timeout_ms);
+  ~NcclTransport() override;
+  NcclTransport(const NcclTransport&) = delete;
+  NcclTransport& operator=(const NcclTransport&) = delete;
+
+  int rank() const override { return rank_; }
+  int world_size() const override { return world_; }
+  const char* name() const override { return "nccl"; }
+  Handle post(const std::vector<Exchange>& batch) override;
+  void wait(Handle h) override;
+  void all_reduce_sum_f32(float* data, size_t n) override;
+  void barrier() override;
+  uint64_t bytes_sent() const override { return bytes_sent_.load(); }
+
+  cudaStream_t comm_stream() const { return comm_stream_; }
+  const std::string& library() const;
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  struct Pending {
+    Handle id;
+    cudaEvent_t done;
+    Clock::time_point posted;
+    bool waited;
+    bool complete;
+  };
+
+  void join(const nccl::UniqueId& id);
+  void start_on_comm_stream();             // the comm stream waits for compute enqueued so far
+  Handle finish_on_comm_stream(bool waited);  // records the done event, tracks it for the watchdog
+  void host_wait(Handle h);                // polls until the batch completes (or fails)
+  void throw_if_failed() const;
+  void fail_and_abort(ErrorCode code, const std::string& msg);
+  void watchdog();
+
+  CudaBackend& backend_;
+  int rank_, world_, timeout_ms_;
+  nccl::Comm comm_ = nullptr;
+  cudaStream_t comm_stream_ = nullptr;
+  cudaEvent_t ready_ = nullptr;
+  float* scratch_ = nullptr;  // 64 floats for warm-up and barrier
+  int hook_id_ = 0;
+
+  mutable std::mutex mu_;  // guards pending_, free_events_, failure text
+  std::deque<Pending> pending_;
+  std::vector<cudaEvent_t> free_events_;
+  Handle next_handle_ = 1;
+  std::atomic<bool> failed_{false};
+  ErrorCode fail_code_ = ErrorCode::Nccl;
+  std::string fail_msg_;
+  std::atomic<uint64_t> bytes_sent_{0};
+  std::atomic<bool> stop_{false};
+  std::thread watchdog_;
+};
+
+}  // namespace xattn

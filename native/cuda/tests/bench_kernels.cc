@@ -1,0 +1,91 @@
+// Kernel benchmark (no Node): our forward and forward+backward TFLOP/s at the shapes, one JSON
+// line per shape. flops: fwd = 4*B*H*Lq*Lkv*D, fwd+bwd = 3.5 * fwd (bwd = 2.5 * fwd).
+// fwd+bwd times what a training step runs: attn_fwd, row_dot, zeroing the fp32 grads, attn_bwd.
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "cuda/cuda_backend.h"
+#include "reference.h"
+
+using namespace xattn;
+
+namespace {
+
+struct Shape { int64_t B, H, Hkv, D, lq, lkv; };
+
+void fill_random(CudaBackend& be, void* dev, size_t n, uint64_t seed) {
+  ref::Rng rng(seed);
+  std::vector<uint16_t> h(n);
+  for (auto& x : h) x = f32_to_bf16(static_cast<float>(rng.normal()));
+  be.from_host(dev, h.data(), n * 2);
+}
+
+template <typename F>
+double median_ms(CudaBackend& be, int iters, F body) {
+  cudaEvent_t a, b;
+  cudaEventCreate(&a);
+  cudaEventCreate(&b);
+  body();  // warm-up
+  body();
+  be.synchronize();
+  std::vector<float> ms;
+  for (int i = 0; i < iters; ++i) {
+    cudaEventRecord(a, be.stream());
+    body();
+    cudaEventRecord(b, be.stream());
+    be.synchronize();
+    float t = 0;
+    cudaEventElapsedTime(&t, a, b);
+    ms.push_back(t);
+  }
+  cudaEventDestroy(a);
+  cudaEventDestroy(b);
+  std::sort(ms.begin(), ms.end());
+  return ms[ms.size() / 2];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int iters = argc > 1 ? std::atoi(argv[1]) : 10;
+  CudaBackend be(0);
+  const Shape shapes[] = {{1, 32, 8, 128, 2048, 32768}, {1, 32, 8, 128, 512, 131072}, {1, 16, 16, 64, 1024, 65536}};
+  for (const auto& s : shapes) {
+    AttnDims d;
+    d.batch = s.B; d.heads = s.H; d.kv_heads = s.Hkv; d.head_dim = s.D; d.dtype = DType::BF16;
+    const size_t nq = s.B * s.lq * s.H * s.D, nk = s.B * s.lkv * s.Hkv * s.D, ns = s.B * s.H * s.lq;
+    void* q = be.alloc(nq * 2); void* k = be.alloc(nk * 2); void* v = be.alloc(nk * 2);
+    void* dout = be.alloc(nq * 2); void* o16 = be.alloc(nq * 2);
+    float* o = static_cast<float*>(be.alloc(nq * 4)); float* lse = static_cast<float*>(be.alloc(ns * 4));
+    float* drow = static_cast<float*>(be.alloc(ns * 4));
+    float* dq = static_cast<float*>(be.alloc(nq * 4)); float* dk = static_cast<float*>(be.alloc(nk * 4));
+    float* dv = static_cast<float*>(be.alloc(nk * 4));
+    fill_random(be, q, nq, 1); fill_random(be, k, nk, 2); fill_random(be, v, nk, 3); fill_random(be, dout, nq, 4);
+    AttnBlock blk{s.lq, s.lkv, 0, nullptr};
+    auto fwd = [&] { be.attn_fwd(d, blk, AttnFwdIO{q, k, v, o, lse}); };
+    auto fwdbwd = [&] {
+      fwd();
+      be.cast_from_f32(DType::BF16, o, o16, nq);
+      be.row_dot(d, s.lq, dout, o16, drow);
+      be.zero(dq, nq * 4); be.zero(dk, nk * 4); be.zero(dv, nk * 4);
+      be.attn_bwd(d, blk, AttnBwdIO{q, k, v, dout, lse, drow, dq, dk, dv});
+    };
+    const double flops = 4.0 * s.B * s.H * s.lq * s.lkv * s.D;
+    const double t_fwd = median_ms(be, iters, fwd), t_all = median_ms(be, iters, fwdbwd);
+    std::printf("{\"device\":\"%s\",\"shape\":\"H%lld/Hkv%lld d%lld Lq%lld Lkv%lld\",\"ours_fwd_ms\":%.3f,"
+                "\"ours_fwd_tflops\":%.1f,\"ours_fwdbwd_ms\":%.3f,\"ours_fwdbwd_tflops\":%.1f}\n",
+                be.device_name().c_str(), (long long)s.H, (long long)s.Hkv, (long long)s.D, (long long)s.lq,
+                (long long)s.lkv, t_fwd, flops / t_fwd / 1e9, t_all, 3.5 * flops / t_all / 1e9);
+    std::fflush(stdout);
+    for (void* p : {q, k, v, dout, o16, static_cast<void*>(o), static_cast<void*>(lse), static_cast<void*>(drow),
+                    static_cast<void*>(dq), static_cast<void*>(dk), static_cast<void*>(dv)})
+      be.free(p);
+  }
+  return 0;
+}

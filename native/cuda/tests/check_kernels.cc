@@ -1,0 +1,317 @@
+// Standalone GPU check (no Node): every CUDA backend op against an fp64 naive reference on random shapes,
+// odd lengths, GQA 1/4/8, masks with fully masked rows, bf16 and fp16 (plus the generic float32 and
+// odd-head-dim path). Prints one line per case with max abs / relative L2 errors; exit 1 on any failure.
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "cuda/cuda_backend.h"
+#include "cuda/cuda_factory.h"
+#include "reference.h"
+
+using namespace xattn;
+
+namespace {
+
+const double kInf = std::numeric_limits<double>::infinity();
+int g_failures = 0;
+
+struct Case {
+  DType dt;
+  int D;
+  int64_t B, Hkv, G, lq, lkv;
+  bool mask;
+  double amp = 1.0;          // input scale (larger = peakier softmax)
+  int max_splits = 0;        // 0 = automatic
+  bool all_masked = false;
+};
+
+// Device buffer of n values rounded to dtype t, plus the exact doubles the reference sees.
+struct Buf {
+  Backend& be;
+  void* p = nullptr;
+  Buf(Backend& b, size_t bytes) : be(b) { p = be.alloc(bytes); }
+  ~Buf() { be.free(p); }
+  template <typename T> T* as() { return static_cast<T*>(p); }
+};
+
+std::vector<double> random_values(ref::Rng& rng, size_t n, DType t, double amp) {
+  std::vector<double> v(n);
+  for (auto& x : v) {
+    const float f = static_cast<float>(rng.normal() * amp);
+    std::vector<uint8_t> tmp(4);
+    store_from_f32(tmp.data(), t, 0, f);
+    x = load_as_f32(tmp.data(), t, 0);
+  }
+  return v;
+}
+
+void upload(Backend& be, void* dev, const std::vector<double>& v, DType t) {
+  std::vector<uint8_t> host(v.size() * dtype_size(t));
+  for (size_t i = 0; i < v.size(); ++i) store_from_f32(host.data(), t, i, static_cast<float>(v[i]));
+  be.from_host(dev, host.data(), host.size());
+}
+
+std::vector<double> download_f32(Backend& be, const float* dev, size_t n) {
+  std::vector<float> host(n);
+  be.to_host(host.data(), dev, n * sizeof(float));
+  return std::vector<double>(host.begin(), host.end());
+}
+
+bool report(const std::string& what, const ref::Err& e, double tol, bool use_abs = false) {
+  const double metric = use_abs ? e.max_abs : e.rel_l2;
+  const bool ok = e.bad == 0 && metric <= tol && std::isfinite(metric);
+  std::printf("  %-6s max_abs %.3e rel_l2 %.3e bad %lld  %s\n", what.c_str(), e.max_abs, e.rel_l2,
+              static_cast<long long>(e.bad), ok ? "ok" : "FAIL");
+  return ok;
+}
+
+double tol_fwd(DType t) { return t == DType::BF16 ? 2e-2 : t == DType::F16 ? 4e-3 : 1e-4; }
+double tol_bwd(DType t) { return t == DType::BF16 ? 3e-2 : t == DType::F16 ? 6e-3 : 1e-4; }
+
+void run_case(CudaBackend& be, const Case& c, uint64_t seed) {
+  ref::Rng rng(seed);
+  ref::Problem p;
+  p.d.batch = c.B;
+  p.d.heads = c.Hkv * c.G;
+  p.d.kv_heads = c.Hkv;
+  p.d.head_dim = c.D;
+  p.d.dtype = c.dt;
+  p.lq = c.lq;
+  p.lkv = c.lkv;
+  p.kv_offset = c.mask ? 500 : 0;
+  const size_t nq = c.B * c.lq * p.d.heads * c.D, nk = c.B * c.lkv * c.Hkv * c.D;
+  const size_t nstat = c.B * p.d.heads * c.lq;
+  p.q = random_values(rng, nq, c.dt, c.amp);
+  p.k = random_values(rng, nk, c.dt, c.amp);
+  p.v = random_values(rng, nk, c.dt, 1.0);
+  p.dout = random_values(rng, nq, c.dt, 1.0);
+  if (c.mask) {
+    p.mask.resize(c.B * c.lq * 2);
+    for (int64_t r = 0; r < c.B * c.lq; ++r) {
+      int64_t beg, end;
+      if (c.all_masked || rng.uniform() < 0.15) {  // fully masked: empty range, or one outside this block
+        beg = rng.uniform() < 0.5 ? p.kv_offset + rng.below(c.lkv) : p.kv_offset + c.lkv + 3;
+        end = rng.uniform() < 0.5 ? beg : beg + 5;
+        if (end > beg && beg < p.kv_offset + c.lkv) end = beg;
+      } else {
+        beg = p.kv_offset - c.lkv / 4 + rng.below(c.lkv);
+        end = beg + 1 + rng.below(c.lkv);
+      }
+      p.mask[r * 2] = static_cast<int32_t>(beg);
+      p.mask[r * 2 + 1] = static_cast<int32_t>(end);
+    }
+  }
+  std::printf("case %-4s D%-3d B%lld H%lld Hkv%lld lq%-4lld lkv%-5lld mask%d%s amp%.0f splits%s seed %llu\n",
+              dtype_name(c.dt), c.D, (long long)c.B, (long long)(c.Hkv * c.G), (long long)c.Hkv, (long long)c.lq,
+              (long long)c.lkv, c.mask ? 1 : 0, c.all_masked ? "(all)" : "", c.amp,
+              c.max_splits ? std::to_string(c.max_splits).c_str() : "auto", (unsigned long long)seed);
+
+  std::vector<double> o_ref, lse_ref;
+  ref::forward(p, o_ref, lse_ref);
+  const size_t es = dtype_size(c.dt);
+  Buf q(be, nq * es), k(be, nk * es), v(be, nk * es), dout(be, nq * es), ostore(be, nq * es);
+  Buf o(be, nq * 4), lse(be, nstat * 4), drow(be, nstat * 4), dq(be, nq * 4), dk(be, nk * 4), dv(be, nk * 4);
+  Buf mask(be, p.mask.size() * 4 + 4);
+  upload(be, q.p, p.q, c.dt);
+  upload(be, k.p, p.k, c.dt);
+  upload(be, v.p, p.v, c.dt);
+  upload(be, dout.p, p.dout, c.dt);
+  if (c.mask) be.from_host(mask.p, p.mask.data(), p.mask.size() * 4);
+  be.set_max_splits(c.max_splits);
+  AttnBlock blk{c.lq, c.lkv, p.kv_offset, c.mask ? mask.as<int32_t>() : nullptr};
+  bool ok = true;
+
+  // Forward into poisoned outputs: every element must be written.
+  be.fill_f32(o.as<float>(), nq, std::nanf(""));
+  be.fill_f32(lse.as<float>(), nstat, std::nanf(""));
+  be.attn_fwd(p.d, blk, AttnFwdIO{q.p, k.p, v.p, o.as<float>(), lse.as<float>()});
+  ok &= report("O", ref::compare(download_f32(be, o.as<float>(), nq), o_ref), tol_fwd(c.dt));
+  ok &= report("LSE", ref::compare(download_f32(be, lse.as<float>(), nstat), lse_ref), 2e-3, true);
+
+  // row_dot on O as stored in the dtype.
+  std::vector<double> o_st(nq), drow_ref(nstat, 0.0);
+  {
+    std::vector<uint8_t> tmp(4);
+    for (size_t i = 0; i < nq; ++i) {
+      store_from_f32(tmp.data(), c.dt, 0, static_cast<float>(o_ref[i]));
+      o_st[i] = load_as_f32(tmp.data(), c.dt, 0);
+    }
+    const int64_t H = p.d.heads;
+    for (int64_t w = 0; w < c.B * c.lq * H; ++w) {
+      const int64_t h = w % H, i = (w / H) % c.lq, b = w / (H * c.lq);
+      double s = 0;
+      for (int64_t d = 0; d < c.D; ++d) s += p.dout[w * c.D + d] * o_st[w * c.D + d];
+      drow_ref[(b * H + h) * c.lq + i] = s;
+    }
+  }
+  upload(be, ostore.p, o_st, c.dt);
+  be.row_dot(p.d, c.lq, dout.p, ostore.p, drow.as<float>());
+  ok &= report("rowdot", ref::compare(download_f32(be, drow.as<float>(), nstat), drow_ref), 1e-5);
+
+  // Backward accumulates onto random starting gradients; the reference gets the same lse/drow floats.
+  std::vector<double> lse_f(nstat), drow_f(nstat);
+  std::vector<float> tmpf(nstat);
+  for (size_t i = 0; i < nstat; ++i) tmpf[i] = static_cast<float>(lse_ref[i]);
+  be.from_host(lse.p, tmpf.data(), nstat * 4);
+  for (size_t i = 0; i < nstat; ++i) lse_f[i] = tmpf[i];
+  for (size_t i = 0; i < nstat; ++i) tmpf[i] = static_cast<float>(drow_ref[i]);
+  be.from_host(drow.p, tmpf.data(), nstat * 4);
+  for (size_t i = 0; i < nstat; ++i) drow_f[i] = tmpf[i];
+  std::vector<double> dq0 = random_values(rng, nq, DType::F32, 1.0), dk0 = random_values(rng, nk, DType::F32, 1.0),
+                      dv0 = random_values(rng, nk, DType::F32, 1.0);
+  upload(be, dq.p, dq0, DType::F32);
+  upload(be, dk.p, dk0, DType::F32);
+  upload(be, dv.p, dv0, DType::F32);
+  be.attn_bwd(p.d, blk, AttnBwdIO{q.p, k.p, v.p, dout.p, lse.as<float>(), drow.as<float>(), dq.as<float>(),
+                                  dk.as<float>(), dv.as<float>()});
+  std::vector<double> dq_ref, dk_ref, dv_ref;
+  ref::backward(p, lse_f, drow_f, dq_ref, dk_ref, dv_ref);
+  auto minus = [](std::vector<double> a, const std::vector<double>& b) {
+    for (size_t i = 0; i < a.size(); ++i) a[i] -= b[i];
+    return a;
+  };
+  ok &= report("dQ", ref::compare(minus(download_f32(be, dq.as<float>(), nq), dq0), dq_ref), tol_bwd(c.dt));
+  ok &= report("dK", ref::compare(minus(download_f32(be, dk.as<float>(), nk), dk0), dk_ref), tol_bwd(c.dt));
+  ok &= report("dV", ref::compare(minus(download_f32(be, dv.as<float>(), nk), dv0), dv_ref), tol_bwd(c.dt));
+  if (!ok) ++g_failures;
+}
+
+void check_lse_merge(CudaBackend& be) {
+  ref::Rng rng(7);
+  AttnDims d;
+  d.batch = 2; d.heads = 3; d.kv_heads = 1; d.head_dim = 40;
+  const int64_t lq = 37, no = d.batch * lq * d.heads * d.head_dim, ns = d.batch * d.heads * lq;
+  std::vector<double> ao = random_values(rng, no, DType::F32, 1), po = random_values(rng, no, DType::F32, 1);
+  std::vector<double> al(ns), pl(ns);
+  for (int64_t i = 0; i < ns; ++i) {
+    al[i] = rng.uniform() < 0.2 ? -kInf : rng.normal() * 5;
+    pl[i] = rng.uniform() < 0.2 ? -kInf : rng.normal() * 5;
+    if (i % 11 == 0) al[i] = pl[i] = -kInf;
+  }
+  for (int64_t w = 0; w < d.batch * lq * d.heads; ++w) {  // rows with -inf LSE hold O = 0
+    const int64_t h = w % d.heads, i = (w / d.heads) % lq, b = w / (d.heads * lq), st = (b * d.heads + h) * lq + i;
+    for (int64_t c = 0; c < d.head_dim; ++c) {
+      if (std::isinf(al[st])) ao[w * d.head_dim + c] = 0;
+      if (std::isinf(pl[st])) po[w * d.head_dim + c] = 0;
+    }
+  }
+  std::vector<double> eo(no), el(ns);
+  for (int64_t w = 0; w < d.batch * lq * d.heads; ++w) {
+    const int64_t h = w % d.heads, i = (w / d.heads) % lq, b = w / (d.heads * lq), st = (b * d.heads + h) * lq + i;
+    const double mx = std::max(al[st], pl[st]);
+    double wa = 0, wp = 0;
+    el[st] = -kInf;
+    if (!std::isinf(mx)) {
+      const double s = std::exp(al[st] - mx) + std::exp(pl[st] - mx);
+      wa = std::exp(al[st] - mx) / s;
+      wp = std::exp(pl[st] - mx) / s;
+      el[st] = mx + std::log(s);
+    }
+    for (int64_t c = 0; c < d.head_dim; ++c)
+      eo[w * d.head_dim + c] = wa * ao[w * d.head_dim + c] + wp * po[w * d.head_dim + c];
+  }
+  Buf bao(be, no * 4), bpo(be, no * 4), bal(be, ns * 4), bpl(be, ns * 4);
+  upload(be, bao.p, ao, DType::F32);
+  upload(be, bpo.p, po, DType::F32);
+  upload(be, bal.p, al, DType::F32);
+  upload(be, bpl.p, pl, DType::F32);
+  be.lse_merge(d, lq, bao.as<float>(), bal.as<float>(), bpo.as<float>(), bpl.as<float>());
+  std::printf("lse_merge B2 H3 lq37 D40 (with -inf rows)\n");
+  bool ok = report("O", ref::compare(download_f32(be, bao.as<float>(), no), eo), 1e-5);
+  ok &= report("LSE", ref::compare(download_f32(be, bal.as<float>(), ns), el), 1e-5, true);
+  if (!ok) ++g_failures;
+}
+
+void check_casts(CudaBackend& be) {
+  ref::Rng rng(11);
+  const size_t n = 10007;
+  std::vector<float> x(n);
+  for (size_t i = 0; i < n; ++i)
+    x[i] = static_cast<float>(rng.normal() * std::pow(10.0, rng.uniform() * 16 - 10));
+  const float specials[] = {0.f, -0.f, kInf, -kInf, 65504.f, 65520.f, 1e-8f, -3e38f, 5.96e-8f};
+  for (size_t i = 0; i < sizeof(specials) / sizeof(float); ++i) x[i] = specials[i];
+  Buf src(be, n * 4), mid(be, n * 2), back(be, n * 4);
+  be.from_host(src.p, x.data(), n * 4);
+  for (DType t : {DType::BF16, DType::F16}) {
+    be.cast_from_f32(t, src.as<float>(), mid.p, n);
+    be.cast_to_f32(t, mid.p, back.as<float>(), n);
+    std::vector<uint16_t> h16(n);
+    std::vector<float> hb(n);
+    be.to_host(h16.data(), mid.p, n * 2);
+    be.to_host(hb.data(), back.p, n * 4);
+    int64_t bad = 0;
+    for (size_t i = 0; i < n; ++i) {
+      uint16_t want = t == DType::BF16 ? f32_to_bf16(x[i]) : f32_to_f16(x[i]);
+      float want_back = t == DType::BF16 ? bf16_to_f32(want) : f16_to_f32(want);
+      if (h16[i] != want || std::memcmp(&hb[i], &want_back, 4) != 0) ++bad;
+    }
+    std::printf("cast %s round trip of %zu values: %lld mismatches  %s\n", dtype_name(t), n, (long long)bad,
+                bad ? "FAIL" : "ok");
+    if (bad) ++g_failures;
+  }
+}
+
+void check_errors(CudaBackend& be) {
+  AttnDims d;
+  d.heads = 6; d.kv_heads = 4; d.head_dim = 64; d.dtype = DType::BF16;
+  bool ok = false;
+  try {
+    be.attn_fwd(d, AttnBlock{1, 1, 0, nullptr}, AttnFwdIO{nullptr, nullptr, nullptr, nullptr, nullptr});
+  } catch (const XattnError& e) {
+    ok = e.code() == ErrorCode::InvalidArgument;
+    std::printf("bad dims rejected: %s\n", e.what());
+  }
+  if (!ok) { std::printf("bad dims NOT rejected  FAIL\n"); ++g_failures; }
+}
+
+}  // namespace
+
+int main() {
+  const int n = cuda_device_count();
+  if (n == 0) {
+    std::printf("no CUDA device: nothing to check\n");
+    return 2;
+  }
+  CudaBackend be(0);
+  std::printf("device: %s (%d SMs)\n", be.device_name().c_str(), be.sm_count());
+  std::vector<Case> cases;
+  struct Shape { int64_t lq, lkv, G; bool mask; int64_t B; };
+  const Shape shapes[] = {{1, 4097, 8, false, 1}, {7, 1000, 4, true, 2}, {100, 33, 1, true, 1},
+                          {100, 4097, 4, true, 1}, {7, 33, 8, false, 1}, {1, 1000, 1, true, 2},
+                          {100, 1000, 8, false, 1}};
+  for (DType t : {DType::BF16, DType::F16})
+    for (int D : {64, 128})
+      for (const auto& s : shapes) cases.push_back(Case{t, D, s.B, 2, s.G, s.lq, s.lkv, s.mask});
+  cases.push_back(Case{DType::BF16, 128, 1, 2, 4, 100, 4097, true, 4.0});           // peaky softmax
+  cases.push_back(Case{DType::BF16, 128, 1, 2, 4, 100, 4097, true, 1.0, 1});        // no KV split
+  cases.push_back(Case{DType::F16, 64, 1, 2, 8, 7, 4097, false, 1.0, 1});           // no KV split
+  cases.push_back(Case{DType::BF16, 64, 1, 2, 4, 7, 1000, true, 1.0, 0, true});     // every row masked
+  cases.push_back(Case{DType::BF16, 96, 1, 2, 4, 7, 1000, true});                   // generic: odd head dim
+  cases.push_back(Case{DType::F16, 40, 2, 1, 1, 33, 100, false});                   // generic
+  cases.push_back(Case{DType::F32, 64, 1, 2, 4, 100, 1000, true});                  // generic float32
+  cases.push_back(Case{DType::F32, 128, 1, 1, 8, 7, 4097, false});                  // generic float32
+  uint64_t seed = 1;
+  for (const auto& c : cases) {
+    try {
+      run_case(be, c, seed++);
+    } catch (const std::exception& e) {
+      std::printf("  EXCEPTION %s  FAIL\n", e.what());
+      ++g_failures;
+    }
+  }
+  try {
+    check_lse_merge(be);
+    check_casts(be);
+    check_errors(be);
+  } catch (const std::exception& e) {
+    std::printf("EXCEPTION %s  FAIL\n", e.what());
+    ++g_failures;
+  }
+  std::printf("%d passed, %d failed\n", static_cast<int>(cases.size()) + 4 - g_failures, g_failures);
+  return g_failures ? 1 : 0;
+}

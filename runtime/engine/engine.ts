@@ -1,0 +1,132 @@
+// Typed facade over the native engine: tensors live in the addon; every call returns a Promise and
+// runs on the engine's own native thread, so the event loop stays free during long steps.
+import { loadAddon } from '../native/addon.js';
+
+export type DTypeName = 'float32' | 'bfloat16' | 'float16';
+export type TensorDType = DTypeName | 'int32';
+export type AlgorithmName = 'lv-xattn' | 'ring';
+export type BackendName = 'cpu' | 'cuda';
+
+export interface Tensor {
+  readonly shape: number[];
+  readonly dtype: TensorDType | 'disposed';
+  download(): Promise<Float32Array | Uint16Array | Int32Array>;
+  dispose(): void;
+}
+
+export interface AttnDims {
+  batch: number;
+  heads: number;
+  kvHeads: number;
+  headDim: number;
+  scale?: number;
+  dtype: DTypeName;
+}
+
+export interface DistCall {
+  algorithm: AlgorithmName;
+  dims: AttnDims;
+  lqTotal: number;
+  lkvTotal: number;
+  /** false: compute every step on the local blocks, moving nothing (the no-communication bound). */
+  comm?: boolean;
+}
+
+export interface CommStats {
+  bytesSent: number;
+  commWaitSeconds: number;
+}
+
+export interface ForwardResult extends CommStats {
+  o: Tensor;
+  lse: Tensor;
+}
+
+export interface BackwardResult extends CommStats {
+  dq: Tensor;
+  dk: Tensor;
+  dv: Tensor;
+}
+
+export interface EngineInfo {
+  backend: string;
+  transport: string;
+  rank: number;
+  worldSize: number;
+  device: number;
+}
+
+interface NativeEngine {
+  info(): EngineInfo;
+  useTcp(transport: unknown): void;
+  ncclUniqueId(): Buffer;
+  useNccl(opts: { id: Buffer; rank: number; worldSize: number; timeoutMs: number }): Promise<void>;
+  upload(data: Float32Array | Uint16Array | Int32Array, shape: number[], dtype: TensorDType): Promise<Tensor>;
+  empty(shape: number[], dtype: TensorDType): Promise<Tensor>;
+  attentionForward(args: DistCall & { q: Tensor; k: Tensor; v: Tensor; mask?: Tensor | null }): Promise<ForwardResult>;
+  attentionBackward(
+    args: DistCall & { q: Tensor; k: Tensor; v: Tensor; o: Tensor; lse: Tensor; dout: Tensor; mask?: Tensor | null },
+  ): Promise<BackwardResult>;
+  allReduce(t: Tensor): Promise<void>;
+  close(): void;
+}
+
+export class Engine {
+  private constructor(readonly native: NativeEngine) {}
+
+  static create(opts: { backend?: BackendName; device?: number } = {}): Engine {
+    const addon = loadAddon();
+    return new Engine(new addon.Engine({ backend: opts.backend ?? 'cpu', device: opts.device ?? 0 }) as NativeEngine);
+  }
+
+  /** True when this build of the addon has the CUDA backend. */
+  static cudaBuilt(): boolean {
+    return Boolean(loadAddon().cudaBuilt);
+  }
+
+  info(): EngineInfo {
+    return this.native.info();
+  }
+  useTcp(transport: unknown): void {
+    this.native.useTcp(transport);
+  }
+  ncclUniqueId(): Buffer {
+    return this.native.ncclUniqueId();
+  }
+  useNccl(opts: { id: Buffer; rank: number; worldSize: number; timeoutMs: number }): Promise<void> {
+    return this.native.useNccl(opts);
+  }
+  upload(data: Float32Array | Uint16Array | Int32Array, shape: number[], dtype: TensorDType): Promise<Tensor> {
+    return this.native.upload(data, shape, dtype);
+  }
+  empty(shape: number[], dtype: TensorDType): Promise<Tensor> {
+    return this.native.empty(shape, dtype);
+  }
+  attentionForward(call: DistCall, t: { q: Tensor; k: Tensor; v: Tensor; mask?: Tensor | null }): Promise<ForwardResult> {
+    return this.native.attentionForward({ ...call, ...t });
+  }
+  attentionBackward(
+    call: DistCall,
+    t: { q: Tensor; k: Tensor; v: Tensor; o: Tensor; lse: Tensor; dout: Tensor; mask?: Tensor | null },
+  ): Promise<BackwardResult> {
+    return this.native.attentionBackward({ ...call, ...t });
+  }
+  allReduce(t: Tensor): Promise<void> {
+    return this.native.allReduce(t);
+  }
+  close(): void {
+    this.native.close();
+  }
+}
+
+/** Contiguous sharding, identical to native/core/shard.h. */
+export function shardOf(total: number, parts: number, index: number): { begin: number; length: number } {
+  const base = Math.floor(total / parts);
+  const extra = total % parts;
+  return { begin: index * base + Math.min(index, extra), length: base + (index < extra ? 1 : 0) };
+}
+
+/** Attention FLOPs of one forward over the whole problem (4·B·H·Lq·Lkv·D); backward is 2.5× this. */
+export function attentionFlops(d: Pick<AttnDims, 'batch' | 'heads' | 'headDim'>, lq: number, lkv: number): number {
+  return 4 * d.batch * d.heads * lq * lkv * d.headDim;
+}

@@ -1,0 +1,88 @@
+// Benchmark mode: distributed cross-attention forward + backward at the manifest's shapes.
+import type { XAttnJob } from '../../crds/types.js';
+import { Engine, shardOf, type DistCall, type Tensor } from '../engine/engine.js';
+import { resolveModel } from '../model/presets.js';
+import { randn } from './random.js';
+
+export interface StepEvent {
+  step: number;
+  steps: number;
+  seconds: number;
+  bytesSent: number;
+  commWaitSeconds: number;
+}
+
+export interface RankResult {
+  rank: number;
+  timedSteps: number;
+  meanStepSeconds: number;
+  bytesSentPerStep: number;
+  commWaitSecondsPerStep: number;
+}
+
+export function benchmarkCall(job: XAttnJob, algorithm = job.spec.attention.algorithm, comm = true): DistCall {
+  const m = resolveModel(job.spec.model);
+  const w = job.spec.workload;
+  return {
+    algorithm,
+    dims: { batch: w.batch, heads: m.heads, kvHeads: m.kvHeads, headDim: m.headDim, dtype: w.dtype },
+    lqTotal: w.textTokens,
+    lkvTotal: w.visualTokens,
+    comm,
+  };
+}
+
+/** Runs warm-up + timed steps; onStep sees every step (warm-up ones have step <= 0). */
+export async function runAttentionBenchmark(
+  engine: Engine,
+  job: XAttnJob,
+  rank: number,
+  worldSize: number,
+  onStep: (e: StepEvent) => void,
+): Promise<RankResult> {
+  const call = benchmarkCall(job);
+  const { batch, heads, kvHeads, headDim, dtype } = call.dims;
+  const lq = shardOf(call.lqTotal, worldSize, rank).length;
+  const lkv = shardOf(call.lkvTotal, worldSize, rank).length;
+  const seed = job.spec.workload.seed * 1000 + rank * 7;
+  const owned: Tensor[] = [];
+  const up = async (n: number, shape: number[], s: number) => {
+    const t = await engine.upload(randn(n, s), shape, dtype);
+    owned.push(t);
+    return t;
+  };
+  const q = await up(batch * lq * heads * headDim, [batch, lq, heads, headDim], seed);
+  const k = await up(batch * lkv * kvHeads * headDim, [batch, lkv, kvHeads, headDim], seed + 1);
+  const v = await up(batch * lkv * kvHeads * headDim, [batch, lkv, kvHeads, headDim], seed + 2);
+  const dout = await up(batch * lq * heads * headDim, [batch, lq, heads, headDim], seed + 3);
+
+  const warmup = job.spec.workload.warmupSteps;
+  const steps = job.spec.workload.steps;
+  let timed = 0, seconds = 0, bytes = 0, wait = 0;
+  try {
+    for (let i = 1 - warmup; i <= steps; i++) {
+      const t0 = performance.now();
+      const f = await engine.attentionForward(call, { q, k, v });
+      const b = await engine.attentionBackward(call, { q, k, v, o: f.o, lse: f.lse, dout });
+      const dt = (performance.now() - t0) / 1000;
+      for (const t of [f.o, f.lse, b.dq, b.dk, b.dv]) t.dispose();
+      const ev = { step: i, steps, seconds: dt, bytesSent: f.bytesSent + b.bytesSent, commWaitSeconds: f.commWaitSeconds + b.commWaitSeconds };
+      if (i > 0) {
+        timed++;
+        seconds += dt;
+        bytes += ev.bytesSent;
+        wait += ev.commWaitSeconds;
+      }
+      onStep(ev);
+    }
+  } finally {
+    for (const t of owned) t.dispose();
+  }
+  return {
+    rank,
+    timedSteps: timed,
+    meanStepSeconds: seconds / Math.max(1, timed),
+    bytesSentPerStep: bytes / Math.max(1, timed),
+    commWaitSecondsPerStep: wait / Math.max(1, timed),
+  };
+}

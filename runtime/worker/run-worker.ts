@@ -1,0 +1,73 @@
+// One worker process: environment contract -> manifest -> rendezvous -> engine -> run -> summary.
+import { readXAttnJob } from '../../crds/validate.js';
+import type { XAttnJob } from '../../crds/types.js';
+import { Engine } from '../engine/engine.js';
+import { joinRendezvous, type Rendezvous } from '../rendezvous/index.js';
+import { connectTcpTransport } from '../rendezvous/transport.js';
+import { runAttentionBenchmark, type RankResult } from './attention-bench.js';
+import { readRankEnv } from './env.js';
+import type { Emit } from './events.js';
+import { summarize, type RunSummary } from './summary.js';
+import type { RankEnv } from '../../crds/env.js';
+
+export interface WorkerOptions {
+  env?: NodeJS.ProcessEnv;
+  emit?: Emit;
+  /** Rendezvous and transport timeout. */
+  timeoutMs?: number;
+}
+
+export function chooseBackend(job: XAttnJob, env: NodeJS.ProcessEnv): 'cpu' | 'cuda' {
+  const forced = env.XATTN_BACKEND;
+  if (forced === 'cpu' || forced === 'cuda') return forced;
+  return job.spec.gpusPerWorker > 0 && Engine.cudaBuilt() ? 'cuda' : 'cpu';
+}
+
+async function connect(engine: Engine, rdv: Rendezvous, env: RankEnv, backend: string, timeoutMs: number): Promise<unknown> {
+  if (env.worldSize === 1) return undefined;
+  if (backend === 'cuda') {
+    const id = env.rank === 0 ? engine.ncclUniqueId().toString('base64') : '';
+    const ids = await rdv.allGather('nccl-id', id);
+    await engine.useNccl({ id: Buffer.from(ids[0]!, 'base64'), rank: env.rank, worldSize: env.worldSize, timeoutMs });
+    return undefined;
+  }
+  const transport = await connectTcpTransport(rdv, { rank: env.rank, worldSize: env.worldSize, token: env.jobToken, timeoutMs });
+  engine.useTcp(transport);
+  return transport;
+}
+
+export async function runWorker(opts: WorkerOptions = {}): Promise<RunSummary | undefined> {
+  const procEnv = opts.env ?? process.env;
+  const emit: Emit = opts.emit ?? (() => {});
+  const env = readRankEnv(procEnv);
+  const job = readXAttnJob(env.config);
+  const timeoutMs = opts.timeoutMs ?? Number(procEnv.XATTN_TIMEOUT_MS ?? 120_000);
+  const backend = chooseBackend(job, procEnv);
+  const rdv = await joinRendezvous({
+    masterAddr: env.masterAddr,
+    masterPort: env.masterPort,
+    rank: env.rank,
+    worldSize: env.worldSize,
+    token: env.jobToken,
+    timeoutMs,
+    jobName: env.jobName,
+  });
+  const engine = Engine.create({ backend, device: env.localRank });
+  let transport: unknown;
+  try {
+    transport = await connect(engine, rdv, env, backend, timeoutMs);
+    emit({ type: 'ready', rank: env.rank, worldSize: env.worldSize, backend });
+    const result = await runAttentionBenchmark(engine, job, env.rank, env.worldSize, (e) =>
+      emit({ type: 'step', rank: env.rank, step: e.step, steps: e.steps, seconds: e.seconds, bytesSent: e.bytesSent }),
+    );
+    const all = (await rdv.allGather('result', JSON.stringify(result))).map((s) => JSON.parse(s) as RankResult);
+    if (env.rank !== 0) return undefined;
+    const summary = summarize(job, backend, all);
+    emit({ type: 'summary', rank: env.rank, summary });
+    return summary;
+  } finally {
+    engine.close();
+    (transport as { close?: () => void } | undefined)?.close?.();
+    await rdv.close();
+  }
+}

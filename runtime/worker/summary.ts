@@ -1,0 +1,69 @@
+// The end-of-run summary (pure): throughput, per-worker attention TFLOP/s and bytes moved per step.
+import type { XAttnJob } from '../../crds/types.js';
+import { attentionFlops } from '../engine/engine.js';
+import { resolveModel } from '../model/presets.js';
+import type { RankResult } from './attention-bench.js';
+
+export interface RunSummary {
+  job: string;
+  algorithm: string;
+  mode: string;
+  worldSize: number;
+  backend: string;
+  steps: number;
+  stepSeconds: number;
+  textTokensPerSecond: number;
+  visualTokensPerSecond: number;
+  attentionTflopsPerWorker: number;
+  bytesSentPerStepPerWorker: number;
+  commWaitFraction: number;
+  loss?: number;
+}
+
+export function summarize(job: XAttnJob, backend: string, ranks: RankResult[], extra: { loss?: number; layers?: number } = {}): RunSummary {
+  const w = job.spec.workload;
+  const m = resolveModel(job.spec.model);
+  const P = ranks.length;
+  // The ring couples every rank, so the slowest rank's mean is the job's step time.
+  const step = Math.max(...ranks.map((r) => r.meanStepSeconds));
+  const layers = extra.layers ?? 1;
+  const flops = 3.5 * layers * attentionFlops({ batch: w.batch, heads: m.heads, headDim: m.headDim }, w.textTokens, w.visualTokens);
+  const mean = (f: (r: RankResult) => number) => ranks.reduce((a, r) => a + f(r), 0) / P;
+  return {
+    job: job.metadata.name,
+    algorithm: job.spec.attention.algorithm,
+    mode: w.mode,
+    worldSize: P,
+    backend,
+    steps: Math.min(...ranks.map((r) => r.timedSteps)),
+    stepSeconds: step,
+    textTokensPerSecond: (w.batch * w.textTokens) / step,
+    visualTokensPerSecond: (w.batch * w.visualTokens) / step,
+    attentionTflopsPerWorker: flops / P / step / 1e12,
+    bytesSentPerStepPerWorker: mean((r) => r.bytesSentPerStep),
+    commWaitFraction: mean((r) => r.commWaitSecondsPerStep) / step,
+    ...(extra.loss !== undefined ? { loss: extra.loss } : {}),
+  };
+}
+
+const si = (x: number, unit: string) => {
+  const p = [[1e12, 'T'], [1e9, 'G'], [1e6, 'M'], [1e3, 'k']] as const;
+  for (const [f, s] of p) if (Math.abs(x) >= f) return `${(x / f).toFixed(2)} ${s}${unit}`;
+  return `${x.toFixed(2)} ${unit}`;
+};
+
+export function formatSummary(s: RunSummary): string {
+  const rows: [string, string][] = [
+    ['job', `${s.job} (${s.mode}, ${s.algorithm}, ${s.worldSize} worker${s.worldSize > 1 ? 's' : ''}, ${s.backend})`],
+    ['steps timed', String(s.steps)],
+    ['step time', `${(s.stepSeconds * 1000).toFixed(2)} ms`],
+    ['text tokens/s', si(s.textTokensPerSecond, 'tok/s')],
+    ['visual tokens/s', si(s.visualTokensPerSecond, 'tok/s')],
+    ['attention per worker', `${(s.attentionTflopsPerWorker * 1000).toFixed(2)} GFLOP/s`],
+    ['sent per step/worker', si(s.bytesSentPerStepPerWorker, 'B')],
+    ['waiting on transfers', `${(s.commWaitFraction * 100).toFixed(1)} % of the step`],
+  ];
+  if (s.loss !== undefined) rows.push(['final loss', s.loss.toPrecision(5)]);
+  const w = Math.max(...rows.map(([k]) => k.length));
+  return rows.map(([k, v]) => `  ${k.padEnd(w)}  ${v}`).join('\n');
+}
