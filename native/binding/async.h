@@ -39,7 +39,8 @@ Napi::Promise run_on_worker(Napi::Env env, WorkerThread& worker, std::function<R
     } catch (const std::exception& e) {
       st->failed = true, st->message = e.what();
     }
-    st->tsfn.BlockingCall([st](Napi::Env env, Napi::Function) {
+    Napi::ThreadSafeFunction tsfn = st->tsfn;  // st is freed by the JS-thread callback
+    tsfn.BlockingCall([st](Napi::Env env, Napi::Function) {
       std::unique_ptr<State> owned(st);
       if (owned->failed) {
         owned->deferred.Reject(make_error(env, owned->code, owned->message).Value());
@@ -51,7 +52,7 @@ Napi::Promise run_on_worker(Napi::Env env, WorkerThread& worker, std::function<R
         owned->deferred.Reject(e.Value());
       }
     });
-    st->tsfn.Release();
+    tsfn.Release();
   });
   return promise;
 }

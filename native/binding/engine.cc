@@ -221,7 +221,6 @@ Napi::Value Engine::AttentionForward(const Napi::CallbackInfo& info) {
     if (mask) expect(mask, "mask", {d.batch, plan.lq, 2}, d.dtype, DeviceTensor::Kind::Int32);
     auto out = std::make_shared<DeviceTensor>(backend_, std::vector<int64_t>{d.batch, plan.lq, d.heads, d.head_dim}, d.dtype);
     auto lse = std::make_shared<DeviceTensor>(backend_, std::vector<int64_t>{d.batch, d.heads, plan.lq}, DType::F32);
-    Napi::Object self = Value();
     return run_on_worker<DistStats>(
         info.Env(), *worker_,
         [this, plan, q, k, v, mask, out, lse] {
@@ -231,10 +230,10 @@ Napi::Value Engine::AttentionForward(const Napi::CallbackInfo& info) {
           backend_->synchronize();
           return s.last_stats();
         },
-        [this, self, out, lse](Napi::Env env, DistStats& st) -> Napi::Value {
+        [this, out, lse](Napi::Env env, DistStats& st) -> Napi::Value {
           Napi::Object r = Napi::Object::New(env);
-          r.Set("o", Tensor::Wrap(env, this, self, out));
-          r.Set("lse", Tensor::Wrap(env, this, self, lse));
+          r.Set("o", Tensor::Wrap(env, this, out));
+          r.Set("lse", Tensor::Wrap(env, this, lse));
           return stats_into(env, r, st);
         });
   });
@@ -261,7 +260,6 @@ Napi::Value Engine::AttentionBackward(const Napi::CallbackInfo& info) {
     auto dq = std::make_shared<DeviceTensor>(backend_, qs, DType::F32);
     auto dk = std::make_shared<DeviceTensor>(backend_, kvs, DType::F32);
     auto dv = std::make_shared<DeviceTensor>(backend_, kvs, DType::F32);
-    Napi::Object self = Value();
     return run_on_worker<DistStats>(
         info.Env(), *worker_,
         [this, plan, q, k, v, out, lse, dout, mask, dq, dk, dv] {
@@ -271,11 +269,11 @@ Napi::Value Engine::AttentionBackward(const Napi::CallbackInfo& info) {
           backend_->synchronize();
           return s.last_stats();
         },
-        [this, self, dq, dk, dv](Napi::Env env, DistStats& st) -> Napi::Value {
+        [this, dq, dk, dv](Napi::Env env, DistStats& st) -> Napi::Value {
           Napi::Object r = Napi::Object::New(env);
-          r.Set("dq", Tensor::Wrap(env, this, self, dq));
-          r.Set("dk", Tensor::Wrap(env, this, self, dk));
-          r.Set("dv", Tensor::Wrap(env, this, self, dv));
+          r.Set("dq", Tensor::Wrap(env, this, dq));
+          r.Set("dk", Tensor::Wrap(env, this, dk));
+          r.Set("dv", Tensor::Wrap(env, this, dv));
           return stats_into(env, r, st);
         });
   });

@@ -23,7 +23,7 @@ NnOps& Engine::nn_ops() {
 
 namespace {
 
-Napi::Value wrap(Napi::Env env, Engine* e, const TensorPtr& t) { return Tensor::Wrap(env, e, e->Value(), t); }
+Napi::Value wrap(Napi::Env env, Engine* e, const TensorPtr& t) { return Tensor::Wrap(env, e, t); }
 
 // The arguments of one op call (used synchronously, never captured by the worker's lambdas).
 struct Call {

@@ -52,12 +52,12 @@ Napi::Function Tensor::Define(Napi::Env env) {
 
 Tensor::Tensor(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Tensor>(info) {}
 
-Napi::Object Tensor::Wrap(Napi::Env, Engine* engine, Napi::Object engine_js, TensorPtr t) {
+Napi::Object Tensor::Wrap(Napi::Env, Engine* engine, TensorPtr t) {
   Napi::Object obj = tensor_ctor->New({});
   Tensor* self = Napi::ObjectWrap<Tensor>::Unwrap(obj);
   self->tensor_ = std::move(t);
   self->engine_ = engine;
-  self->engine_ref_ = Napi::Persistent(engine_js);
+  self->engine_ref_ = Napi::Persistent(engine->Value());
   return obj;
 }
 
@@ -138,13 +138,12 @@ Napi::Value Engine::Upload(const Napi::CallbackInfo& info) {
                                            " tensor takes a Float32Array (float types), a Uint16Array (bfloat16/float16 bits) "
                                            "or an Int32Array (int32)");
     }
-    Napi::Object self = Value();
     return run_on_worker<bool>(
         info.Env(), *worker_, [this, t, host] {
           backend_->from_host(t->data(), host->data(), host->size());
           return true;
         },
-        [this, self, t](Napi::Env env, bool&) -> Napi::Value { return Tensor::Wrap(env, this, self, t); });
+        [this, t](Napi::Env env, bool&) -> Napi::Value { return Tensor::Wrap(env, this, t); });
   });
 }
 
@@ -154,13 +153,12 @@ Napi::Value Engine::Empty(const Napi::CallbackInfo& info) {
     std::vector<int64_t> shape = read_shape(info[0]);
     Layout lay = read_layout(info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "float32");
     auto t = std::make_shared<DeviceTensor>(backend_, shape, lay.dtype, lay.kind);
-    Napi::Object self = Value();
     return run_on_worker<bool>(
         info.Env(), *worker_, [this, t] {
           backend_->zero(t->data(), t->bytes());
           return true;
         },
-        [this, self, t](Napi::Env env, bool&) -> Napi::Value { return Tensor::Wrap(env, this, self, t); });
+        [this, t](Napi::Env env, bool&) -> Napi::Value { return Tensor::Wrap(env, this, t); });
   });
 }
 

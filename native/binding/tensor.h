@@ -11,7 +11,7 @@ class Engine;
 class Tensor : public Napi::ObjectWrap<Tensor> {
  public:
   static Napi::Function Define(Napi::Env env);
-  static Napi::Object Wrap(Napi::Env env, Engine* engine, Napi::Object engine_js, TensorPtr t);
+  static Napi::Object Wrap(Napi::Env env, Engine* engine, TensorPtr t);
   // The tensor behind a JS value, or a coded error naming `what`.
   static TensorPtr Unwrap(const Napi::Value& v, const char* what);
   using Napi::ObjectWrap<Tensor>::Unwrap;

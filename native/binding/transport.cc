@@ -160,21 +160,20 @@ class JsTcpTransport : public Napi::ObjectWrap<JsTcpTransport> {
         if (ex.to < 0) fail(ErrorCode::InvalidArgument, "exchange: 'to' must be a rank");
       }
       int64_t recv_bytes = get_int(o, "recvBytes", -1);
-      Napi::Value recv_array = info.Env().Undefined();
+      // The receive buffer is allocated here, on the JS thread, and filled by the transport.
+      std::shared_ptr<Napi::Reference<Napi::Value>> recv_ref;
       if (recv_bytes >= 0) {
         ex.from = static_cast<int>(require_int(o, "from"));
         if (ex.from < 0) fail(ErrorCode::InvalidArgument, "exchange: 'from' must be a rank");
         auto arr = Napi::Uint8Array::New(info.Env(), static_cast<size_t>(recv_bytes));
         ex.recv = arr.Data();
         ex.recv_bytes = static_cast<size_t>(recv_bytes);
-        recv_array = arr;
+        recv_ref = std::make_shared<Napi::Reference<Napi::Value>>(Napi::Persistent(Napi::Value(arr)));
       }
       auto core = core_;
       TransportTask* task = start_task(
           info, [core, ex] { core->wait(core->post({ex})); },
-          [ref = std::make_shared<Napi::Reference<Napi::Value>>(Napi::Persistent(recv_array))](Napi::Env) {
-            return ref->Value();
-          });
+          [recv_ref](Napi::Env env) { return recv_ref ? recv_ref->Value() : env.Undefined(); });
       if (has_send) task->keep_alive(send);
       return task->start();
     });

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <vector>
 
+#include "core/cpu_attention_tiles.h"
 #include "core/thread_pool.h"
 
 namespace xattn::cpu {
@@ -47,9 +48,8 @@ void row_dot(const AttnDims& d, int64_t lq, const void* dout, const void* out, f
     const int64_t b = bi / lq, i = bi % lq;
     std::vector<float> x(static_cast<size_t>(2 * D));
     for (int64_t h = 0; h < H; ++h) {
-      const size_t first = static_cast<size_t>((bi * H + h) * D);
-      cast_to_f32(d.dtype, static_cast<const char*>(dout) + first * dtype_size(d.dtype), x.data(), D);
-      cast_to_f32(d.dtype, static_cast<const char*>(out) + first * dtype_size(d.dtype), x.data() + D, D);
+      decode_row(dout, d.dtype, (bi * H + h) * D, D, x.data());
+      decode_row(out, d.dtype, (bi * H + h) * D, D, x.data() + D);
       float sum = 0.f;
       for (int64_t c = 0; c < D; ++c) sum += x[c] * x[D + c];
       drow[(b * H + h) * lq + i] = sum;
@@ -75,13 +75,7 @@ void cast_to_f32(DType from, const void* src, float* dst, size_t n) {
   const int64_t chunks = static_cast<int64_t>((n + kCastChunk - 1) / kCastChunk);
   ThreadPool::shared().parallel_for(chunks, [&](int64_t c) {
     const size_t lo = static_cast<size_t>(c) * kCastChunk, hi = std::min(n, lo + kCastChunk);
-    if (from == DType::F32) {
-      std::copy(static_cast<const float*>(src) + lo, static_cast<const float*>(src) + hi, dst + lo);
-    } else if (from == DType::BF16) {
-      for (size_t i = lo; i < hi; ++i) dst[i] = bf16_to_f32(static_cast<const uint16_t*>(src)[i]);
-    } else {
-      for (size_t i = lo; i < hi; ++i) dst[i] = f16_to_f32(static_cast<const uint16_t*>(src)[i]);
-    }
+    decode_row(src, from, static_cast<int64_t>(lo), static_cast<int64_t>(hi - lo), dst + lo);
   });
 }
 

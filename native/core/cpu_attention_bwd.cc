@@ -84,7 +84,7 @@ struct BwdCtx {
 
   void dkdv_task(int64_t b, int64_t hkv, int64_t j0) const {
     const int64_t n = std::min(kKvTile, blk.lkv - j0), n8 = round_up(n, kPad);
-    float* kt = thread_scratch(static_cast<size_t>(4 * dp * kKvTile + 2 * qt * dp + 4 * qt * kKvTile));
+    float* kt = thread_scratch(static_cast<size_t>(4 * dp * kKvTile + 2 * qt * dp + 2 * qt * kKvTile));
     float* vt = kt + dp * kKvTile;
     float* dk = vt + dp * kKvTile;
     float* dv = dk + kKvTile * dp;
@@ -92,8 +92,6 @@ struct BwdCtx {
     float* dout = q + qt * dp;
     float* p = dout + qt * dp;
     float* ds = p + qt * kKvTile;
-    float* pt = ds + qt * kKvTile;
-    float* dst = pt + kKvTile * qt;
     load_rows_transposed(kv_rows(io.k, b, hkv, j0), n, kt, dp, n8);
     load_rows_transposed(kv_rows(io.v, b, hkv, j0), n, vt, dp, n8);
     std::fill(dk, dk + n8 * dp, 0.f);
@@ -105,10 +103,8 @@ struct BwdCtx {
         if (qs.rr.union_hi <= j0 || qs.rr.union_lo >= j0 + n) continue;  // nothing visible in this kv tile
         load_q_side(b, h, q0, q, dout, qs);
         probs_and_dscores(qs, q, dout, kt, vt, j0, n, n8, p, ds);
-        transpose(p, n8, qt, n8, pt, qt);
-        transpose(ds, n8, qt, n8, dst, qt);
-        gemm_acc(n8, dp, qt, pt, qt, dout, dp, dv, dp);  // dV += P^T.dO
-        gemm_acc(n8, dp, qt, dst, qt, q, dp, dk, dp);    // dK += dS^T.Q (scaled below)
+        gemm_acc_at(n8, dp, qt, p, n8, dout, dp, dv, dp);  // dV += P^T.dO
+        gemm_acc_at(n8, dp, qt, ds, n8, q, dp, dk, dp);    // dK += dS^T.Q (scaled below)
       }
     }
     const RowView rows = kv_rows(nullptr, b, hkv, j0);

@@ -24,6 +24,8 @@ struct RowView {
   int64_t width;
 };
 
+// out[c] = base[first + c] as float32 for c < n (reads exactly n elements).
+void decode_row(const void* base, DType t, int64_t first, int64_t n, float* out);
 // dst[r * ld + c] = row r, column c as float32 for r < rows; zero for c in [width, ld) and r in [rows, rows_pad).
 void load_rows(const RowView& v, int64_t rows, float* dst, int64_t rows_pad, int64_t ld);
 // dst[c * ld + r] = row r, column c (transposed); zero for r in [rows, ld) and c in [width, width_pad).
@@ -34,10 +36,11 @@ void load_rows_transposed(const RowView& v, int64_t rows, float* dst, int64_t wi
 void gemm_acc(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb,
               float* c, int64_t ldc);
 
-// dst[c * ldd + r] = src[r * lds + c] for r < rows, c < cols.
-void transpose(const float* src, int64_t lds, int64_t rows, int64_t cols, float* dst, int64_t ldd);
+// Same with A stored transposed: C[M x N] += At^T.B where At is [K x M] (leading dim lda).
+void gemm_acc_at(int64_t m, int64_t n, int64_t k, const float* at, int64_t lda, const float* b, int64_t ldb,
+                 float* c, int64_t ldc);
 
-// out[i] = exp(in[i] * scale - shift) for i < n; returns their sum (added in index order).
+// out[i] = exp(in[i] * scale - shift) for i < n (in may equal out); returns their sum (fixed order).
 float exp_shifted(const float* in, float scale, float shift, float* out, int64_t n);
 
 // Local visible KV range [lo, hi) of each query row of a tile (mask clipped to this block), plus the

@@ -44,6 +44,8 @@ if(XATTN_CUDA_CHECKS)
     add_executable(${exe} ${src} ${CMAKE_CURRENT_LIST_DIR}/tests/reference.cc)
     set_target_properties(${exe} PROPERTIES CUDA_RUNTIME_LIBRARY Static)
     target_link_libraries(${exe} PRIVATE xattn_cuda)
+    # Self-contained binaries: they can be built on one machine and run on the GPU box.
+    target_link_options(${exe} PRIVATE -static-libstdc++ -static-libgcc)
     if(NOT XATTN_CUDA_USER_ARCHS)
       target_compile_options(${exe} PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:${XATTN_CUDA_GENCODE}>)
     endif()

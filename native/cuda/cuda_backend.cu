@@ -169,8 +169,8 @@ void CudaBackend::wait_event(cudaEvent_t ev) {
   for (int polls = 0;; ++polls) {
     cudaError_t e = cudaEventQuery(ev);
     if (e == cudaSuccess) return;
+    run_hooks();  // a transport failure explains a stuck or failed stream better than the CUDA error
     if (e != cudaErrorNotReady) cuda::throw_cuda(e, "waiting for the compute stream", __FILE__, __LINE__);
-    run_hooks();
     // Spin briefly for short waits, then sleep so a long step does not burn a core.
     if (polls < 200)
       std::this_thread::yield();

@@ -239,10 +239,10 @@ void NcclTransport::host_wait(Handle h) {
   }
   require(ev != nullptr, ErrorCode::Internal, "host_wait on an unknown handle");
   for (;;) {
+    throw_if_failed();  // the watchdog turns a timeout or async error into a failure
     const cudaError_t q = cudaEventQuery(ev);
     if (q == cudaSuccess) break;
     if (q != cudaErrorNotReady) cuda::throw_cuda(q, "waiting for an NCCL transfer", __FILE__, __LINE__);
-    throw_if_failed();  // the watchdog turns a timeout or async error into a failure
     std::this_thread::sleep_for(std::chrono::microseconds(50));
   }
   std::lock_guard<std::mutex> lock(mu_);

@@ -3,8 +3,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 
 import { type RankProcess, spawnWorld } from '../fixtures/transport_spawn.js';
-import { patternBytes, patternFloats } from '../fixtures/transport_pattern.js';
-import { BIG_BYTES, REDUCE_LENGTHS, RING_SIZES, ringSeed, sha256 } from '../fixtures/transport_worker.js';
+import { BIG_BYTES, patternBytes, patternFloats, REDUCE_LENGTHS, RING_SIZES, ringSeed, sha256 } from '../fixtures/transport_pattern.js';
 
 const TOKEN = 'transport-test-token-0123456789';
 
@@ -46,7 +45,7 @@ describe('TCP transport across processes', () => {
     REDUCE_LENGTHS.forEach((n, i) => {
       const results = out.map((o) => (o.sums as string[])[i]!);
       expect(new Set(results).size).toBe(1);
-      const got = new Float32Array(Buffer.from(results[0]!, 'base64').buffer.slice(0));
+      const got = new Float32Array(Uint8Array.from(Buffer.from(results[0]!, 'base64')).buffer);
       const inputs = Array.from({ length: world }, (_, r) => patternFloats(r * 31 + n, n));
       expect(got.length).toBe(n);
       for (let j = 0; j < n; j++) {

@@ -1,0 +1,85 @@
+// Typed facade over the addon's model ops (native/binding/nn.cc). Every op runs on the engine's native
+// worker thread, in order with attention calls, and returns a Promise.
+import type { DTypeName, Engine, Tensor } from '../engine/engine.js';
+import { loadAddon } from '../native/addon.js';
+
+export interface GemmOpts {
+  m: number;
+  n: number;
+  k: number;
+  transA?: boolean;
+  transB?: boolean;
+  alpha?: number;
+  /** C += alpha·op(A)·op(B) into `out` instead of writing a new tensor. */
+  accumulate?: boolean;
+  out?: Tensor;
+  outShape?: number[];
+  outDtype?: DTypeName;
+}
+
+export interface AdamWGroup {
+  param: Tensor;
+  grad: Tensor;
+  m: Tensor;
+  v: Tensor;
+  weightDecay: number;
+}
+
+export interface AdamWHyper {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  /** 1-based optimizer step (bias correction). */
+  step: number;
+}
+
+export interface AllReduceResult {
+  extras: number[];
+  bytesSent: number;
+  seconds: number;
+}
+
+/** The model ops bound to one engine. */
+export interface Nn {
+  gemm(a: Tensor, b: Tensor, o: GemmOpts): Promise<Tensor>;
+  rmsnorm(x: Tensor, w: Tensor, o?: { eps?: number; outDtype?: DTypeName; outShape?: number[] }): Promise<{ y: Tensor; rstd: Tensor }>;
+  /** dx (a new tensor, or `o.dx` accumulated into); dw is accumulated into. */
+  rmsnormBackward(x: Tensor, w: Tensor, rstd: Tensor, dy: Tensor, dw: Tensor, o?: { eps?: number; dx?: Tensor }): Promise<Tensor>;
+  gatedResidual(x: Tensor, a: Tensor, gate: Tensor): Promise<Tensor>;
+  /** da; dgate is accumulated into. */
+  gatedResidualBackward(dout: Tensor, a: Tensor, gate: Tensor, dgate: Tensor): Promise<Tensor>;
+  /** sum((pred - target)²) and grad = 2·gradScale·(pred - target). */
+  squaredError(pred: Tensor, target: Tensor, gradScale: number): Promise<{ sum: number; grad: Tensor }>;
+  sumSquares(ts: Tensor[]): Promise<number>;
+  axpy(y: Tensor, x: Tensor, alpha: number): Promise<void>;
+  scale(ts: Tensor[], alpha: number): Promise<void>;
+  fill(ts: Tensor[], value: number): Promise<void>;
+  cast(x: Tensor, dtype: DTypeName, shape?: number[]): Promise<Tensor>;
+  adamw(groups: AdamWGroup[], h: AdamWHyper): Promise<void>;
+  /** Sums every tensor (in place) and the host scalars across ranks, in one collective. */
+  allReduceSum(ts: Tensor[], extras?: number[]): Promise<AllReduceResult>;
+}
+
+type NativeNn = { [K in keyof Nn]: (engine: unknown, ...args: any[]) => any };
+
+export function bindNn(engine: Engine): Nn {
+  const native = loadAddon().nn as NativeNn | undefined;
+  if (!native) throw new Error('this build of the addon has no model ops (addon.nn): rebuild it with npm run build:native');
+  const e = engine.native;
+  return {
+    gemm: (a, b, o) => native.gemm(e, a, b, o),
+    rmsnorm: (x, w, o = {}) => native.rmsnorm(e, x, w, o),
+    rmsnormBackward: (x, w, rstd, dy, dw, o = {}) => native.rmsnormBackward(e, x, w, rstd, dy, dw, o),
+    gatedResidual: (x, a, g) => native.gatedResidual(e, x, a, g),
+    gatedResidualBackward: (d, a, g, dg) => native.gatedResidualBackward(e, d, a, g, dg),
+    squaredError: (p, t, s) => native.squaredError(e, p, t, s),
+    sumSquares: (ts) => native.sumSquares(e, ts),
+    axpy: (y, x, alpha) => native.axpy(e, y, x, alpha),
+    scale: (ts, alpha) => native.scale(e, ts, alpha),
+    fill: (ts, v) => native.fill(e, ts, v),
+    cast: (x, dtype, shape) => (shape ? native.cast(e, x, dtype, shape) : native.cast(e, x, dtype)),
+    adamw: (g, h) => native.adamw(e, g, h),
+    allReduceSum: (ts, extras = []) => native.allReduceSum(e, ts, extras),
+  };
+}
