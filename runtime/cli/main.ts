@@ -1,5 +1,5 @@
 // The `xattn` command line: a thin layer over runLocal, runWorker, runOperator and validation.
-import { Command, CommanderError, Option } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { readXAttnJob } from '../../crds/validate.js';
 import { errorCode } from '../errors.js';
 import { runLocal } from '../launcher/run-local.js';
@@ -19,7 +19,7 @@ function fail(e: unknown): never {
 function intArg(name: string) {
   return (v: string) => {
     const n = Number(v);
-    if (!Number.isInteger(n) || n < 1) throw new CommanderError(USAGE_EXIT, 'xattn.usage', `${name} must be a positive integer, got '${v}'`);
+    if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${name} must be a positive integer.`);
     return n;
   };
 }
@@ -60,6 +60,7 @@ export function buildCli(): Command {
     .description('run one rank (reads the environment contract; started by the operator or xattn run)')
     .action(async () => {
       const emit = (e: WorkerEvent) => {
+        if (e.type === 'ready') process.stdout.write(`rank ${e.rank} of ${e.worldSize} ready (pid ${process.pid}, ${e.backend} engine)\n`);
         if (process.send) process.send(e);
         else if (e.type === 'summary') process.stdout.write(`${formatSummary(e.summary)}\n`);
         else if (e.type === 'step') process.stdout.write(`${JSON.stringify(e)}\n`);

@@ -3,7 +3,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { stringify } from 'yaml';
@@ -90,7 +90,9 @@ export async function runLocal(manifest: string, opts: RunLocalOptions = {}): Pr
   process.once('SIGTERM', onSignal);
   try {
     const exits = Array.from({ length: world }, (_, rank) => {
-      const env = { ...process.env, ...opts.extraEnv, ...localWorkerEnv({ rank, worldSize: world, masterPort, jobName: job.metadata.name, config, token, checkpointDir: opts.checkpointDir, metricsPort: opts.metricsPort }) };
+      // Local workers share this machine's cores: give each its part unless the user chose.
+      const threads = process.env.XATTN_CPU_THREADS ?? String(Math.max(1, Math.floor(availableParallelism() / world)));
+      const env = { ...process.env, XATTN_CPU_THREADS: threads, ...opts.extraEnv, ...localWorkerEnv({ rank, worldSize: world, masterPort, jobName: job.metadata.name, config, token, checkpointDir: opts.checkpointDir, metricsPort: opts.metricsPort }) };
       const child = fork(entry, ['worker'], { env, stdio: ['ignore', 'pipe', 'pipe', 'ipc'], execArgv: process.execArgv });
       children.push(child);
       const lastLines: string[] = [];

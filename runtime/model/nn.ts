@@ -10,9 +10,8 @@ export interface GemmOpts {
   transA?: boolean;
   transB?: boolean;
   alpha?: number;
-  /** C += alpha·op(A)·op(B) into `out` instead of writing a new tensor. */
+  /** With gemmInto: C += alpha·op(A)·op(B) instead of C = alpha·op(A)·op(B). */
   accumulate?: boolean;
-  out?: Tensor;
   outShape?: number[];
   outDtype?: DTypeName;
 }
@@ -42,10 +41,15 @@ export interface AllReduceResult {
 
 /** The model ops bound to one engine. */
 export interface Nn {
+  /** C = alpha·op(A)·op(B), a new [m, n] tensor (or outShape/outDtype). */
   gemm(a: Tensor, b: Tensor, o: GemmOpts): Promise<Tensor>;
+  /** The same into an existing tensor (added to it with accumulate). */
+  gemmInto(out: Tensor, a: Tensor, b: Tensor, o: GemmOpts): Promise<void>;
   rmsnorm(x: Tensor, w: Tensor, o?: { eps?: number; outDtype?: DTypeName; outShape?: number[] }): Promise<{ y: Tensor; rstd: Tensor }>;
-  /** dx (a new tensor, or `o.dx` accumulated into); dw is accumulated into. */
-  rmsnormBackward(x: Tensor, w: Tensor, rstd: Tensor, dy: Tensor, dw: Tensor, o?: { eps?: number; dx?: Tensor }): Promise<Tensor>;
+  /** A new dx; dw is accumulated into. */
+  rmsnormBackward(x: Tensor, w: Tensor, rstd: Tensor, dy: Tensor, dw: Tensor, o?: { eps?: number }): Promise<Tensor>;
+  /** The same, adding dx into an existing tensor. */
+  rmsnormBackwardInto(dx: Tensor, x: Tensor, w: Tensor, rstd: Tensor, dy: Tensor, dw: Tensor, o?: { eps?: number }): Promise<void>;
   gatedResidual(x: Tensor, a: Tensor, gate: Tensor): Promise<Tensor>;
   /** da; dgate is accumulated into. */
   gatedResidualBackward(dout: Tensor, a: Tensor, gate: Tensor, dgate: Tensor): Promise<Tensor>;
@@ -61,7 +65,7 @@ export interface Nn {
   allReduceSum(ts: Tensor[], extras?: number[]): Promise<AllReduceResult>;
 }
 
-type NativeNn = { [K in keyof Nn]: (engine: unknown, ...args: any[]) => any };
+type NativeNn = Record<string, (engine: unknown, ...args: any[]) => any>;
 
 export function bindNn(engine: Engine): Nn {
   const native = loadAddon().nn as NativeNn | undefined;
@@ -69,8 +73,10 @@ export function bindNn(engine: Engine): Nn {
   const e = engine.native;
   return {
     gemm: (a, b, o) => native.gemm(e, a, b, o),
+    gemmInto: (out, a, b, o) => native.gemm(e, a, b, { ...o, out }),
     rmsnorm: (x, w, o = {}) => native.rmsnorm(e, x, w, o),
     rmsnormBackward: (x, w, rstd, dy, dw, o = {}) => native.rmsnormBackward(e, x, w, rstd, dy, dw, o),
+    rmsnormBackwardInto: (dx, x, w, rstd, dy, dw, o = {}) => native.rmsnormBackward(e, x, w, rstd, dy, dw, { ...o, dx }),
     gatedResidual: (x, a, g) => native.gatedResidual(e, x, a, g),
     gatedResidualBackward: (d, a, g, dg) => native.gatedResidualBackward(e, d, a, g, dg),
     squaredError: (p, t, s) => native.squaredError(e, p, t, s),

@@ -41,6 +41,7 @@ function dialOnce(host: string, port: number, timeoutMs: number): Promise<net.So
     const timer = setTimeout(() => socket.destroy(Object.assign(new Error('connect timed out'), { code: 'ETIMEDOUT' })), timeoutMs);
     socket.once('connect', () => {
       clearTimeout(timer);
+      socket.setKeepAlive(true, 10_000);
       socket.removeAllListeners('error');
       resolve(socket);
     });

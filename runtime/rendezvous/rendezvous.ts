@@ -125,7 +125,7 @@ class Session implements Rendezvous {
 
 export async function joinRendezvous(options: RendezvousOptions): Promise<Rendezvous> {
   checkOptions(options);
-  const opts = { ...options, jobName: options.jobName ?? 'xattn', token: options.token || undefined };
+  const opts = { ...options, jobName: options.jobName ?? 'xattn', token: options.token || undefined, timeoutMs: Math.ceil(options.timeoutMs) };
   const identity = { rank: opts.rank, worldSize: opts.worldSize, jobName: opts.jobName, token: opts.token, timeoutMs: opts.timeoutMs };
   if (opts.rank !== 0) {
     const client = await RendezvousClient.connect({ ...identity, host: opts.masterAddr, port: opts.masterPort });

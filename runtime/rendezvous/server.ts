@@ -92,6 +92,7 @@ export class RendezvousServer {
     const conn: Conn = { socket, peer: `${socket.remoteAddress}:${socket.remotePort}`, nonce: newNonce(), saidBye: false, dropped: false };
     this.conns.add(conn);
     const decoder = new LineDecoder();
+    socket.setKeepAlive(true, 10_000);
     conn.helloTimer = setTimeout(() => this.drop(conn, `did not introduce itself within ${seconds(this.opts.timeoutMs)}`), this.opts.timeoutMs);
     socket.on('data', (chunk: Buffer) => {
       const { messages, error } = decoder.push(chunk);

@@ -1,0 +1,148 @@
+// One Llama-3.2-Vision-style cross-attention layer, forward and backward:
+//   q = q_norm(Wq · rmsnorm(x)),  k = k_norm(Wk · y),  v = Wv · y,
+//   o = distributed attention(q, k, v)   (GQA, sequence-sharded),   out = x + tanh(gate) · (Wo · o).
+// Tokens are rows: x [B·Lq, textHidden], y [B·Lkv, visualHidden]; q/o [B, Lq, H, D], k/v [B, Lkv, Hkv, D].
+import type { Tensor } from '../engine/engine.js';
+import type { ModelContext } from './context.js';
+import type { LayerParams } from './params.js';
+
+interface QSide {
+  xn: Tensor;
+  rstdX: Tensor;
+  qPre: Tensor;
+  rstdQ: Tensor;
+  q: Tensor;
+}
+
+interface KvSide {
+  kPre: Tensor;
+  rstdK: Tensor;
+  k: Tensor;
+  v: Tensor;
+}
+
+/** What the backward needs. With recomputation only x, O and LSE; otherwise every projection too. */
+export interface LayerSaved {
+  x: Tensor;
+  o: Tensor;
+  lse: Tensor;
+  q?: QSide;
+  kv?: KvSide;
+  a?: Tensor;
+}
+
+const track = async <T extends Tensor>(c: ModelContext, p: Promise<T>) => c.ledger.track(await p);
+
+async function projectQ(c: ModelContext, p: LayerParams, x: Tensor): Promise<QSide> {
+  const { heads: H, headDim: D, textHidden } = c.shape;
+  const T = c.call.dims.batch * c.lq;
+  const n = await c.profile.time('other', c.nn.rmsnorm(x, p.normIn));
+  const xn = c.ledger.track(n.y), rstdX = c.ledger.track(n.rstd);
+  const qPre = await track(c, c.profile.time('projection', c.nn.gemm(xn, p.wq, { m: T, n: H * D, k: textHidden, transB: true })));
+  const qn = await c.profile.time('other', c.nn.rmsnorm(qPre, p.qNorm, { outDtype: c.call.dims.dtype, outShape: [c.call.dims.batch, c.lq, H, D] }));
+  return { xn, rstdX, qPre, rstdQ: c.ledger.track(qn.rstd), q: c.ledger.track(qn.y) };
+}
+
+async function projectKV(c: ModelContext, p: LayerParams, y: Tensor): Promise<KvSide> {
+  const { kvHeads: Hkv, headDim: D, visualHidden } = c.shape;
+  const B = c.call.dims.batch, T = B * c.lkv, kvShape = [B, c.lkv, Hkv, D];
+  const gemm = { m: T, n: Hkv * D, k: visualHidden, transB: true };
+  const kPre = await track(c, c.profile.time('projection', c.nn.gemm(y, p.wk, gemm)));
+  const kn = await c.profile.time('other', c.nn.rmsnorm(kPre, p.kNorm, { outDtype: c.call.dims.dtype, outShape: kvShape }));
+  const v = await track(c, c.profile.time('projection', c.nn.gemm(y, p.wv, { ...gemm, outDtype: c.call.dims.dtype, outShape: kvShape })));
+  return { kPre, rstdK: c.ledger.track(kn.rstd), k: c.ledger.track(kn.y), v };
+}
+
+function projectOut(c: ModelContext, p: LayerParams, o: Tensor): Promise<Tensor> {
+  const { heads: H, headDim: D, textHidden } = c.shape;
+  const T = c.call.dims.batch * c.lq;
+  return track(c, c.profile.time('projection', c.nn.gemm(o, p.wo, { m: T, n: textHidden, k: H * D, transB: true })));
+}
+
+function freeQ(c: ModelContext, s: QSide): void {
+  c.ledger.free(s.xn, s.rstdX, s.qPre, s.rstdQ, s.q);
+}
+
+function freeKv(c: ModelContext, s: KvSide): void {
+  c.ledger.free(s.kPre, s.rstdK, s.k, s.v);
+}
+
+/** Forward of one layer; the caller keeps ownership of x (it goes into `saved`). */
+export async function layerForward(c: ModelContext, p: LayerParams, x: Tensor, y: Tensor): Promise<{ out: Tensor; saved: LayerSaved }> {
+  const q = await projectQ(c, p, x);
+  const kv = await projectKV(c, p, y);
+  const t0 = performance.now();
+  const f = await c.engine.attentionForward(c.call, { q: q.q, k: kv.k, v: kv.v });
+  c.profile.addComm('attention_forward', 'attention', (performance.now() - t0) / 1000, f.bytesSent, f.commWaitSeconds);
+  const o = c.ledger.track(f.o), lse = c.ledger.track(f.lse);
+  const a = await projectOut(c, p, o);
+  const out = await track(c, c.profile.time('other', c.nn.gatedResidual(x, a, p.gate)));
+  if (c.storeActivations) return { out, saved: { x, o, lse, q, kv, a } };
+  freeQ(c, q);
+  freeKv(c, kv);
+  c.ledger.free(a);
+  return { out, saved: { x, o, lse } };
+}
+
+/**
+ * Backward of one layer. dOut (the gradient of the layer's output) becomes the returned dx in place.
+ * Weight gradients are added into `g`, the visual gradient into dy. Frees everything in `saved` but x.
+ */
+export async function layerBackward(
+  c: ModelContext,
+  p: LayerParams,
+  g: LayerParams,
+  saved: LayerSaved,
+  y: Tensor,
+  dOut: Tensor,
+  dy: Tensor,
+): Promise<Tensor> {
+  const { heads: H, kvHeads: Hkv, headDim: D, textHidden, visualHidden } = c.shape;
+  const B = c.call.dims.batch, T = B * c.lq, Tkv = B * c.lkv;
+  const proj = <R>(r: Promise<R>) => c.profile.time('projection', r);
+  const other = <R>(r: Promise<R>) => c.profile.time('other', r);
+  // Recomputation: re-project Q (small) and K/V (large) from the kept x and the one shared y.
+  const q = saved.q ?? (await projectQ(c, p, saved.x));
+  const kv = saved.kv ?? (await projectKV(c, p, y));
+  const a = saved.a ?? (await projectOut(c, p, saved.o));
+
+  const da = await track(c, other(c.nn.gatedResidualBackward(dOut, a, p.gate, g.gate)));
+  c.ledger.free(a);
+  await proj(c.nn.gemmInto(g.wo, da, saved.o, { m: textHidden, n: H * D, k: T, transA: true, accumulate: true }));
+  const dO = await track(c, proj(c.nn.gemm(da, p.wo, { m: T, n: H * D, k: textHidden, outDtype: c.call.dims.dtype, outShape: [B, c.lq, H, D] })));
+  c.ledger.free(da);
+
+  const t0 = performance.now();
+  const b = await c.engine.attentionBackward(c.call, { q: q.q, k: kv.k, v: kv.v, o: saved.o, lse: saved.lse, dout: dO });
+  c.profile.addComm('attention_backward', 'attention', (performance.now() - t0) / 1000, b.bytesSent, b.commWaitSeconds);
+  const dq = c.ledger.track(b.dq), dk = c.ledger.track(b.dk), dv = c.ledger.track(b.dv);
+  c.ledger.free(dO, saved.o, saved.lse, q.q, kv.k, kv.v);
+
+  // Text side: q-norm, Wq, input norm; the input norm's dx is added into dOut (the residual path).
+  const dqPre = await track(c, other(c.nn.rmsnormBackward(q.qPre, p.qNorm, q.rstdQ, dq, g.qNorm)));
+  c.ledger.free(dq, q.qPre, q.rstdQ);
+  await proj(c.nn.gemmInto(g.wq, dqPre, q.xn, { m: H * D, n: textHidden, k: T, transA: true, accumulate: true }));
+  const dxn = await track(c, proj(c.nn.gemm(dqPre, p.wq, { m: T, n: textHidden, k: H * D })));
+  c.ledger.free(dqPre, q.xn);
+  await other(c.nn.rmsnormBackwardInto(dOut, saved.x, p.normIn, q.rstdX, dxn, g.normIn));
+  c.ledger.free(dxn, q.rstdX);
+
+  // Visual side: k-norm, Wk, Wv; dy accumulates over every layer (y is shared).
+  const dkPre = await track(c, other(c.nn.rmsnormBackward(kv.kPre, p.kNorm, kv.rstdK, dk, g.kNorm)));
+  c.ledger.free(dk, kv.kPre, kv.rstdK);
+  const wGrad = { m: Hkv * D, n: visualHidden, k: Tkv, transA: true, accumulate: true };
+  await proj(c.nn.gemmInto(g.wk, dkPre, y, wGrad));
+  await proj(c.nn.gemmInto(g.wv, dv, y, wGrad));
+  const yGrad = { m: Tkv, n: visualHidden, k: Hkv * D, accumulate: true };
+  await proj(c.nn.gemmInto(dy, dkPre, p.wk, yGrad));
+  await proj(c.nn.gemmInto(dy, dv, p.wv, yGrad));
+  c.ledger.free(dkPre, dv);
+  return dOut;
+}
+
+/** Frees what a forward saved (not x), for forward-only use such as the teacher. */
+export function freeSaved(c: ModelContext, s: LayerSaved): void {
+  c.ledger.free(s.o, s.lse, s.a);
+  if (s.q) freeQ(c, s.q);
+  if (s.kv) freeKv(c, s.kv);
+}

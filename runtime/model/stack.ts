@@ -1,0 +1,56 @@
+// The stack of cross-attention layers over one shared visual input y.
+import type { Tensor } from '../engine/engine.js';
+import type { ModelContext } from './context.js';
+import { freeSaved, layerBackward, layerForward, type LayerSaved } from './layer.js';
+import type { ParamSet } from './params.js';
+
+export interface StackForward {
+  out: Tensor;
+  saved: LayerSaved[];
+}
+
+/** Forward through every layer; x stays the caller's, `out` and `saved` are the caller's to pass on. */
+export async function stackForward(c: ModelContext, params: ParamSet, x: Tensor, y: Tensor): Promise<StackForward> {
+  const saved: LayerSaved[] = [];
+  let h = x;
+  for (let l = 0; l < params.layers; l++) {
+    const r = await layerForward(c, params.layer(l), h, y);
+    saved.push(r.saved);
+    h = r.out;
+  }
+  return { out: h, saved };
+}
+
+/** Forward keeping nothing (the teacher's targets). */
+export async function stackInference(c: ModelContext, params: ParamSet, x: Tensor, y: Tensor): Promise<Tensor> {
+  let h = x;
+  for (let l = 0; l < params.layers; l++) {
+    const r = await layerForward(c, params.layer(l), h, y);
+    freeSaved(c, r.saved);
+    if (h !== x) c.ledger.free(h);
+    h = r.out;
+  }
+  return h;
+}
+
+/**
+ * Backward through every layer, last first. dOut is consumed (it becomes dx); weight gradients are
+ * added into `grads`; dy (gradient of the shared y, summed over layers) is a new tensor. Frees `saved`
+ * except the stack's input x.
+ */
+export async function stackBackward(
+  c: ModelContext,
+  params: ParamSet,
+  grads: ParamSet,
+  saved: LayerSaved[],
+  y: Tensor,
+  dOut: Tensor,
+): Promise<{ dx: Tensor; dy: Tensor }> {
+  const dy = c.ledger.track(await c.engine.empty([c.call.dims.batch * c.lkv, c.shape.visualHidden], 'float32'));
+  let d = dOut;
+  for (let l = params.layers - 1; l >= 0; l--) {
+    d = await layerBackward(c, params.layer(l), grads.layer(l), saved[l]!, y, d, dy);
+    if (l > 0) c.ledger.free(saved[l]!.x);
+  }
+  return { dx: d, dy };
+}
