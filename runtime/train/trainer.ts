@@ -1,0 +1,130 @@
+// One rank's training state (weights, gradients, AdamW moments, data) and one training step:
+// batch -> forward/backward -> one all-reduce of every gradient (summed: each rank's gradient is its
+// share of the global mean loss, so P ranks compute exactly what one would) -> clip -> AdamW.
+import type { XAttnJob } from '../../crds/types.js';
+import type { DistCall, Engine, Tensor } from '../engine/engine.js';
+import { makeContext, type ModelContext } from '../model/context.js';
+import { lossAndGrads } from '../model/objective.js';
+import { ParamSet } from '../model/params.js';
+import { resolveModel, type ModelShape } from '../model/presets.js';
+import { mixSeed } from '../model/seeds.js';
+import { stackInference } from '../model/stack.js';
+import type { DataSource, HostBatch } from '../data/source.js';
+import { safetensorsSource } from '../data/safetensors-source.js';
+import { syntheticSource } from '../data/synthetic.js';
+import { AdamW, DEFAULT_OPTIMIZER, type OptimizerConfig } from './optimizer.js';
+
+/** The teacher's gates: large enough that its layers matter (tanh(1) ≈ 0.76). */
+const TEACHER_GATE = 1;
+
+export interface StepOutcome {
+  loss: number;
+  lr: number;
+  gradNorm: number;
+  /** Some rank asked to stop (SIGTERM) before this step's all-reduce. */
+  stop: boolean;
+  /** Seconds preparing the batch (data read or teacher forward), not part of the step time. */
+  dataSeconds: number;
+  seconds: number;
+}
+
+export function trainCall(job: XAttnJob, m: ModelShape): DistCall {
+  const w = job.spec.workload;
+  return {
+    algorithm: job.spec.attention.algorithm,
+    dims: { batch: w.batch, heads: m.heads, kvHeads: m.kvHeads, headDim: m.headDim, dtype: w.dtype },
+    lqTotal: w.textTokens,
+    lkvTotal: w.visualTokens,
+  };
+}
+
+export class Trainer {
+  private constructor(
+    readonly ctx: ModelContext,
+    readonly params: ParamSet,
+    readonly grads: ParamSet,
+    public opt: AdamW,
+    private source: DataSource,
+    private teacher: { ctx: ModelContext; params: ParamSet } | undefined,
+    /** Elements of the global batch's output: the loss is a mean over all of them. */
+    readonly normalizer: number,
+  ) {}
+
+  static async create(engine: Engine, job: XAttnJob, rank: number, worldSize: number, o: { recomputeKV?: boolean } = {}): Promise<Trainer> {
+    const shape = resolveModel(job.spec.model);
+    const w = job.spec.workload;
+    const call = trainCall(job, shape);
+    const recomputeKV = o.recomputeKV ?? job.spec.attention.recomputeKV;
+    const ctx = makeContext(engine, shape, { call, rank, worldSize, recomputeKV });
+    const params = await ParamSet.init(engine, shape, { seed: mixSeed(w.seed, 1), gate: 0 });
+    const grads = await ParamSet.zerosLike(engine, params.specs);
+    const cfg: OptimizerConfig = { ...DEFAULT_OPTIMIZER, peakLr: w.learningRate, warmupSteps: w.warmupSteps };
+    const opt = await AdamW.create(engine, params.specs, cfg);
+    const layout = { batch: w.batch, textTokens: w.textTokens, visualTokens: w.visualTokens, textHidden: shape.textHidden, visualHidden: shape.visualHidden, rank, worldSize };
+    let teacher: Trainer['teacher'];
+    let source: DataSource;
+    if (w.data.source === 'safetensors') {
+      source = safetensorsSource(w.data.path!, layout);
+    } else {
+      source = syntheticSource(w.seed, layout);
+      teacher = {
+        ctx: makeContext(engine, shape, { call, rank, worldSize, recomputeKV: true }),
+        params: await ParamSet.init(engine, shape, { seed: mixSeed(w.seed, 2), gate: TEACHER_GATE }),
+      };
+    }
+    return new Trainer(ctx, params, grads, opt, source, teacher, w.batch * w.textTokens * shape.textHidden);
+  }
+
+  get dataDescription(): string {
+    return this.source.description;
+  }
+
+  private async upload(b: HostBatch): Promise<{ x: Tensor; y: Tensor; target: Tensor }> {
+    const { engine, shape, call, lq, lkv, ledger } = this.ctx;
+    const B = call.dims.batch;
+    const x = ledger.track(await engine.upload(b.x, [B, lq, shape.textHidden], 'float32'));
+    const y = ledger.track(await engine.upload(b.y, [B * lkv, shape.visualHidden], 'float32'));
+    if (b.target) return { x, y, target: ledger.track(await engine.upload(b.target, [B, lq, shape.textHidden], 'float32')) };
+    const t = this.teacher!;
+    const target = await stackInference(t.ctx, t.params, x, y);
+    return { x, y, target };
+  }
+
+  /** Runs 1-based step `step`; `stop` is this rank's stop request, OR-ed across ranks. */
+  async step(step: number, stop: boolean): Promise<StepOutcome> {
+    const { nn, ledger, profile } = this.ctx;
+    const d0 = performance.now();
+    const batch = await this.upload(this.source.batch(step));
+    const t0 = performance.now();
+    await nn.fill(this.grads.tensors, 0);
+    const r = await lossAndGrads(this.ctx, this.params, this.grads, batch, this.normalizer);
+    ledger.free(batch.x, batch.y, batch.target, r.dx, r.dy);
+    const a0 = performance.now();
+    const red = await nn.allReduceSum(this.grads.tensors, [r.sum, stop ? 1 : 0]);
+    const wall = (performance.now() - a0) / 1000;
+    profile.addComm('all_reduce', 'comm', wall, red.bytesSent, wall);
+    const { lr, gradNorm } = await profile.time('other', this.opt.step(nn, this.params, this.grads, step));
+    return {
+      loss: red.extras[0]! / this.normalizer,
+      lr,
+      gradNorm,
+      stop: red.extras[1]! > 0,
+      dataSeconds: (t0 - d0) / 1000,
+      seconds: (performance.now() - t0) / 1000,
+    };
+  }
+
+  /** Replaces the optimizer state (resume). */
+  replaceOptimizer(opt: AdamW): void {
+    this.opt.dispose();
+    this.opt = opt;
+  }
+
+  dispose(): void {
+    this.source.close();
+    this.params.dispose();
+    this.grads.dispose();
+    this.opt.dispose();
+    this.teacher?.params.dispose();
+  }
+}
