@@ -96,9 +96,11 @@ std::vector<TensorPtr> f32_list(const Napi::Value& v, const char* what) {
   return out;
 }
 
+Napi::Value Done(Napi::Env env, bool&) { return env.Undefined(); }
+
 bool flag(const Napi::Object& o, const char* key) { return o.Has(key) && o.Get(key).ToBoolean().Value(); }
 
-// gemm(engine, a, b, {m, n, k, transA, transB, alpha, accumulate, out, outShape, outDtype}) -> C
+// gemm(engine, a, b, {m, n, k, transA, transB, alpha, accumulate, out, outShape, outDtype}) -> C (undefined with out)
 Napi::Value Gemm(const Napi::CallbackInfo& info) {
   return guard(info.Env(), [&]() -> Napi::Value {
     Call c(info, 4, "nn.gemm(engine, a, b, {m, n, k, ...})");
@@ -111,14 +113,15 @@ Napi::Value Gemm(const Napi::CallbackInfo& info) {
     TensorPtr a = float_tensor(info[1], "a"), b = float_tensor(info[2], "b");
     need_numel(a, g.m * g.k, "gemm: a");
     need_numel(b, g.k * g.n, "gemm: b");
-    TensorPtr out = o.Has("out") && !o.Get("out").IsUndefined() ? float_tensor(o.Get("out"), "out") : nullptr;
+    const bool given = o.Has("out") && !o.Get("out").IsUndefined();
+    TensorPtr out = given ? float_tensor(o.Get("out"), "out") : nullptr;
     if (out) need_numel(out, g.m * g.n, "gemm: out");
     require(out || !g.accumulate, ErrorCode::InvalidArgument, "gemm: accumulate needs an out tensor");
     if (!out) out = c.alloc(shape_or(o, "outShape", {g.m, g.n}, g.m * g.n), parse_dtype(get_string(o, "outDtype", "float32")));
     g.a = a->data(), g.a_dtype = a->dtype(), g.b = b->data(), g.b_dtype = b->dtype();
     g.c = out->data(), g.c_dtype = out->dtype();
-    return c.run<bool>([g, a, b, out](NnOps& ops) { return ops.gemm(g), true; },
-                       c.resolve(out));
+    // Into a given `out`: resolves to undefined (a second JS handle would keep the memory alive until GC).
+    return c.run<bool>([g, a, b, out](NnOps& ops) { return ops.gemm(g), true; }, given ? Done : c.resolve(out));
   });
 }
 
@@ -152,7 +155,7 @@ Napi::Value RmsNorm(const Napi::CallbackInfo& info) {
   });
 }
 
-// rmsnormBackward(engine, x, w, rstd, dy, dw, {eps, dx}) -> dx  (dw and a given dx are accumulated into)
+// rmsnormBackward(engine, x, w, rstd, dy, dw, {eps, dx}) -> dx, or undefined when dx is given (accumulated into, like dw)
 Napi::Value RmsNormBackward(const Napi::CallbackInfo& info) {
   return guard(info.Env(), [&]() -> Napi::Value {
     Call c(info, 6, "nn.rmsnormBackward(engine, x, w, rstd, dy, dw, opts)");
@@ -170,7 +173,7 @@ Napi::Value RmsNormBackward(const Napi::CallbackInfo& info) {
         [a, x, w, rstd, dy, dw, dx, acc](NnOps& ops) {
           return ops.rmsnorm_bwd(a, rstd->as<float>(), dy->as<float>(), dx->as<float>(), acc, dw->as<float>()), true;
         },
-        c.resolve(dx));
+        acc ? Done : c.resolve(dx));
   });
 }
 
@@ -246,8 +249,6 @@ Napi::Value SumSquares(const Napi::CallbackInfo& info) {
         [](Napi::Env env, double& s) -> Napi::Value { return Napi::Number::New(env, s); });
   });
 }
-
-Napi::Value Done(Napi::Env env, bool&) { return env.Undefined(); }
 
 // axpy(engine, y, x, alpha): y += alpha * x, in place
 Napi::Value Axpy(const Napi::CallbackInfo& info) {

@@ -1,9 +1,12 @@
 // Forward: flash-style online softmax over KV tiles, one task per (batch, head, query tile).
+// Scores are kept transposed, S^T = K.Q^T [keys x queries], so each KV tile is read as plain contiguous
+// rows and the softmax runs eight queries at a time across SIMD lanes.
 #include <algorithm>
 #include <cmath>
 #include <limits>
 
 #include "core/cpu_attention.h"
+#include "core/cpu_attention_simd.h"
 #include "core/cpu_attention_tiles.h"
 #include "core/thread_pool.h"
 
@@ -11,42 +14,88 @@ namespace xattn::cpu {
 
 namespace {
 
+using simd::vf8;
+using simd::vi8;
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+// One online-softmax step on raw scores st [n8 x qt]: turns them into probabilities against each query's
+// running max m (invisible keys get 0), updates the running sum l and returns in alpha the factor the
+// query's accumulated output must be rescaled by.
+XATTN_SIMD_CLONES void softmax_step(float* st, int64_t n8, int64_t qt, const LaneRanges& lr, float scale, float* m,
+                                    float* l, float* alpha) {
+  const vf8 vscale = simd::splat(scale), ninf = simd::splat(kNegInf);
+  for (int64_t g = 0; g < qt; g += 8) {
+    const vi8 lo = simd::load8_i32(lr.lo + g), hi = simd::load8_i32(lr.hi + g);
+    vf8 mx = ninf;
+    for (int64_t j = 0; j < n8; ++j) {
+      const vi8 jv = simd::splat_i(static_cast<int32_t>(j));
+      const vf8 s = simd::load8(st + j * qt + g);
+      mx = (jv >= lo) & (jv < hi) & (s > mx) ? s : mx;
+    }
+    const vf8 m_old = simd::load8(m + g);
+    mx *= vscale;  // scale > 0: the max commutes with scaling
+    const vf8 m_new = m_old > mx ? m_old : mx;
+    // Queries that have seen no key yet keep m = -inf and alpha = 1 (exp(-inf - -inf) would be NaN).
+    const vf8 a = m_new == ninf ? simd::splat(1.f) : simd::exp8(m_old - m_new);
+    vf8 sum = simd::splat(0.f);
+    for (int64_t j = 0; j < n8; ++j) {
+      const vi8 jv = simd::splat_i(static_cast<int32_t>(j));
+      const vf8 p = (jv >= lo) & (jv < hi) ? simd::exp8(simd::load8(st + j * qt + g) * vscale - m_new) : simd::splat(0.f);
+      simd::store8(st + j * qt + g, p);
+      sum += p;
+    }
+    simd::store8(l + g, simd::load8(l + g) * a + sum);
+    simd::store8(m + g, m_new);
+    simd::store8(alpha + g, a);
+  }
+}
 
 struct FwdTask {
   const AttnDims& d;
   const AttnBlock& blk;
   const AttnFwdIO& io;
-  int64_t qt;  // padded query tile height (multiple of 4, <= kQTile)
+  int64_t qt;  // padded query tile height (multiple of 8, <= kQTile)
   int64_t dp;  // padded head dim
 
   void run(int64_t b, int64_t h, int64_t q0) const {
     const int64_t D = d.head_dim, H = d.heads, hkv = h / d.group(), rows = std::min(qt, blk.lq - q0);
     const float scale = d.softmax_scale();
-    float* q = thread_scratch(static_cast<size_t>(2 * qt * dp + 2 * dp * kKvTile + qt * kKvTile));
-    float* o = q + qt * dp;
-    float* kt = o + qt * dp;
-    float* v = kt + dp * kKvTile;
-    float* s = v + kKvTile * dp;
+    float* qt_buf = thread_scratch(static_cast<size_t>(2 * qt * dp + 2 * kKvTile * dp + kKvTile * qt));
+    float* o = qt_buf + dp * qt;
+    float* k = o + qt * dp;
+    float* v = k + kKvTile * dp;
+    float* st = v + kKvTile * dp;
 
-    load_rows({io.q, d.dtype, ((b * blk.lq + q0) * H + h) * D, H * D, D}, rows, q, qt, dp);
+    load_rows_transposed({io.q, d.dtype, ((b * blk.lq + q0) * H + h) * D, H * D, D}, rows, qt_buf, dp, qt);
     std::fill(o, o + qt * dp, 0.f);
     RowRanges rr;
     row_ranges(blk, b, q0, rows, rr);
-    float m[kQTile], l[kQTile];
+    LaneRanges lr;
+    float m[kQTile], l[kQTile], alpha[kQTile];
     std::fill(m, m + kQTile, kNegInf);
     std::fill(l, l + kQTile, 0.f);
 
     for (int64_t j0 = rr.union_lo; j0 < rr.union_hi; j0 += kKvTile) {
       const int64_t n = std::min(kKvTile, rr.union_hi - j0), n8 = round_up(n, kPad);
       RowView kv{io.k, d.dtype, ((b * blk.lkv + j0) * d.kv_heads + hkv) * D, d.kv_heads * D, D};
-      load_rows_transposed(kv, n, kt, dp, n8);
+      load_rows(kv, n, k, n8, dp);
       kv.base = io.v;
       load_rows(kv, n, v, n8, dp);
-      std::fill(s, s + qt * n8, 0.f);
-      gemm_acc(qt, n8, dp, q, dp, kt, n8, s, n8);  // raw scores Q.K^T
-      for (int64_t r = 0; r < qt; ++r) update_row(r, rr, j0, n, n8, scale, s + r * n8, o + r * dp, m, l);
-      gemm_acc(qt, dp, n8, s, n8, v, dp, o, dp);  // O += P.V
+      if (j0 + kKvTile < rr.union_hi) {  // overlap the next tile's memory traffic with this tile's math
+        const int64_t next = std::min(kKvTile, rr.union_hi - j0 - kKvTile);
+        RowView nk{io.k, d.dtype, kv.first + kKvTile * kv.stride, kv.stride, D};
+        prefetch_rows(nk, next);
+        nk.base = io.v;
+        prefetch_rows(nk, next);
+      }
+      lane_ranges(rr, j0, n, lr);
+      std::fill(st, st + n8 * qt, 0.f);
+      gemm_acc(n8, qt, dp, k, dp, qt_buf, qt, st, qt);  // S^T = K.Q^T
+      softmax_step(st, n8, qt, lr, scale, m, l, alpha);
+      for (int64_t r = 0; r < rows; ++r)
+        if (alpha[r] != 1.f)
+          for (int64_t c = 0; c < dp; ++c) o[r * dp + c] *= alpha[r];
+      gemm_acc_at(qt, dp, n8, st, qt, v, dp, o, dp);  // O += P.V with P^T = st
     }
 
     for (int64_t r = 0; r < rows; ++r) {
@@ -62,34 +111,13 @@ struct FwdTask {
       }
     }
   }
-
-  // Turns row r's raw scores into unnormalised probabilities against its running max, rescaling the
-  // row's accumulated output and sum when the max grows. Columns the row cannot see get probability 0.
-  void update_row(int64_t r, const RowRanges& rr, int64_t j0, int64_t n, int64_t n8, float scale, float* sr,
-                  float* orow, float* m, float* l) const {
-    const int64_t a = std::clamp<int64_t>(rr.lo[r] - j0, 0, n), e = std::clamp<int64_t>(rr.hi[r] - j0, 0, n);
-    if (a >= e) {
-      std::fill(sr, sr + n8, 0.f);
-      return;
-    }
-    const float mx = *std::max_element(sr + a, sr + e) * scale;  // scale > 0: max commutes with scaling
-    const float m_new = std::max(m[r], mx);
-    const float alpha = std::exp(m[r] - m_new);  // 0 on the first visible tile (m = -inf)
-    const float psum = exp_shifted(sr + a, scale, m_new, sr + a, e - a);
-    std::fill(sr, sr + a, 0.f);
-    std::fill(sr + e, sr + n8, 0.f);
-    l[r] = l[r] * alpha + psum;
-    m[r] = m_new;
-    if (alpha != 1.f)
-      for (int64_t c = 0; c < dp; ++c) orow[c] *= alpha;
-  }
 };
 
 }  // namespace
 
 void attn_forward(const AttnDims& d, const AttnBlock& blk, const AttnFwdIO& io) {
   if (blk.lq <= 0) return;
-  const int64_t qt = std::min(kQTile, round_up(blk.lq, 4)), n_qt = ceil_div(blk.lq, qt);
+  const int64_t qt = std::min(kQTile, round_up(blk.lq, 8)), n_qt = ceil_div(blk.lq, qt);
   const FwdTask task{d, blk, io, qt, round_up(d.head_dim, kPad)};
   ThreadPool::shared().parallel_for(d.batch * d.heads * n_qt, [&](int64_t i) {
     task.run(i / (d.heads * n_qt), (i / n_qt) % d.heads, (i % n_qt) * qt);

@@ -31,6 +31,12 @@ XATTN_INLINE vf8 load8(const float* p) {
 }
 XATTN_INLINE void store8(float* p, vf8 v) { std::memcpy(p, &v, sizeof v); }
 XATTN_INLINE vf8 splat(float x) { return vf8{x, x, x, x, x, x, x, x}; }
+XATTN_INLINE vi8 splat_i(int32_t x) { return vi8{x, x, x, x, x, x, x, x}; }
+XATTN_INLINE vi8 load8_i32(const int32_t* p) {
+  vi8 v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
 XATTN_INLINE vu8 load8_u16(const uint16_t* p) {
   vh8 h;
   std::memcpy(&h, p, sizeof h);

@@ -78,6 +78,13 @@ XATTN_SIMD_CLONES void load_rows(const RowView& v, int64_t rows, float* dst, int
   std::fill(dst + rows * ld, dst + rows_pad * ld, 0.f);
 }
 
+void prefetch_rows(const RowView& v, int64_t rows) {
+  const auto* base = static_cast<const char*>(v.base);
+  const int64_t elem = static_cast<int64_t>(dtype_size(v.dtype)), bytes = v.width * elem;
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t off = 0; off < bytes; off += 64) __builtin_prefetch(base + (v.first + r * v.stride) * elem + off);
+}
+
 XATTN_SIMD_CLONES void load_rows_transposed(const RowView& v, int64_t rows, float* dst, int64_t width_pad,
                                             int64_t ld) {
   constexpr int64_t kChunk = 256;
@@ -142,6 +149,13 @@ void row_ranges(const AttnBlock& blk, int64_t batch, int64_t q0, int64_t rows, R
     }
   }
   if (out.union_hi <= out.union_lo) out.union_lo = out.union_hi = 0;
+}
+
+void lane_ranges(const RowRanges& rr, int64_t j0, int64_t n, LaneRanges& out) {
+  for (int64_t r = 0; r < kQTile; ++r) {
+    out.lo[r] = static_cast<int32_t>(std::clamp<int64_t>(rr.lo[r] - j0, 0, n));
+    out.hi[r] = static_cast<int32_t>(std::clamp<int64_t>(rr.hi[r] - j0, 0, n));
+  }
 }
 
 float* thread_scratch(size_t n) {

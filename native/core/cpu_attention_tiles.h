@@ -8,7 +8,7 @@
 
 namespace xattn::cpu {
 
-constexpr int64_t kQTile = 32;   // query rows per task
+constexpr int64_t kQTile = 64;   // query rows per task (a multiple of 8: queries are SIMD lanes)
 constexpr int64_t kKvTile = 64;  // key/value rows per inner step
 constexpr int64_t kPad = 8;      // GEMM column block: padded widths are multiples of this
 
@@ -28,6 +28,8 @@ struct RowView {
 void decode_row(const void* base, DType t, int64_t first, int64_t n, float* out);
 // dst[r * ld + c] = row r, column c as float32 for r < rows; zero for c in [width, ld) and r in [rows, rows_pad).
 void load_rows(const RowView& v, int64_t rows, float* dst, int64_t rows_pad, int64_t ld);
+// Hints the cache to start fetching `rows` rows of v (the next tile) while the current one is computed.
+void prefetch_rows(const RowView& v, int64_t rows);
 // dst[c * ld + r] = row r, column c (transposed); zero for r in [rows, ld) and c in [width, width_pad).
 void load_rows_transposed(const RowView& v, int64_t rows, float* dst, int64_t width_pad, int64_t ld);
 
@@ -52,6 +54,15 @@ struct RowRanges {
   int64_t union_hi;
 };
 void row_ranges(const AttnBlock& blk, int64_t batch, int64_t q0, int64_t rows, RowRanges& out);
+
+// The same ranges relative to a kv tile [j0, j0 + n), clipped to [0, n], as 32-bit lanes for code that
+// works on transposed scores S^T [keys x queries] eight queries at a time: key j of the tile is visible to
+// query r iff lo[r] <= j < hi[r].
+struct LaneRanges {
+  int32_t lo[kQTile];
+  int32_t hi[kQTile];
+};
+void lane_ranges(const RowRanges& rr, int64_t j0, int64_t n, LaneRanges& out);
 
 // Per-thread scratch of at least n floats, reused between calls on the same thread.
 float* thread_scratch(size_t n);

@@ -151,7 +151,7 @@ Fd listen_tcp(const std::string& host, int port) {
     }
     int one = 1;
     setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (bind(fd.get(), a->ai_addr, a->ai_addrlen) != 0 || listen(fd.get(), 128) != 0) {
+    if (bind(fd.get(), a->ai_addr, a->ai_addrlen) != 0 || listen(fd.get(), SOMAXCONN) != 0) {
       last = errno_text(errno);
       continue;
     }
@@ -228,22 +228,25 @@ Fd try_connect(const HostPort& hp, Deadline d, const std::atomic<bool>& cancel, 
   return Fd();
 }
 
-IoStatus read_exact(int fd, void* buf, size_t n, Deadline d, const std::atomic<bool>& cancel, std::string* err) {
-  auto* p = static_cast<uint8_t*>(buf);
+namespace {
+
+// Moves exactly n bytes in one direction, polling between partial transfers until the deadline.
+IoStatus transfer_exact(int fd, uint8_t* p, size_t n, bool sending, Deadline d, const std::atomic<bool>& cancel,
+                        std::string* err) {
   while (n > 0) {
-    ssize_t got = recv_some(fd, p, n);
-    if (got > 0) {
-      p += got;
-      n -= static_cast<size_t>(got);
+    ssize_t moved = sending ? send_some(fd, p, n) : recv_some(fd, p, n);
+    if (moved > 0) {
+      p += moved;
+      n -= static_cast<size_t>(moved);
       continue;
     }
-    if (got == 0) return IoStatus::Closed;
+    if (moved == 0) return IoStatus::Closed;  // recv: orderly shutdown by the peer
     if (errno == EINTR) continue;
     if (errno != EAGAIN && errno != EWOULDBLOCK) {
       *err = errno_text(errno);
       return is_peer_gone_errno(errno) ? IoStatus::Closed : IoStatus::Error;
     }
-    int rc = poll_one(fd, POLLIN, d, cancel);
+    int rc = poll_one(fd, sending ? POLLOUT : POLLIN, d, cancel);
     if (rc == 0) return cancel.load() ? IoStatus::Cancelled : IoStatus::Timeout;
     if (rc < 0) {
       *err = errno_text(errno);
@@ -253,28 +256,15 @@ IoStatus read_exact(int fd, void* buf, size_t n, Deadline d, const std::atomic<b
   return IoStatus::Ok;
 }
 
+}  // namespace
+
+IoStatus read_exact(int fd, void* buf, size_t n, Deadline d, const std::atomic<bool>& cancel, std::string* err) {
+  return transfer_exact(fd, static_cast<uint8_t*>(buf), n, false, d, cancel, err);
+}
+
 IoStatus write_all(int fd, const void* buf, size_t n, Deadline d, const std::atomic<bool>& cancel, std::string* err) {
-  auto* p = static_cast<const uint8_t*>(buf);
-  while (n > 0) {
-    ssize_t put = send_some(fd, p, n);
-    if (put >= 0) {
-      p += put;
-      n -= static_cast<size_t>(put);
-      continue;
-    }
-    if (errno == EINTR) continue;
-    if (errno != EAGAIN && errno != EWOULDBLOCK) {
-      *err = errno_text(errno);
-      return is_peer_gone_errno(errno) ? IoStatus::Closed : IoStatus::Error;
-    }
-    int rc = poll_one(fd, POLLOUT, d, cancel);
-    if (rc == 0) return cancel.load() ? IoStatus::Cancelled : IoStatus::Timeout;
-    if (rc < 0) {
-      *err = errno_text(errno);
-      return IoStatus::Error;
-    }
-  }
-  return IoStatus::Ok;
+  // send() never writes through the pointer; the cast only lets both directions share one loop.
+  return transfer_exact(fd, static_cast<uint8_t*>(const_cast<void*>(buf)), n, true, d, cancel, err);
 }
 
 ssize_t send_some(int fd, const void* buf, size_t n) { return ::send(fd, buf, n, kSendFlags); }

@@ -198,70 +198,50 @@ void TcpProgress::run() {
       for (size_t i = 1; rc > 0 && i < fds.size(); ++i) {
         short re = fds[i].revents;
         if (re & POLLNVAL) fail(ErrorCode::Internal, "socket to rank " + std::to_string(fd_peer[i]) + " is invalid");
-        if (re & (POLLOUT | POLLERR | POLLHUP)) pump_sends(fd_peer[i]);
-        if (re & (POLLIN | POLLERR | POLLHUP)) pump_recvs(fd_peer[i]);
+        if (re & (POLLOUT | POLLERR | POLLHUP)) pump(fd_peer[i], true);
+        if (re & (POLLIN | POLLERR | POLLHUP)) pump(fd_peer[i], false);
       }
       check_timeouts();
     } catch (const XattnError& e) {
       std::lock_guard<std::mutex> lock(mu_);
       poison_locked(e.code(), e.what());
+    } catch (const std::exception& e) {  // e.g. bad_alloc: fail the transport, not the process
+      std::lock_guard<std::mutex> lock(mu_);
+      poison_locked(ErrorCode::Internal, std::string("transport progress thread: ") + e.what());
     }
   }
 }
 
-void TcpProgress::pump_sends(int peer) {
+void TcpProgress::pump(int peer, bool sending) {
   Channel& ch = channels_[peer];
+  auto& queue = sending ? ch.sends : ch.recvs;
+  auto& since = sending ? ch.send_since : ch.recv_since;
   int fd = peers_[peer].get();
-  while (!ch.sends.empty()) {
-    Op& op = ch.sends.front();
-    bool in_header = op.header_done < kHeaderBytes;
-    size_t left = in_header ? kHeaderBytes - op.header_done : op.bytes - op.body_done;
-    if (left > 0) {
-      const uint8_t* p = in_header ? op.header + op.header_done : op.data + op.body_done;
-      ssize_t n = net::send_some(fd, p, left < kMaxChunk ? left : kMaxChunk);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK) return;
-        if (net::is_peer_gone_errno(errno))
-          fail(ErrorCode::PeerLost, "rank " + std::to_string(peer) + " closed the connection (it probably died) while rank " +
-                                        std::to_string(rank_) + " was sending to it");
-        fail(ErrorCode::Transport, "sending to rank " + std::to_string(peer) + " failed: " + net::errno_text(errno));
-      }
-      (in_header ? op.header_done : op.body_done) += size_t(n);
-      if (!in_header) bytes_sent_ += uint64_t(n);
-      ch.send_since = net::Clock::now();
-      if (op.header_done < kHeaderBytes || op.body_done < op.bytes) continue;
-    }
-    complete(op);
-    ch.sends.pop_front();
-    ch.send_since = net::Clock::now();
-  }
-}
-
-void TcpProgress::pump_recvs(int peer) {
-  Channel& ch = channels_[peer];
-  int fd = peers_[peer].get();
-  while (!ch.recvs.empty()) {
-    Op& op = ch.recvs.front();
+  while (!queue.empty()) {
+    Op& op = queue.front();
     bool in_header = op.header_done < kHeaderBytes;
     size_t left = in_header ? kHeaderBytes - op.header_done : op.bytes - op.body_done;
     if (left > 0) {
       uint8_t* p = in_header ? op.header + op.header_done : op.data + op.body_done;
-      ssize_t n = net::recv_some(fd, p, left < kMaxChunk ? left : kMaxChunk);
+      size_t len = left < kMaxChunk ? left : kMaxChunk;
+      ssize_t n = sending ? net::send_some(fd, p, len) : net::recv_some(fd, p, len);
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
-      if (n == 0 || (n < 0 && net::is_peer_gone_errno(errno)))
+      if ((n == 0 && !sending) || (n < 0 && net::is_peer_gone_errno(errno)))
         fail(ErrorCode::PeerLost, "rank " + std::to_string(peer) + " closed the connection (it probably died) while rank " +
-                                      std::to_string(rank_) + " was waiting for data from it");
-      if (n < 0) fail(ErrorCode::Transport, "receiving from rank " + std::to_string(peer) + " failed: " + net::errno_text(errno));
+                                      std::to_string(rank_) + (sending ? " was sending to it" : " was waiting for data from it"));
+      if (n < 0)
+        fail(ErrorCode::Transport, std::string(sending ? "sending to" : "receiving from") + " rank " + std::to_string(peer) +
+                                       " failed: " + net::errno_text(errno));
       (in_header ? op.header_done : op.body_done) += size_t(n);
-      ch.recv_since = net::Clock::now();
-      if (in_header && op.header_done == kHeaderBytes) check_header(op);
+      if (sending && !in_header) bytes_sent_ += uint64_t(n);
+      since = net::Clock::now();
+      if (!sending && in_header && op.header_done == kHeaderBytes) check_header(op);
       if (op.header_done < kHeaderBytes || op.body_done < op.bytes) continue;
     }
     complete(op);
-    ch.recvs.pop_front();
-    ch.recv_since = net::Clock::now();
+    queue.pop_front();
+    since = net::Clock::now();
   }
 }
 

@@ -54,8 +54,7 @@ class TcpProgress {
 
   void run();
   void adopt_incoming();
-  void pump_sends(int peer);
-  void pump_recvs(int peer);
+  void pump(int peer, bool sending);  // moves bytes for the ops at the head of one direction
   void check_timeouts();
   void check_header(const Op& op) const;
   void complete(const Op& op);

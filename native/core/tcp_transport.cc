@@ -1,5 +1,6 @@
 #include "core/tcp_transport.h"
 
+#include <algorithm>
 #include <sstream>
 #include <thread>
 
@@ -8,6 +9,9 @@
 
 namespace xattn {
 namespace {
+
+// An honest peer answers a handshake in milliseconds; a silent stranger is cut off after this long.
+constexpr int kHandshakeLimitMs = 5000;
 
 std::string rank_list(const std::vector<int>& ranks) {
   std::string s;
@@ -95,7 +99,8 @@ void TcpTransport::accept_higher_ranks(std::vector<net::Fd>& peers, net::Deadlin
     net::Fd fd = net::accept_until(listener_.get(), deadline, closing_, &from);
     require(!closing_.load(), ErrorCode::Transport, "connect: the transport was closed while connecting");
     if (!fd.valid()) break;  // deadline
-    AcceptOutcome out = handshake_as_acceptor(fd.get(), handshake_, connected, deadline, closing_);
+    auto handshake_deadline = std::min(deadline, net::deadline_after_ms(kHandshakeLimitMs));
+    AcceptOutcome out = handshake_as_acceptor(fd.get(), handshake_, connected, handshake_deadline, closing_);
     if (out.peer_rank < 0) {
       refusals.push_back(from + ": " + out.refusal);
       auth_refused = auth_refused || out.auth_failure;

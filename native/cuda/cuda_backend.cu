@@ -210,14 +210,14 @@ void CudaBackend::attn_fwd(const AttnDims& d, const AttnBlock& b, const AttnFwdI
   const bool fast = cuda::tc_supported(d.dtype, g.head_dim) && aligned16(io.q) && aligned16(io.k) &&
                     aligned16(io.v) && aligned16(io.o);
   if (!fast) return cuda::generic_attn_fwd(d.dtype, g, a, stream_);
-  const int64_t ctas = static_cast<int64_t>(cuda::tc_fwd_row_tiles(g)) * d.batch * d.kv_heads;
-  a.splits = choose_splits(ctas, cuda::tc_fwd_tiles(b.lkv), sm_count_, max_splits_);
+  const int64_t ctas = static_cast<int64_t>(cuda::tc_fwd_row_tiles(g, fwd_mtiles_)) * d.batch * d.kv_heads;
+  a.splits = choose_splits(ctas, cuda::tc_fwd_tiles(b.lkv, g.head_dim, fwd_mtiles_), sm_count_, max_splits_);
   if (a.splits > 1) {
     float* ws = workspace(a.splits * (o_n + lse_n));
     a.o_part = ws;
     a.lse_part = ws + a.splits * o_n;
   }
-  cuda::tc_attn_fwd(d.dtype, g, a, stream_);
+  cuda::tc_attn_fwd(d.dtype, g, a, fwd_mtiles_, stream_);
   if (a.splits > 1) cuda::combine_fwd_splits(g, a.splits, a.o_part, a.lse_part, io.o, io.lse, stream_);
 }
 

@@ -45,6 +45,8 @@ class CudaBackend final : public Backend {
   void activate() const;  // makes this backend's device current on the calling thread
   // Caps the KV splits of the forward and dQ kernels (0 = automatic); for checks and tuning.
   void set_max_splits(int n) { max_splits_ = n; }
+  // Forward m-tiles per warp (1 or 2: rows per CTA 64 or 128); for checks and tuning.
+  void set_fwd_mtiles(int n) { fwd_mtiles_ = n; }
 
   // Host-side waits poll instead of blocking, and call these hooks on every poll: a transport that
   // detects a dead peer throws from its hook, so no wait hangs.
@@ -59,6 +61,7 @@ class CudaBackend final : public Backend {
   int device_ = 0;
   int sm_count_ = 1;
   int max_splits_ = 0;
+  int fwd_mtiles_ = 2;
   std::string device_name_;
   cudaStream_t stream_ = nullptr;
   cudaEvent_t sync_event_ = nullptr;

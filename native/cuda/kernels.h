@@ -35,9 +35,10 @@ struct BwdArgs {
 
 // Tensor-core (mma.sync) kernels: bf16/fp16, head_dim 64 or 128, 16-byte aligned rows.
 bool tc_supported(DType t, int head_dim);
-int tc_fwd_tiles(int64_t lkv);  // KV tiles the forward walks (its split unit)
-int tc_fwd_row_tiles(const AttnGeom& g);
-void tc_attn_fwd(DType t, const AttnGeom& g, const FwdArgs& a, cudaStream_t s);
+int tc_fwd_tiles(int64_t lkv, int head_dim, int mtiles);  // KV tiles the forward walks (its split unit)
+// mtiles: 16-row m-tiles per warp (1 or 2); a CTA covers 64 * mtiles packed rows.
+int tc_fwd_row_tiles(const AttnGeom& g, int mtiles);
+void tc_attn_fwd(DType t, const AttnGeom& g, const FwdArgs& a, int mtiles, cudaStream_t s);
 int tc_dq_tiles(int head_dim, int64_t lkv);
 int tc_dq_row_tiles(const AttnGeom& g);
 void tc_attn_bwd(DType t, const AttnGeom& g, const BwdArgs& a, cudaStream_t s);

@@ -24,6 +24,7 @@ export interface RequestOptions {
   query?: Record<string, string | number | boolean | undefined>;
   body?: unknown;
   contentType?: string;
+  accept?: string;
   timeoutMs?: number;
 }
 
@@ -49,7 +50,7 @@ export class KubeRest {
   async request<T = any>(method: string, path: string, opts: RequestOptions = {}): Promise<T> {
     const url = new URL(this.server + path);
     for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
-    const headers: http.OutgoingHttpHeaders = { Accept: 'application/json' };
+    const headers: http.OutgoingHttpHeaders = { Accept: opts.accept ?? 'application/json' };
     const reqOpts: https.RequestOptions = { method, headers };
     // Re-applied per request: in-cluster service-account tokens rotate.
     await this.kc.applyToHTTPSOptions(reqOpts);

@@ -82,7 +82,7 @@ class Planner {
     const prev = job.status ?? {};
     this.conditions = prev.conditions;
     this.plan = {
-      status: { ...prev, observedGeneration: job.metadata.generation, worldSize: worldSize(job.spec) },
+      status: { ...prev, observedGeneration: job.metadata.generation, worldSize: worldSize(job.spec), restarts: prev.restarts ?? 0 },
       attempt: prev.restarts ?? 0,
       createPods: [],
       deletePods: [],

@@ -33,6 +33,13 @@ export class TensorLedger {
     }
   }
 
+  /** Hands a tensor over to another ledger (or to the caller) without freeing it. */
+  untrack<T extends Tensor>(t: T): T {
+    this.live -= this.sizes.get(t) ?? 0;
+    this.sizes.delete(t);
+    return t;
+  }
+
   resetPeak(): void {
     this.peak = this.live;
   }
@@ -63,6 +70,14 @@ export class Profile {
     this.comm[op].seconds += waitSeconds;
     this.seconds.comm += waitSeconds;
     this.seconds[cat] += Math.max(0, wallSeconds - waitSeconds);
+  }
+
+  add(o: Profile): void {
+    for (const k of Object.keys(this.seconds) as ProfileCategory[]) this.seconds[k] += o.seconds[k];
+    for (const k of Object.keys(this.comm) as CommOp[]) {
+      this.comm[k].bytes += o.comm[k].bytes;
+      this.comm[k].seconds += o.comm[k].seconds;
+    }
   }
 
   reset(): void {

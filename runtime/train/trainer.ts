@@ -87,7 +87,7 @@ export class Trainer {
     if (b.target) return { x, y, target: ledger.track(await engine.upload(b.target, [B, lq, shape.textHidden], 'float32')) };
     const t = this.teacher!;
     const target = await stackInference(t.ctx, t.params, x, y);
-    return { x, y, target };
+    return { x, y, target: ledger.track(t.ctx.ledger.untrack(target)) };
   }
 
   /** Runs 1-based step `step`; `stop` is this rank's stop request, OR-ed across ranks. */

@@ -9,6 +9,9 @@ import { readRankEnv } from './env.js';
 import type { Emit } from './events.js';
 import { summarize, type RunSummary } from './summary.js';
 import type { RankEnv } from '../../crds/env.js';
+import { benchmarkSample, startWorkerTelemetry } from '../metrics/worker-telemetry.js';
+import { resolveModel } from '../model/presets.js';
+import { runTrainMode } from '../train/worker-mode.js';
 
 export interface WorkerOptions {
   env?: NodeJS.ProcessEnv;
@@ -43,6 +46,8 @@ export async function runWorker(opts: WorkerOptions = {}): Promise<RunSummary | 
   const job = readXAttnJob(env.config);
   const timeoutMs = opts.timeoutMs ?? Number(procEnv.XATTN_TIMEOUT_MS ?? 120_000);
   const backend = chooseBackend(job, procEnv);
+  // Metrics first, so /healthz answers while the peers gather.
+  const telemetry = await startWorkerTelemetry({ rank: env.rank, worldSize: env.worldSize, backend, algorithm: job.spec.attention.algorithm }, env.metricsPort);
   const rdv = await joinRendezvous({
     masterAddr: env.masterAddr,
     masterPort: env.masterPort,
@@ -51,21 +56,30 @@ export async function runWorker(opts: WorkerOptions = {}): Promise<RunSummary | 
     token: env.jobToken,
     timeoutMs,
     jobName: env.jobName,
+  }).catch(async (e) => {
+    await telemetry.close();
+    throw e;
   });
   const engine = Engine.create({ backend, device: env.localRank });
   let transport: unknown;
   try {
     transport = await connect(engine, rdv, env, backend, timeoutMs);
     emit({ type: 'ready', rank: env.rank, worldSize: env.worldSize, backend });
-    const result = await runAttentionBenchmark(engine, job, env.rank, env.worldSize, (e) =>
-      emit({ type: 'step', rank: env.rank, step: e.step, steps: e.steps, seconds: e.seconds, bytesSent: e.bytesSent }),
-    );
+    const { metrics } = telemetry;
+    const result: RankResult & { finalLoss?: number } =
+      job.spec.workload.mode === 'train'
+        ? await runTrainMode(engine, job, { rank: env.rank, worldSize: env.worldSize, checkpointDir: env.checkpointDir, emit, metrics })
+        : await runAttentionBenchmark(engine, job, env.rank, env.worldSize, (e) => {
+            if (e.step > 0) metrics.recordStep(benchmarkSample(job, env.rank, env.worldSize, e));
+            emit({ type: 'step', rank: env.rank, step: e.step, steps: e.steps, seconds: e.seconds, bytesSent: e.bytesSent });
+          });
     const all = (await rdv.allGather('result', JSON.stringify(result))).map((s) => JSON.parse(s) as RankResult);
     if (env.rank !== 0) return undefined;
-    const summary = summarize(job, backend, all);
+    const summary = summarize(job, backend, all, { loss: result.finalLoss, layers: job.spec.workload.mode === 'train' ? resolveModel(job.spec.model).layers : 1 });
     emit({ type: 'summary', rank: env.rank, summary });
     return summary;
   } finally {
+    await telemetry.close();
     engine.close();
     (transport as { close?: () => void } | undefined)?.close?.();
     await rdv.close();

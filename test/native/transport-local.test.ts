@@ -3,7 +3,7 @@ import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 
 import { createTcpTransport, type TcpTransport } from '../../runtime/rendezvous/transport.js';
-import { freePort } from '../fixtures/transport_ports.js';
+import { freePort } from '../cluster/harness/processes.js';
 
 const TOKEN = 'local-transport-token-0123456789';
 const AUTH_MSG = "authentication failed: peer does not hold this job's token";
@@ -135,6 +135,15 @@ describe('TCP transport handshake', () => {
       message: `rank 1 could not connect to rank 0 at 127.0.0.1:${port} within 0.5 s (last error: Connection refused)`,
     });
   });
+
+  it('close() during connect stops dialing at once instead of waiting for the timeout', async () => {
+    const port = await freePort();
+    const b = make(1, 2, { timeoutMs: 60_000 });
+    const connecting = b.connect([`127.0.0.1:${port}`, `127.0.0.1:${b.port}`]);
+    await new Promise((r) => setTimeout(r, 100));
+    b.close();
+    await expect(connecting).rejects.toMatchObject({ code: 'XATTN_E_TRANSPORT', message: expect.stringContaining('closed while connecting') });
+  }, 10_000);
 });
 
 describe('TCP transport operations', () => {

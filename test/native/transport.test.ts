@@ -72,15 +72,17 @@ describe('TCP transport failures across processes', () => {
     expect(out[0]!.message).toContain('rank 0 waited 3 s for rank 1 to connect');
   }, 30_000);
 
+  /** Ranks 0 and 1 wait for data from rank 2, which never sends; resolves once all are in place. */
+  async function worldWithSilentRank2(timeoutMs: number): Promise<RankProcess[]> {
+    procs = await spawnWorld(3, { scenario: 'recv-from-victim', timeoutMs, victim: 2 }, (rank) => (rank === 2 ? { scenario: 'idle' } : {}));
+    await Promise.all([procs[0]!.waitFor('waiting'), procs[1]!.waitFor('waiting'), procs[2]!.waitFor('idle')]);
+    return procs;
+  }
+
   it('a peer killed with SIGKILL makes the survivors fail with PeerLost instead of hanging', async () => {
-    const ps = await spawnWorld(3, { scenario: 'recv-from-victim', timeoutMs: 8000, victim: 2 }, (rank) =>
-      rank === 2 ? { scenario: 'idle' } : {},
-    );
-    procs = ps;
-    await Promise.all([ps[0]!.waitFor('waiting'), ps[1]!.waitFor('waiting'), ps[2]!.waitFor('idle')]);
+    const ps = await worldWithSilentRank2(8000);
     ps[2]!.kill('SIGKILL');
-    const [o0, o1] = await Promise.all([ps[0]!.outcome, ps[1]!.outcome]);
-    for (const o of [o0!, o1!]) {
+    for (const o of await Promise.all([ps[0]!.outcome, ps[1]!.outcome])) {
       expect(o.event).toBe('error');
       expect(o.code).toBe('XATTN_E_PEER_LOST');
       expect(o.message).toContain('rank 2 closed the connection (it probably died)');
@@ -88,14 +90,9 @@ describe('TCP transport failures across processes', () => {
   }, 30_000);
 
   it('a peer that stops responding (SIGSTOP) makes the survivors time out naming it', async () => {
-    const ps = await spawnWorld(3, { scenario: 'recv-from-victim', timeoutMs: 3000, victim: 2 }, (rank) =>
-      rank === 2 ? { scenario: 'idle' } : {},
-    );
-    procs = ps;
-    await Promise.all([ps[0]!.waitFor('waiting'), ps[1]!.waitFor('waiting'), ps[2]!.waitFor('idle')]);
+    const ps = await worldWithSilentRank2(3000);
     ps[2]!.kill('SIGSTOP');
-    const [o0, o1] = await Promise.all([ps[0]!.outcome, ps[1]!.outcome]);
-    [o0!, o1!].forEach((o, rank) => {
+    (await Promise.all([ps[0]!.outcome, ps[1]!.outcome])).forEach((o, rank) => {
       expect(o.event).toBe('error');
       expect(o.code).toBe('XATTN_E_TIMEOUT');
       expect(o.message).toContain(`rank ${rank} waited 3 s for data from rank 2`);

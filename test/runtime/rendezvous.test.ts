@@ -2,7 +2,7 @@ import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 
 import { joinRendezvous, type Rendezvous, type RendezvousOptions } from '../../runtime/rendezvous/index.js';
-import { freePort } from '../fixtures/transport_ports.js';
+import { freePort } from '../cluster/harness/processes.js';
 
 const TOKEN = 'correct-horse-battery-staple-0123';
 const AUTH_MSG = "authentication failed: peer does not hold this job's token";

@@ -77,12 +77,19 @@ int main(int argc, char** argv) {
       be.attn_bwd(d, blk, AttnBwdIO{q, k, v, dout, lse, drow, dq, dk, dv});
     };
     const double flops = 4.0 * s.B * s.H * s.lq * s.lkv * s.D;
-    const double t_fwd = median_ms(be, iters, fwd), t_all = median_ms(be, iters, fwdbwd);
-    std::printf("{\"device\":\"%s\",\"shape\":\"H%lld/Hkv%lld d%lld Lq%lld Lkv%lld\",\"ours_fwd_ms\":%.3f,"
-                "\"ours_fwd_tflops\":%.1f,\"ours_fwdbwd_ms\":%.3f,\"ours_fwdbwd_tflops\":%.1f}\n",
-                be.device_name().c_str(), (long long)s.H, (long long)s.Hkv, (long long)s.D, (long long)s.lq,
-                (long long)s.lkv, t_fwd, flops / t_fwd / 1e9, t_all, 3.5 * flops / t_all / 1e9);
-    std::fflush(stdout);
+    for (int mt : {2, 1}) {  // forward m-tiles per warp (2 is the default)
+      be.set_fwd_mtiles(mt);
+      const double t_fwd = median_ms(be, iters, fwd), t_all = median_ms(be, iters, fwdbwd);
+      const double t_bwd = median_ms(be, iters, [&] {
+        be.attn_bwd(d, blk, AttnBwdIO{q, k, v, dout, lse, drow, dq, dk, dv});
+      });
+      std::printf("{\"device\":\"%s\",\"shape\":\"H%lld/Hkv%lld d%lld Lq%lld Lkv%lld\",\"fwd_mtiles\":%d,"
+                  "\"ours_fwd_ms\":%.3f,\"ours_fwd_tflops\":%.1f,\"ours_fwdbwd_ms\":%.3f,\"ours_fwdbwd_tflops\":%.1f,"
+                  "\"ours_bwd_kernels_ms\":%.3f}\n",
+                  be.device_name().c_str(), (long long)s.H, (long long)s.Hkv, (long long)s.D, (long long)s.lq,
+                  (long long)s.lkv, mt, t_fwd, flops / t_fwd / 1e9, t_all, 3.5 * flops / t_all / 1e9, t_bwd);
+      std::fflush(stdout);
+    }
     for (void* p : {q, k, v, dout, o16, static_cast<void*>(o), static_cast<void*>(lse), static_cast<void*>(drow),
                     static_cast<void*>(dq), static_cast<void*>(dk), static_cast<void*>(dv)})
       be.free(p);

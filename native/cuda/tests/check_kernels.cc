@@ -30,6 +30,7 @@ struct Case {
   double amp = 1.0;          // input scale (larger = peakier softmax)
   int max_splits = 0;        // 0 = automatic
   bool all_masked = false;
+  int mtiles = 2;            // forward m-tiles per warp
 };
 
 // Device buffer of n values rounded to dtype t, plus the exact doubles the reference sees.
@@ -108,10 +109,10 @@ void run_case(CudaBackend& be, const Case& c, uint64_t seed) {
       p.mask[r * 2 + 1] = static_cast<int32_t>(end);
     }
   }
-  std::printf("case %-4s D%-3d B%lld H%lld Hkv%lld lq%-4lld lkv%-5lld mask%d%s amp%.0f splits%s seed %llu\n",
+  std::printf("case %-4s D%-3d B%lld H%lld Hkv%lld lq%-4lld lkv%-5lld mask%d%s amp%.0f splits%s mt%d seed %llu\n",
               dtype_name(c.dt), c.D, (long long)c.B, (long long)(c.Hkv * c.G), (long long)c.Hkv, (long long)c.lq,
               (long long)c.lkv, c.mask ? 1 : 0, c.all_masked ? "(all)" : "", c.amp,
-              c.max_splits ? std::to_string(c.max_splits).c_str() : "auto", (unsigned long long)seed);
+              c.max_splits ? std::to_string(c.max_splits).c_str() : "auto", c.mtiles, (unsigned long long)seed);
 
   std::vector<double> o_ref, lse_ref;
   ref::forward(p, o_ref, lse_ref);
@@ -125,6 +126,7 @@ void run_case(CudaBackend& be, const Case& c, uint64_t seed) {
   upload(be, dout.p, p.dout, c.dt);
   if (c.mask) be.from_host(mask.p, p.mask.data(), p.mask.size() * 4);
   be.set_max_splits(c.max_splits);
+  be.set_fwd_mtiles(c.mtiles);
   AttnBlock blk{c.lq, c.lkv, p.kv_offset, c.mask ? mask.as<int32_t>() : nullptr};
   bool ok = true;
 
@@ -293,6 +295,10 @@ int main() {
   cases.push_back(Case{DType::BF16, 128, 1, 2, 4, 100, 4097, true, 1.0, 1});        // no KV split
   cases.push_back(Case{DType::F16, 64, 1, 2, 8, 7, 4097, false, 1.0, 1});           // no KV split
   cases.push_back(Case{DType::BF16, 64, 1, 2, 4, 7, 1000, true, 1.0, 0, true});     // every row masked
+  cases.push_back(Case{DType::BF16, 128, 1, 2, 4, 100, 4097, true, 1.0, 0, false, 1});  // one m-tile per warp
+  cases.push_back(Case{DType::F16, 64, 2, 2, 4, 7, 1000, true, 1.0, 0, false, 1});
+  cases.push_back(Case{DType::BF16, 64, 1, 2, 8, 100, 1000, false, 1.0, 1, false, 1});
+  cases.push_back(Case{DType::F16, 128, 1, 2, 1, 100, 33, true, 1.0, 1, false, 1});
   cases.push_back(Case{DType::BF16, 96, 1, 2, 4, 7, 1000, true});                   // generic: odd head dim
   cases.push_back(Case{DType::F16, 40, 2, 1, 1, 33, 100, false});                   // generic
   cases.push_back(Case{DType::F32, 64, 1, 2, 4, 100, 1000, true});                  // generic float32

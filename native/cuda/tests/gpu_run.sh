@@ -23,16 +23,19 @@ if [ "$what" = kernels ] || [ "$what" = all ]; then
   python3 - "$out" <<'PY'
 import json, sys, pathlib
 d = pathlib.Path(sys.argv[1])
-rows = {}
+ours, cudnn = [], {}
 for name in ("bench.log", "cudnn.log"):
-    for line in (d / name).read_text().splitlines() if (d / name).exists() else []:
+    p = d / name
+    for line in p.read_text().splitlines() if p.exists() else []:
         if line.startswith("{"):
-            r = json.loads(line); rows.setdefault(r["shape"], {}).update(r)
-print(f"{'shape':36} {'fwd ours':>9} {'cudnn':>7} {'ratio':>6} {'f+b ours':>9} {'cudnn':>7} {'ratio':>6}")
-for s, r in rows.items():
-    f = lambda k: r.get(k, float('nan'))
-    print(f"{s:36} {f('ours_fwd_tflops'):9.1f} {f('cudnn_fwd_tflops'):7.1f} {f('ours_fwd_tflops')/f('cudnn_fwd_tflops'):6.2f}"
-          f" {f('ours_fwdbwd_tflops'):9.1f} {f('cudnn_fwdbwd_tflops'):7.1f} {f('ours_fwdbwd_tflops')/f('cudnn_fwdbwd_tflops'):6.2f}")
+            r = json.loads(line)
+            (ours.append(r) if "ours_fwd_tflops" in r else cudnn.__setitem__(r["shape"], r))
+print(f"{'shape':34} {'mt':>2} {'fwd ours':>8} {'cudnn':>6} {'ratio':>5} {'f+b ours':>8} {'cudnn':>6} {'ratio':>5}")
+for r in ours:
+    c = cudnn.get(r["shape"], {})
+    cf, cb = c.get("cudnn_fwd_tflops", float("nan")), c.get("cudnn_fwdbwd_tflops", float("nan"))
+    print(f"{r['shape']:34} {r.get('fwd_mtiles', 0):2} {r['ours_fwd_tflops']:8.1f} {cf:6.1f} {r['ours_fwd_tflops'] / cf:5.2f}"
+          f" {r['ours_fwdbwd_tflops']:8.1f} {cb:6.1f} {r['ours_fwdbwd_tflops'] / cb:5.2f}")
 PY
 fi
 if [ "$what" = nccl ] || [ "$what" = all ]; then

@@ -1,11 +1,12 @@
 // Runs the operator in-process against a test cluster, with short leader-election timings and
 // ephemeral probe ports; and as a separate OS process, for kill and two-replica tests.
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { silentLogger, jsonLogger } from '../../../operator/log.js';
 import { startOperator, type OperatorHandle, type OperatorOptions } from '../../../operator/run.js';
 import type { TestCluster } from './cluster.js';
-import { startProcess, type Managed } from './processes.js';
+import { startProcess, tail, waitFor, type Managed } from './processes.js';
 
 export const FAST_LEASE = { leaseDurationMs: 4000, renewDeadlineMs: 3000, retryPeriodMs: 500 };
 
@@ -50,4 +51,33 @@ export function metricValue(text: string, name: string, labels: Record<string, s
     if (Object.entries(labels).every(([k, v]) => ls.includes(`${k}="${v}"`))) sum += Number(m[4]);
   }
   return sum;
+}
+
+export interface SpawnedOperator {
+  identity: string;
+  proc: Managed;
+  metricsUrl: string;
+  healthUrl: string;
+}
+
+/** Spawns an operator process and waits until it has printed its URLs and its caches are synced. */
+export async function spawnReadyOperator(cluster: TestCluster, identity: string, leaseName: string): Promise<SpawnedOperator> {
+  const logFile = path.join(cluster.dir, `operator-${identity}.log`);
+  const proc = spawnOperator(cluster, identity, logFile, leaseName);
+  const urls = await waitFor(`operator ${identity} to start`, () => {
+    if (proc.proc.exitCode !== null) throw new Error(`operator ${identity} exited with ${proc.proc.exitCode}:\n${tail(logFile)}`);
+    const line = readFileSync(logFile, 'utf8').split('\n').find((l) => l.startsWith('{"metricsUrl"'));
+    return line ? (JSON.parse(line) as { metricsUrl: string; healthUrl: string }) : undefined;
+  }, 60_000);
+  await waitFor(`operator ${identity} ready`, () => fetch(`${urls.healthUrl}/readyz`).then((r) => r.ok, () => false), 30_000);
+  return { identity, proc, ...urls };
+}
+
+export async function leaseHolder(cluster: TestCluster, leaseName: string): Promise<string | undefined> {
+  try {
+    const lease = await cluster.rest.get(`/apis/coordination.k8s.io/v1/namespaces/default/leases/${leaseName}`);
+    return lease.spec?.holderIdentity || undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -1,0 +1,92 @@
+// Training state <-> checkpoints. Rank 0 writes (weights are replicated); on start rank 0 finds the
+// newest valid checkpoint and every rank receives its state through one all-reduce in which the other
+// ranks contribute zeros (x + 0 = x exactly), so all ranks resume bit-identical from the same step,
+// whether or not they can see the checkpoint directory.
+import type { XAttnJob } from '../../crds/types.js';
+import { XattnError } from '../errors.js';
+import { SafetensorsFile } from '../data/safetensors.js';
+import type { Tensor } from '../engine/engine.js';
+import type { ModelShape } from '../model/presets.js';
+import { findLatestCheckpoint } from '../checkpoint/read.js';
+import { pruneCheckpoints } from '../checkpoint/retention.js';
+import { writeCheckpoint, type LazyTensor } from '../checkpoint/write.js';
+import type { CheckpointIO } from '../checkpoint/fsio.js';
+import type { Trainer } from './trainer.js';
+
+function stateTensors(t: Trainer): { name: string; tensor: Tensor; shape: number[] }[] {
+  const groups: [string, Tensor[]][] = [['param', t.params.tensors], ['adam_m', t.opt.m.tensors], ['adam_v', t.opt.v.tensors]];
+  return groups.flatMap(([prefix, ts]) => ts.map((tensor, i) => ({ name: `${prefix}/${t.params.specs[i]!.name}`, tensor, shape: t.params.specs[i]!.shape })));
+}
+
+export interface SaveContext {
+  dir: string;
+  keep: number;
+  job: XAttnJob;
+  worldSize: number;
+  shape: ModelShape;
+  io?: CheckpointIO;
+  warn: (msg: string) => void;
+}
+
+/** Writes the state after `step` (rank 0 only) and prunes to the newest `keep`; returns seconds taken. */
+export async function saveCheckpoint(c: SaveContext, t: Trainer, step: number): Promise<number> {
+  const t0 = performance.now();
+  const tensors: LazyTensor[] = stateTensors(t).map((s) => ({ name: s.name, shape: s.shape, read: async () => (await s.tensor.download()) as Float32Array }));
+  await writeCheckpoint(
+    c.dir,
+    {
+      step,
+      job: c.job.metadata.name,
+      worldSize: c.worldSize,
+      model: c.shape,
+      rng: { kind: 'counter', seed: c.job.spec.workload.seed, nextStep: step + 1 },
+      optimizer: { kind: 'adamw', step },
+      tensors,
+    },
+    c.io,
+  );
+  await pruneCheckpoints(c.dir, c.keep, c.warn).catch((e) => c.warn(`could not prune old checkpoints in ${c.dir}: ${e.message}`));
+  return (performance.now() - t0) / 1000;
+}
+
+const sameShape = (a: ModelShape, b: ModelShape) => (Object.keys(b) as (keyof ModelShape)[]).every((k) => a[k] === b[k]);
+
+/**
+ * Resumes every rank from rank 0's newest valid checkpoint; returns its step (0: fresh start).
+ * Collective: every rank must call it.
+ */
+export async function resumeTraining(t: Trainer, rank: number, dir: string | undefined, job: XAttnJob, warn: (msg: string) => void): Promise<number> {
+  const { nn, engine, shape } = t.ctx;
+  const found = rank === 0 && dir ? await findLatestCheckpoint(dir, warn) : undefined;
+  if (found) {
+    const m = found.manifest;
+    if (!sameShape(m.model, shape))
+      throw new XattnError(
+        'XATTN_E_CHECKPOINT',
+        `checkpoint ${found.manifestPath} was written for model ${JSON.stringify(m.model)}, but this job's model is ${JSON.stringify(shape)}; use another checkpoint directory`,
+      );
+    if (m.rng.seed !== job.spec.workload.seed) warn(`checkpoint ${found.manifestPath} used seed ${m.rng.seed}; continuing with the job's seed ${job.spec.workload.seed}`);
+  }
+  const header = await nn.allReduceSum([], [found ? found.manifest.step + 1 : 0]);
+  const step = header.extras[0]! - 1;
+  if (step < 0) return 0;
+  const targets = stateTensors(t);
+  if (found) {
+    const f = SafetensorsFile.open(found.dataPath);
+    try {
+      for (const s of targets) {
+        const values = f.readFloat32(s.name);
+        const tmp = await engine.upload(values, s.shape, 'float32');
+        await nn.fill([s.tensor], 0);
+        await nn.axpy(s.tensor, tmp, 1);
+        tmp.dispose();
+      }
+    } finally {
+      f.close();
+    }
+  } else {
+    await nn.fill(targets.map((s) => s.tensor), 0);
+  }
+  await nn.allReduceSum(targets.map((s) => s.tensor));
+  return step;
+}

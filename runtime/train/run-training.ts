@@ -1,0 +1,123 @@
+// Training mode of a worker: resume, then steps until workload.steps, with checkpoints every N steps,
+// on a stop request (SIGTERM) at a step boundary, and at the end; step events and metrics every step.
+import type { XAttnJob } from '../../crds/types.js';
+import type { Engine } from '../engine/engine.js';
+import { Profile } from '../model/context.js';
+import { stepFlops } from '../model/flops.js';
+import type { CheckpointIO } from '../checkpoint/fsio.js';
+import type { WorkerMetrics } from '../metrics/worker-metrics.js';
+import type { RankResult } from '../worker/attention-bench.js';
+import { resumeTraining, saveCheckpoint, type SaveContext } from './checkpointing.js';
+import { Trainer } from './trainer.js';
+
+export interface TrainStepEvent {
+  step: number;
+  steps: number;
+  seconds: number;
+  bytesSent: number;
+  loss: number;
+  lr: number;
+}
+
+export interface TrainingOptions {
+  rank: number;
+  worldSize: number;
+  checkpointDir?: string;
+  onStep?: (e: TrainStepEvent) => void;
+  /** Called before each step; true asks every rank to stop after the current step boundary. */
+  stopRequested?: () => boolean;
+  metrics?: WorkerMetrics;
+  warn?: (msg: string) => void;
+  /** Overrides attention.recomputeKV (the bench compares both). */
+  recomputeKV?: boolean;
+  checkpointIO?: CheckpointIO;
+}
+
+export interface TrainingResult extends RankResult {
+  /** The step training resumed after (0: fresh). */
+  startStep: number;
+  /** The last step completed. */
+  lastStep: number;
+  finalLoss: number;
+  losses: { step: number; loss: number }[];
+  /** Stopped early on request (the state was checkpointed when a directory is set). */
+  stopped: boolean;
+  /** Peak bytes of activations held by the model (weights and optimizer state excluded). */
+  peakActivationBytes: number;
+  /** Time and communication summed over the steps run. */
+  profile: Profile;
+}
+
+export async function runTraining(engine: Engine, job: XAttnJob, o: TrainingOptions): Promise<TrainingResult> {
+  const warn = o.warn ?? ((m: string) => process.stderr.write(`xattn: warning: ${m}\n`));
+  const trainer = await Trainer.create(engine, job, o.rank, o.worldSize, { recomputeKV: o.recomputeKV });
+  const { shape, lq, lkv, profile, ledger } = trainer.ctx;
+  const total = new Profile();
+  const w = job.spec.workload;
+  const save: SaveContext | undefined = o.checkpointDir
+    ? { dir: o.checkpointDir, keep: job.spec.checkpoint.keep, job, worldSize: o.worldSize, shape, io: o.checkpointIO, warn }
+    : undefined;
+  const flops = stepFlops(shape, w, !trainer.ctx.storeActivations);
+  const losses: { step: number; loss: number }[] = [];
+  let seconds = 0, bytes = 0, wait = 0, stopped = false;
+  try {
+    const startStep = await resumeTraining(trainer, o.rank, o.checkpointDir, job, warn);
+    if (startStep > 0) o.metrics?.recordCheckpoint(0, startStep);
+    let lastSaved = startStep, step = startStep;
+    const checkpoint = async (s: number) => {
+      if (!save || s === lastSaved) return;
+      if (o.rank === 0) o.metrics?.recordCheckpoint(await saveCheckpoint(save, trainer, s), s);
+      lastSaved = s;
+    };
+    while (step < w.steps && !stopped) {
+      step++;
+      profile.reset();
+      const r = await trainer.step(step, o.stopRequested?.() ?? false);
+      const comm = profile.comm;
+      const stepBytes = comm.attention_forward.bytes + comm.attention_backward.bytes + comm.all_reduce.bytes;
+      const attnWait = comm.attention_forward.seconds + comm.attention_backward.seconds;
+      seconds += r.seconds;
+      bytes += stepBytes;
+      wait += attnWait + comm.all_reduce.seconds;
+      losses.push({ step, loss: r.loss });
+      total.add(profile);
+      o.metrics?.recordStep({
+        seconds: r.seconds,
+        textTokens: w.batch * lq,
+        visualTokens: w.batch * lkv,
+        attentionFlops: flops.attention / o.worldSize,
+        modelFlops: flops.model / o.worldSize,
+        attentionSeconds: profile.seconds.attention,
+        comm: {
+          attention: { bytes: comm.attention_forward.bytes + comm.attention_backward.bytes, seconds: attnWait },
+          all_reduce: comm.all_reduce,
+        },
+        loss: r.loss,
+        learningRate: r.lr,
+      });
+      o.onStep?.({ step, steps: w.steps, seconds: r.seconds, bytesSent: stepBytes, loss: r.loss, lr: r.lr });
+      stopped = r.stop && step < w.steps;
+      const every = job.spec.checkpoint.everySteps;
+      if (stopped || (every > 0 && step % every === 0)) await checkpoint(step);
+    }
+    if (!stopped) await checkpoint(step);
+    if (stopped && !save) warn(`stopped after step ${step} without a checkpoint (no checkpoint directory is set)`);
+    const timed = step - startStep;
+    return {
+      rank: o.rank,
+      timedSteps: timed,
+      meanStepSeconds: seconds / Math.max(1, timed),
+      bytesSentPerStep: bytes / Math.max(1, timed),
+      commWaitSecondsPerStep: wait / Math.max(1, timed),
+      startStep,
+      lastStep: step,
+      finalLoss: losses.length ? losses[losses.length - 1]!.loss : NaN,
+      losses,
+      stopped,
+      peakActivationBytes: ledger.peak,
+      profile: total,
+    };
+  } finally {
+    trainer.dispose();
+  }
+}
