@@ -1,14 +1,8 @@
 #!/usr/bin/env node
-// Entry point: runs the TypeScript CLI through tsx (or the bundled build when present).
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+// Entry point: runs the TypeScript CLI through tsx. (GPU machines without node_modules run the
+// esbuild bundle instead: node dist/xattn.mjs, built by `npm run bundle`.)
+import { register } from 'tsx/esm/api';
 
-const bundled = fileURLToPath(new URL('../dist/xattn.mjs', import.meta.url));
-if (existsSync(bundled) && !process.env.XATTN_FROM_SOURCE) {
-  await import(bundled);
-} else {
-  const { register } = await import('tsx/esm/api');
-  register();
-  const { main } = await import('../runtime/cli/main.ts');
-  await main(process.argv);
-}
+register();
+const { main } = await import('../runtime/cli/main.ts');
+await main(process.argv);

@@ -1,13 +1,13 @@
 // Validates XAttnJob manifests against the CRD's own schema (plus its CEL rules, mirrored here),
 // filling defaults the way the API server does. Used at the edges: xattn run/validate and tests.
 import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { parseAllDocuments } from 'yaml';
+import { projectRoot } from './root.js';
 import { API_VERSION, KIND, worldSize, type XAttnJob, type XAttnJobSpec } from './types.js';
 
-export const CRD_PATH = path.join(path.dirname(fileURLToPath(import.meta.url)), 'xattn.io_xattnjobs.yaml');
+export const CRD_PATH = path.join(projectRoot(), 'crds/xattn.io_xattnjobs.yaml');
 
 export class ManifestError extends Error {
   readonly code = 'XATTN_E_MANIFEST';

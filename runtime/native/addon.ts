@@ -1,10 +1,9 @@
 // Loads the compiled addon (build/native/Release/xattn.node) once.
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import path from 'node:path';
+import { projectRoot } from '../../crds/root.js';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
 // The addon's surface is typed by each area's facade (engine.ts, kernels.ts, ...); here it is opaque.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -13,7 +12,7 @@ export type Addon = Record<string, any>;
 let cached: Addon | undefined;
 
 export function addonPath(): string {
-  return process.env.XATTN_ADDON ?? path.join(root, 'build/native/Release/xattn.node');
+  return process.env.XATTN_ADDON ?? path.join(projectRoot(), 'build/native/Release/xattn.node');
 }
 
 export function loadAddon(): Addon {
