@@ -13,11 +13,13 @@
 set -euo pipefail
 
 KUBE_VERSION="${XATTN_KUBE_VERSION:-1.34.4}"
-# etcd built from go.etcd.io/etcd/server/v3 when Debian's is missing or too old.
+# etcd built from the go.etcd.io/etcd/server/v3 module when Debian's is too old.
 ETCD_VERSION="${XATTN_ETCD_VERSION:-3.6.5}"
-# Debian bookworm's etcd-server 3.4.23 serves kube-apiserver 1.34 (CRDs, CEL, SSA, watches: the
-# cluster suite exercises all of them). Set XATTN_ETCD_MIN_DEBIAN=3.5 to build etcd instead.
-ETCD_MIN_DEBIAN="${XATTN_ETCD_MIN_DEBIAN:-3.4}"
+# kube-apiserver 1.34 serves watches from its cache and needs etcd's progress notifications to
+# bring an idle cache up to date; etcd before 3.5.13 (3.4.31) gets them wrong, and such a watch
+# fails with "Too large resource version". Debian bookworm ships 3.4.23: it starts, then watches
+# of quiet resources break. So Debian's etcd is used only from this version on.
+ETCD_MIN="${XATTN_ETCD_MIN:-3.5.13}"
 CACHE_ROOT="${XATTN_KUBE_ASSETS_CACHE:-$HOME/.cache/xattn/kube-assets}"
 OUT="$CACHE_ROOT/$KUBE_VERSION"
 PRINT_ENV=0
@@ -79,24 +81,31 @@ EOF
 minor_of() { local m="${1#*.}"; echo "${m%%.*}"; }
 version_at_least() { [[ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -1)" == "$2" ]]; }
 
+etcd_version() { "$1" --version 2>/dev/null | sed -n 's/^etcd Version: //p'; }
+
 debian_etcd() {
+  command -v apt-cache >/dev/null || return 1
+  local candidate
+  candidate=$(apt-cache policy etcd-server 2>/dev/null | sed -n 's/^ *Candidate: //p')
+  if [[ -z "$candidate" || "$candidate" == "(none)" ]] && [[ $(id -u) == 0 ]]; then
+    apt-get update -qq >&2 || true
+    candidate=$(apt-cache policy etcd-server 2>/dev/null | sed -n 's/^ *Candidate: //p')
+  fi
+  candidate="${candidate%%-*}"
+  if [[ -z "$candidate" || "$candidate" == "(none)" ]] || ! version_at_least "$candidate" "$ETCD_MIN"; then
+    log "Debian etcd-server ${candidate:-(none)} is older than the $ETCD_MIN kube-apiserver $KUBE_VERSION needs; building etcd instead"
+    return 1
+  fi
   if ! [[ -x /usr/bin/etcd ]]; then
-    command -v apt-get >/dev/null || return 1
     [[ $(id -u) == 0 ]] || { log "not root: cannot apt-get install etcd-server"; return 1; }
-    log "installing Debian etcd-server"
-    (apt-get install -y -qq etcd-server >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq etcd-server; }) >&2 || return 1
+    log "installing Debian etcd-server $candidate"
+    apt-get install -y -qq etcd-server >&2 || return 1
     # The package starts a system etcd on :2379; the suite runs its own, so stop that one.
     (systemctl stop etcd || service etcd stop) >/dev/null 2>&1 || true
   fi
-  local v
-  v=$(/usr/bin/etcd --version 2>/dev/null | sed -n 's/^etcd Version: //p')
-  [[ -n "$v" ]] || return 1
-  if ! version_at_least "$v" "$ETCD_MIN_DEBIAN"; then
-    log "Debian etcd $v is older than the $ETCD_MIN_DEBIAN this kube-apiserver needs"
-    return 1
-  fi
+  version_at_least "$(etcd_version /usr/bin/etcd)" "$ETCD_MIN" || return 1
   ln -sf /usr/bin/etcd "$OUT/etcd"
-  log "using Debian etcd $v"
+  log "using Debian etcd $(etcd_version /usr/bin/etcd)"
 }
 
 build_etcd() {
@@ -115,7 +124,10 @@ build_etcd() {
 }
 
 [[ -x "$OUT/kube-apiserver" ]] || build_kube_apiserver
-[[ -x "$OUT/etcd" ]] || debian_etcd || build_etcd
+if ! [[ -x "$OUT/etcd" ]] || ! version_at_least "$(etcd_version "$OUT/etcd")" "$ETCD_MIN"; then
+  rm -f "$OUT/etcd"
+  debian_etcd || build_etcd
+fi
 ln -sfn "$OUT" "$CACHE_ROOT/current"
 log "ready in ${SECONDS}s: $("$OUT/kube-apiserver" --version 2>/dev/null), $("$OUT/etcd" --version 2>/dev/null | head -1)"
 finish "$OUT"

@@ -8,9 +8,14 @@ cd "$(dirname "$0")/.."
 
 echo "== services for the cluster suites (cached after the first run)"
 eval "$(bash scripts/kube-assets.sh --env)"
+eval "$(bash scripts/helm-assets.sh --env)"
+eval "$(bash scripts/prometheus-assets.sh --env)"
 
 echo "== typecheck + unit and multi-process tests"
 npm test
 
 echo "== suites against a real kube-apiserver"
 npm run test:cluster
+
+echo "== chart (real helm + kube-apiserver) and Prometheus end-to-end suites"
+npm run test:charts

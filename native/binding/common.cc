@@ -1,6 +1,9 @@
 #include "binding/common.h"
 
 #include "binding/areas.h"
+#ifdef XATTN_WITH_CUDA
+#include "cuda/cuda_factory.h"
+#endif
 
 namespace xattn::binding {
 
@@ -53,8 +56,19 @@ std::string get_string(const Napi::Object& o, const char* key, const std::string
 void InitCommon(Napi::Env env, Napi::Object exports) {
 #ifdef XATTN_WITH_CUDA
   exports.Set("cudaBuilt", Napi::Boolean::New(env, true));
+  exports.Set("cudaDeviceCount", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+                return Napi::Number::New(info.Env(), xattn::cuda_device_count());
+              }));
+  exports.Set("cudaDeviceName", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+                return guard(info.Env(), [&]() -> Napi::Value {
+                  return Napi::String::New(info.Env(), xattn::cuda_device_name(info[0].As<Napi::Number>().Int32Value()));
+                });
+              }));
 #else
   exports.Set("cudaBuilt", Napi::Boolean::New(env, false));
+  exports.Set("cudaDeviceCount", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+                return Napi::Number::New(info.Env(), 0);
+              }));
 #endif
 }
 

@@ -1,5 +1,6 @@
 #include "binding/engine.h"
 
+#include <chrono>
 #include <string>
 #include <vector>
 
@@ -101,6 +102,7 @@ Napi::Function Engine::Define(Napi::Env env) {
                                   InstanceMethod("attentionForward", &Engine::AttentionForward),
                                   InstanceMethod("attentionBackward", &Engine::AttentionBackward),
                                   InstanceMethod("allReduce", &Engine::AllReduce),
+                                  InstanceMethod("measureLink", &Engine::MeasureLink),
                                   InstanceMethod("close", &Engine::Close)});
   engine_ctor = new Napi::FunctionReference(Napi::Persistent(f));
   return f;
@@ -153,6 +155,9 @@ Napi::Value Engine::Info(const Napi::CallbackInfo& info) {
   o.Set("rank", transport_ ? transport_->rank() : 0);
   o.Set("worldSize", transport_ ? transport_->world_size() : 1);
   o.Set("device", device_);
+  uint64_t used = 0;
+  if (worker_ && backend_) worker_->run_sync([&] { used = backend_->memory_used(); });
+  o.Set("memoryUsed", Napi::Number::New(env, static_cast<double>(used)));
   return o;
 }
 
@@ -293,6 +298,36 @@ Napi::Value Engine::AllReduce(const Napi::CallbackInfo& info) {
           return true;
         },
         [](Napi::Env env, bool&) -> Napi::Value { return env.Undefined(); });
+  });
+}
+
+// measureLink(bytes, iters): times ring exchanges (send to rank+1, receive from rank-1) of `bytes`
+// over the job's transport; resolves to seconds per exchange. For the benchmarks' link bandwidth.
+Napi::Value Engine::MeasureLink(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&]() -> Napi::Value {
+    const int64_t bytes = info[0].As<Napi::Number>().Int64Value();
+    const int iters = info[1].As<Napi::Number>().Int32Value();
+    require(bytes > 0 && iters > 0, ErrorCode::InvalidArgument, "measureLink(bytes > 0, iters > 0)");
+    return run_on_worker<double>(
+        info.Env(), *worker_,
+        [this, bytes, iters] {
+          const int P = transport_->world_size(), r = transport_->rank();
+          if (P == 1) return 0.0;
+          void* a = backend_->alloc(bytes);
+          void* b = backend_->alloc(bytes);
+          auto once = [&] {
+            transport_->wait(transport_->post({{a, size_t(bytes), (r + 1) % P, b, size_t(bytes), (r + P - 1) % P}}));
+            backend_->synchronize();
+          };
+          once();  // warm-up (connection set-up, buffer registration)
+          auto t0 = std::chrono::steady_clock::now();
+          for (int i = 0; i < iters; ++i) once();
+          double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / iters;
+          backend_->free(a);
+          backend_->free(b);
+          return s;
+        },
+        [](Napi::Env env, double& s) -> Napi::Value { return Napi::Number::New(env, s); });
   });
 }
 

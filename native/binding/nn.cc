@@ -1,104 +1,12 @@
 // Model ops for the training runtime: addon.nn.<op>(engine, ...) -> Promise, run on the engine's
 // worker thread in submission order (after any queued attention), through the engine's NnOps.
-#include <chrono>
-#include <cmath>
-#include <functional>
-#include <string>
-#include <utility>
-#include <vector>
-
+// This file: projections, norms, the gate, the loss and casts; nn_train.cc: optimizer and collectives.
 #include "binding/areas.h"
-#include "binding/async.h"
-#include "binding/common.h"
-#include "binding/engine.h"
-#include "binding/tensor.h"
+#include "binding/nn_args.h"
 
 namespace xattn::binding {
-
-NnOps& Engine::nn_ops() {
-  // CUDA: construct the cuBLAS-backed ops here (#ifdef XATTN_WITH_CUDA) once native/cuda provides them.
-  if (!nn_ops_) nn_ops_ = make_nn_ops(*backend_);
-  return *nn_ops_;
-}
-
+namespace nn {
 namespace {
-
-Napi::Value wrap(Napi::Env env, Engine* e, const TensorPtr& t) { return Tensor::Wrap(env, e, t); }
-
-// The arguments of one op call (used synchronously, never captured by the worker's lambdas).
-struct Call {
-  Napi::Env env;
-  Engine* engine;
-  const Napi::CallbackInfo& info;
-
-  Call(const Napi::CallbackInfo& i, size_t min_args, const char* usage)
-      : env(i.Env()), engine(Engine::Unwrap(i[0])), info(i) {
-    require(i.Length() >= min_args, ErrorCode::InvalidArgument, usage);
-  }
-  Napi::Object opts(size_t idx) const {
-    return info.Length() > idx && info[idx].IsObject() ? info[idx].As<Napi::Object>() : Napi::Object::New(env);
-  }
-  // For finish callbacks: resolves to a function wrapping a tensor with the engine (fetched from its own
-  // reference then, since napi_values of this call's scope are dead by the time the work finishes).
-  std::function<Napi::Value(Napi::Env, bool&)> resolve(const TensorPtr& t) const {
-    Engine* e = engine;
-    return [e, t](Napi::Env env, bool&) { return wrap(env, e, t); };
-  }
-  TensorPtr alloc(std::vector<int64_t> shape, DType dtype) const {
-    return std::make_shared<DeviceTensor>(engine->backend(), std::move(shape), dtype);
-  }
-  template <typename R>
-  Napi::Value run(std::function<R(NnOps&)> work, std::function<Napi::Value(Napi::Env, R&)> done) const {
-    Engine* e = engine;
-    return run_on_worker<R>(env, e->worker(), [e, work] { return work(e->nn_ops()); }, std::move(done));
-  }
-};
-
-TensorPtr float_tensor(const Napi::Value& v, const char* what) {
-  TensorPtr t = Tensor::Unwrap(v, what);
-  require(t->kind() == DeviceTensor::Kind::Float, ErrorCode::InvalidArgument,
-          std::string(what) + " must be a floating-point tensor, got " + t->describe());
-  return t;
-}
-
-TensorPtr f32_tensor(const Napi::Value& v, const char* what) {
-  TensorPtr t = float_tensor(v, what);
-  require(t->dtype() == DType::F32, ErrorCode::InvalidArgument, std::string(what) + " must be float32, got " + t->describe());
-  return t;
-}
-
-void need_numel(const TensorPtr& t, int64_t n, const char* what) {
-  if (t->numel() != n)
-    fail(ErrorCode::ShapeMismatch, std::string(what) + " is " + t->describe() + " (" + std::to_string(t->numel()) +
-                                       " elements), expected " + std::to_string(n) + " elements");
-}
-
-std::vector<int64_t> shape_or(const Napi::Object& o, const char* key, std::vector<int64_t> fallback, int64_t numel) {
-  if (!o.Has(key) || o.Get(key).IsUndefined()) return fallback;
-  require(o.Get(key).IsArray(), ErrorCode::InvalidArgument, std::string(key) + " must be an array of integers");
-  Napi::Array a = o.Get(key).As<Napi::Array>();
-  std::vector<int64_t> s;
-  int64_t n = 1;
-  for (uint32_t i = 0; i < a.Length(); ++i) {
-    require(a.Get(i).IsNumber(), ErrorCode::InvalidArgument, std::string(key) + " must be an array of integers");
-    s.push_back(a.Get(i).As<Napi::Number>().Int64Value());
-    n *= s.back();
-  }
-  require(n == numel, ErrorCode::ShapeMismatch, std::string(key) + " must hold " + std::to_string(numel) + " elements");
-  return s;
-}
-
-std::vector<TensorPtr> f32_list(const Napi::Value& v, const char* what) {
-  require(v.IsArray(), ErrorCode::InvalidArgument, std::string(what) + " must be an array of tensors");
-  Napi::Array a = v.As<Napi::Array>();
-  std::vector<TensorPtr> out;
-  for (uint32_t i = 0; i < a.Length(); ++i) out.push_back(f32_tensor(a.Get(i), what));
-  return out;
-}
-
-Napi::Value Done(Napi::Env env, bool&) { return env.Undefined(); }
-
-bool flag(const Napi::Object& o, const char* key) { return o.Has(key) && o.Get(key).ToBoolean().Value(); }
 
 // gemm(engine, a, b, {m, n, k, transA, transB, alpha, accumulate, out, outShape, outDtype}) -> C (undefined with out)
 Napi::Value Gemm(const Napi::CallbackInfo& info) {
@@ -235,51 +143,6 @@ Napi::Value SquaredError(const Napi::CallbackInfo& info) {
   });
 }
 
-// sumSquares(engine, [tensors]) -> number (fp64, fixed order)
-Napi::Value SumSquares(const Napi::CallbackInfo& info) {
-  return guard(info.Env(), [&]() -> Napi::Value {
-    Call c(info, 2, "nn.sumSquares(engine, tensors)");
-    std::vector<TensorPtr> ts = f32_list(info[1], "sumSquares: tensors");
-    return c.run<double>(
-        [ts](NnOps& ops) {
-          double s = 0.0;
-          for (const auto& t : ts) s += ops.sum_squares(t->numel(), t->as<float>());
-          return s;
-        },
-        [](Napi::Env env, double& s) -> Napi::Value { return Napi::Number::New(env, s); });
-  });
-}
-
-// axpy(engine, y, x, alpha): y += alpha * x, in place
-Napi::Value Axpy(const Napi::CallbackInfo& info) {
-  return guard(info.Env(), [&]() -> Napi::Value {
-    Call c(info, 4, "nn.axpy(engine, y, x, alpha)");
-    TensorPtr y = f32_tensor(info[1], "y"), x = f32_tensor(info[2], "x");
-    need_numel(x, y->numel(), "axpy: x");
-    require(info[3].IsNumber(), ErrorCode::InvalidArgument, "axpy: alpha must be a number");
-    const float alpha = info[3].As<Napi::Number>().FloatValue();
-    return c.run<bool>([y, x, alpha](NnOps& ops) { return ops.axpy(y->numel(), alpha, x->as<float>(), y->as<float>()), true; }, Done);
-  });
-}
-
-// scale(engine, [tensors], alpha) and fill(engine, [tensors], value), in place
-Napi::Value ScaleOrFill(const Napi::CallbackInfo& info, bool fill) {
-  return guard(info.Env(), [&]() -> Napi::Value {
-    Call c(info, 3, fill ? "nn.fill(engine, tensors, value)" : "nn.scale(engine, tensors, alpha)");
-    std::vector<TensorPtr> ts = f32_list(info[1], fill ? "fill: tensors" : "scale: tensors");
-    require(info[2].IsNumber(), ErrorCode::InvalidArgument, "the scalar must be a number");
-    const float v = info[2].As<Napi::Number>().FloatValue();
-    return c.run<bool>(
-        [ts, v, fill](NnOps& ops) {
-          for (const auto& t : ts) fill ? ops.fill(t->numel(), v, t->as<float>()) : ops.scale(t->numel(), v, t->as<float>());
-          return true;
-        },
-        Done);
-  });
-}
-Napi::Value Scale(const Napi::CallbackInfo& info) { return ScaleOrFill(info, false); }
-Napi::Value Fill(const Napi::CallbackInfo& info) { return ScaleOrFill(info, true); }
-
 // cast(engine, x, dtype, shape?) -> a new tensor (also a copy when the dtype is unchanged)
 Napi::Value Cast(const Napi::CallbackInfo& info) {
   return guard(info.Env(), [&]() -> Napi::Value {
@@ -294,114 +157,21 @@ Napi::Value Cast(const Napi::CallbackInfo& info) {
   });
 }
 
-// adamw(engine, [{param, grad, m, v, weightDecay}], {lr, beta1, beta2, eps, step})
-Napi::Value AdamW(const Napi::CallbackInfo& info) {
-  return guard(info.Env(), [&]() -> Napi::Value {
-    Call c(info, 3, "nn.adamw(engine, groups, hyper)");
-    require(info[1].IsArray(), ErrorCode::InvalidArgument, "adamw: groups must be an array");
-    Napi::Object h = c.opts(2);
-    const int64_t step = require_int(h, "step");
-    require(step >= 1, ErrorCode::InvalidArgument, "adamw: step must be >= 1");
-    AdamWArgs base;
-    base.lr = static_cast<float>(get_number(h, "lr", 0)), base.eps = static_cast<float>(get_number(h, "eps", 1e-8));
-    const double b1 = get_number(h, "beta1", 0.9), b2 = get_number(h, "beta2", 0.999);
-    base.beta1 = static_cast<float>(b1), base.beta2 = static_cast<float>(b2);
-    base.bias1 = static_cast<float>(1.0 - std::pow(b1, static_cast<double>(step)));
-    base.bias2 = static_cast<float>(1.0 - std::pow(b2, static_cast<double>(step)));
-    struct Group { TensorPtr p, g, m, v; AdamWArgs h; };
-    std::vector<Group> groups;
-    Napi::Array a = info[1].As<Napi::Array>();
-    for (uint32_t i = 0; i < a.Length(); ++i) {
-      require(a.Get(i).IsObject(), ErrorCode::InvalidArgument, "adamw: each group is {param, grad, m, v, weightDecay}");
-      Napi::Object g = a.Get(i).As<Napi::Object>();
-      Group gr{f32_tensor(g.Get("param"), "param"), f32_tensor(g.Get("grad"), "grad"), f32_tensor(g.Get("m"), "m"),
-               f32_tensor(g.Get("v"), "v"), base};
-      gr.h.weight_decay = static_cast<float>(get_number(g, "weightDecay", 0));
-      for (const auto* t : {&gr.g, &gr.m, &gr.v}) need_numel(*t, gr.p->numel(), "adamw: grad/m/v");
-      groups.push_back(std::move(gr));
-    }
-    return c.run<bool>(
-        [groups](NnOps& ops) {
-          for (const auto& g : groups) ops.adamw(g.p->numel(), g.h, g.p->as<float>(), g.g->as<float>(), g.m->as<float>(), g.v->as<float>());
-          return true;
-        },
-        Done);
-  });
-}
-
-struct Reduced {
-  std::vector<float> extras;
-  double bytes = 0, seconds = 0;
-};
-
-// allReduceSum(engine, [tensors], extras: number[]) -> {extras, bytesSent, seconds}: one collective for
-// every tensor plus a few host scalars (loss partial sums, stop flags) packed at the end.
-Napi::Value AllReduceSum(const Napi::CallbackInfo& info) {
-  return guard(info.Env(), [&]() -> Napi::Value {
-    Call c(info, 2, "nn.allReduceSum(engine, tensors, extras?)");
-    std::vector<TensorPtr> ts = f32_list(info[1], "allReduceSum: tensors");
-    std::vector<float> extras;
-    if (info.Length() > 2 && info[2].IsArray()) {
-      Napi::Array e = info[2].As<Napi::Array>();
-      for (uint32_t i = 0; i < e.Length(); ++i) extras.push_back(e.Get(i).ToNumber().FloatValue());
-    }
-    Engine* e = c.engine;
-    return run_on_worker<Reduced>(
-        c.env, e->worker(),
-        [e, ts, extras] {
-          Backend& be = *e->backend();
-          size_t total = extras.size();
-          for (const auto& t : ts) total += static_cast<size_t>(t->numel());
-          DeviceTensor flat(e->backend(), {static_cast<int64_t>(total)}, DType::F32);
-          float* f = flat.as<float>();
-          size_t off = 0;
-          for (const auto& t : ts) be.copy(f + off, t->data(), t->bytes()), off += static_cast<size_t>(t->numel());
-          if (!extras.empty()) be.from_host(f + off, extras.data(), extras.size() * sizeof(float));
-          be.synchronize();
-          const uint64_t sent0 = e->transport().bytes_sent();
-          const auto t0 = std::chrono::steady_clock::now();
-          e->transport().all_reduce_sum_f32(f, total);
-          be.synchronize();
-          Reduced r;
-          r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-          r.bytes = static_cast<double>(e->transport().bytes_sent() - sent0);
-          off = 0;
-          for (const auto& t : ts) be.copy(t->data(), f + off, t->bytes()), off += static_cast<size_t>(t->numel());
-          r.extras.resize(extras.size());
-          if (!extras.empty()) be.to_host(r.extras.data(), f + off, extras.size() * sizeof(float));
-          be.synchronize();
-          return r;
-        },
-        [](Napi::Env env, Reduced& r) -> Napi::Value {
-          Napi::Object o = Napi::Object::New(env);
-          Napi::Array a = Napi::Array::New(env, r.extras.size());
-          for (size_t i = 0; i < r.extras.size(); ++i) a.Set(static_cast<uint32_t>(i), Napi::Number::New(env, r.extras[i]));
-          o.Set("extras", a);
-          o.Set("bytesSent", Napi::Number::New(env, r.bytes));
-          o.Set("seconds", Napi::Number::New(env, r.seconds));
-          return o;
-        });
-  });
-}
-
 }  // namespace
+}  // namespace nn
 
 void InitNn(Napi::Env env, Napi::Object exports) {
-  Napi::Object nn = Napi::Object::New(env);
-  nn.Set("gemm", Napi::Function::New(env, Gemm, "gemm"));
-  nn.Set("rmsnorm", Napi::Function::New(env, RmsNorm, "rmsnorm"));
-  nn.Set("rmsnormBackward", Napi::Function::New(env, RmsNormBackward, "rmsnormBackward"));
-  nn.Set("gatedResidual", Napi::Function::New(env, GatedResidual, "gatedResidual"));
-  nn.Set("gatedResidualBackward", Napi::Function::New(env, GatedResidualBackward, "gatedResidualBackward"));
-  nn.Set("squaredError", Napi::Function::New(env, SquaredError, "squaredError"));
-  nn.Set("sumSquares", Napi::Function::New(env, SumSquares, "sumSquares"));
-  nn.Set("axpy", Napi::Function::New(env, Axpy, "axpy"));
-  nn.Set("scale", Napi::Function::New(env, Scale, "scale"));
-  nn.Set("fill", Napi::Function::New(env, Fill, "fill"));
-  nn.Set("cast", Napi::Function::New(env, Cast, "cast"));
-  nn.Set("adamw", Napi::Function::New(env, AdamW, "adamw"));
-  nn.Set("allReduceSum", Napi::Function::New(env, AllReduceSum, "allReduceSum"));
-  exports.Set("nn", nn);
+  using namespace nn;
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("gemm", Napi::Function::New(env, Gemm, "gemm"));
+  o.Set("rmsnorm", Napi::Function::New(env, RmsNorm, "rmsnorm"));
+  o.Set("rmsnormBackward", Napi::Function::New(env, RmsNormBackward, "rmsnormBackward"));
+  o.Set("gatedResidual", Napi::Function::New(env, GatedResidual, "gatedResidual"));
+  o.Set("gatedResidualBackward", Napi::Function::New(env, GatedResidualBackward, "gatedResidualBackward"));
+  o.Set("squaredError", Napi::Function::New(env, SquaredError, "squaredError"));
+  o.Set("cast", Napi::Function::New(env, Cast, "cast"));
+  InitTrainOps(env, o);
+  exports.Set("nn", o);
 }
 
 }  // namespace xattn::binding

@@ -23,6 +23,8 @@ class Backend {
   virtual void to_host(void* host, const void* dev, size_t bytes) = 0;
   virtual void from_host(void* dev, const void* host, size_t bytes) = 0;
   virtual void synchronize() = 0;  // waits for all enqueued compute
+  // Device memory in use on this backend's device (all processes), or 0 where not meaningful (CPU).
+  virtual uint64_t memory_used() { return 0; }
 
   // Kernels (see attn.h for layouts).
   virtual void attn_fwd(const AttnDims& d, const AttnBlock& b, const AttnFwdIO& io) = 0;

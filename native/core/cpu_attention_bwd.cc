@@ -83,7 +83,7 @@ struct BwdCtx {
       float* pr = p + r * n8;
       float* dr = ds + r * n8;
       const int64_t a = std::clamp<int64_t>(qs.rr.lo[r] - j0, 0, n), e = std::clamp<int64_t>(qs.rr.hi[r] - j0, 0, n);
-      if (a >= e || std::isinf(qs.lse[r])) {
+      if (a >= e || !(qs.lse[r] > -std::numeric_limits<float>::infinity())) {
         std::fill(pr, pr + n8, 0.f);
         std::fill(dr, dr + n8, 0.f);
         continue;
@@ -107,14 +107,9 @@ struct BwdCtx {
 
   void dkdv_task(int64_t b, int64_t hkv, int64_t j0) const {
     const int64_t n = std::min(kKvTile, blk.lkv - j0), n8 = round_up(n, kPad);
-    float* kt = thread_scratch(static_cast<size_t>(4 * dp * kKvTile + 2 * qt * dp + 2 * qt * kKvTile));
-    float* vt = kt + dp * kKvTile;
-    float* dk = vt + dp * kKvTile;
-    float* dv = dk + kKvTile * dp;
-    float* q = dv + kKvTile * dp;
-    float* dout = q + qt * dp;
-    float* p = dout + qt * dp;
-    float* ds = p + qt * kKvTile;
+    const int64_t tile = kKvTile * dp;
+    auto [kt, vt, dk, dv, q, dout, p, ds] =
+        scratch_slices<8>({tile, tile, tile, tile, qt * dp, qt * dp, qt * kKvTile, qt * kKvTile});
     load_rows_transposed(kv_rows(io.k, b, hkv, j0), n, kt, dp, n8);
     load_rows_transposed(kv_rows(io.v, b, hkv, j0), n, vt, dp, n8);
     std::fill(dk, dk + n8 * dp, 0.f);
@@ -140,13 +135,9 @@ struct BwdCtx {
   // dQ of one query tile, with scores kept transposed (S^T = K.Q^T, keys x queries) so that K and V
   // tiles are read as contiguous rows and the elementwise step runs eight queries per SIMD op.
   void dq_task(int64_t b, int64_t h, int64_t q0) const {
-    float* qt_buf = thread_scratch(static_cast<size_t>(3 * qt * dp + 2 * kKvTile * dp + 2 * kKvTile * qt));
-    float* dot_buf = qt_buf + dp * qt;
-    float* dq = dot_buf + dp * qt;
-    float* k = dq + qt * dp;
-    float* v = k + kKvTile * dp;
-    float* st = v + kKvTile * dp;
-    float* dpt = st + kKvTile * qt;
+    const int64_t tile = kKvTile * dp, scores = kKvTile * qt;
+    auto [qt_buf, dot_buf, dq, k, v, st, dpt] =
+        scratch_slices<7>({qt * dp, qt * dp, qt * dp, tile, tile, scores, scores});
     QSide qs;
     load_q_side(b, h, q0, qs);
     load_rows_transposed(q_rows(io.q, b, h, q0), qs.rows, qt_buf, dp, qt);

@@ -60,11 +60,7 @@ struct FwdTask {
   void run(int64_t b, int64_t h, int64_t q0) const {
     const int64_t D = d.head_dim, H = d.heads, hkv = h / d.group(), rows = std::min(qt, blk.lq - q0);
     const float scale = d.softmax_scale();
-    float* qt_buf = thread_scratch(static_cast<size_t>(2 * qt * dp + 2 * kKvTile * dp + kKvTile * qt));
-    float* o = qt_buf + dp * qt;
-    float* k = o + qt * dp;
-    float* v = k + kKvTile * dp;
-    float* st = v + kKvTile * dp;
+    auto [qt_buf, o, k, v, st] = scratch_slices<5>({qt * dp, qt * dp, kKvTile * dp, kKvTile * dp, kKvTile * qt});
 
     load_rows_transposed({io.q, d.dtype, ((b * blk.lq + q0) * H + h) * D, H * D, D}, rows, qt_buf, dp, qt);
     std::fill(o, o + qt * dp, 0.f);

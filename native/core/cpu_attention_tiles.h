@@ -1,6 +1,7 @@
 // Building blocks shared by the CPU attention kernels: tile geometry, conversion of strided head rows
 // into padded float32 tiles, a small register-blocked GEMM and per-row mask ranges.
 #pragma once
+#include <array>
 #include <cstddef>
 #include <cstdint>
 
@@ -66,5 +67,20 @@ void lane_ranges(const RowRanges& rr, int64_t j0, int64_t n, LaneRanges& out);
 
 // Per-thread scratch of at least n floats, reused between calls on the same thread.
 float* thread_scratch(size_t n);
+
+// The thread's scratch cut into consecutive slices of the given float counts:
+//   auto [a, b] = scratch_slices<2>({n_a, n_b});
+template <size_t N>
+std::array<float*, N> scratch_slices(const int64_t (&sizes)[N]) {
+  int64_t total = 0;
+  for (int64_t s : sizes) total += s;
+  std::array<float*, N> out;
+  float* p = thread_scratch(static_cast<size_t>(total));
+  for (size_t i = 0; i < N; ++i) {
+    out[i] = p;
+    p += sizes[i];
+  }
+  return out;
+}
 
 }  // namespace xattn::cpu

@@ -228,21 +228,12 @@ __global__ void __launch_bounds__(NW * 32, 2) bwd_dq_kernel(AttnGeom g, BwdArgs 
   if (tb < te) {
     load_packed_tile<T, D, BM, NT>(Qs, static_cast<const T*>(a.q), g, b, hk, row0, tid);
     load_packed_tile<T, D, BM, NT>(Os, static_cast<const T*>(a.dout), g, b, hk, row0, tid);
-    load_kv_tile<T, D, BN, NT>(Ks, k, g, b, hk, static_cast<int64_t>(tb) * BN, tid);
-    load_kv_tile<T, D, BN, NT>(Vs, v, g, b, hk, static_cast<int64_t>(tb) * BN, tid);
+    load_kv_pair<T, D, BN, NT>(Ks, Vs, k, v, g, b, hk, tb, tid);
     cp_async_commit();
   }
   for (int t = tb; t < te; ++t) {
     const int buf = (t - tb) & 1;
-    if (t + 1 < te) {
-      load_kv_tile<T, D, BN, NT>(Ks + (buf ^ 1) * BN * D, k, g, b, hk, static_cast<int64_t>(t + 1) * BN, tid);
-      load_kv_tile<T, D, BN, NT>(Vs + (buf ^ 1) * BN * D, v, g, b, hk, static_cast<int64_t>(t + 1) * BN, tid);
-      cp_async_commit();
-      cp_async_wait<1>();
-    } else {
-      cp_async_wait<0>();
-    }
-    __syncthreads();
+    kv_pipeline_step<T, D, BN, NT>(Ks, Vs, k, v, g, b, hk, t, te, buf, tid);
     if (t == tb) {
 #pragma unroll
       for (int kk = 0; kk < DK; ++kk) {

@@ -7,6 +7,7 @@
 #include "cuda/kernels.h"
 #include "cuda/mma_ptx.cuh"
 #include "cuda/scalar_io.cuh"
+#include "cuda/warp_rows.cuh"
 
 namespace xattn::cuda {
 namespace {
@@ -45,12 +46,10 @@ __device__ __forceinline__ void load_row(float (&x)[kMaxChunks], const T* row, i
 
 template <typename T>
 __global__ void fwd_generic_kernel(AttnGeom g, FwdArgs a) {
-  const int64_t w = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
-  const int lane = threadIdx.x & 31, D = g.head_dim;
-  if (w >= g.batch * g.lq * g.heads) return;
-  const int h = static_cast<int>(w % g.heads);
-  const int64_t i = (w / g.heads) % g.lq, b = w / (g.heads * g.lq);
-  const int hk = h / g.group;
+  WarpRow r;
+  if (!warp_row(g.batch * g.lq * g.heads, g.lq, g.heads, r)) return;
+  const int64_t w = r.w, i = r.i, b = r.b;
+  const int lane = r.lane, D = g.head_dim, h = r.h, hk = h / g.group;
   const T* k = static_cast<const T*>(a.k);
   const T* v = static_cast<const T*>(a.v);
   float qv[kMaxChunks], acc[kMaxChunks];
@@ -79,19 +78,16 @@ __global__ void fwd_generic_kernel(AttnGeom g, FwdArgs a) {
     const int d = lane + 32 * c;
     if (d < D) a.o[w * D + d] = acc[c] * inv;
   }
-  if (lane == 0) a.lse[(b * g.heads + h) * g.lq + i] = l > 0.f ? m + logf(l) : -INFINITY;
+  if (lane == 0) a.lse[r.stat] = l > 0.f ? m + logf(l) : -INFINITY;
 }
 
 template <typename T>
 __global__ void dq_generic_kernel(AttnGeom g, BwdArgs a) {
-  const int64_t w = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
-  const int lane = threadIdx.x & 31, D = g.head_dim;
-  if (w >= g.batch * g.lq * g.heads) return;
-  const int h = static_cast<int>(w % g.heads);
-  const int64_t i = (w / g.heads) % g.lq, b = w / (g.heads * g.lq);
-  const int hk = h / g.group;
-  const int64_t st = (b * g.heads + h) * g.lq + i;
-  const float lse = a.lse[st], dr = a.drow[st];
+  WarpRow r;
+  if (!warp_row(g.batch * g.lq * g.heads, g.lq, g.heads, r)) return;
+  const int64_t w = r.w, i = r.i, b = r.b;
+  const int lane = r.lane, D = g.head_dim, h = r.h, hk = h / g.group;
+  const float lse = a.lse[r.stat], dr = a.drow[r.stat];
   if (lse == -INFINITY) return;
   const T* k = static_cast<const T*>(a.k);
   const T* v = static_cast<const T*>(a.v);

@@ -72,6 +72,29 @@ __device__ __forceinline__ void load_kv_tile(T* sm, const T* src, const AttnGeom
   }
 }
 
+// K and V tiles of the same rows into one buffer slot.
+template <typename T, int D, int BN, int NT>
+__device__ __forceinline__ void load_kv_pair(T* Kslot, T* Vslot, const T* k, const T* v, const AttnGeom& g, int b,
+                                             int hk, int tile, int tid) {
+  load_kv_tile<T, D, BN, NT>(Kslot, k, g, b, hk, static_cast<int64_t>(tile) * BN, tid);
+  load_kv_tile<T, D, BN, NT>(Vslot, v, g, b, hk, static_cast<int64_t>(tile) * BN, tid);
+}
+
+// Double-buffered K/V pipeline step: starts loading tile t+1 (if any) into the other slot, then waits until
+// tile t (in slot buf) has landed and is visible to the whole CTA.
+template <typename T, int D, int BN, int NT>
+__device__ __forceinline__ void kv_pipeline_step(T* Ks, T* Vs, const T* k, const T* v, const AttnGeom& g, int b,
+                                                 int hk, int t, int te, int buf, int tid) {
+  if (t + 1 < te) {
+    load_kv_pair<T, D, BN, NT>(Ks + (buf ^ 1) * BN * D, Vs + (buf ^ 1) * BN * D, k, v, g, b, hk, t + 1, tid);
+    cp_async_commit();
+    cp_async_wait<1>();
+  } else {
+    cp_async_wait<0>();
+  }
+  __syncthreads();
+}
+
 // Union [lo, hi) of the visible ranges of a CTA's packed rows, to skip KV tiles nobody sees.
 template <int NT>
 __device__ __forceinline__ void cta_visible_union(int beg_a, int end_a, int beg_b, int end_b, int& lo, int& hi) {

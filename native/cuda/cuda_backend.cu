@@ -141,6 +141,13 @@ void CudaBackend::synchronize() {
   wait_event(sync_event_);
 }
 
+uint64_t CudaBackend::memory_used() {
+  activate();
+  size_t free_bytes = 0, total = 0;
+  XATTN_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total));
+  return static_cast<uint64_t>(total - free_bytes);
+}
+
 int CudaBackend::add_wait_hook(std::function<void()> hook) {
   std::lock_guard<std::mutex> lock(hooks_mu_);
   hooks_.emplace_back(next_hook_, std::move(hook));

@@ -29,6 +29,7 @@ class CudaBackend final : public Backend {
   void to_host(void* host, const void* dev, size_t bytes) override;
   void from_host(void* dev, const void* host, size_t bytes) override;
   void synchronize() override;
+  uint64_t memory_used() override;
 
   void attn_fwd(const AttnDims& d, const AttnBlock& b, const AttnFwdIO& io) override;
   void attn_bwd(const AttnDims& d, const AttnBlock& b, const AttnBwdIO& io) override;

@@ -6,6 +6,7 @@
 #include "cuda/kernels.h"
 #include "cuda/mma_ptx.cuh"
 #include "cuda/scalar_io.cuh"
+#include "cuda/warp_rows.cuh"
 
 namespace xattn::cuda {
 namespace {
@@ -21,12 +22,10 @@ unsigned warp_blocks(int64_t warps) { return static_cast<unsigned>((warps * 32 +
 // One warp per (b, i, h) row: both sides' weights are read before the row is rewritten.
 __global__ void lse_merge_kernel(int64_t rows, int64_t lq, int heads, int D, float* acc_o, float* acc_lse,
                                  const float* part_o, const float* part_lse) {
-  const int64_t w = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
-  const int lane = threadIdx.x & 31;
-  if (w >= rows) return;
-  const int h = static_cast<int>(w % heads);
-  const int64_t i = (w / heads) % lq, b = w / (heads * lq);
-  const int64_t st = (b * heads + h) * lq + i;
+  WarpRow r;
+  if (!warp_row(rows, lq, heads, r)) return;
+  const int64_t w = r.w, st = r.stat;
+  const int lane = r.lane;
   const float la = acc_lse[st], lp = part_lse[st];
   const float mx = fmaxf(la, lp);
   float wa = 0.f, wp = 0.f, lse = -INFINITY;
@@ -45,12 +44,10 @@ __global__ void lse_merge_kernel(int64_t rows, int64_t lq, int heads, int D, flo
 // Split-KV forward epilogue: O = sum_s exp(lse_s - lse) O_s, lse = log sum_s exp(lse_s).
 __global__ void combine_kernel(int64_t rows, int64_t lq, int heads, int D, int splits, const float* o_part,
                                const float* lse_part, float* o, float* lse_out) {
-  const int64_t w = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
-  const int lane = threadIdx.x & 31;
-  if (w >= rows) return;
-  const int h = static_cast<int>(w % heads);
-  const int64_t i = (w / heads) % lq, b = w / (heads * lq);
-  const int64_t st = (b * heads + h) * lq + i;
+  WarpRow r;
+  if (!warp_row(rows, lq, heads, r)) return;
+  const int64_t w = r.w, st = r.stat;
+  const int lane = r.lane;
   const int64_t stat_stride = rows, o_stride = rows * D;  // rows = B*lq*H
   float mx = -INFINITY;
   for (int s = 0; s < splits; ++s) mx = fmaxf(mx, lse_part[s * stat_stride + st]);
@@ -81,15 +78,12 @@ __global__ void add_parts_kernel(size_t n, int parts, const float* src, float* d
 
 template <typename T>
 __global__ void row_dot_kernel(int64_t rows, int64_t lq, int heads, int D, const T* dout, const T* out, float* drow) {
-  const int64_t w = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
-  const int lane = threadIdx.x & 31;
-  if (w >= rows) return;
-  const int h = static_cast<int>(w % heads);
-  const int64_t i = (w / heads) % lq, b = w / (heads * lq);
+  WarpRow r;
+  if (!warp_row(rows, lq, heads, r)) return;
   float acc = 0.f;
-  for (int d = lane; d < D; d += 32) acc += to_f32(dout[w * D + d]) * to_f32(out[w * D + d]);
+  for (int d = r.lane; d < D; d += 32) acc += to_f32(dout[r.w * D + d]) * to_f32(out[r.w * D + d]);
   acc = warp_sum(acc);
-  if (lane == 0) drow[(b * heads + h) * lq + i] = acc;
+  if (r.lane == 0) drow[r.stat] = acc;
 }
 
 template <typename T>

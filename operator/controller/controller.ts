@@ -157,6 +157,7 @@ export class JobController {
         const detail = e instanceof KubeApiError ? e.message : String((e as Error)?.stack ?? e);
         this.o.log.warn('reconcile failed; retrying', { job: key, retryInMs: delay, error: detail });
       } finally {
+        this.o.log.debug('reconciled', { job: key, result });
         end();
         m.activeWorkers.dec(l);
         m.reconcileTotal.inc({ ...l, result });

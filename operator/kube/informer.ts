@@ -160,6 +160,7 @@ export class SupervisedInformer<T extends KubeMeta> {
     if (this.o.labelSelector) query.labelSelector = this.o.labelSelector;
     return new Promise<boolean>((resolve, reject) => {
       let expired = false;
+      let failure: Error | undefined;
       let settled = false;
       let watchdog: NodeJS.Timeout | undefined;
       const arm = () => {
@@ -171,8 +172,9 @@ export class SupervisedInformer<T extends KubeMeta> {
         if (settled) return;
         settled = true;
         clearTimeout(watchdog);
-        if (err && !(this.stopped || expired)) reject(err);
-        else resolve(expired);
+        if (this.stopped || expired) resolve(expired);
+        else if (err || failure) reject(err ?? failure);
+        else resolve(false);
       };
       arm();
       new Watch(this.o.kc)
@@ -182,8 +184,10 @@ export class SupervisedInformer<T extends KubeMeta> {
           (type: string, obj: any) => {
             arm();
             if (type === 'ERROR') {
+              // 410: our resourceVersion is gone, relist. Anything else (e.g. 504 "Too large
+              // resource version" while the server's cache catches up) ends this watch with backoff.
               if (obj?.code === 410) expired = true;
-              else this.o.onError?.(new Error(`watch error: ${obj?.message ?? JSON.stringify(obj)}`));
+              else failure = new Error(`watch error ${obj?.code ?? ''}: ${obj?.message ?? JSON.stringify(obj)}`);
               return;
             }
             if (obj?.metadata?.resourceVersion) this.rv = obj.metadata.resourceVersion;

@@ -54,6 +54,8 @@ export interface EngineInfo {
   rank: number;
   worldSize: number;
   device: number;
+  /** Device memory in use (CUDA), 0 on CPU. */
+  memoryUsed: number;
 }
 
 interface NativeEngine {
@@ -68,6 +70,7 @@ interface NativeEngine {
     args: DistCall & { q: Tensor; k: Tensor; v: Tensor; o: Tensor; lse: Tensor; dout: Tensor; mask?: Tensor | null },
   ): Promise<BackwardResult>;
   allReduce(t: Tensor): Promise<void>;
+  measureLink(bytes: number, iters: number): Promise<number>;
   close(): void;
 }
 
@@ -82,6 +85,15 @@ export class Engine {
   /** True when this build of the addon has the CUDA backend. */
   static cudaBuilt(): boolean {
     return Boolean(loadAddon().cudaBuilt);
+  }
+
+  /** Usable CUDA devices (0 without the CUDA build, a driver or a GPU). */
+  static cudaDeviceCount(): number {
+    return loadAddon().cudaDeviceCount() as number;
+  }
+
+  static cudaDeviceName(device: number): string {
+    return loadAddon().cudaDeviceName(device) as string;
   }
 
   info(): EngineInfo {
@@ -113,6 +125,10 @@ export class Engine {
   }
   allReduce(t: Tensor): Promise<void> {
     return this.native.allReduce(t);
+  }
+  /** Seconds per ring exchange of `bytes` (send to rank+1, receive from rank-1) over the transport. */
+  measureLink(bytes: number, iters: number): Promise<number> {
+    return this.native.measureLink(bytes, iters);
   }
   close(): void {
     this.native.close();

@@ -39,7 +39,7 @@ export interface AllReduceResult {
   seconds: number;
 }
 
-/** The model ops bound to one engine. */
+/** The model ops bound to one engine. Argument errors reject like run-time errors (code XATTN_E_*). */
 export interface Nn {
   /** C = alpha·op(A)·op(B), a new [m, n] tensor (or outShape/outDtype). */
   gemm(a: Tensor, b: Tensor, o: GemmOpts): Promise<Tensor>;
@@ -72,20 +72,20 @@ export function bindNn(engine: Engine): Nn {
   if (!native) throw new Error('this build of the addon has no model ops (addon.nn): rebuild it with npm run build:native');
   const e = engine.native;
   return {
-    gemm: (a, b, o) => native.gemm(e, a, b, o),
-    gemmInto: (out, a, b, o) => native.gemm(e, a, b, { ...o, out }),
-    rmsnorm: (x, w, o = {}) => native.rmsnorm(e, x, w, o),
-    rmsnormBackward: (x, w, rstd, dy, dw, o = {}) => native.rmsnormBackward(e, x, w, rstd, dy, dw, o),
-    rmsnormBackwardInto: (dx, x, w, rstd, dy, dw, o = {}) => native.rmsnormBackward(e, x, w, rstd, dy, dw, { ...o, dx }),
-    gatedResidual: (x, a, g) => native.gatedResidual(e, x, a, g),
-    gatedResidualBackward: (d, a, g, dg) => native.gatedResidualBackward(e, d, a, g, dg),
-    squaredError: (p, t, s) => native.squaredError(e, p, t, s),
-    sumSquares: (ts) => native.sumSquares(e, ts),
-    axpy: (y, x, alpha) => native.axpy(e, y, x, alpha),
-    scale: (ts, alpha) => native.scale(e, ts, alpha),
-    fill: (ts, v) => native.fill(e, ts, v),
-    cast: (x, dtype, shape) => (shape ? native.cast(e, x, dtype, shape) : native.cast(e, x, dtype)),
-    adamw: (g, h) => native.adamw(e, g, h),
-    allReduceSum: (ts, extras = []) => native.allReduceSum(e, ts, extras),
+    gemm: async (a, b, o) => native.gemm(e, a, b, o),
+    gemmInto: async (out, a, b, o) => native.gemm(e, a, b, { ...o, out }),
+    rmsnorm: async (x, w, o = {}) => native.rmsnorm(e, x, w, o),
+    rmsnormBackward: async (x, w, rstd, dy, dw, o = {}) => native.rmsnormBackward(e, x, w, rstd, dy, dw, o),
+    rmsnormBackwardInto: async (dx, x, w, rstd, dy, dw, o = {}) => native.rmsnormBackward(e, x, w, rstd, dy, dw, { ...o, dx }),
+    gatedResidual: async (x, a, g) => native.gatedResidual(e, x, a, g),
+    gatedResidualBackward: async (d, a, g, dg) => native.gatedResidualBackward(e, d, a, g, dg),
+    squaredError: async (p, t, s) => native.squaredError(e, p, t, s),
+    sumSquares: async (ts) => native.sumSquares(e, ts),
+    axpy: async (y, x, alpha) => native.axpy(e, y, x, alpha),
+    scale: async (ts, alpha) => native.scale(e, ts, alpha),
+    fill: async (ts, v) => native.fill(e, ts, v),
+    cast: async (x, dtype, shape) => (shape ? native.cast(e, x, dtype, shape) : native.cast(e, x, dtype)),
+    adamw: async (g, h) => native.adamw(e, g, h),
+    allReduceSum: async (ts, extras = []) => native.allReduceSum(e, ts, extras),
   };
 }

@@ -52,10 +52,16 @@ export async function saveCheckpoint(c: SaveContext, t: Trainer, step: number): 
 const sameShape = (a: ModelShape, b: ModelShape) => (Object.keys(b) as (keyof ModelShape)[]).every((k) => a[k] === b[k]);
 
 /**
- * Resumes every rank from rank 0's newest valid checkpoint; returns its step (0: fresh start).
- * Collective: every rank must call it.
+ * Resumes every rank from rank 0's newest valid checkpoint; returns its step (0: fresh start) and, on
+ * rank 0, the manifest it came from. Collective: every rank must call it.
  */
-export async function resumeTraining(t: Trainer, rank: number, dir: string | undefined, job: XAttnJob, warn: (msg: string) => void): Promise<number> {
+export async function resumeTraining(
+  t: Trainer,
+  rank: number,
+  dir: string | undefined,
+  job: XAttnJob,
+  warn: (msg: string) => void,
+): Promise<{ step: number; from?: string }> {
   const { nn, engine, shape } = t.ctx;
   const found = rank === 0 && dir ? await findLatestCheckpoint(dir, warn) : undefined;
   if (found) {
@@ -69,7 +75,7 @@ export async function resumeTraining(t: Trainer, rank: number, dir: string | und
   }
   const header = await nn.allReduceSum([], [found ? found.manifest.step + 1 : 0]);
   const step = header.extras[0]! - 1;
-  if (step < 0) return 0;
+  if (step < 0) return { step: 0 };
   const targets = stateTensors(t);
   if (found) {
     const f = SafetensorsFile.open(found.dataPath);
@@ -88,5 +94,5 @@ export async function resumeTraining(t: Trainer, rank: number, dir: string | und
     await nn.fill(targets.map((s) => s.tensor), 0);
   }
   await nn.allReduceSum(targets.map((s) => s.tensor));
-  return step;
+  return { step, from: found?.manifestPath };
 }

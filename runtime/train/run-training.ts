@@ -28,6 +28,7 @@ export interface TrainingOptions {
   stopRequested?: () => boolean;
   metrics?: WorkerMetrics;
   warn?: (msg: string) => void;
+  log?: (msg: string) => void;
   /** Overrides attention.recomputeKV (the bench compares both). */
   recomputeKV?: boolean;
   checkpointIO?: CheckpointIO;
@@ -50,6 +51,7 @@ export interface TrainingResult extends RankResult {
 
 export async function runTraining(engine: Engine, job: XAttnJob, o: TrainingOptions): Promise<TrainingResult> {
   const warn = o.warn ?? ((m: string) => process.stderr.write(`xattn: warning: ${m}\n`));
+  const log = o.log ?? ((m: string) => process.stderr.write(`xattn: ${m}\n`));
   const trainer = await Trainer.create(engine, job, o.rank, o.worldSize, { recomputeKV: o.recomputeKV });
   const { shape, lq, lkv, profile, ledger } = trainer.ctx;
   const total = new Profile();
@@ -61,8 +63,10 @@ export async function runTraining(engine: Engine, job: XAttnJob, o: TrainingOpti
   const losses: { step: number; loss: number }[] = [];
   let seconds = 0, bytes = 0, wait = 0, stopped = false;
   try {
-    const startStep = await resumeTraining(trainer, o.rank, o.checkpointDir, job, warn);
+    const resumed = await resumeTraining(trainer, o.rank, o.checkpointDir, job, warn);
+    const startStep = resumed.step;
     if (startStep > 0) o.metrics?.recordCheckpoint(0, startStep);
+    if (resumed.from) log(`resumed from step ${startStep} (${resumed.from})`);
     let lastSaved = startStep, step = startStep;
     const checkpoint = async (s: number) => {
       if (!save || s === lastSaved) return;

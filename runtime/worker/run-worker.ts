@@ -23,10 +23,10 @@ export interface WorkerOptions {
 export function chooseBackend(job: XAttnJob, env: NodeJS.ProcessEnv): 'cpu' | 'cuda' {
   const forced = env.XATTN_BACKEND;
   if (forced === 'cpu' || forced === 'cuda') return forced;
-  return job.spec.gpusPerWorker > 0 && Engine.cudaBuilt() ? 'cuda' : 'cpu';
+  return job.spec.gpusPerWorker > 0 && Engine.cudaDeviceCount() > 0 ? 'cuda' : 'cpu';
 }
 
-async function connect(engine: Engine, rdv: Rendezvous, env: RankEnv, backend: string, timeoutMs: number): Promise<unknown> {
+export async function connectEngine(engine: Engine, rdv: Rendezvous, env: RankEnv, backend: string, timeoutMs: number): Promise<unknown> {
   if (env.worldSize === 1) return undefined;
   if (backend === 'cuda') {
     const id = env.rank === 0 ? engine.ncclUniqueId().toString('base64') : '';
@@ -63,7 +63,7 @@ export async function runWorker(opts: WorkerOptions = {}): Promise<RunSummary | 
   const engine = Engine.create({ backend, device: env.localRank });
   let transport: unknown;
   try {
-    transport = await connect(engine, rdv, env, backend, timeoutMs);
+    transport = await connectEngine(engine, rdv, env, backend, timeoutMs);
     emit({ type: 'ready', rank: env.rank, worldSize: env.worldSize, backend });
     const { metrics } = telemetry;
     const result: RankResult & { finalLoss?: number } =

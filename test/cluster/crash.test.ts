@@ -46,7 +46,7 @@ it('creates no duplicate pods when killed mid-reconcile and restarted', async ()
       if (type === 'DELETED') deletions++;
     },
     (err: unknown) => {
-      if (err) console.log('test watch ended:', String(err));
+      if (err && (err as Error).name !== 'AbortError') console.log('test watch ended:', String(err));
     },
   );
 

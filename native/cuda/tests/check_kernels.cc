@@ -1,4 +1,5 @@
-// Standalone GPU check (no Node): every CUDA backend op against an fp64 naive reference on random shapes,
+// Standalone GPU check (no Node): every CUDA backend op against an fp64 naive reference (and the attention
+// ops also against the CPU backend) on random shapes,
 // odd lengths, GQA 1/4/8, masks with fully masked rows, bf16 and fp16 (plus the generic float32 and
 // odd-head-dim path). Prints one line per case with max abs / relative L2 errors; exit 1 on any failure.
 #include <cmath>
@@ -10,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "core/cpu_backend.h"
 #include "core/error.h"
 #include "cuda/cuda_backend.h"
 #include "cuda/cuda_factory.h"
@@ -53,9 +55,14 @@ std::vector<double> random_values(ref::Rng& rng, size_t n, DType t, double amp) 
   return v;
 }
 
-void upload(Backend& be, void* dev, const std::vector<double>& v, DType t) {
+std::vector<uint8_t> to_bytes(const std::vector<double>& v, DType t) {
   std::vector<uint8_t> host(v.size() * dtype_size(t));
   for (size_t i = 0; i < v.size(); ++i) store_from_f32(host.data(), t, i, static_cast<float>(v[i]));
+  return host;
+}
+
+void upload(Backend& be, void* dev, const std::vector<double>& v, DType t) {
+  const std::vector<uint8_t> host = to_bytes(v, t);
   be.from_host(dev, host.data(), host.size());
 }
 
@@ -75,6 +82,42 @@ bool report(const std::string& what, const ref::Err& e, double tol, bool use_abs
 
 double tol_fwd(DType t) { return t == DType::BF16 ? 2e-2 : t == DType::F16 ? 4e-3 : 1e-4; }
 double tol_bwd(DType t) { return t == DType::BF16 ? 3e-2 : t == DType::F16 ? 6e-3 : 1e-4; }
+
+// The same block on the CPU backend (another helper's implementation), for a GPU-vs-CPU comparison beside
+// the fp64 one. Gradients start at zero here.
+struct CpuResult {
+  std::vector<double> o, lse, dq, dk, dv;
+};
+CpuResult run_cpu(const ref::Problem& p, const AttnBlock& blk_dev, const std::vector<double>& lse_f,
+                  const std::vector<double>& drow_f) {
+  CpuBackend cpu;
+  std::vector<void*> owned;
+  auto put = [&](const std::vector<double>& v, DType t) {
+    const std::vector<uint8_t> bytes = to_bytes(v, t);
+    void* ptr = cpu.alloc(bytes.size() + 4);
+    cpu.from_host(ptr, bytes.data(), bytes.size());
+    owned.push_back(ptr);
+    return ptr;
+  };
+  auto zeros = [&](size_t n) { return static_cast<float*>(put(std::vector<double>(n, 0.0), DType::F32)); };
+  const size_t nq = p.q.size(), nk = p.k.size(), ns = lse_f.size();
+  void *q = put(p.q, p.d.dtype), *k = put(p.k, p.d.dtype), *v = put(p.v, p.d.dtype), *dout = put(p.dout, p.d.dtype);
+  float *o = zeros(nq), *lse = zeros(ns), *dq = zeros(nq), *dk = zeros(nk), *dv = zeros(nk);
+  float *lse_in = static_cast<float*>(put(lse_f, DType::F32)), *drow_in = static_cast<float*>(put(drow_f, DType::F32));
+  AttnBlock blk = blk_dev;
+  std::vector<int32_t> mask = p.mask;
+  blk.mask = mask.empty() ? nullptr : mask.data();
+  cpu.attn_fwd(p.d, blk, AttnFwdIO{q, k, v, o, lse});
+  cpu.attn_bwd(p.d, blk, AttnBwdIO{q, k, v, dout, lse_in, drow_in, dq, dk, dv});
+  auto get = [&](const float* ptr, size_t n) {
+    std::vector<float> h(n);
+    cpu.to_host(h.data(), ptr, n * 4);
+    return std::vector<double>(h.begin(), h.end());
+  };
+  CpuResult r{get(o, nq), get(lse, ns), get(dq, nq), get(dk, nk), get(dv, nk)};
+  for (void* ptr : owned) cpu.free(ptr);
+  return r;
+}
 
 void run_case(CudaBackend& be, const Case& c, uint64_t seed) {
   ref::Rng rng(seed);
@@ -134,8 +177,9 @@ void run_case(CudaBackend& be, const Case& c, uint64_t seed) {
   be.fill_f32(o.as<float>(), nq, std::nanf(""));
   be.fill_f32(lse.as<float>(), nstat, std::nanf(""));
   be.attn_fwd(p.d, blk, AttnFwdIO{q.p, k.p, v.p, o.as<float>(), lse.as<float>()});
-  ok &= report("O", ref::compare(download_f32(be, o.as<float>(), nq), o_ref), tol_fwd(c.dt));
-  ok &= report("LSE", ref::compare(download_f32(be, lse.as<float>(), nstat), lse_ref), 2e-3, true);
+  const std::vector<double> o_gpu = download_f32(be, o.as<float>(), nq), lse_gpu = download_f32(be, lse.as<float>(), nstat);
+  ok &= report("O", ref::compare(o_gpu, o_ref), tol_fwd(c.dt));
+  ok &= report("LSE", ref::compare(lse_gpu, lse_ref), 2e-3, true);
 
   // row_dot on O as stored in the dtype.
   std::vector<double> o_st(nq), drow_ref(nstat, 0.0);
@@ -179,9 +223,19 @@ void run_case(CudaBackend& be, const Case& c, uint64_t seed) {
     for (size_t i = 0; i < a.size(); ++i) a[i] -= b[i];
     return a;
   };
-  ok &= report("dQ", ref::compare(minus(download_f32(be, dq.as<float>(), nq), dq0), dq_ref), tol_bwd(c.dt));
-  ok &= report("dK", ref::compare(minus(download_f32(be, dk.as<float>(), nk), dk0), dk_ref), tol_bwd(c.dt));
-  ok &= report("dV", ref::compare(minus(download_f32(be, dv.as<float>(), nk), dv0), dv_ref), tol_bwd(c.dt));
+  const std::vector<double> dq_gpu = minus(download_f32(be, dq.as<float>(), nq), dq0),
+                            dk_gpu = minus(download_f32(be, dk.as<float>(), nk), dk0),
+                            dv_gpu = minus(download_f32(be, dv.as<float>(), nk), dv0);
+  ok &= report("dQ", ref::compare(dq_gpu, dq_ref), tol_bwd(c.dt));
+  ok &= report("dK", ref::compare(dk_gpu, dk_ref), tol_bwd(c.dt));
+  ok &= report("dV", ref::compare(dv_gpu, dv_ref), tol_bwd(c.dt));
+  // GPU against the CPU backend: both approximate the fp64 result, so allow the sum of their tolerances.
+  const CpuResult cr = run_cpu(p, blk, lse_f, drow_f);
+  ok &= report("O~cpu", ref::compare(o_gpu, cr.o), 2 * tol_fwd(c.dt));
+  ok &= report("L~cpu", ref::compare(lse_gpu, cr.lse), 4e-3, true);
+  ok &= report("dQ~cpu", ref::compare(dq_gpu, cr.dq), 2 * tol_bwd(c.dt));
+  ok &= report("dK~cpu", ref::compare(dk_gpu, cr.dk), 2 * tol_bwd(c.dt));
+  ok &= report("dV~cpu", ref::compare(dv_gpu, cr.dv), 2 * tol_bwd(c.dt));
   if (!ok) ++g_failures;
 }
 

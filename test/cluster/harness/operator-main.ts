@@ -9,7 +9,7 @@ const handle = await startOperator({
   metricsAddress: '127.0.0.1:0',
   healthAddress: '127.0.0.1:0',
   leaderElection: { namespace: 'default', name: process.env.XATTN_TEST_LEASE!, identity: process.env.XATTN_TEST_IDENTITY!, ...FAST_LEASE },
-  logger: jsonLogger('info', (l) => process.stderr.write(l + '\n'), { identity: process.env.XATTN_TEST_IDENTITY }),
+  logger: jsonLogger((process.env.XATTN_TEST_LOG_LEVEL as 'debug' | undefined) ?? 'info', (l) => process.stderr.write(l + '\n'), { identity: process.env.XATTN_TEST_IDENTITY }),
   handleSignals: true,
 });
 process.stdout.write(JSON.stringify({ metricsUrl: handle.metricsUrl, healthUrl: handle.healthUrl }) + '\n');

@@ -39,15 +39,15 @@ describe('distributed training', () => {
     it(`P = ${workers} (${algorithm}) matches the single process step for step`, async () => {
       const r = await train(workers, algorithm);
       expect(r.ranksReporting).toEqual(Array(workers).fill(STEPS));
-      // Only float32 summation order differs (token sums split across ranks, LSE merges), ~1e-7
-      // relative; any missing shard, double count or wrong scale is orders of magnitude larger.
-      if (process.env.SHOW_ERR) console.log(workers, algorithm, [...single.losses].map(([s, l]) => Math.abs(r.losses.get(s)! - l) / l), [...single.weights].map(([n, w]) => Math.max(...w.map((v, i) => Math.abs(v - r.weights.get(n)![i]!)))).reduce((a, b) => Math.max(a, b)));
+      // Only float32 summation order differs (token sums split across ranks, LSE merges): measured
+      // <= 1.2e-7 relative on the losses and <= 3e-6 on the weights (AdamW amplifies tiny gradient
+      // differences). A missing shard, double count or wrong scale moves weights by ~lr = 2e-2.
       for (const [step, loss] of single.losses) expect(Math.abs(r.losses.get(step)! - loss) / loss, `loss at step ${step}`).toBeLessThan(1e-5);
       for (const [name, w] of single.weights) {
         const got = r.weights.get(name)!;
         let worst = 0;
         for (let i = 0; i < w.length; i++) worst = Math.max(worst, Math.abs(got[i]! - w[i]!));
-        expect(worst, `${name} after ${STEPS} steps`).toBeLessThan(1e-5);
+        expect(worst, `${name} after ${STEPS} steps`).toBeLessThan(3e-5);
       }
     });
   }

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# On a GPU machine without node_modules: builds the addon with CUDA (plus the standalone kernel
+# checks), then runs the GPU checks and, with `bench`, the GPU benchmark. Expects Node from
+# ../shared/device (source .device/setup.sh first) and the bundles from `npm run bundle` in dist/.
+#   bash scripts/gpu-device.sh [test|bench|all]     logs and results go to ${OUT:-/tmp/xattn-gpu}
+set -uo pipefail
+what=${1:-all}
+out=${OUT:-/tmp/xattn-gpu}
+mkdir -p "$out"
+export NCCL_NVLS_ENABLE=0 PYTHONUNBUFFERED=1
+nvidia-smi -L | tee "$out/device.txt"
+[ -f dist/test-gpu.mjs ] || { echo "dist/ is missing: run 'npm run bundle' where node_modules exists and carry dist"; exit 1; }
+echo "== building the addon with CUDA"
+if ! { cmake -S native -B build/native -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_LIBRARY_OUTPUT_DIRECTORY="$PWD/build/native/Release" -DCMAKE_JS_INC="${NODE_INCLUDE_DIR:?source .device/setup.sh first}" \
+        -DXATTN_CUDA=ON -DXATTN_CUDA_CHECKS=ON -DCMAKE_CUDA_ARCHITECTURES="${XATTN_CUDA_ARCHS:-90a}" && cmake --build build/native -j"$(nproc)"; } >"$out/build.log" 2>&1; then
+  tail -40 "$out/build.log"
+  exit 1
+fi
+rc=0
+if [ "$what" = test ] || [ "$what" = all ]; then
+  echo "== kernel checks (CUDA vs CPU backend and fp64)"
+  timeout 300 build/native/xattn_cuda_check >"$out/check.log" 2>&1 || rc=1
+  tail -3 "$out/check.log"
+  echo "== engine checks (P=1 and P=2 over NCCL vs fp64)"
+  timeout 300 node dist/test-gpu.mjs 2>&1 | tee "$out/test-gpu.log" || rc=1
+fi
+if [ "$what" = bench ] || [ "$what" = all ]; then
+  echo "== benchmark"
+  XATTN_BENCH_OUT="$out" timeout 400 node dist/bench-gpu.mjs 2>&1 | tee "$out/bench-gpu.log" || rc=1
+fi
+exit $rc

@@ -1,0 +1,75 @@
+// npm run test:gpu — checks for a machine with CUDA GPUs (CI has none). Plain Node (no vitest), so it
+// also runs as a bundle (node dist/test-gpu.mjs) where node_modules is absent.
+//  1. The CUDA engine at P = 1 and, with 2+ GPUs, LV-XAttn and Ring over NCCL at P = 2: forward and
+//     backward against the fp64 reference (GQA 1/4/8, d64/d128, odd lengths, fully masked rows).
+//  2. P = 2 equals single-GPU attention.
+// The per-op kernel checks against the CPU backend are the standalone xattn_cuda_check program.
+import { Engine } from '../../runtime/engine/engine.js';
+import type { DistCase } from '../fixtures/dist-case.js';
+import { runDistAttentionRank, type RankResults } from '../fixtures/dist-attention-rank.js';
+import { caseErrors } from '../fixtures/dist-compare.js';
+import { spawnRanks } from '../fixtures/spawn-ranks.js';
+
+const CASES: DistCase[] = [
+  { dims: { batch: 1, heads: 8, kvHeads: 2, headDim: 128, dtype: 'bfloat16' }, lq: 67, lkv: 1531, masked: true, seed: 21 },
+  { dims: { batch: 2, heads: 4, kvHeads: 4, headDim: 64, dtype: 'float16' }, lq: 33, lkv: 777, masked: false, seed: 22 },
+  { dims: { batch: 1, heads: 8, kvHeads: 1, headDim: 64, dtype: 'bfloat16' }, lq: 5, lkv: 2049, masked: true, seed: 23 },
+  { dims: { batch: 1, heads: 4, kvHeads: 1, headDim: 128, dtype: 'float16' }, lq: 129, lkv: 301, masked: true, seed: 24 },
+];
+
+// Relative to the largest |expected|: the GPU kernels feed bf16/fp16 probabilities to the tensor cores,
+// so errors are a few storage ulps (bf16 2^-8, fp16 2^-11) of the largest value.
+const TOL: Record<string, { o: number; lse: number; grad: number }> = {
+  bfloat16: { o: 1e-2, lse: 1e-4, grad: 3e-2 },
+  float16: { o: 2e-3, lse: 1e-4, grad: 6e-3 },
+};
+
+if (process.argv[2] === 'rank') {
+  process.send!(await runDistAttentionRank(CASES, 'cuda'));
+  process.disconnect();
+} else {
+  let passed = 0, failed = 0;
+  const check = (ok: boolean, what: string) => {
+    ok ? passed++ : failed++;
+    console.log(`${ok ? 'ok  ' : 'FAIL'} ${what}`);
+  };
+  const gpus = Engine.cudaDeviceCount();
+  console.log(`${gpus} CUDA device(s): ${Array.from({ length: gpus }, (_, i) => Engine.cudaDeviceName(i)).join(', ')}`);
+  check(gpus >= 1, 'a CUDA device is visible to the addon (built with CUDA)');
+  const runs: Record<number, RankResults[]> = {};
+  for (const P of gpus >= 2 ? [1, 2] : gpus === 1 ? [1] : []) {
+    runs[P] = await spawnRanks<RankResults>(process.argv[1]!, P, {}, { args: ['rank'], execArgv: process.execArgv });
+    CASES.forEach((c, ci) => {
+      const tol = TOL[c.dims.dtype]!;
+      for (const [algo, e] of Object.entries(caseErrors(c, ci, runs[P]!))) {
+        const what = `P=${P} ${algo} ${c.dims.dtype} H${c.dims.heads}/${c.dims.kvHeads} d${c.dims.headDim} ${c.lq}x${c.lkv}${c.masked ? ' masked' : ''}`;
+        const errs = `O ${e.o.toExponential(2)} LSE ${e.lse.toExponential(2)} dQ ${e.dq.toExponential(2)} dK ${e.dk.toExponential(2)} dV ${e.dv.toExponential(2)}`;
+        check(e.o <= tol.o && e.lse <= tol.lse && e.dq <= tol.grad && e.dk <= tol.grad && e.dv <= tol.grad && (!c.masked || e.fullyMaskedRows > 0), `${what}: ${errs}`);
+      }
+    });
+  }
+  if (runs[2]) {
+    // The distributed result must match single-GPU attention (same kernels, different merge order).
+    CASES.forEach((c, ci) => {
+      for (const algo of ['lv-xattn', 'ring']) {
+        const one = runs[1]![0]!.results[ci]![algo]!;
+        const two = [...runs[2]!].sort((a, b) => a.rank - b.rank).map((r) => r.results[ci]![algo]!);
+        const lseOne = one.lse!;
+        const lseTwo = two[0]!.lse!.concat(two[1]!.lse!);
+        // LSE is [B, H, Lq]: compare as multisets of rows is overkill; with B = 1 the shards concatenate per head.
+        if (c.dims.batch !== 1) continue;
+        const H = c.dims.heads, lq0 = two[0]!.lse!.length / H, lq1 = two[1]!.lse!.length / H;
+        let worst = 0;
+        for (let h = 0; h < H; h++)
+          for (let i = 0; i < lq0 + lq1; i++) {
+            const a = lseOne[h * (lq0 + lq1) + i]!;
+            const b = i < lq0 ? two[0]!.lse![h * lq0 + i]! : two[1]!.lse![h * lq1 + i - lq0]!;
+            worst = a === b ? worst : Math.max(worst, Math.abs(a - b));
+          }
+        check(worst <= 1e-4 && lseTwo.length === lseOne.length, `P=2 ${algo} LSE equals single-GPU (case ${ci}, max diff ${worst.toExponential(2)})`);
+      }
+    });
+  }
+  console.log(`\n${passed} passed, ${failed} failed`);
+  process.exit(failed ? 1 : 0);
+}
