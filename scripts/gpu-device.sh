@@ -10,19 +10,29 @@ mkdir -p "$out"
 export NCCL_NVLS_ENABLE=0 PYTHONUNBUFFERED=1
 nvidia-smi -L | tee "$out/device.txt"
 [ -f dist/test-gpu.mjs ] || { echo "dist/ is missing: run 'npm run bundle' where node_modules exists and carry dist"; exit 1; }
-echo "== building the addon with CUDA"
-if ! { cmake -S native -B build/native -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_LIBRARY_OUTPUT_DIRECTORY="$PWD/build/native/Release" -DCMAKE_JS_INC="${NODE_INCLUDE_DIR:?source .device/setup.sh first}" \
-        -DXATTN_CUDA=ON -DXATTN_CUDA_CHECKS=ON -DCMAKE_CUDA_ARCHITECTURES="${XATTN_CUDA_ARCHS:-90a}" && cmake --build build/native -j"$(nproc)"; } >"$out/build.log" 2>&1; then
-  tail -40 "$out/build.log"
-  exit 1
+# A prebuilt CUDA addon (built elsewhere into build/gpu and carried along) is used when it loads here.
+if [ -f build/gpu/Release/xattn.node ] && node -e "process.exit(require('./build/gpu/Release/xattn.node').cudaDeviceCount() > 0 ? 0 : 1)" 2>/dev/null; then
+  echo "== using the prebuilt CUDA addon in build/gpu"
+  bin=build/gpu
+else
+  echo "== building the addon with CUDA"
+  bin=build/native
+  if ! { cmake -S native -B "$bin" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_LIBRARY_OUTPUT_DIRECTORY="$PWD/$bin/Release" -DCMAKE_JS_INC="${NODE_INCLUDE_DIR:?source .device/setup.sh first}" \
+          -DXATTN_CUDA=ON -DXATTN_CUDA_CHECKS=ON -DCMAKE_CUDA_ARCHITECTURES="${XATTN_CUDA_ARCHS:-90a}" && cmake --build "$bin" -j"$(nproc)"; } >"$out/build.log" 2>&1; then
+    tail -40 "$out/build.log"
+    exit 1
+  fi
 fi
+export XATTN_ADDON="$PWD/$bin/Release/xattn.node"
 rc=0
 if [ "$what" = test ] || [ "$what" = all ]; then
   echo "== kernel checks (CUDA vs CPU backend and fp64)"
-  timeout 300 build/native/xattn_cuda_check >"$out/check.log" 2>&1 || rc=1
+  timeout 300 "$bin/xattn_cuda_check" >"$out/check.log" 2>&1 || rc=1
   tail -3 "$out/check.log"
   echo "== engine checks (P=1 and P=2 over NCCL vs fp64)"
   timeout 300 node dist/test-gpu.mjs 2>&1 | tee "$out/test-gpu.log" || rc=1
+  echo "== xattn run on the GPUs"
+  timeout 120 node dist/xattn.mjs run examples/gpu-benchmark.yaml 2>&1 | tail -12 | tee "$out/run.log" || rc=1
 fi
 if [ "$what" = bench ] || [ "$what" = all ]; then
   echo "== benchmark"

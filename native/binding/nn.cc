@@ -24,6 +24,7 @@ Napi::Value Gemm(const Napi::CallbackInfo& info) {
     const bool given = o.Has("out") && !o.Get("out").IsUndefined();
     TensorPtr out = given ? float_tensor(o.Get("out"), "out") : nullptr;
     if (out) need_numel(out, g.m * g.n, "gemm: out");
+    require(!out || (out != a && out != b), ErrorCode::InvalidArgument, "gemm: out must not be a or b (it is written while they are read)");
     require(out || !g.accumulate, ErrorCode::InvalidArgument, "gemm: accumulate needs an out tensor");
     if (!out) out = c.alloc(shape_or(o, "outShape", {g.m, g.n}, g.m * g.n), parse_dtype(get_string(o, "outDtype", "float32")));
     g.a = a->data(), g.a_dtype = a->dtype(), g.b = b->data(), g.b_dtype = b->dtype();
@@ -77,6 +78,7 @@ Napi::Value RmsNormBackward(const Napi::CallbackInfo& info) {
     const bool acc = o.Has("dx") && !o.Get("dx").IsUndefined();
     TensorPtr dx = acc ? f32_tensor(o.Get("dx"), "dx") : c.alloc(x->shape(), DType::F32);
     need_numel(dx, x->numel(), "rmsnormBackward: dx");
+    require(dx != dy && dx != x, ErrorCode::InvalidArgument, "rmsnormBackward: dx must not be x or dy");
     return c.run<bool>(
         [a, x, w, rstd, dy, dw, dx, acc](NnOps& ops) {
           return ops.rmsnorm_bwd(a, rstd->as<float>(), dy->as<float>(), dx->as<float>(), acc, dw->as<float>()), true;

@@ -63,6 +63,7 @@ CudaBackend::CudaBackend(int device) : device_(device) {
           std::string("xattn needs compute capability 8.0 or newer; ") + prop.name + " has " +
               std::to_string(prop.major) + "." + std::to_string(prop.minor));
   sm_count_ = prop.multiProcessorCount;
+  sm90_ok_ = sm90_ = cuda::sm90_available(device);
   device_name_ = prop.name;
   XATTN_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
   XATTN_CUDA_CHECK(cudaEventCreateWithFlags(&sync_event_, cudaEventDisableTiming));
@@ -217,14 +218,19 @@ void CudaBackend::attn_fwd(const AttnDims& d, const AttnBlock& b, const AttnFwdI
   const bool fast = cuda::tc_supported(d.dtype, g.head_dim) && aligned16(io.q) && aligned16(io.k) &&
                     aligned16(io.v) && aligned16(io.o);
   if (!fast) return cuda::generic_attn_fwd(d.dtype, g, a, stream_);
+  const bool hopper = sm90_ && cuda::sm90_supported(d.dtype, g);
   const int64_t ctas = static_cast<int64_t>(cuda::tc_fwd_row_tiles(g, fwd_mtiles_)) * d.batch * d.kv_heads;
-  a.splits = choose_splits(ctas, cuda::tc_fwd_tiles(b.lkv, g.head_dim, fwd_mtiles_), sm_count_, max_splits_);
+  a.splits = hopper ? cuda::sm90_fwd_splits(g, sm_count_, max_splits_)
+                    : choose_splits(ctas, cuda::tc_fwd_tiles(b.lkv, g.head_dim, fwd_mtiles_), sm_count_, max_splits_);
   if (a.splits > 1) {
     float* ws = workspace(a.splits * (o_n + lse_n));
     a.o_part = ws;
     a.lse_part = ws + a.splits * o_n;
   }
-  cuda::tc_attn_fwd(d.dtype, g, a, fwd_mtiles_, stream_);
+  if (hopper)
+    cuda::sm90_attn_fwd(d.dtype, g, a, stream_);
+  else
+    cuda::tc_attn_fwd(d.dtype, g, a, fwd_mtiles_, stream_);
   if (a.splits > 1) cuda::combine_fwd_splits(g, a.splits, a.o_part, a.lse_part, io.o, io.lse, stream_);
 }
 
@@ -238,6 +244,7 @@ void CudaBackend::attn_bwd(const AttnDims& d, const AttnBlock& b, const AttnBwdI
                     aligned16(io.v) && aligned16(io.dout) && aligned16(io.dq) && aligned16(io.dk) &&
                     aligned16(io.dv);
   if (!fast) return cuda::generic_attn_bwd(d.dtype, g, a, stream_);
+  if (sm90_ && cuda::sm90_supported(d.dtype, g)) return cuda::sm90_attn_bwd(d.dtype, g, a, stream_);
   const size_t dq_n = static_cast<size_t>(d.batch * b.lq * d.heads * d.head_dim);
   const int64_t ctas = static_cast<int64_t>(cuda::tc_dq_row_tiles(g)) * d.batch * d.kv_heads;
   a.dq_splits = choose_splits(ctas, cuda::tc_dq_tiles(g.head_dim, b.lkv), sm_count_, max_splits_);

@@ -48,6 +48,10 @@ class CudaBackend final : public Backend {
   void set_max_splits(int n) { max_splits_ = n; }
   // Forward m-tiles per warp (1 or 2: rows per CTA 64 or 128); for checks and tuning.
   void set_fwd_mtiles(int n) { fwd_mtiles_ = n; }
+  // Hopper (sm_90a wgmma) kernels: on by default where the device and the binary support them; off forces
+  // the portable mma.sync kernels (for checks and comparisons).
+  void set_sm90(bool on) { sm90_ = on && sm90_ok_; }
+  bool sm90() const { return sm90_; }
 
   // Host-side waits poll instead of blocking, and call these hooks on every poll: a transport that
   // detects a dead peer throws from its hook, so no wait hangs.
@@ -63,6 +67,7 @@ class CudaBackend final : public Backend {
   int sm_count_ = 1;
   int max_splits_ = 0;
   int fwd_mtiles_ = 2;
+  bool sm90_ok_ = false, sm90_ = false;
   std::string device_name_;
   cudaStream_t stream_ = nullptr;
   cudaEvent_t sync_event_ = nullptr;

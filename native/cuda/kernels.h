@@ -43,6 +43,15 @@ int tc_dq_tiles(int head_dim, int64_t lkv);
 int tc_dq_row_tiles(const AttnGeom& g);
 void tc_attn_bwd(DType t, const AttnGeom& g, const BwdArgs& a, cudaStream_t s);
 
+// Hopper kernels (sm_90a: wgmma, TMA, warp specialisation): bf16/fp16, head_dim 64 or 128, group dividing
+// 64, 16-byte aligned rows. The backward adds dQ with fp32 atomics (each CTA owns a KV tile, so dK/dV are
+// plain stores and no dQ recomputation is needed); the order of those adds is not fixed run to run.
+bool sm90_available(int device);  // device is sm_90 and this binary carries sm_90a code for it
+bool sm90_supported(DType t, const AttnGeom& g);
+int sm90_fwd_splits(const AttnGeom& g, int sm_count, int cap);  // KV splits that fill the GPU (cap 0 = auto)
+void sm90_attn_fwd(DType t, const AttnGeom& g, const FwdArgs& a, cudaStream_t s);
+void sm90_attn_bwd(DType t, const AttnGeom& g, const BwdArgs& a, cudaStream_t s);
+
 // Generic kernels: any dtype (float32 too), head_dim <= 256, any alignment; slower.
 void generic_attn_fwd(DType t, const AttnGeom& g, const FwdArgs& a, cudaStream_t s);
 void generic_attn_bwd(DType t, const AttnGeom& g, const BwdArgs& a, cudaStream_t s);

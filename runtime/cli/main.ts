@@ -1,6 +1,6 @@
 // The `xattn` command line: a thin layer over runLocal, runWorker, runOperator and validation.
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { readXAttnJob } from '../../crds/validate.js';
+import { runOperator, validateManifest } from '../../operator/index.js';
 import { errorCode } from '../errors.js';
 import { runLocal } from '../launcher/run-local.js';
 import { runWorker } from '../worker/run-worker.js';
@@ -81,8 +81,37 @@ export function buildCli(): Command {
     .argument('<manifest>')
     .action((manifest: string) => {
       try {
-        const job = readXAttnJob(manifest);
+        const job = validateManifest(manifest);
         process.stdout.write(`${manifest}: valid XAttnJob '${job.metadata.name}'\n`);
+      } catch (e) {
+        fail(e);
+      }
+    });
+
+  program
+    .command('operator')
+    .description('run the XAttnJob controller (in-cluster config, or --kubeconfig / $KUBECONFIG)')
+    .option('--kubeconfig <file>', 'kubeconfig file')
+    .option('--context <name>', 'kubeconfig context')
+    .option('-n, --namespace <ns>', 'watch only this namespace (default: all)')
+    .option('--no-leader-elect', 'run without leader election (a single replica only)')
+    .option('--metrics-address <addr>', '/metrics listen address', ':8080')
+    .option('--health-address <addr>', '/healthz and /readyz listen address', ':8081')
+    .option('--concurrency <n>', 'jobs reconciled in parallel', intArg('--concurrency'))
+    .addOption(new Option('--log-level <level>', 'log level').choices(['debug', 'info', 'warn', 'error']).default('info'))
+    .action(async (o) => {
+      try {
+        await runOperator({
+          kubeconfig: o.kubeconfig,
+          context: o.context,
+          namespace: o.namespace,
+          leaderElection: o.leaderElect,
+          metricsAddress: o.metricsAddress,
+          healthAddress: o.healthAddress,
+          concurrency: o.concurrency,
+          logLevel: o.logLevel,
+        });
+        process.exit(0);
       } catch (e) {
         fail(e);
       }

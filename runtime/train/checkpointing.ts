@@ -28,25 +28,62 @@ export interface SaveContext {
   warn: (msg: string) => void;
 }
 
-/** Writes the state after `step` (rank 0 only) and prunes to the newest `keep`; returns seconds taken. */
-export async function saveCheckpoint(c: SaveContext, t: Trainer, step: number): Promise<number> {
-  const t0 = performance.now();
-  const tensors: LazyTensor[] = stateTensors(t).map((s) => ({ name: s.name, shape: s.shape, read: async () => (await s.tensor.download()) as Float32Array }));
-  await writeCheckpoint(
-    c.dir,
-    {
-      step,
-      job: c.job.metadata.name,
-      worldSize: c.worldSize,
-      model: c.shape,
-      rng: { kind: 'counter', seed: c.job.spec.workload.seed, nextStep: step + 1 },
-      optimizer: { kind: 'adamw', step },
-      tensors,
-    },
-    c.io,
-  );
-  await pruneCheckpoints(c.dir, c.keep, c.warn).catch((e) => c.warn(`could not prune old checkpoints in ${c.dir}: ${e.message}`));
-  return (performance.now() - t0) / 1000;
+/**
+ * Rank 0's checkpoint writer. save() snapshots the state to host memory (ordered after the step's
+ * optimizer update on the engine) and writes it in the background, so the other ranks never wait on
+ * rank 0's disk (their transport would time out on a long write). One write is in flight at most; a
+ * failed write (full disk, unwritable directory) is thrown by the next save() or by flush().
+ */
+export class CheckpointWriter {
+  private pending: Promise<void> = Promise.resolve();
+  private failure: unknown;
+
+  constructor(
+    private c: SaveContext,
+    private done: (seconds: number, step: number) => void = () => {},
+  ) {}
+
+  async save(t: Trainer, step: number): Promise<void> {
+    await this.flush();
+    const t0 = performance.now();
+    const snapshot: LazyTensor[] = [];
+    for (const s of stateTensors(t)) {
+      const values = (await s.tensor.download()) as Float32Array;
+      snapshot.push({ name: s.name, shape: s.shape, read: async () => values });
+    }
+    this.pending = this.write(snapshot, step).then(
+      () => this.done((performance.now() - t0) / 1000, step),
+      (e) => void (this.failure = e),
+    );
+  }
+
+  /** Waits for the write in flight; throws its error, if any. */
+  async flush(): Promise<void> {
+    await this.pending;
+    if (this.failure !== undefined) {
+      const e = this.failure;
+      this.failure = undefined;
+      throw e;
+    }
+  }
+
+  private async write(tensors: LazyTensor[], step: number): Promise<void> {
+    const c = this.c;
+    await writeCheckpoint(
+      c.dir,
+      {
+        step,
+        job: c.job.metadata.name,
+        worldSize: c.worldSize,
+        model: c.shape,
+        rng: { kind: 'counter', seed: c.job.spec.workload.seed, nextStep: step + 1 },
+        optimizer: { kind: 'adamw', step },
+        tensors,
+      },
+      c.io,
+    );
+    await pruneCheckpoints(c.dir, c.keep, c.warn).catch((e) => c.warn(`could not prune old checkpoints in ${c.dir}: ${e.message}`));
+  }
 }
 
 const sameShape = (a: ModelShape, b: ModelShape) => (Object.keys(b) as (keyof ModelShape)[]).every((k) => a[k] === b[k]);

@@ -2,12 +2,12 @@
 // on a stop request (SIGTERM) at a step boundary, and at the end; step events and metrics every step.
 import type { XAttnJob } from '../../crds/types.js';
 import type { Engine } from '../engine/engine.js';
-import { Profile } from '../model/context.js';
+import { Profile } from '../model/profile.js';
 import { stepFlops } from '../model/flops.js';
 import type { CheckpointIO } from '../checkpoint/fsio.js';
 import type { WorkerMetrics } from '../metrics/worker-metrics.js';
 import type { RankResult } from '../worker/attention-bench.js';
-import { resumeTraining, saveCheckpoint, type SaveContext } from './checkpointing.js';
+import { CheckpointWriter, resumeTraining, type SaveContext } from './checkpointing.js';
 import { Trainer } from './trainer.js';
 
 export interface TrainStepEvent {
@@ -59,6 +59,7 @@ export async function runTraining(engine: Engine, job: XAttnJob, o: TrainingOpti
   const save: SaveContext | undefined = o.checkpointDir
     ? { dir: o.checkpointDir, keep: job.spec.checkpoint.keep, job, worldSize: o.worldSize, shape, io: o.checkpointIO, warn }
     : undefined;
+  const writer = save && o.rank === 0 ? new CheckpointWriter(save, (sec, s) => o.metrics?.recordCheckpoint(sec, s)) : undefined;
   const flops = stepFlops(shape, w, !trainer.ctx.storeActivations);
   const losses: { step: number; loss: number }[] = [];
   let seconds = 0, bytes = 0, wait = 0, stopped = false;
@@ -69,8 +70,8 @@ export async function runTraining(engine: Engine, job: XAttnJob, o: TrainingOpti
     if (resumed.from) log(`resumed from step ${startStep} (${resumed.from})`);
     let lastSaved = startStep, step = startStep;
     const checkpoint = async (s: number) => {
-      if (!save || s === lastSaved) return;
-      if (o.rank === 0) o.metrics?.recordCheckpoint(await saveCheckpoint(save, trainer, s), s);
+      if (!writer || s === lastSaved) return;
+      await writer.save(trainer, s);
       lastSaved = s;
     };
     while (step < w.steps && !stopped) {
@@ -105,6 +106,7 @@ export async function runTraining(engine: Engine, job: XAttnJob, o: TrainingOpti
       if (stopped || (every > 0 && step % every === 0)) await checkpoint(step);
     }
     if (!stopped) await checkpoint(step);
+    await writer?.flush();
     if (stopped && !save) warn(`stopped after step ${step} without a checkpoint (no checkpoint directory is set)`);
     const timed = step - startStep;
     return {
@@ -122,6 +124,8 @@ export async function runTraining(engine: Engine, job: XAttnJob, o: TrainingOpti
       profile: total,
     };
   } finally {
+    // On an error, still finish the write in flight: it may be the checkpoint a restart resumes from.
+    await writer?.flush().catch((e) => warn(`the last checkpoint write failed too: ${(e as Error).message}`));
     trainer.dispose();
   }
 }

@@ -35,7 +35,7 @@ describe('helm template, default values', () => {
       capabilities: { drop: ['ALL'] },
       seccompProfile: { type: 'RuntimeDefault' },
     });
-    // A read-only root still needs a writable /tmp (tsx's compile cache).
+    // A read-only root still gets a writable /tmp for scratch files.
     expect(c.volumeMounts).toContainEqual({ name: 'tmp', mountPath: '/tmp' });
     expect(c.resources.requests).toBeDefined();
     expect(c.resources.limits.memory).toBeDefined();

@@ -1,22 +1,14 @@
 // Surviving restarts: a gang whose worker is killed (or asked to stop) mid-run restarts from its newest
 // checkpoint and ends with exactly the state of an uninterrupted run (weights and AdamW moments,
 // byte for byte: training is deterministic).
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { findLatestCheckpoint } from '../../../runtime/checkpoint/read.js';
+import { tempDirs } from '../train/temp-dirs.js';
 import { runGang, startGang, trainJob } from '../train/workers.js';
 
 const STEPS = 30;
 const job = trainJob('resume', { workers: 2, steps: STEPS, checkpoint: { everySteps: 4, keep: 2 } });
-const dirs: string[] = [];
-afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
-const tempDir = () => {
-  const d = mkdtempSync(path.join(tmpdir(), 'xattn-resume-'));
-  dirs.push(d);
-  return d;
-};
+const tempDir = tempDirs('xattn-resume');
 
 const latest = (dir: string) =>
   findLatestCheckpoint(dir, (m) => {

@@ -1,22 +1,16 @@
 // Checkpoint files: round trip, retention, detection of corrupt or partial checkpoints, and failures
 // (full disk, unwritable directory) that must leave the previous checkpoint intact.
-import { appendFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { appendFileSync, existsSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { nodeIO, type CheckpointIO } from '../../../runtime/checkpoint/fsio.js';
 import { findLatestCheckpoint, listManifests } from '../../../runtime/checkpoint/read.js';
 import { pruneCheckpoints } from '../../../runtime/checkpoint/retention.js';
 import { writeCheckpoint, type CheckpointContent } from '../../../runtime/checkpoint/write.js';
 import { SafetensorsFile } from '../../../runtime/data/safetensors.js';
+import { tempDirs } from '../train/temp-dirs.js';
 
-const dirs: string[] = [];
-afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
-const tempDir = () => {
-  const d = mkdtempSync(path.join(tmpdir(), 'xattn-ckpt-'));
-  dirs.push(d);
-  return d;
-};
+const tempDir = tempDirs('xattn-ckpt');
 
 const model = { layers: 1, heads: 2, kvHeads: 1, headDim: 4, textHidden: 8, visualHidden: 6 };
 

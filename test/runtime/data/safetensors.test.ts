@@ -1,20 +1,14 @@
 // The safetensors reader against files built byte by byte from the format's description, the writer
 // round trip, every malformation the reader must reject, and the sharded training-data source.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { SafetensorsFile } from '../../../runtime/data/safetensors.js';
 import { writeSafetensors } from '../../../runtime/data/safetensors-write.js';
 import { safetensorsSource } from '../../../runtime/data/safetensors-source.js';
+import { tempDirs } from '../train/temp-dirs.js';
 
-const dirs: string[] = [];
-afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
-const tempDir = () => {
-  const d = mkdtempSync(path.join(tmpdir(), 'xattn-st-'));
-  dirs.push(d);
-  return d;
-};
+const tempDir = tempDirs('xattn-st');
 
 /** A file laid out by hand: u64 LE header size, the JSON text, then the data bytes. */
 function handmade(dir: string, header: string, data: number[], name = 'f.safetensors'): string {

@@ -97,5 +97,7 @@ describe('gemm', () => {
     await expect(nn.gemm(a, a, { m: 2, n: 2, k: 2 })).rejects.toMatchObject({ code: 'XATTN_E_SHAPE_MISMATCH', message: expect.stringMatching(/gemm: a is float32\[2, 3\] \(6 elements\), expected 4/) });
     await expect(nn.gemm(a, a, { m: 2, n: 2, k: 3, accumulate: true })).rejects.toMatchObject({ code: 'XATTN_E_INVALID_ARGUMENT', message: expect.stringMatching(/accumulate needs an out tensor/) });
     await expect(nn.gemm(a, a, { m: -1, n: 2, k: 3 })).rejects.toMatchObject({ code: 'XATTN_E_INVALID_ARGUMENT' });
+    const sq = await engine.upload(new Float32Array(4), [2, 2], 'float32');
+    await expect(nn.gemmInto(sq, sq, sq, { m: 2, n: 2, k: 2 })).rejects.toMatchObject({ code: 'XATTN_E_INVALID_ARGUMENT', message: expect.stringMatching(/out must not be a or b/) });
   });
 });

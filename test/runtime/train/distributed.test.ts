@@ -1,20 +1,16 @@
 // Data-parallel-free sequence parallelism must not change the math: P = 2 and 3 worker processes
 // (real `xattn worker`s over TCP) train exactly what one process trains, step for step.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { findLatestCheckpoint } from '../../../runtime/checkpoint/read.js';
 import { SafetensorsFile } from '../../../runtime/data/safetensors.js';
+import { tempDirs } from './temp-dirs.js';
 import { lossesOf, runGang, trainJob } from './workers.js';
 
 const STEPS = 6;
-const dirs: string[] = [];
-afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+const tempDir = tempDirs('xattn-dist');
 
 async function train(workers: number, algorithm: 'lv-xattn' | 'ring') {
-  const dir = mkdtempSync(path.join(tmpdir(), `xattn-dist-${workers}-`));
-  dirs.push(dir);
+  const dir = tempDir();
   const g = await runGang(trainJob(`dist-${workers}`, { workers, steps: STEPS, attention: { algorithm } }), { checkpointDir: dir });
   const found = await findLatestCheckpoint(dir, (m) => {
     throw new Error(m);

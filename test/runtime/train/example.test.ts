@@ -1,16 +1,15 @@
 // examples/train-tiny.yaml through `xattn run` (runLocal): two CPU workers train, checkpoint and
 // summarise, and a second run with the same checkpoint directory resumes instead of starting over.
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { runLocal } from '../../../runtime/launcher/run-local.js';
+import { tempDirs } from './temp-dirs.js';
 
 const root = fileURLToPath(new URL('../../..', import.meta.url));
-const dir = mkdtempSync(path.join(tmpdir(), 'xattn-example-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const tempDir = tempDirs('xattn-example');
 
 function sink() {
   const chunks: string[] = [];
@@ -19,6 +18,7 @@ function sink() {
 
 describe('examples/train-tiny.yaml', () => {
   it('trains on two workers, checkpoints, and resumes on a second run', async () => {
+    const dir = tempDir();
     const opts = { workerEntry: path.join(root, 'bin/xattn.js'), checkpointDir: dir, tty: false };
     const first = sink();
     const s = await runLocal(path.join(root, 'examples/train-tiny.yaml'), { ...opts, steps: 20, stdout: first.stream, stderr: first.stream });

@@ -1,21 +1,20 @@
 // Training from safetensors files on a mounted path (workload.data.source: safetensors).
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Engine } from '../../../runtime/engine/engine.js';
 import { writeSafetensors } from '../../../runtime/data/safetensors-write.js';
 import { runTraining } from '../../../runtime/train/run-training.js';
 import { randn } from '../../../runtime/worker/random.js';
+import { tempDirs } from './temp-dirs.js';
 import { trainJob } from './workers.js';
 
 const cleanup: (() => void)[] = [];
 afterAll(() => cleanup.forEach((c) => c()));
+const tempDir = tempDirs('xattn-st-train');
 
 describe('safetensors training data', () => {
   it('trains on the files and the loss falls', async () => {
-    const dir = mkdtempSync(path.join(tmpdir(), 'xattn-st-train-'));
-    cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
+    const dir = tempDir();
     const job = trainJob('st-data', { workers: 1, steps: 30 }, { data: { source: 'safetensors', path: dir }, learningRate: 0.03 });
     const { batch: B, textTokens: Lq, visualTokens: Lkv } = job.spec.workload;
     const dx = job.spec.model.textHidden!, dy = job.spec.model.visualHidden!;

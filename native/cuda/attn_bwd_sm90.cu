@@ -1,0 +1,290 @@
+// Hopper backward (sm_90a), one kernel and five GEMMs per tile pair: a CTA owns 128 KV rows of one KV head
+// (K, V loaded once by TMA; 64 rows per consumer warpgroup) and walks every packed query tile (Q, dO and
+// the rows' LSE/D/mask ranges streamed by a producer warp, two stages):
+//   S^T = K Q^T, dP^T = V dO^T            (wgmma, smem x smem)
+//   P^T = exp(S^T - LSE), dS^T = P^T (dP^T - D)   (registers; dS^T also to smem)
+//   dV += P^T dO, dK += dS^T Q            (wgmma, P^T / dS^T from registers)
+//   dQ_tile = dS K                        (wgmma, dS from smem; each warpgroup one half) -> fp32 atomic adds
+// dK/dV rows belong to one CTA (plain read-modify-write). CTAs start at different query tiles so the dQ
+// atomics of concurrent CTAs rarely meet on the same rows, even for short Lq.
+#include "core/error.h"
+#include "cuda/attn_tile.cuh"
+#include "cuda/cuda_check.h"
+#include "cuda/sm90_sync.cuh"
+#include "cuda/sm90_tma.h"
+#include "cuda/sm90_wgmma.cuh"
+
+namespace xattn::cuda {
+namespace {
+
+template <int BQ>
+struct RowStats {  // per query tile, written by the producer warp
+  float lse2[BQ];  // LSE in log2 units (-inf: row has no gradient)
+  float drow[BQ];
+  int beg[BQ], end[BQ];  // visible KV range (block-local); empty for dead rows
+  int lo, hi;            // every row of the tile sees [lo, hi)
+};
+
+template <int D>
+struct BwdCfg {
+  static constexpr int BN = 128, BQ = D == 128 ? 64 : 128;  // KV rows per CTA, query rows per tile
+  static constexpr int kThreads = 384;
+  static constexpr int kKVBytes = BN * D * 2;
+  static constexpr int kQBytes = BQ * D * 2;   // one Q or dO stage
+  static constexpr int kDSBytes = BN * BQ * 2;  // one dS^T buffer
+  static constexpr int kQOff = 2 * kKVBytes, kOOff = kQOff + 2 * kQBytes, kDSOff = kOOff + 2 * kQBytes;
+  static constexpr int kStatsOff = kDSOff + 2 * kDSBytes;
+  static constexpr int kBarOff = kStatsOff + 2 * static_cast<int>(sizeof(RowStats<BQ>));
+  static constexpr int kSmem = kBarOff + 64 + 1024;
+};
+
+template <typename T, int D>
+__global__ void __launch_bounds__(384, 1)
+    bwd_sm90_kernel(const __grid_constant__ CUtensorMap tm_q, const __grid_constant__ CUtensorMap tm_do,
+                    const __grid_constant__ CUtensorMap tm_k, const __grid_constant__ CUtensorMap tm_v, AttnGeom g,
+                    BwdArgs a) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  using C = BwdCfg<D>;
+  constexpr int BN = C::BN, BQ = C::BQ, DB = D / 64;
+  extern __shared__ unsigned char smem_raw[];
+  unsigned char* sm = align1024(smem_raw);
+  RowStats<BQ>* stats = reinterpret_cast<RowStats<BQ>*>(sm + C::kStatsOff);
+  uint64_t* bars = reinterpret_cast<uint64_t*>(sm + C::kBarOff);
+  uint64_t *kv_full = bars, *full = bars + 1, *empty = bars + 3;
+
+  const int tid = threadIdx.x, lane = tid & 31;
+  const int b = blockIdx.y / g.kv_heads, hk = blockIdx.y % g.kv_heads;
+  const int j0 = blockIdx.x * BN;
+  const int64_t rows = g.lq * g.group;
+  const int nq = static_cast<int>((rows + BQ - 1) / BQ);
+  if (tid == 0) {
+    mbar_init(kv_full, 1);
+    for (int s = 0; s < 2; ++s) {
+      mbar_init(full + s, 32);  // every producer lane (stats), lane 0 also the TMA bytes
+      mbar_init(empty + s, 8);  // one arrival per consumer warp
+    }
+    mbar_init_fence();
+  }
+  __syncthreads();
+
+  if (tid < 128) {  // producer warpgroup; warp 0 works
+    regs_dealloc<32>();
+    if (tid >= 32) return;
+    if (lane == 0) {
+      mbar_arrive_tx(kv_full, 2 * C::kKVBytes);
+#pragma unroll
+      for (int cb = 0; cb < DB; ++cb) {
+        tma_load_4d(sm + cb * BN * 128, &tm_k, kv_full, cb * 64, hk, j0, b);
+        tma_load_4d(sm + C::kKVBytes + cb * BN * 128, &tm_v, kv_full, cb * 64, hk, j0, b);
+      }
+    }
+    for (int it = 0; it < nq; ++it) {
+      const int qt = (it + blockIdx.x) % nq, s = it & 1;
+      mbar_wait(empty + s, ((it >> 1) & 1) ^ 1);
+      RowStats<BQ>& st = stats[s];
+      int lo = 0, hi = INT_MAX;
+      for (int r = lane; r < BQ; r += 32) {
+        const int64_t R = static_cast<int64_t>(qt) * BQ + r;
+        int beg, end;
+        packed_row_range(g, b, R, beg, end);
+        float l2 = -INFINITY, dr = 0.f;
+        if (R < rows) {
+          const int64_t si = packed_row_stat(g, b, hk, R);
+          l2 = a.lse[si] * kLog2e;
+          dr = a.drow[si];
+        }
+        if (l2 == -INFINITY) beg = end = 0;
+        st.lse2[r] = l2;
+        st.drow[r] = dr;
+        st.beg[r] = beg;
+        st.end[r] = end;
+        lo = max(lo, beg);
+        hi = min(hi, end);
+      }
+      lo = __reduce_max_sync(0xffffffffu, lo);
+      hi = __reduce_min_sync(0xffffffffu, hi);
+      if (lane == 0) {
+        st.lo = lo;
+        st.hi = hi;
+        mbar_arrive_tx(full + s, 2 * C::kQBytes);
+        const int i0 = qt * (BQ / g.group);
+#pragma unroll
+        for (int cb = 0; cb < DB; ++cb) {
+          tma_load_5d(sm + C::kQOff + s * C::kQBytes + cb * BQ * 128, &tm_q, full + s, cb * 64, 0, hk, i0, b);
+          tma_load_5d(sm + C::kOOff + s * C::kQBytes + cb * BQ * 128, &tm_do, full + s, cb * 64, 0, hk, i0, b);
+        }
+      } else {
+        mbar_arrive(full + s);
+      }
+    }
+    return;
+  }
+  regs_alloc<240>();
+
+  const int wg = tid / 128 - 1, warp = (tid / 32) & 3, gq = lane >> 2, tq = lane & 3;
+  const int kr = wg * 64 + warp * 16 + gq;  // this thread's KV rows in the tile: kr and kr + 8
+  const int jl[2] = {j0 + kr, j0 + kr + 8};
+  const int jw = j0 + wg * 64;  // first KV row of this warpgroup
+  const float sl2 = g.scale * kLog2e;
+  const uint32_t base = smem_addr(sm);
+  const uint32_t k_base = base, v_base = base + C::kKVBytes, q_base = base + C::kQOff, o_base = base + C::kOOff;
+  const uint32_t ds_base = base + C::kDSOff;
+  unsigned char* ds_ptr = sm + C::kDSOff;
+  // dQ halves: d128 splits the head dim (64 columns each), d64 the 128 query rows (64 each).
+  const int dq_row0 = BQ == 128 ? wg * 64 : 0, dq_col0 = D == 128 ? wg * 64 : 0;
+
+  float dk[D / 2], dv[D / 2], sv[BQ / 2], dp[BQ / 2], dq[32];
+  uint32_t pa[BQ / 16][4], da[BQ / 16][4];
+#pragma unroll
+  for (int i = 0; i < D / 2; ++i) dk[i] = dv[i] = 0.f;
+
+  mbar_wait(kv_full, 0);
+  for (int it = 0; it < nq; ++it) {
+    const int qt = (it + blockIdx.x) % nq, s = it & 1;
+    mbar_wait(full + s, (it >> 1) & 1);
+    const RowStats<BQ>& st = stats[s];
+    const uint32_t qs = q_base + s * C::kQBytes, os = o_base + s * C::kQBytes;
+
+    reg_fence(sv);
+    reg_fence(dp);
+    wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) {  // S^T = K Q^T
+      const uint32_t ka = (kk >> 2) * BN * 128 + wg * 64 * 128 + (kk & 3) * 32, qa = (kk >> 2) * BQ * 128 + (kk & 3) * 32;
+      Wgmma<T, BQ>::template ss<0, 0>(sv, sw128_desc(k_base + ka, 0), sw128_desc(qs + qa, 0), kk > 0);
+    }
+    wgmma_commit();
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) {  // dP^T = V dO^T
+      const uint32_t ka = (kk >> 2) * BN * 128 + wg * 64 * 128 + (kk & 3) * 32, qa = (kk >> 2) * BQ * 128 + (kk & 3) * 32;
+      Wgmma<T, BQ>::template ss<0, 0>(dp, sw128_desc(v_base + ka, 0), sw128_desc(os + qa, 0), kk > 0);
+    }
+    wgmma_commit();
+
+    wgmma_wait<1>();
+    reg_fence(sv);
+    const bool full_tile = jw >= st.lo && jw + 64 <= st.hi;
+#pragma unroll
+    for (int i = 0; i < BQ / 8; ++i) {
+      const int c = 8 * i + 2 * tq;
+      const float2 l2 = *reinterpret_cast<const float2*>(&st.lse2[c]);
+      const int2 bg = *reinterpret_cast<const int2*>(&st.beg[c]), en = *reinterpret_cast<const int2*>(&st.end[c]);
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const bool odd = e & 1;
+        const int j = jl[e >> 1];
+        const bool vis = full_tile || (j >= (odd ? bg.y : bg.x) && j < (odd ? en.y : en.x));
+        sv[4 * i + e] = vis ? fast_exp2(fmaf(sv[4 * i + e], sl2, -(odd ? l2.y : l2.x))) : 0.f;
+      }
+    }
+    wgmma_wait<0>();
+    reg_fence(dp);
+#pragma unroll
+    for (int i = 0; i < BQ / 8; ++i) {
+      const float2 dr = *reinterpret_cast<const float2*>(&st.drow[8 * i + 2 * tq]);
+#pragma unroll
+      for (int e = 0; e < 4; ++e) dp[4 * i + e] = sv[4 * i + e] * (dp[4 * i + e] - ((e & 1) ? dr.y : dr.x));
+    }
+#pragma unroll
+    for (int kk = 0; kk < BQ / 16; ++kk)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        pa[kk][e] = Mma<T>::pack(sv[8 * kk + 2 * e], sv[8 * kk + 2 * e + 1]);
+        da[kk][e] = Mma<T>::pack(dp[8 * kk + 2 * e], dp[8 * kk + 2 * e + 1]);
+      }
+    // dS^T to smem, MN-major for the dQ product: row = KV row, 64 query columns per 128-byte row.
+    unsigned char* dsb = ds_ptr + s * C::kDSBytes;
+#pragma unroll
+    for (int i = 0; i < BQ / 8; ++i)
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int R = kr + 8 * h, c = 8 * i + 2 * tq, cc = c & 63;
+        *reinterpret_cast<uint32_t*>(dsb + (c >> 6) * BN * 128 + R * 128 + (((cc >> 3) ^ (R & 7)) << 4) + (cc & 7) * 2) =
+            da[i >> 1][(i & 1) * 2 + h];
+      }
+    fence_proxy_async();
+
+    reg_fence(dv);
+    reg_fence(dk);
+    reg_fence(pa);
+    reg_fence(da);
+    wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < BQ / 16; ++kk)  // dV += P^T dO (dO MN-major)
+      Wgmma<T, D>::template rs<1>(dv, pa[kk], sw128_desc(os + kk * 2048, BQ * 128), 1);
+#pragma unroll
+    for (int kk = 0; kk < BQ / 16; ++kk)  // dK += dS^T Q
+      Wgmma<T, D>::template rs<1>(dk, da[kk], sw128_desc(qs + kk * 2048, BQ * 128), 1);
+    wgmma_commit();
+
+    named_barrier(1, 256);  // both halves of dS^T are in smem
+    reg_fence(dq);
+    wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < BN / 16; ++kk) {  // dQ_tile = dS K: A = dS (MN-major), B = K (MN-major)
+      const uint64_t dsa = sw128_desc(ds_base + s * C::kDSBytes + (dq_row0 / 64) * BN * 128 + kk * 2048, BN * 128);
+      const uint64_t kb = sw128_desc(k_base + (dq_col0 / 64) * BN * 128 + kk * 2048, BN * 128);
+      Wgmma<T, 64>::template ss<1, 1>(dq, dsa, kb, kk > 0);
+    }
+    wgmma_commit();
+    wgmma_wait<0>();
+    reg_fence(dq);
+    reg_fence(dv);
+    reg_fence(dk);
+    reg_fence(pa);
+    reg_fence(da);
+    if (lane == 0) mbar_arrive(empty + s);
+
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int64_t R = static_cast<int64_t>(qt) * BQ + dq_row0 + warp * 16 + gq + 8 * h;
+      if (R >= rows) continue;
+      float* dst = a.dq + packed_row_offset(g, b, hk, R) + dq_col0 + 2 * tq;
+#pragma unroll
+      for (int i = 0; i < 8; ++i)
+        atomicAdd(reinterpret_cast<float2*>(dst + 8 * i),
+                  make_float2(g.scale * dq[4 * i + 2 * h], g.scale * dq[4 * i + 2 * h + 1]));
+    }
+  }
+
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    if (jl[h] >= g.lkv) continue;
+    const int64_t off = ((b * g.lkv + jl[h]) * g.kv_heads + hk) * static_cast<int64_t>(D) + 2 * tq;
+#pragma unroll
+    for (int i = 0; i < D / 8; ++i) {
+      float2* pk = reinterpret_cast<float2*>(a.dk + off + 8 * i);
+      float2* pv = reinterpret_cast<float2*>(a.dv + off + 8 * i);
+      float2 ok = *pk, ov = *pv;
+      ok.x += g.scale * dk[4 * i + 2 * h];
+      ok.y += g.scale * dk[4 * i + 2 * h + 1];
+      ov.x += dv[4 * i + 2 * h];
+      ov.y += dv[4 * i + 2 * h + 1];
+      *pk = ok;
+      *pv = ov;
+    }
+  }
+#endif
+}
+
+template <typename T, int D>
+void launch(DType t, const AttnGeom& g, const BwdArgs& a, cudaStream_t s) {
+  using C = BwdCfg<D>;
+  const CUtensorMap tq = packed_rows_map(a.q, t, g, C::BQ), tdo = packed_rows_map(a.dout, t, g, C::BQ);
+  const CUtensorMap tk = kv_rows_map(a.k, t, g, C::BN), tv = kv_rows_map(a.v, t, g, C::BN);
+  auto kern = bwd_sm90_kernel<T, D>;
+  XATTN_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, C::kSmem));
+  const dim3 grid(static_cast<unsigned>((g.lkv + C::BN - 1) / C::BN), static_cast<unsigned>(g.batch * g.kv_heads));
+  kern<<<grid, C::kThreads, C::kSmem, s>>>(tq, tdo, tk, tv, g, a);
+  XATTN_CUDA_LAUNCHED("attn_bwd (sm90)");
+}
+
+}  // namespace
+
+void sm90_attn_bwd(DType t, const AttnGeom& g, const BwdArgs& a, cudaStream_t s) {
+  require(sm90_supported(t, g), ErrorCode::Internal, "sm90 attn_bwd called for an unsupported shape");
+  if (t == DType::BF16) return g.head_dim == 64 ? launch<__nv_bfloat16, 64>(t, g, a, s) : launch<__nv_bfloat16, 128>(t, g, a, s);
+  return g.head_dim == 64 ? launch<__half, 64>(t, g, a, s) : launch<__half, 128>(t, g, a, s);
+}
+
+}  // namespace xattn::cuda

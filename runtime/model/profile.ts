@@ -1,0 +1,44 @@
+// Where a step's time goes (projections, attention, communication, other) and what each
+// communication op moved.
+
+export type ProfileCategory = 'projection' | 'attention' | 'comm' | 'other';
+export type CommOp = 'attention_forward' | 'attention_backward' | 'all_reduce';
+
+/** Seconds per category and bytes/seconds per communication op, since the last reset. */
+export class Profile {
+  seconds: Record<ProfileCategory, number> = { projection: 0, attention: 0, comm: 0, other: 0 };
+  comm: Record<CommOp, { bytes: number; seconds: number }> = {
+    attention_forward: { bytes: 0, seconds: 0 },
+    attention_backward: { bytes: 0, seconds: 0 },
+    all_reduce: { bytes: 0, seconds: 0 },
+  };
+
+  async time<T>(cat: ProfileCategory, p: Promise<T>): Promise<T> {
+    const t0 = performance.now();
+    const r = await p;
+    this.seconds[cat] += (performance.now() - t0) / 1000;
+    return r;
+  }
+
+  /** A communicating call: its wall time minus the time spent waiting on transfers counts as `cat`. */
+  addComm(op: CommOp, cat: ProfileCategory, wallSeconds: number, bytes: number, waitSeconds: number): void {
+    this.comm[op].bytes += bytes;
+    this.comm[op].seconds += waitSeconds;
+    this.seconds.comm += waitSeconds;
+    this.seconds[cat] += Math.max(0, wallSeconds - waitSeconds);
+  }
+
+  add(o: Profile): void {
+    for (const k of Object.keys(this.seconds) as ProfileCategory[]) this.seconds[k] += o.seconds[k];
+    for (const k of Object.keys(this.comm) as CommOp[]) {
+      this.comm[k].bytes += o.comm[k].bytes;
+      this.comm[k].seconds += o.comm[k].seconds;
+    }
+  }
+
+  reset(): void {
+    const fresh = new Profile();
+    this.seconds = fresh.seconds;
+    this.comm = fresh.comm;
+  }
+}
