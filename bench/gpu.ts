@@ -134,7 +134,7 @@ async function main() {
   const distributed: DistRow[] = [];
   if (gpus >= 2) {
     for (const [interconnect, env] of Object.entries(INTERCONNECTS)) {
-      const ranks = await spawnRanks<Awaited<ReturnType<typeof distributedRank>>>(process.argv[1]!, 2, env, { args: ['rank'], execArgv: process.execArgv });
+      const ranks = await spawnRanks<Awaited<ReturnType<typeof distributedRank>>>(process.argv[1]!, 2, env, { args: ['rank'], execArgv: process.execArgv, timeoutMs: 180_000 });
       const link = Math.min(...ranks.map((r) => r.link_gbps));
       DIST_SHAPES.forEach((s, i) => {
         const worst = (f: (c: (typeof ranks)[0]['cases'][0]) => number) => Math.max(...ranks.map((r) => f(r.cases[i]!)));

@@ -27,7 +27,7 @@ export XATTN_ADDON="$PWD/$bin/Release/xattn.node"
 rc=0
 if [ "$what" = test ] || [ "$what" = all ]; then
   echo "== kernel checks (CUDA vs CPU backend and fp64)"
-  timeout 300 "$bin/xattn_cuda_check" >"$out/check.log" 2>&1 || rc=1
+  timeout 120 stdbuf -oL -eL "$bin/xattn_cuda_check" >"$out/check.log" 2>&1 || { rc=1; echo "xattn_cuda_check failed or timed out"; }
   tail -3 "$out/check.log"
   echo "== engine checks (P=1 and P=2 over NCCL vs fp64)"
   timeout 300 node dist/test-gpu.mjs 2>&1 | tee "$out/test-gpu.log" || rc=1

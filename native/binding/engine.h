@@ -26,7 +26,7 @@ class Engine : public Napi::ObjectWrap<Engine> {
   std::shared_ptr<Backend> backend() const { return backend_; }
   WorkerThread& worker() { return *worker_; }
   Transport& transport() { return *transport_; }
-  NnOps& nn_ops();  // model ops for this backend, created on first use; call on the worker (nn.cc)
+  NnOps& nn_ops();  // model ops for this backend, created on first use; call on the worker (defined in nn_args.cc)
 
  private:
   Napi::Value Info(const Napi::CallbackInfo& info);

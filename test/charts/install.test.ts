@@ -9,7 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isStatus } from '../../operator/kube/rest.js';
 import { startCluster, type TestCluster } from '../cluster/harness/cluster.js';
 import { createJob, getJob, jobManifest } from '../cluster/harness/kube.js';
-import { CHART, KUBE_VERSION, REPO, helm } from './helm.js';
+import { waitFor } from '../cluster/harness/processes.js';
+import { CHART, REPO, helm } from './helm.js';
 
 const NS = 'xattn-system';
 const CRD_PATH = '/apis/apiextensions.k8s.io/v1/customresourcedefinitions/xattnjobs.xattn.io';
@@ -57,7 +58,7 @@ const printerColumns = async () => (await cluster.rest.get(CRD_PATH)).spec.versi
 
 describe('helm install, upgrade, uninstall, reinstall', () => {
   it('installs an older chart version, CRD included, and prints what to do next', async () => {
-    const out = await run(['install', 'xattn', olderChart(), '--namespace', NS, '--create-namespace', '--kube-version', KUBE_VERSION]);
+    const out = await run(['install', 'xattn', olderChart(), '--namespace', NS, '--create-namespace']);
     expect(out).toContain('STATUS: deployed');
     expect(out).toContain('kubectl apply -f examples/quickstart.yaml');
     expect(out).toContain(`kubectl -n ${NS} rollout status deployment/xattn-operator`);
@@ -78,9 +79,7 @@ describe('helm install, upgrade, uninstall, reinstall', () => {
 
   it('keeps the CRD and every XAttnJob on uninstall', async () => {
     // The CRD is served again a moment after the upgrade's apply.
-    let job;
-    for (let i = 0; i < 50 && !job; i++) job = await createJob(cluster.rest, 'default', jobManifest('survivor')).catch(() => new Promise((r) => setTimeout(r, 100)).then(() => undefined));
-    expect(job).toBeTruthy();
+    await waitFor('a job created', () => createJob(cluster.rest, 'default', jobManifest('survivor')).catch(() => undefined), 10_000);
     const out = await run(['uninstall', 'xattn', '--namespace', NS]);
     expect(out).toMatch(/kept due to the resource policy[\s\S]*xattnjobs\.xattn\.io/);
     await waitGone(`/apis/apps/v1/namespaces/${NS}/deployments/xattn-operator`);

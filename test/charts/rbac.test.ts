@@ -1,19 +1,18 @@
 // Least privilege, proven: the chart is applied for real to a kube-apiserver that enforces RBAC,
-// and the operator runs with a token of the chart's ServiceAccount (and the Lease name and
-// namespace from the rendered Deployment). It must run a whole job life cycle without one 403;
+// and the real `xattn operator` runs with the rendered args and environment and a token of the
+// chart's ServiceAccount. It must win its Lease and run a whole job life cycle without one 403;
 // and without the gang-scheduling rules a PodGroup job must be refused.
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isStatus } from '../../operator/kube/rest.js';
-import { silentLogger } from '../../operator/log.js';
-import { startOperator, type OperatorHandle } from '../../operator/run.js';
 import { startCluster, type TestCluster } from '../cluster/harness/cluster.js';
 import { createJob, createNamespace, getJob, jobManifest, listEvents, setAllPods, setPodPhase, waitForJob, waitForPhase, waitForPods } from '../cluster/harness/kube.js';
-import { FAST_LEASE, metricValue, scrape } from '../cluster/harness/operator.js';
+import { metricValue, scrape } from '../cluster/harness/operator.js';
 import { waitFor } from '../cluster/harness/processes.js';
 import { applyAll, ensureNamespaces } from './apply.js';
+import { startChartOperator, type ChartOperator } from './chart-operator.js';
 import { findObject, renderChart, type K8sObject } from './helm.js';
 
 const RELEASE_NS = 'xattn-system';
@@ -28,11 +27,9 @@ afterAll(async () => {
   await cluster?.stop();
 });
 
-/** Installs the rendered release for real and returns the flags its operator container would get. */
-async function install(objs: K8sObject[]): Promise<Map<string, string>> {
+/** Installs the rendered release for real (server-side apply as a cluster admin, as helm would). */
+async function install(objs: K8sObject[]): Promise<void> {
   expect(await applyAll(cluster.rest, objs, { dryRun: false })).toEqual([]);
-  const args: string[] = findObject(objs, 'Deployment').spec.template.spec.containers[0].args;
-  return new Map(args.filter((a) => a.startsWith('--')).map((a) => a.slice(2).split('=') as [string, string]));
 }
 
 /** A kubeconfig that authenticates as the ServiceAccount (a TokenRequest, as the kubelet would mount). */
@@ -53,32 +50,25 @@ async function serviceAccountKubeconfig(sa: string, file: string): Promise<strin
   return p;
 }
 
-async function startAs(objs: K8sObject[], flags: Map<string, string>, file: string): Promise<OperatorHandle> {
+async function startAs(objs: K8sObject[], name: string): Promise<ChartOperator> {
   const sa = findObject(objs, 'Deployment').spec.template.spec.serviceAccountName;
-  return startOperator({
-    kubeconfig: await serviceAccountKubeconfig(sa, file),
-    namespace: flags.get('namespace'),
-    metricsAddress: '127.0.0.1:0',
-    healthAddress: '127.0.0.1:0',
-    leaderElection: { namespace: flags.get('leader-election-namespace'), name: flags.get('leader-election-id'), ...FAST_LEASE },
-    logger: silentLogger,
-  });
+  return startChartOperator(objs, await serviceAccountKubeconfig(sa, `${name}.kubeconfig`), path.join(cluster.dir, `${name}.log`));
 }
 
-const forbidden = async (op: OperatorHandle) => metricValue(await scrape(op.metricsUrl!), 'rest_client_requests_total', { code: '403' });
-
 describe('the operator under the chart RBAC (cluster-wide, gang scheduling on)', () => {
-  let op: OperatorHandle;
+  let op: ChartOperator;
   let ns: string;
   afterAll(async () => op?.stop());
 
   it('becomes leader through the leader-election Role', async () => {
     const objs = await renderChart({ namespace: RELEASE_NS, set: ['gangScheduling.schedulerPlugins=true'] });
-    const flags = await install(objs);
-    op = await startAs(objs, flags, 'sa-cluster.kubeconfig');
-    await waitFor('leadership', () => op.isLeader(), 20_000);
-    const lease = await cluster.rest.get(`/apis/coordination.k8s.io/v1/namespaces/${RELEASE_NS}/leases/${flags.get('leader-election-id')}`);
-    expect(lease.spec.holderIdentity).toBe(op.identity);
+    await install(objs);
+    op = await startAs(objs, 'operator-cluster');
+    await waitFor('leadership', () => op.isLeader(), 30_000);
+    const role = findObject(objs, 'Role');
+    const lease = role.rules.find((r: any) => r.resourceNames).resourceNames[0];
+    const held = await cluster.rest.get(`/apis/coordination.k8s.io/v1/namespaces/${RELEASE_NS}/leases/${lease}`);
+    expect(held.spec.holderIdentity).toBeTruthy();
   });
 
   it('runs a gang job through create, restart, success and TTL deletion without a 403', async () => {
@@ -99,13 +89,13 @@ describe('the operator under the chart RBAC (cluster-wide, gang scheduling on)',
 
     const reasons = (await listEvents(cluster.rest, ns, 'gang')).map((e) => e.reason);
     expect(reasons).toContain('SuccessfulCreatePod');
-    expect(await forbidden(op)).toBe(0);
-    expect(metricValue(await scrape(op.metricsUrl!), 'controller_runtime_reconcile_errors_total')).toBe(0);
+    expect(await op.forbidden()).toBe(0);
+    expect(metricValue(await scrape(op.metricsUrl), 'controller_runtime_reconcile_errors_total')).toBe(0);
   });
 });
 
 describe('the operator under the chart RBAC (one namespace, gang scheduling off)', () => {
-  let op: OperatorHandle;
+  let op: ChartOperator;
   let ns: string;
   afterAll(async () => op?.stop());
 
@@ -113,20 +103,20 @@ describe('the operator under the chart RBAC (one namespace, gang scheduling off)
     ns = await createNamespace(cluster.rest, 'scoped');
     const objs = await renderChart({ release: 'scoped', namespace: RELEASE_NS, set: [`operator.watchNamespace=${ns}`, 'crds.enabled=false'] });
     expect(objs.some((o) => o.kind === 'ClusterRole' && !o.metadata.name.endsWith('-editor') && !o.metadata.name.endsWith('-viewer'))).toBe(false);
-    const flags = await install(objs);
-    op = await startAs(objs, flags, 'sa-scoped.kubeconfig');
-    await waitFor('leadership', () => op.isLeader(), 20_000);
+    await install(objs);
+    op = await startAs(objs, 'operator-scoped');
+    await waitFor('leadership', () => op.isLeader(), 30_000);
 
     await createJob(cluster.rest, ns, jobManifest('plain', { workers: 2 }));
     const pods = await waitForPods(cluster.rest, ns, 'plain', 2);
     await setAllPods(cluster.rest, ns, pods, { phase: 'Running' });
     await waitForPhase(cluster.rest, ns, 'plain', 'Running');
-    expect(await forbidden(op)).toBe(0);
+    expect(await op.forbidden()).toBe(0);
   });
 
   it('is refused the PodGroup of a gang job, and says so on the job', async () => {
     await createJob(cluster.rest, ns, jobManifest('needs-gang', { workers: 2, scheduling: { gang: 'podgroup' } }));
-    await waitFor('a 403 on the PodGroup', async () => (await forbidden(op)) > 0, 20_000);
+    await waitFor('a 403 on the PodGroup', async () => (await op.forbidden()) > 0, 20_000);
     const events = await waitFor('a FailedCreate event', async () => {
       const evs = (await listEvents(cluster.rest, ns, 'needs-gang')).filter((e) => e.reason === 'FailedCreate');
       return evs.length ? evs : undefined;

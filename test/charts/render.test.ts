@@ -41,22 +41,23 @@ describe('helm template, default values', () => {
     expect(c.resources.limits.memory).toBeDefined();
   });
 
-  it('turns leader election on with a Lease the leader-election Role covers by name', () => {
+  it('keeps leader election on, with the Lease covered by a Role in the release namespace', () => {
     const args: string[] = container(objs).args;
     expect(args[0]).toBe('operator');
-    expect(args).toContain('--leader-elect=true');
-    const lease = args.find((a) => a.startsWith('--leader-election-id='))!.split('=')[1];
-    expect(args).toContain('--leader-election-namespace=xattn-system');
+    expect(args).not.toContain('--no-leader-elect');
+    // The operator's Lease name (rbac.test.ts proves the running operator wins it under this Role).
     const role = findObject(objs, 'Role');
     expect(role.metadata.namespace).toBe('xattn-system');
-    expect(role.rules).toContainEqual({ apiGroups: ['coordination.k8s.io'], resources: ['leases'], resourceNames: [lease], verbs: ['get', 'update'] });
+    expect(role.rules).toContainEqual({ apiGroups: ['coordination.k8s.io'], resources: ['leases'], resourceNames: ['xattnjob-operator'], verbs: ['get', 'update'] });
     expect(role.rules).toContainEqual({ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create'] });
+    // The operator finds its namespace from the ServiceAccount mount, or POD_NAMESPACE.
+    expect(container(objs).env).toContainEqual({ name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } });
   });
 
   it('probes /healthz and /readyz on the port the operator serves them on', () => {
     const c = container(objs);
     const healthPort = c.ports.find((p: any) => p.name === 'health').containerPort;
-    expect(c.args).toContain(`--health-probe-bind-address=:${healthPort}`);
+    expect(c.args).toContain(`--health-address=:${healthPort}`);
     expect(c.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'health' });
     expect(c.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'health' });
     expect(c.startupProbe.httpGet).toEqual({ path: '/healthz', port: 'health' });
@@ -75,7 +76,7 @@ describe('helm template, default values', () => {
     for (const [k, v] of Object.entries(svc.spec.selector)) expect(podLabels[k]).toBe(v);
     const port = svc.spec.ports[0];
     expect(port).toMatchObject({ name: 'metrics', targetPort: 'metrics' });
-    expect(container(objs).args).toContain(`--metrics-bind-address=:${port.port}`);
+    expect(container(objs).args).toContain(`--metrics-address=:${port.port}`);
   });
 
   it('renders no ServiceMonitor or PodMonitor (off by default)', () => {
@@ -133,7 +134,8 @@ describe('helm template, every option on (full.yaml) on a cluster with the Prome
   it('pins the image by digest and passes the values through to the operator', () => {
     const c = container(objs);
     expect(c.image).toBe('registry.example.com/ml/xattn-operator@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef');
-    expect(c.args).toEqual(expect.arrayContaining(['--concurrency=16', '--log-level=debug', '--leader-election-id=xattn-ha-leader', '--resync-period=10m', '--metrics-bind-address=:9440']));
+    expect(c.args).toEqual(expect.arrayContaining(['--concurrency=16', '--log-level=debug', '--metrics-address=:9440', '--health-address=:9441']));
+    expect(c.args.at(-1)).toBe('--log-level=warn'); // extraArgs come last, so they win
     const pod = findObject(objs, 'Deployment').spec.template.spec;
     expect(pod.imagePullSecrets).toEqual([{ name: 'regcred' }, { name: 'other-cred' }]);
     expect(findObject(objs, 'Deployment').spec.replicas).toBe(2);
@@ -170,7 +172,8 @@ describe('helm template, options off (minimal.yaml)', () => {
     expect(kinds(objs)).toEqual(['Deployment']);
     for (const o of objs) validateModel(o);
     expect(findObject(objs, 'Deployment').spec.template.spec.serviceAccountName).toBe('platform-operators');
-    expect(container(objs).args).toContain('--leader-elect=false');
+    expect(container(objs).args).toContain('--no-leader-elect');
+    expect(objs.some((o) => o.kind === 'Role')).toBe(false);
   });
 });
 

@@ -38,7 +38,7 @@ if (process.argv[2] === 'rank') {
   check(gpus >= 1, 'a CUDA device is visible to the addon (built with CUDA)');
   const runs: Record<number, RankResults[]> = {};
   for (const P of gpus >= 2 ? [1, 2] : gpus === 1 ? [1] : []) {
-    runs[P] = await spawnRanks<RankResults>(process.argv[1]!, P, {}, { args: ['rank'], execArgv: process.execArgv });
+    runs[P] = await spawnRanks<RankResults>(process.argv[1]!, P, {}, { args: ['rank'], execArgv: process.execArgv, timeoutMs: 150_000 });
     CASES.forEach((c, ci) => {
       const tol = TOL[c.dims.dtype]!;
       for (const [algo, e] of Object.entries(caseErrors(c, ci, runs[P]!))) {

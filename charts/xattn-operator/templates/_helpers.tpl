@@ -53,8 +53,9 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 {{- end }}
 
+{{/* The operator's leader-election Lease: a fixed name (operator/run.ts), so one release per namespace. */}}
 {{- define "xattn.leaseName" -}}
-{{- default (include "xattn.fullname" .) .Values.operator.leaderElection.leaseName }}
+xattnjob-operator
 {{- end }}
 
 {{- define "xattn.image" -}}

@@ -54,9 +54,12 @@ double median_ms(CudaBackend& be, int iters, F body) {
 
 int main(int argc, char** argv) {
   const int iters = argc > 1 ? std::atoi(argv[1]) : 10;
+  const int only = argc > 2 ? std::atoi(argv[2]) : -1;  // run just this shape (for profilers)
   CudaBackend be(0);
   const Shape shapes[] = {{1, 32, 8, 128, 2048, 32768}, {1, 32, 8, 128, 512, 131072}, {1, 16, 16, 64, 1024, 65536}};
-  for (const auto& s : shapes) {
+  for (int si = 0; si < 3; ++si) {
+    if (only >= 0 && si != only) continue;
+    const Shape& s = shapes[si];
     AttnDims d;
     d.batch = s.B; d.heads = s.H; d.kv_heads = s.Hkv; d.head_dim = s.D; d.dtype = DType::BF16;
     const size_t nq = s.B * s.lq * s.H * s.D, nk = s.B * s.lkv * s.Hkv * s.D, ns = s.B * s.H * s.lq;
@@ -77,17 +80,19 @@ int main(int argc, char** argv) {
       be.attn_bwd(d, blk, AttnBwdIO{q, k, v, dout, lse, drow, dq, dk, dv});
     };
     const double flops = 4.0 * s.B * s.H * s.lq * s.lkv * s.D;
-    for (int mt : {2, 1}) {  // forward m-tiles per warp (2 is the default)
-      be.set_fwd_mtiles(mt);
+    const bool hopper = be.sm90();
+    for (int variant = hopper ? 0 : 1; variant < 2; ++variant) {  // sm90 kernels (default on Hopper), portable
+      be.set_sm90(variant == 0);
+      const char* path = variant == 0 ? "sm90" : "mma";
       const double t_fwd = median_ms(be, iters, fwd), t_all = median_ms(be, iters, fwdbwd);
       const double t_bwd = median_ms(be, iters, [&] {
         be.attn_bwd(d, blk, AttnBwdIO{q, k, v, dout, lse, drow, dq, dk, dv});
       });
-      std::printf("{\"device\":\"%s\",\"shape\":\"H%lld/Hkv%lld d%lld Lq%lld Lkv%lld\",\"fwd_mtiles\":%d,"
+      std::printf("{\"device\":\"%s\",\"shape\":\"H%lld/Hkv%lld d%lld Lq%lld Lkv%lld\",\"path\":\"%s\","
                   "\"ours_fwd_ms\":%.3f,\"ours_fwd_tflops\":%.1f,\"ours_fwdbwd_ms\":%.3f,\"ours_fwdbwd_tflops\":%.1f,"
                   "\"ours_bwd_kernels_ms\":%.3f}\n",
                   be.device_name().c_str(), (long long)s.H, (long long)s.Hkv, (long long)s.D, (long long)s.lq,
-                  (long long)s.lkv, mt, t_fwd, flops / t_fwd / 1e9, t_all, 3.5 * flops / t_all / 1e9, t_bwd);
+                  (long long)s.lkv, path, t_fwd, flops / t_fwd / 1e9, t_all, 3.5 * flops / t_all / 1e9, t_bwd);
       std::fflush(stdout);
     }
     for (void* p : {q, k, v, dout, o16, static_cast<void*>(o), static_cast<void*>(lse), static_cast<void*>(drow),

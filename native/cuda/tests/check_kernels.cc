@@ -2,6 +2,7 @@
 // ops also against the CPU backend) on random shapes,
 // odd lengths, GQA 1/4/8, masks with fully masked rows, bf16 and fp16 (plus the generic float32 and
 // odd-head-dim path). Prints one line per case with max abs / relative L2 errors; exit 1 on any failure.
+#include <chrono>
 #include <cmath>
 #include <algorithm>
 #include <cstdio>
@@ -23,6 +24,10 @@ namespace {
 
 const double kInf = std::numeric_limits<double>::infinity();
 int g_failures = 0;
+// A kernel that never finishes (a lost mbarrier arrival, say) ends the check at once instead of hanging it.
+std::chrono::steady_clock::time_point g_deadline = std::chrono::steady_clock::time_point::max();
+void arm_deadline(int seconds) { g_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds); }
+bool g_hopper = false;  // the backend runs the sm90 kernels on this device
 
 struct Case {
   DType dt;
@@ -173,14 +178,6 @@ void run_case(CudaBackend& be, const Case& c, uint64_t seed) {
   AttnBlock blk{c.lq, c.lkv, p.kv_offset, c.mask ? mask.as<int32_t>() : nullptr};
   bool ok = true;
 
-  // Forward into poisoned outputs: every element must be written.
-  be.fill_f32(o.as<float>(), nq, std::nanf(""));
-  be.fill_f32(lse.as<float>(), nstat, std::nanf(""));
-  be.attn_fwd(p.d, blk, AttnFwdIO{q.p, k.p, v.p, o.as<float>(), lse.as<float>()});
-  const std::vector<double> o_gpu = download_f32(be, o.as<float>(), nq), lse_gpu = download_f32(be, lse.as<float>(), nstat);
-  ok &= report("O", ref::compare(o_gpu, o_ref), tol_fwd(c.dt));
-  ok &= report("LSE", ref::compare(lse_gpu, lse_ref), 2e-3, true);
-
   // row_dot on O as stored in the dtype.
   std::vector<double> o_st(nq), drow_ref(nstat, 0.0);
   {
@@ -203,39 +200,58 @@ void run_case(CudaBackend& be, const Case& c, uint64_t seed) {
 
   // Backward accumulates onto random starting gradients; the reference gets the same lse/drow floats.
   std::vector<double> lse_f(nstat), drow_f(nstat);
-  std::vector<float> tmpf(nstat);
-  for (size_t i = 0; i < nstat; ++i) tmpf[i] = static_cast<float>(lse_ref[i]);
-  be.from_host(lse.p, tmpf.data(), nstat * 4);
-  for (size_t i = 0; i < nstat; ++i) lse_f[i] = tmpf[i];
-  for (size_t i = 0; i < nstat; ++i) tmpf[i] = static_cast<float>(drow_ref[i]);
-  be.from_host(drow.p, tmpf.data(), nstat * 4);
-  for (size_t i = 0; i < nstat; ++i) drow_f[i] = tmpf[i];
-  std::vector<double> dq0 = random_values(rng, nq, DType::F32, 1.0), dk0 = random_values(rng, nk, DType::F32, 1.0),
-                      dv0 = random_values(rng, nk, DType::F32, 1.0);
-  upload(be, dq.p, dq0, DType::F32);
-  upload(be, dk.p, dk0, DType::F32);
-  upload(be, dv.p, dv0, DType::F32);
-  be.attn_bwd(p.d, blk, AttnBwdIO{q.p, k.p, v.p, dout.p, lse.as<float>(), drow.as<float>(), dq.as<float>(),
-                                  dk.as<float>(), dv.as<float>()});
+  std::vector<float> lse_h(nstat), drow_h(nstat);
+  for (size_t i = 0; i < nstat; ++i) {
+    lse_f[i] = lse_h[i] = static_cast<float>(lse_ref[i]);
+    drow_f[i] = drow_h[i] = static_cast<float>(drow_ref[i]);
+  }
+  const std::vector<double> dq0 = random_values(rng, nq, DType::F32, 1.0),
+                            dk0 = random_values(rng, nk, DType::F32, 1.0), dv0 = random_values(rng, nk, DType::F32, 1.0);
   std::vector<double> dq_ref, dk_ref, dv_ref;
   ref::backward(p, lse_f, drow_f, dq_ref, dk_ref, dv_ref);
+  const CpuResult cr = run_cpu(p, blk, lse_f, drow_f);
   auto minus = [](std::vector<double> a, const std::vector<double>& b) {
     for (size_t i = 0; i < a.size(); ++i) a[i] -= b[i];
     return a;
   };
-  const std::vector<double> dq_gpu = minus(download_f32(be, dq.as<float>(), nq), dq0),
-                            dk_gpu = minus(download_f32(be, dk.as<float>(), nk), dk0),
-                            dv_gpu = minus(download_f32(be, dv.as<float>(), nk), dv0);
-  ok &= report("dQ", ref::compare(dq_gpu, dq_ref), tol_bwd(c.dt));
-  ok &= report("dK", ref::compare(dk_gpu, dk_ref), tol_bwd(c.dt));
-  ok &= report("dV", ref::compare(dv_gpu, dv_ref), tol_bwd(c.dt));
-  // GPU against the CPU backend: both approximate the fp64 result, so allow the sum of their tolerances.
-  const CpuResult cr = run_cpu(p, blk, lse_f, drow_f);
-  ok &= report("O~cpu", ref::compare(o_gpu, cr.o), 2 * tol_fwd(c.dt));
-  ok &= report("L~cpu", ref::compare(lse_gpu, cr.lse), 4e-3, true);
-  ok &= report("dQ~cpu", ref::compare(dq_gpu, cr.dq), 2 * tol_bwd(c.dt));
-  ok &= report("dK~cpu", ref::compare(dk_gpu, cr.dk), 2 * tol_bwd(c.dt));
-  ok &= report("dV~cpu", ref::compare(dv_gpu, cr.dv), 2 * tol_bwd(c.dt));
+
+  // Every kernel family the backend would pick for this case on this device: the Hopper kernels where
+  // they apply, and always the portable ones.
+  const bool hopper = g_hopper && (c.dt == DType::BF16 || c.dt == DType::F16) && (c.D == 64 || c.D == 128) &&
+                      64 % c.G == 0;
+  for (int pass = hopper ? 0 : 1; pass < 2; ++pass) {
+    be.set_sm90(pass == 0);
+    std::printf(" kernels: %s\n", pass == 0 ? "sm90 (wgmma)" : "portable");
+    // Forward into poisoned outputs: every element must be written.
+    be.fill_f32(o.as<float>(), nq, std::nanf(""));
+    be.fill_f32(lse.as<float>(), nstat, std::nanf(""));
+    be.attn_fwd(p.d, blk, AttnFwdIO{q.p, k.p, v.p, o.as<float>(), lse.as<float>()});
+    const std::vector<double> o_gpu = download_f32(be, o.as<float>(), nq),
+                              lse_gpu = download_f32(be, lse.as<float>(), nstat);
+    ok &= report("O", ref::compare(o_gpu, o_ref), tol_fwd(c.dt));
+    ok &= report("LSE", ref::compare(lse_gpu, lse_ref), 2e-3, true);
+
+    be.from_host(lse.p, lse_h.data(), nstat * 4);
+    be.from_host(drow.p, drow_h.data(), nstat * 4);
+    upload(be, dq.p, dq0, DType::F32);
+    upload(be, dk.p, dk0, DType::F32);
+    upload(be, dv.p, dv0, DType::F32);
+    be.attn_bwd(p.d, blk, AttnBwdIO{q.p, k.p, v.p, dout.p, lse.as<float>(), drow.as<float>(), dq.as<float>(),
+                                    dk.as<float>(), dv.as<float>()});
+    const std::vector<double> dq_gpu = minus(download_f32(be, dq.as<float>(), nq), dq0),
+                              dk_gpu = minus(download_f32(be, dk.as<float>(), nk), dk0),
+                              dv_gpu = minus(download_f32(be, dv.as<float>(), nk), dv0);
+    ok &= report("dQ", ref::compare(dq_gpu, dq_ref), tol_bwd(c.dt));
+    ok &= report("dK", ref::compare(dk_gpu, dk_ref), tol_bwd(c.dt));
+    ok &= report("dV", ref::compare(dv_gpu, dv_ref), tol_bwd(c.dt));
+    // GPU against the CPU backend: both approximate the fp64 result, so allow the sum of their tolerances.
+    ok &= report("O~cpu", ref::compare(o_gpu, cr.o), 2 * tol_fwd(c.dt));
+    ok &= report("L~cpu", ref::compare(lse_gpu, cr.lse), 4e-3, true);
+    ok &= report("dQ~cpu", ref::compare(dq_gpu, cr.dq), 2 * tol_bwd(c.dt));
+    ok &= report("dK~cpu", ref::compare(dk_gpu, cr.dk), 2 * tol_bwd(c.dt));
+    ok &= report("dV~cpu", ref::compare(dv_gpu, cr.dv), 2 * tol_bwd(c.dt));
+  }
+  be.set_sm90(g_hopper);
   if (!ok) ++g_failures;
 }
 
@@ -336,7 +352,15 @@ int main() {
     return 2;
   }
   CudaBackend be(0);
-  std::printf("device: %s (%d SMs)\n", be.device_name().c_str(), be.sm_count());
+  g_hopper = be.sm90();
+  be.add_wait_hook([] {
+    if (std::chrono::steady_clock::now() < g_deadline) return;
+    std::printf("HANG: a GPU operation did not finish within the deadline  FAIL\n");
+    std::fflush(stdout);
+    std::_Exit(3);
+  });
+  std::printf("device: %s (%d SMs), sm90 kernels %s\n", be.device_name().c_str(), be.sm_count(),
+              g_hopper ? "on" : "not available");
   std::vector<Case> cases;
   struct Shape { int64_t lq, lkv, G; bool mask; int64_t B; };
   const Shape shapes[] = {{1, 4097, 8, false, 1}, {7, 1000, 4, true, 2}, {100, 33, 1, true, 1},
@@ -353,6 +377,9 @@ int main() {
   cases.push_back(Case{DType::F16, 64, 2, 2, 4, 7, 1000, true, 1.0, 0, false, 1});
   cases.push_back(Case{DType::BF16, 64, 1, 2, 8, 100, 1000, false, 1.0, 1, false, 1});
   cases.push_back(Case{DType::F16, 128, 1, 2, 1, 100, 33, true, 1.0, 1, false, 1});
+  cases.push_back(Case{DType::BF16, 128, 1, 2, 8, 300, 700, false});                // many query tiles
+  cases.push_back(Case{DType::F16, 64, 1, 1, 16, 20, 2000, true});                  // GQA 16
+  cases.push_back(Case{DType::BF16, 128, 1, 2, 3, 33, 1000, true});                 // GQA 3: portable on Hopper
   cases.push_back(Case{DType::BF16, 96, 1, 2, 4, 7, 1000, true});                   // generic: odd head dim
   cases.push_back(Case{DType::F16, 40, 2, 1, 1, 33, 100, false});                   // generic
   cases.push_back(Case{DType::F32, 64, 1, 2, 4, 100, 1000, true});                  // generic float32
@@ -365,6 +392,7 @@ int main() {
   for (const auto& c : cases) {
     if (seed++ % every != 0) continue;
     ++ran;
+    arm_deadline(60);
     try {
       run_case(be, c, seed);
     } catch (const std::exception& e) {
@@ -372,6 +400,7 @@ int main() {
       ++g_failures;
     }
   }
+  arm_deadline(60);
   try {
     check_lse_merge(be);
     check_casts(be);
