@@ -4,6 +4,7 @@ import { runOperator, validateManifest } from '../../operator/index.js';
 import { errorCode } from '../errors.js';
 import { runLocal } from '../launcher/run-local.js';
 import { runWorker } from '../worker/run-worker.js';
+import { needsFanOut, runGang } from '../worker/gang.js';
 import type { WorkerEvent } from '../worker/events.js';
 import { formatSummary } from '../worker/summary.js';
 
@@ -66,7 +67,8 @@ export function buildCli(): Command {
         else if (e.type === 'step') process.stdout.write(`${JSON.stringify(e)}\n`);
       };
       try {
-        await runWorker({ emit });
+        if (needsFanOut(process.env)) await runGang(process.argv[1]!);
+        else await runWorker({ emit });
         process.exit(0);
       } catch (e) {
         const rank = Number(process.env.RANK ?? 0);
