@@ -129,16 +129,7 @@ export function refBackward(
 }
 
 /** Seeded PRNG (mulberry32) so every test sees the same inputs on every run. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { rng } from '../../runtime/worker/random.js';
 
 /** n standard normal values (Box-Muller) times std, as float32. */
 export function randomNormal(n: number, next: () => number, std = 1): Float32Array {
