@@ -10,7 +10,7 @@ import { attentionFlops, Engine, shardOf, type AlgorithmName, type DistCall } fr
 import { joinRendezvous } from '../runtime/rendezvous/index.js';
 import { connectEngine } from '../runtime/worker/run-worker.js';
 import { randn } from '../runtime/worker/random.js';
-import { spawnRanks } from '../test/fixtures/spawn-ranks.js';
+import { sendToParent, spawnRanks } from '../test/fixtures/spawn-ranks.js';
 
 type Shape = { heads: number; kvHeads: number; headDim: number; lq: number; lkv: number };
 const KERNEL_SHAPES: Shape[] = [
@@ -18,7 +18,10 @@ const KERNEL_SHAPES: Shape[] = [
   { heads: 32, kvHeads: 8, headDim: 128, lq: 512, lkv: 131072 },
   { heads: 16, kvHeads: 16, headDim: 64, lq: 1024, lkv: 65536 },
 ];
-const DIST_SHAPES: Shape[] = [
+// XATTN_BENCH_SMOKE=1 runs the distributed part on the CPU engine over TCP at toy shapes, to check
+// the benchmark's plumbing on a machine without GPUs.
+const SMOKE = process.env.XATTN_BENCH_SMOKE === '1';
+const DIST_SHAPES: Shape[] = SMOKE ? [{ heads: 4, kvHeads: 2, headDim: 16, lq: 32, lkv: 512 }] : [
   { heads: 32, kvHeads: 8, headDim: 128, lq: 1024, lkv: 65536 },
   { heads: 32, kvHeads: 8, headDim: 128, lq: 256, lkv: 131072 },
   { heads: 32, kvHeads: 8, headDim: 128, lq: 4096, lkv: 32768 },
@@ -84,9 +87,10 @@ const callOf = (s: Shape, algorithm: AlgorithmName, comm = true): DistCall => ({
 async function distributedRank() {
   const rank = Number(process.env.RANK), world = Number(process.env.WORLD_SIZE);
   const rdv = await joinRendezvous({ masterAddr: '127.0.0.1', masterPort: Number(process.env.MASTER_PORT), rank, worldSize: world, token: process.env.XATTN_JOB_TOKEN, timeoutMs: 120_000 });
-  const engine = Engine.create({ backend: 'cuda', device: rank });
-  await connectEngine(engine, rdv, { rank, worldSize: world, jobToken: process.env.XATTN_JOB_TOKEN } as never, 'cuda', 300_000);
-  const linkBytes = 64 << 20;
+  const backend = SMOKE ? 'cpu' : 'cuda';
+  const engine = Engine.create({ backend, device: SMOKE ? 0 : rank });
+  const transport = (await connectEngine(engine, rdv, { rank, worldSize: world, jobToken: process.env.XATTN_JOB_TOKEN } as never, backend, 300_000)) as { close(): void } | undefined;
+  const linkBytes = SMOKE ? 1 << 20 : 64 << 20;
   const linkSeconds = await engine.measureLink(linkBytes, 10);
   const cases = [];
   for (const s of DIST_SHAPES) {
@@ -97,11 +101,13 @@ async function distributedRank() {
   }
   await rdv.barrier('done');
   engine.close();
+  transport?.close();
   await rdv.close();
   return { rank, link_gbps: linkBytes / linkSeconds / 1e9, cases };
 }
 
 async function main() {
+  if (SMOKE) return smoke();
   const gpus = Engine.cudaDeviceCount();
   if (gpus < 1) throw new Error('bench:gpu needs the CUDA build of the addon and a GPU (cudaDeviceCount() is 0)');
   const device = Engine.cudaDeviceName(0);
@@ -163,9 +169,13 @@ async function main() {
   console.log(`\nwrote ${file}`);
 }
 
+async function smoke() {
+  const ranks = await spawnRanks<Awaited<ReturnType<typeof distributedRank>>>(process.argv[1]!, 2, {}, { args: ['rank'], execArgv: process.execArgv, timeoutMs: 60_000 });
+  console.log(JSON.stringify(ranks.map((r) => ({ rank: r.rank, link_gbps: r.link_gbps, lv_ms: r.cases[0]!.lv.fwdbwd_ms, ring_ms: r.cases[0]!.ring.fwdbwd_ms }))));
+}
+
 if (process.argv[2] === 'rank') {
-  process.send!(await distributedRank());
-  process.disconnect();
+  await sendToParent(await distributedRank());
 } else {
   await main();
 }

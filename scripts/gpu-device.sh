@@ -2,7 +2,7 @@
 # On a GPU machine without node_modules: builds the addon with CUDA (plus the standalone kernel
 # checks), then runs the GPU checks and, with `bench`, the GPU benchmark. Expects Node from
 # ../shared/device (source .device/setup.sh first) and the bundles from `npm run bundle` in dist/.
-#   bash scripts/gpu-device.sh [test|bench|all]     logs and results go to ${OUT:-/tmp/xattn-gpu}
+#   bash scripts/gpu-device.sh [test|bench|all]   (test: engine checks + a GPU xattn run; all adds xattn_cuda_check and the bench)     logs and results go to ${OUT:-/tmp/xattn-gpu}
 set -uo pipefail
 what=${1:-all}
 out=${OUT:-/tmp/xattn-gpu}
@@ -25,10 +25,12 @@ else
 fi
 export XATTN_ADDON="$PWD/$bin/Release/xattn.node"
 rc=0
-if [ "$what" = test ] || [ "$what" = all ]; then
+if [ "$what" = all ]; then
   echo "== kernel checks (CUDA vs CPU backend and fp64)"
   timeout 120 stdbuf -oL -eL "$bin/xattn_cuda_check" >"$out/check.log" 2>&1 || { rc=1; echo "xattn_cuda_check failed or timed out"; }
   tail -3 "$out/check.log"
+fi
+if [ "$what" = test ] || [ "$what" = all ]; then
   echo "== engine checks (P=1 and P=2 over NCCL vs fp64)"
   timeout 300 node dist/test-gpu.mjs 2>&1 | tee "$out/test-gpu.log" || rc=1
   echo "== xattn run on the GPUs"

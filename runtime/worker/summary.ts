@@ -59,7 +59,7 @@ export function formatSummary(s: RunSummary): string {
     ['step time', `${(s.stepSeconds * 1000).toFixed(2)} ms`],
     ['text tokens/s', si(s.textTokensPerSecond, 'tok/s')],
     ['visual tokens/s', si(s.visualTokensPerSecond, 'tok/s')],
-    ['attention per worker', `${(s.attentionTflopsPerWorker * 1000).toFixed(2)} GFLOP/s`],
+    ['attention per worker', si(s.attentionTflopsPerWorker * 1e12, 'FLOP/s')],
     ['sent per step/worker', si(s.bytesSentPerStepPerWorker, 'B')],
     ['waiting on transfers', `${(s.commWaitFraction * 100).toFixed(1)} % of the step`],
   ];

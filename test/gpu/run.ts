@@ -8,7 +8,7 @@ import { Engine } from '../../runtime/engine/engine.js';
 import type { DistCase } from '../fixtures/dist-case.js';
 import { runDistAttentionRank, type RankResults } from '../fixtures/dist-attention-rank.js';
 import { caseErrors } from '../fixtures/dist-compare.js';
-import { spawnRanks } from '../fixtures/spawn-ranks.js';
+import { sendToParent, spawnRanks } from '../fixtures/spawn-ranks.js';
 
 const CASES: DistCase[] = [
   { dims: { batch: 1, heads: 8, kvHeads: 2, headDim: 128, dtype: 'bfloat16' }, lq: 67, lkv: 1531, masked: true, seed: 21 },
@@ -25,8 +25,7 @@ const TOL: Record<string, { o: number; lse: number; grad: number }> = {
 };
 
 if (process.argv[2] === 'rank') {
-  process.send!(await runDistAttentionRank(CASES, 'cuda'));
-  process.disconnect();
+  await sendToParent(await runDistAttentionRank(CASES, 'cuda'));
 } else {
   let passed = 0, failed = 0;
   const check = (ok: boolean, what: string) => {
