@@ -1,5 +1,6 @@
 // The environment of each local worker: exactly the operator's contract (crds/env.ts), on loopback.
 import { renderEnv, type EnvName } from '../../crds/env.js';
+import { GANG_CHILD } from '../worker/gang.js';
 
 export function localWorkerEnv(opts: {
   rank: number;
@@ -10,8 +11,8 @@ export function localWorkerEnv(opts: {
   token: string;
   checkpointDir?: string;
   metricsPort?: number;
-}): Record<EnvName, string> {
-  return renderEnv({
+}): Record<EnvName | typeof GANG_CHILD, string> {
+  const env = renderEnv({
     masterAddr: '127.0.0.1',
     masterPort: opts.masterPort,
     worldSize: opts.worldSize,
@@ -26,4 +27,6 @@ export function localWorkerEnv(opts: {
     metricsPort: opts.metricsPort ? opts.metricsPort + opts.rank : 0,
     jobToken: opts.token,
   });
+  // Each local process is already one rank: it must not fan out like a multi-GPU pod's entry.
+  return { ...env, [GANG_CHILD]: '1' };
 }

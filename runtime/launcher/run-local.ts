@@ -13,7 +13,6 @@ import { XattnError } from '../errors.js';
 import type { WorkerEvent } from '../worker/events.js';
 import type { RunSummary } from '../worker/summary.js';
 import { localWorkerEnv } from './local-env.js';
-import { GANG_CHILD } from '../worker/gang.js';
 import { makeProgress } from './progress.js';
 
 export interface RunLocalOptions {
@@ -93,7 +92,7 @@ export async function runLocal(manifest: string, opts: RunLocalOptions = {}): Pr
     const exits = Array.from({ length: world }, (_, rank) => {
       // Local workers share this machine's cores: give each its part unless the user chose.
       const threads = process.env.XATTN_CPU_THREADS ?? String(Math.max(1, Math.floor(availableParallelism() / world)));
-      const env = { ...process.env, XATTN_CPU_THREADS: threads, [GANG_CHILD]: '1', ...opts.extraEnv, ...localWorkerEnv({ rank, worldSize: world, masterPort, jobName: job.metadata.name, config, token, checkpointDir: opts.checkpointDir, metricsPort: opts.metricsPort }) };
+      const env = { ...process.env, XATTN_CPU_THREADS: threads, ...opts.extraEnv, ...localWorkerEnv({ rank, worldSize: world, masterPort, jobName: job.metadata.name, config, token, checkpointDir: opts.checkpointDir, metricsPort: opts.metricsPort }) };
       const child = fork(entry, ['worker'], { env, stdio: ['ignore', 'pipe', 'pipe', 'ipc'], execArgv: process.execArgv });
       children.push(child);
       const lastLines: string[] = [];
