@@ -15,19 +15,13 @@ set -euo pipefail
 HELM_VERSION="${XATTN_HELM_VERSION:-3.19.5}"
 CACHE_ROOT="${XATTN_HELM_CACHE:-$HOME/.cache/xattn/helm}"
 OUT="$CACHE_ROOT/$HELM_VERSION"
-PRINT_ENV=0
-[[ "${1:-}" == "--env" ]] && PRINT_ENV=1
-
-log() { echo "helm-assets: $*" >&2; }
-die() { echo "helm-assets: ERROR: $*" >&2; exit 1; }
-finish() {
-  if ((PRINT_ENV)); then echo "export XATTN_HELM='$1'"; else echo "$1"; fi
-  exit 0
-}
+ASSETS_NAME=helm-assets
+# shellcheck source=scripts/assets-lib.sh
+source "$(dirname "$0")/assets-lib.sh"
 
 if [[ -n "${XATTN_HELM:-}" && -x "$XATTN_HELM" ]]; then
   log "using XATTN_HELM=$XATTN_HELM"
-  finish "$XATTN_HELM"
+  finish XATTN_HELM "$XATTN_HELM"
 fi
 
 build_helm() {
@@ -59,4 +53,4 @@ SECONDS=0
 [[ -x "$OUT/helm" ]] || build_helm
 ln -sfn "$OUT" "$CACHE_ROOT/current"
 log "ready: $("$OUT/helm" version --short 2>/dev/null)"
-finish "$OUT/helm"
+finish XATTN_HELM "$OUT/helm"

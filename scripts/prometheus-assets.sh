@@ -9,19 +9,13 @@
 # Reuses $XATTN_PROMETHEUS when it already names an executable.
 set -euo pipefail
 
-PRINT_ENV=0
-[[ "${1:-}" == "--env" ]] && PRINT_ENV=1
-
-log() { echo "prometheus-assets: $*" >&2; }
-die() { echo "prometheus-assets: ERROR: $*" >&2; exit 1; }
-finish() {
-  if ((PRINT_ENV)); then echo "export XATTN_PROMETHEUS='$1'"; else echo "$1"; fi
-  exit 0
-}
+ASSETS_NAME=prometheus-assets
+# shellcheck source=scripts/assets-lib.sh
+source "$(dirname "$0")/assets-lib.sh"
 
 if [[ -n "${XATTN_PROMETHEUS:-}" && -x "$XATTN_PROMETHEUS" ]]; then
   log "using XATTN_PROMETHEUS=$XATTN_PROMETHEUS"
-  finish "$XATTN_PROMETHEUS"
+  finish XATTN_PROMETHEUS "$XATTN_PROMETHEUS"
 fi
 
 if ! [[ -x /usr/bin/prometheus ]]; then
@@ -36,4 +30,4 @@ if ! [[ -x /usr/bin/prometheus ]]; then
 fi
 
 log "ready: $(/usr/bin/prometheus --version 2>&1 | head -1)"
-finish /usr/bin/prometheus
+finish XATTN_PROMETHEUS /usr/bin/prometheus

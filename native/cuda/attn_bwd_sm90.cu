@@ -7,6 +7,8 @@
 //   dQ_tile = dS K                        (wgmma, dS from smem; each warpgroup one half) -> fp32 atomic adds
 // dK/dV rows belong to one CTA (plain read-modify-write). CTAs start at different query tiles so the dQ
 // atomics of concurrent CTAs rarely meet on the same rows, even for short Lq.
+#include <atomic>
+
 #include "core/error.h"
 #include "cuda/attn_tile.cuh"
 #include "cuda/cuda_check.h"
@@ -32,17 +34,23 @@ struct BwdCfg {
   static constexpr int kKVBytes = BN * D * 2;
   static constexpr int kQBytes = BQ * D * 2;   // one Q or dO stage
   static constexpr int kDSBytes = BN * BQ * 2;  // one dS^T buffer
-  static constexpr int kQOff = 2 * kKVBytes, kOOff = kQOff + 2 * kQBytes, kDSOff = kOOff + 2 * kQBytes;
+  static constexpr int kStages = 3;  // Q/dO/stats stages: lets the two consumer warpgroups drift apart
+  static constexpr int kQOff = 2 * kKVBytes, kOOff = kQOff + kStages * kQBytes;
+  static constexpr int kDSOff = kOOff + kStages * kQBytes;
   static constexpr int kStatsOff = kDSOff + 2 * kDSBytes;
-  static constexpr int kBarOff = kStatsOff + 2 * static_cast<int>(sizeof(RowStats<BQ>));
-  static constexpr int kSmem = kBarOff + 64 + 1024;
+  static constexpr int kBarOff = kStatsOff + kStages * static_cast<int>(sizeof(RowStats<BQ>));
+  static constexpr int kSmem = kBarOff + 128 + 1024;
+  // setmaxnreg: the CTA starts with 168 registers a thread (65536 / 384, rounded down to 8); the producer
+  // gives back what the consumers take, or their setmaxnreg.inc waits forever.
+  static constexpr int kProducerRegs = 24, kConsumerRegs = 240;
+  static_assert(kProducerRegs * 128 + kConsumerRegs * 256 <= 168 * 384, "register pool overcommitted");
 };
 
 template <typename T, int D>
 __global__ void __launch_bounds__(384, 1)
     bwd_sm90_kernel(const __grid_constant__ CUtensorMap tm_q, const __grid_constant__ CUtensorMap tm_do,
                     const __grid_constant__ CUtensorMap tm_k, const __grid_constant__ CUtensorMap tm_v, AttnGeom g,
-                    BwdArgs a) {
+                    BwdArgs a, int lag) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using C = BwdCfg<D>;
   constexpr int BN = C::BN, BQ = C::BQ, DB = D / 64;
@@ -50,7 +58,8 @@ __global__ void __launch_bounds__(384, 1)
   unsigned char* sm = align1024(smem_raw);
   RowStats<BQ>* stats = reinterpret_cast<RowStats<BQ>*>(sm + C::kStatsOff);
   uint64_t* bars = reinterpret_cast<uint64_t*>(sm + C::kBarOff);
-  uint64_t *kv_full = bars, *full = bars + 1, *empty = bars + 3;
+  uint64_t *kv_full = bars, *full = bars + 1, *empty = full + C::kStages;
+  uint64_t *ds_full = empty + C::kStages, *ds_empty = ds_full + 2;  // dS^T buffers: written / read by all
 
   const int tid = threadIdx.x, lane = tid & 31;
   const int b = blockIdx.y / g.kv_heads, hk = blockIdx.y % g.kv_heads;
@@ -59,16 +68,20 @@ __global__ void __launch_bounds__(384, 1)
   const int nq = static_cast<int>((rows + BQ - 1) / BQ);
   if (tid == 0) {
     mbar_init(kv_full, 1);
-    for (int s = 0; s < 2; ++s) {
+    for (int s = 0; s < C::kStages; ++s) {
       mbar_init(full + s, 32);  // every producer lane (stats), lane 0 also the TMA bytes
       mbar_init(empty + s, 8);  // one arrival per consumer warp
+    }
+    for (int s = 0; s < 2; ++s) {
+      mbar_init(ds_full + s, 256);  // every consumer thread, after its dS^T stores
+      mbar_init(ds_empty + s, 8);   // one arrival per consumer warp, after its dQ product
     }
     mbar_init_fence();
   }
   __syncthreads();
 
   if (tid < 128) {  // producer warpgroup; warp 0 works
-    regs_dealloc<32>();
+    regs_dealloc<C::kProducerRegs>();
     if (tid >= 32) return;
     if (lane == 0) {
       mbar_arrive_tx(kv_full, 2 * C::kKVBytes);
@@ -79,8 +92,8 @@ __global__ void __launch_bounds__(384, 1)
       }
     }
     for (int it = 0; it < nq; ++it) {
-      const int qt = (it + blockIdx.x) % nq, s = it & 1;
-      mbar_wait(empty + s, ((it >> 1) & 1) ^ 1);
+      const int qt = (it + blockIdx.x) % nq, s = it % C::kStages;
+      mbar_wait(empty + s, ((it / C::kStages) & 1) ^ 1);
       RowStats<BQ>& st = stats[s];
       int lo = 0, hi = INT_MAX;
       for (int r = lane; r < BQ; r += 32) {
@@ -119,7 +132,7 @@ __global__ void __launch_bounds__(384, 1)
     }
     return;
   }
-  regs_alloc<240>();
+  regs_alloc<C::kConsumerRegs>();
 
   const int wg = tid / 128 - 1, warp = (tid / 32) & 3, gq = lane >> 2, tq = lane & 3;
   const int kr = wg * 64 + warp * 16 + gq;  // this thread's KV rows in the tile: kr and kr + 8
@@ -133,117 +146,139 @@ __global__ void __launch_bounds__(384, 1)
   // dQ halves: d128 splits the head dim (64 columns each), d64 the 128 query rows (64 each).
   const int dq_row0 = BQ == 128 ? wg * 64 : 0, dq_col0 = D == 128 ? wg * 64 : 0;
 
-  float dk[D / 2], dv[D / 2], sv[BQ / 2], dp[BQ / 2], dq[32];
-  uint32_t pa[BQ / 16][4], da[BQ / 16][4];
+  float dk[D / 2], dv[D / 2];  // the only accumulators that live across tiles
 #pragma unroll
   for (int i = 0; i < D / 2; ++i) dk[i] = dv[i] = 0.f;
 
+  // Tile it: S^T, dP^T, P^T, dS^T (to smem buffer it % 2), dV and dK. The dQ product of tile jt = it - lag
+  // needs both warpgroups' halves of dS^T; with lag 1 it reads the previous tile's buffer, so the two
+  // warpgroups need not reach the same point together and one's element-wise work overlaps the other's
+  // GEMMs. Buffers are handed over with mbarriers (ds_full: all stores done; ds_empty: both dQ products read).
   mbar_wait(kv_full, 0);
-  for (int it = 0; it < nq; ++it) {
-    const int qt = (it + blockIdx.x) % nq, s = it & 1;
-    mbar_wait(full + s, (it >> 1) & 1);
-    const RowStats<BQ>& st = stats[s];
-    const uint32_t qs = q_base + s * C::kQBytes, os = o_base + s * C::kQBytes;
+  for (int it = 0; it < nq + lag; ++it) {
+    if (it < nq) {
+      const int s = it % C::kStages;
+      mbar_wait(full + s, (it / C::kStages) & 1);
+      const RowStats<BQ>& st = stats[s];
+      const uint32_t qs = q_base + s * C::kQBytes, os = o_base + s * C::kQBytes;
+      float sv[BQ / 2], dp[BQ / 2];
+      uint32_t pa[BQ / 16][4], da[BQ / 16][4];
 
-    reg_fence(sv);
-    reg_fence(dp);
-    wgmma_fence();
+      wgmma_fence();
 #pragma unroll
-    for (int kk = 0; kk < D / 16; ++kk) {  // S^T = K Q^T
-      const uint32_t ka = (kk >> 2) * BN * 128 + wg * 64 * 128 + (kk & 3) * 32, qa = (kk >> 2) * BQ * 128 + (kk & 3) * 32;
-      Wgmma<T, BQ>::template ss<0, 0>(sv, sw128_desc(k_base + ka, 0), sw128_desc(qs + qa, 0), kk > 0);
-    }
-    wgmma_commit();
-#pragma unroll
-    for (int kk = 0; kk < D / 16; ++kk) {  // dP^T = V dO^T
-      const uint32_t ka = (kk >> 2) * BN * 128 + wg * 64 * 128 + (kk & 3) * 32, qa = (kk >> 2) * BQ * 128 + (kk & 3) * 32;
-      Wgmma<T, BQ>::template ss<0, 0>(dp, sw128_desc(v_base + ka, 0), sw128_desc(os + qa, 0), kk > 0);
-    }
-    wgmma_commit();
-
-    wgmma_wait<1>();
-    reg_fence(sv);
-    const bool full_tile = jw >= st.lo && jw + 64 <= st.hi;
-#pragma unroll
-    for (int i = 0; i < BQ / 8; ++i) {
-      const int c = 8 * i + 2 * tq;
-      const float2 l2 = *reinterpret_cast<const float2*>(&st.lse2[c]);
-      const int2 bg = *reinterpret_cast<const int2*>(&st.beg[c]), en = *reinterpret_cast<const int2*>(&st.end[c]);
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const bool odd = e & 1;
-        const int j = jl[e >> 1];
-        const bool vis = full_tile || (j >= (odd ? bg.y : bg.x) && j < (odd ? en.y : en.x));
-        sv[4 * i + e] = vis ? fast_exp2(fmaf(sv[4 * i + e], sl2, -(odd ? l2.y : l2.x))) : 0.f;
+      for (int kk = 0; kk < D / 16; ++kk) {  // S^T = K Q^T
+        const uint32_t ka = (kk >> 2) * BN * 128 + wg * 64 * 128 + (kk & 3) * 32, qa = (kk >> 2) * BQ * 128 + (kk & 3) * 32;
+        Wgmma<T, BQ>::template ss<0, 0>(sv, sw128_desc(k_base + ka, 0), sw128_desc(qs + qa, 0), kk > 0);
       }
+      wgmma_commit();
+#pragma unroll
+      for (int kk = 0; kk < D / 16; ++kk) {  // dP^T = V dO^T
+        const uint32_t ka = (kk >> 2) * BN * 128 + wg * 64 * 128 + (kk & 3) * 32, qa = (kk >> 2) * BQ * 128 + (kk & 3) * 32;
+        Wgmma<T, BQ>::template ss<0, 0>(dp, sw128_desc(v_base + ka, 0), sw128_desc(os + qa, 0), kk > 0);
+      }
+      wgmma_commit();
+
+      wgmma_wait<1>();
+      reg_fence(sv);
+      const bool full_tile = jw >= st.lo && jw + 64 <= st.hi;
+#pragma unroll
+      for (int i = 0; i < BQ / 8; ++i) {
+        const int c = 8 * i + 2 * tq;
+        const float2 l2 = *reinterpret_cast<const float2*>(&st.lse2[c]);
+        const int2 bg = *reinterpret_cast<const int2*>(&st.beg[c]), en = *reinterpret_cast<const int2*>(&st.end[c]);
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const bool odd = e & 1;
+          const int j = jl[e >> 1];
+          const bool vis = full_tile || (j >= (odd ? bg.y : bg.x) && j < (odd ? en.y : en.x));
+          sv[4 * i + e] = vis ? fast_exp2(fmaf(sv[4 * i + e], sl2, -(odd ? l2.y : l2.x))) : 0.f;
+        }
+      }
+      wgmma_wait<0>();
+      reg_fence(dp);
+#pragma unroll
+      for (int i = 0; i < BQ / 8; ++i) {
+        const float2 dr = *reinterpret_cast<const float2*>(&st.drow[8 * i + 2 * tq]);
+#pragma unroll
+        for (int e = 0; e < 4; ++e) dp[4 * i + e] = sv[4 * i + e] * (dp[4 * i + e] - ((e & 1) ? dr.y : dr.x));
+      }
+#pragma unroll
+      for (int kk = 0; kk < BQ / 16; ++kk)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          pa[kk][e] = Mma<T>::pack(sv[8 * kk + 2 * e], sv[8 * kk + 2 * e + 1]);
+          da[kk][e] = Mma<T>::pack(dp[8 * kk + 2 * e], dp[8 * kk + 2 * e + 1]);
+        }
+      // dS^T to smem, MN-major for the dQ product: row = KV row, 64 query columns per 128-byte row. The
+      // buffer was last read by the dQ products of tile it - 2.
+      mbar_wait(ds_empty + (it & 1), ((it >> 1) & 1) ^ 1);
+      unsigned char* dsb = ds_ptr + (it & 1) * C::kDSBytes;
+#pragma unroll
+      for (int i = 0; i < BQ / 8; ++i)
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          const int R = kr + 8 * h, c = 8 * i + 2 * tq, cc = c & 63;
+          *reinterpret_cast<uint32_t*>(dsb + (c >> 6) * BN * 128 + R * 128 + (((cc >> 3) ^ (R & 7)) << 4) +
+                                       (cc & 7) * 2) = da[i >> 1][(i & 1) * 2 + h];
+        }
+      fence_proxy_async();
+      mbar_arrive(ds_full + (it & 1));
+
+      reg_fence(dv);
+      reg_fence(dk);
+      reg_fence(pa);
+      reg_fence(da);
+      wgmma_fence();
+#pragma unroll
+      for (int kk = 0; kk < BQ / 16; ++kk)  // dV += P^T dO (dO MN-major)
+        Wgmma<T, D>::template rs<1>(dv, pa[kk], sw128_desc(os + kk * 2048, BQ * 128), 1);
+#pragma unroll
+      for (int kk = 0; kk < BQ / 16; ++kk)  // dK += dS^T Q
+        Wgmma<T, D>::template rs<1>(dk, da[kk], sw128_desc(qs + kk * 2048, BQ * 128), 1);
+      wgmma_commit();
+      // Done with P^T/dS^T registers before the dQ accumulators go live (register budget); the other
+      // warpgroup keeps the tensor cores busy meanwhile.
+      wgmma_wait<0>();
+      reg_fence(dv);
+      reg_fence(dk);
+      reg_fence(pa);
+      reg_fence(da);
+      if (lane == 0) mbar_arrive(empty + s);  // dV/dK of tile it are done with Q, dO, stats
+    }
+
+    const int jt = it - lag;  // tile whose dQ product runs now
+    if (jt < 0) continue;
+    float dq[32];
+    {
+      mbar_wait(ds_full + (jt & 1), (jt >> 1) & 1);
+      wgmma_fence();
+#pragma unroll
+      for (int kk = 0; kk < BN / 16; ++kk) {  // dQ_tile = dS K: A = dS (MN-major), B = K (MN-major)
+        const uint64_t dsa =
+            sw128_desc(ds_base + (jt & 1) * C::kDSBytes + (dq_row0 / 64) * BN * 128 + kk * 2048, BN * 128);
+        const uint64_t kb = sw128_desc(k_base + (dq_col0 / 64) * BN * 128 + kk * 2048, BN * 128);
+        Wgmma<T, 64>::template ss<1, 1>(dq, dsa, kb, kk > 0);
+      }
+      wgmma_commit();
     }
     wgmma_wait<0>();
-    reg_fence(dp);
-#pragma unroll
-    for (int i = 0; i < BQ / 8; ++i) {
-      const float2 dr = *reinterpret_cast<const float2*>(&st.drow[8 * i + 2 * tq]);
-#pragma unroll
-      for (int e = 0; e < 4; ++e) dp[4 * i + e] = sv[4 * i + e] * (dp[4 * i + e] - ((e & 1) ? dr.y : dr.x));
-    }
-#pragma unroll
-    for (int kk = 0; kk < BQ / 16; ++kk)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        pa[kk][e] = Mma<T>::pack(sv[8 * kk + 2 * e], sv[8 * kk + 2 * e + 1]);
-        da[kk][e] = Mma<T>::pack(dp[8 * kk + 2 * e], dp[8 * kk + 2 * e + 1]);
-      }
-    // dS^T to smem, MN-major for the dQ product: row = KV row, 64 query columns per 128-byte row.
-    unsigned char* dsb = ds_ptr + s * C::kDSBytes;
-#pragma unroll
-    for (int i = 0; i < BQ / 8; ++i)
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        const int R = kr + 8 * h, c = 8 * i + 2 * tq, cc = c & 63;
-        *reinterpret_cast<uint32_t*>(dsb + (c >> 6) * BN * 128 + R * 128 + (((cc >> 3) ^ (R & 7)) << 4) + (cc & 7) * 2) =
-            da[i >> 1][(i & 1) * 2 + h];
-      }
-    fence_proxy_async();
-
-    reg_fence(dv);
-    reg_fence(dk);
-    reg_fence(pa);
-    reg_fence(da);
-    wgmma_fence();
-#pragma unroll
-    for (int kk = 0; kk < BQ / 16; ++kk)  // dV += P^T dO (dO MN-major)
-      Wgmma<T, D>::template rs<1>(dv, pa[kk], sw128_desc(os + kk * 2048, BQ * 128), 1);
-#pragma unroll
-    for (int kk = 0; kk < BQ / 16; ++kk)  // dK += dS^T Q
-      Wgmma<T, D>::template rs<1>(dk, da[kk], sw128_desc(qs + kk * 2048, BQ * 128), 1);
-    wgmma_commit();
-
-    named_barrier(1, 256);  // both halves of dS^T are in smem
     reg_fence(dq);
-    wgmma_fence();
-#pragma unroll
-    for (int kk = 0; kk < BN / 16; ++kk) {  // dQ_tile = dS K: A = dS (MN-major), B = K (MN-major)
-      const uint64_t dsa = sw128_desc(ds_base + s * C::kDSBytes + (dq_row0 / 64) * BN * 128 + kk * 2048, BN * 128);
-      const uint64_t kb = sw128_desc(k_base + (dq_col0 / 64) * BN * 128 + kk * 2048, BN * 128);
-      Wgmma<T, 64>::template ss<1, 1>(dq, dsa, kb, kk > 0);
-    }
-    wgmma_commit();
-    wgmma_wait<0>();
-    reg_fence(dq);
-    reg_fence(dv);
-    reg_fence(dk);
-    reg_fence(pa);
-    reg_fence(da);
-    if (lane == 0) mbar_arrive(empty + s);
+    if (lane == 0) mbar_arrive(ds_empty + (jt & 1));
 
+    // 16-byte atomics: lane pairs swap halves so the even lane owns 4 columns of row gq, the odd one 4 of
+    // row gq + 8 (half the atomic instructions of float2 adds).
+    const int qt = (jt + blockIdx.x) % nq;
+    const bool odd = tq & 1;
+    const int64_t R = static_cast<int64_t>(qt) * BQ + dq_row0 + warp * 16 + gq + (odd ? 8 : 0);
+    float* dst = a.dq + packed_row_offset(g, b, hk, R < rows ? R : 0) + dq_col0 + 2 * (tq & 2);
 #pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      const int64_t R = static_cast<int64_t>(qt) * BQ + dq_row0 + warp * 16 + gq + 8 * h;
-      if (R >= rows) continue;
-      float* dst = a.dq + packed_row_offset(g, b, hk, R) + dq_col0 + 2 * tq;
-#pragma unroll
-      for (int i = 0; i < 8; ++i)
-        atomicAdd(reinterpret_cast<float2*>(dst + 8 * i),
-                  make_float2(g.scale * dq[4 * i + 2 * h], g.scale * dq[4 * i + 2 * h + 1]));
+    for (int i = 0; i < 8; ++i) {
+      const float send0 = odd ? dq[4 * i] : dq[4 * i + 2], send1 = odd ? dq[4 * i + 1] : dq[4 * i + 3];
+      const float r0 = __shfl_xor_sync(0xffffffffu, send0, 1), r1 = __shfl_xor_sync(0xffffffffu, send1, 1);
+      const float4 v = odd ? make_float4(r0, r1, dq[4 * i + 2], dq[4 * i + 3]) : make_float4(dq[4 * i], dq[4 * i + 1], r0, r1);
+      if (R < rows)
+        atomicAdd(reinterpret_cast<float4*>(dst + 8 * i),
+                  make_float4(g.scale * v.x, g.scale * v.y, g.scale * v.z, g.scale * v.w));
     }
   }
 
@@ -267,6 +302,8 @@ __global__ void __launch_bounds__(384, 1)
 #endif
 }
 
+std::atomic<int> g_lag{1};
+
 template <typename T, int D>
 void launch(DType t, const AttnGeom& g, const BwdArgs& a, cudaStream_t s) {
   using C = BwdCfg<D>;
@@ -275,11 +312,13 @@ void launch(DType t, const AttnGeom& g, const BwdArgs& a, cudaStream_t s) {
   auto kern = bwd_sm90_kernel<T, D>;
   XATTN_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, C::kSmem));
   const dim3 grid(static_cast<unsigned>((g.lkv + C::BN - 1) / C::BN), static_cast<unsigned>(g.batch * g.kv_heads));
-  kern<<<grid, C::kThreads, C::kSmem, s>>>(tq, tdo, tk, tv, g, a);
+  kern<<<grid, C::kThreads, C::kSmem, s>>>(tq, tdo, tk, tv, g, a, g_lag.load(std::memory_order_relaxed));
   XATTN_CUDA_LAUNCHED("attn_bwd (sm90)");
 }
 
 }  // namespace
+
+void sm90_set_bwd_lag(int lag) { g_lag.store(lag > 0 ? 1 : 0, std::memory_order_relaxed); }
 
 void sm90_attn_bwd(DType t, const AttnGeom& g, const BwdArgs& a, cudaStream_t s) {
   require(sm90_supported(t, g), ErrorCode::Internal, "sm90 attn_bwd called for an unsupported shape");

@@ -27,7 +27,11 @@ struct FwdCfg {
   static constexpr int kKVBytes = kBN * D * 2;  // one K or V stage
   static constexpr int kBarOff = kQBytes + 4 * kKVBytes;
   static constexpr int kSmem = kBarOff + 128 + 1024;  // + barriers + alignment slack
-  static constexpr int kConsumerRegs = NWG == 2 ? 240 : 160;
+  // setmaxnreg: the CTA starts with 65536 / kThreads registers a thread (rounded down to 8); the producer
+  // gives back what the consumers take, or their setmaxnreg.inc waits forever.
+  static constexpr int kProducerRegs = 24, kConsumerRegs = NWG == 2 ? 240 : 160;
+  static_assert(kProducerRegs * 128 + kConsumerRegs * 128 * NWG <= 65536 / kThreads / 8 * 8 * kThreads,
+                "register pool overcommitted");
 };
 
 __global__ void sm90a_probe_kernel(int* out) {
@@ -92,7 +96,7 @@ __global__ void __launch_bounds__(FwdCfg<D, NWG>::kThreads, 1)
   const int n = max(0, te - tb);
 
   if (tid < 128) {  // producer warpgroup: one thread issues every load
-    regs_dealloc<24>();
+    regs_dealloc<C::kProducerRegs>();
     if (tid == 0 && n > 0) {
       mbar_arrive_tx(q_full, C::kQBytes);
 #pragma unroll
@@ -222,12 +226,15 @@ __global__ void __launch_bounds__(FwdCfg<D, NWG>::kThreads, 1)
       reg_fence(o);
       reg_fence(p);
       warp_arrive(v_empty + pst);
+      // Once the row maxima settle most tiles leave them unchanged (alpha == 1): skip the rescale then.
+      if (__any_sync(0xffffffffu, alpha[0] != 1.f || alpha[1] != 1.f)) {
 #pragma unroll
-      for (int i = 0; i < D / 8; ++i) {
-        o[4 * i] *= alpha[0];
-        o[4 * i + 1] *= alpha[0];
-        o[4 * i + 2] *= alpha[1];
-        o[4 * i + 3] *= alpha[1];
+        for (int i = 0; i < D / 8; ++i) {
+          o[4 * i] *= alpha[0];
+          o[4 * i + 1] *= alpha[0];
+          o[4 * i + 2] *= alpha[1];
+          o[4 * i + 3] *= alpha[1];
+        }
       }
       pack_p();
     }

@@ -8,7 +8,8 @@ import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-export const CHART = path.join(REPO, 'charts/xattn-operator');
+/** The chart under test; XATTN_TEST_CHART points the suites at a modified copy (e.g. to check that a test catches a change). */
+export const CHART = process.env.XATTN_TEST_CHART ?? path.join(REPO, 'charts/xattn-operator');
 export const VALUES_DIR = path.join(REPO, 'test/charts/values');
 /** Kubernetes version of the test API server (scripts/kube-assets.sh), for .Capabilities. */
 export const KUBE_VERSION = '1.34.4';

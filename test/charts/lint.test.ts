@@ -1,5 +1,6 @@
 // helm lint on every values file, and values.schema.json doing its job: a misspelt or out-of-range
 // value fails the install (here: helm template and helm lint) with a message naming it.
+import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync, mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -18,6 +19,18 @@ describe('helm lint --strict', () => {
     const r = await helm(args);
     expect(r.stdout + r.stderr).toContain('0 chart(s) failed');
     expect(r.code).toBe(0);
+  });
+});
+
+describe('helm package', () => {
+  it('ships the templates, the schema, the dashboard and the CRD copy, but not the generator', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'xattn-package-'));
+    const r = await helm(['package', CHART, '--destination', dir]);
+    expect(r.code, r.stderr).toBe(0);
+    const tgz = path.join(dir, readdirSync(dir)[0]!);
+    const files = execFileSync('tar', ['tzf', tgz], { encoding: 'utf8' }).trim().split('\n');
+    expect(files).toEqual(expect.arrayContaining(['xattn-operator/values.schema.json', 'xattn-operator/dashboards/xattn.json', 'xattn-operator/files/crds/xattn.io_xattnjobs.yaml', 'xattn-operator/templates/NOTES.txt']));
+    expect(files.filter((f) => f.endsWith('.ts'))).toEqual([]);
   });
 });
 

@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "cuda/cuda_backend.h"
+#include "cuda/kernels.h"
 #include "reference.h"
 
 using namespace xattn;
@@ -56,6 +57,7 @@ int main(int argc, char** argv) {
   const int iters = argc > 1 ? std::atoi(argv[1]) : 10;
   const int only = argc > 2 ? std::atoi(argv[2]) : -1;  // run just this shape (for profilers)
   CudaBackend be(0);
+  const bool hopper = be.sm90();
   const Shape shapes[] = {{1, 32, 8, 128, 2048, 32768}, {1, 32, 8, 128, 512, 131072}, {1, 16, 16, 64, 1024, 65536}};
   for (int si = 0; si < 3; ++si) {
     if (only >= 0 && si != only) continue;
@@ -80,10 +82,11 @@ int main(int argc, char** argv) {
       be.attn_bwd(d, blk, AttnBwdIO{q, k, v, dout, lse, drow, dq, dk, dv});
     };
     const double flops = 4.0 * s.B * s.H * s.lq * s.lkv * s.D;
-    const bool hopper = be.sm90();
-    for (int variant = hopper ? 0 : 1; variant < 2; ++variant) {  // sm90 kernels (default on Hopper), portable
-      be.set_sm90(variant == 0);
-      const char* path = variant == 0 ? "sm90" : "mma";
+    // sm90 kernels (default on Hopper; backward with dQ lag 1, then lag 0), then the portable ones.
+    for (int variant = hopper ? 0 : 2; variant < 3; ++variant) {
+      be.set_sm90(variant < 2);
+      cuda::sm90_set_bwd_lag(variant == 1 ? 0 : 1);
+      const char* path = variant == 0 ? "sm90" : variant == 1 ? "sm90lag0" : "mma";
       const double t_fwd = median_ms(be, iters, fwd), t_all = median_ms(be, iters, fwdbwd);
       const double t_bwd = median_ms(be, iters, [&] {
         be.attn_bwd(d, blk, AttnBwdIO{q, k, v, dout, lse, drow, dq, dk, dv});

@@ -42,11 +42,11 @@ for name in ("bench.log", "cudnn.log"):
         if line.startswith("{"):
             r = json.loads(line)
             (ours.append(r) if "ours_fwd_tflops" in r else cudnn.__setitem__(r["shape"], r))
-print(f"{'shape':34} {'path':>4} {'fwd ours':>8} {'cudnn':>6} {'ratio':>5} {'f+b ours':>8} {'cudnn':>6} {'ratio':>5}")
+print(f"{'shape':34} {'path':>8} {'fwd ours':>8} {'cudnn':>6} {'ratio':>5} {'f+b ours':>8} {'cudnn':>6} {'ratio':>5}")
 for r in ours:
     c = cudnn.get(r["shape"], {})
     cf, cb = c.get("cudnn_fwd_tflops", float("nan")), c.get("cudnn_fwdbwd_tflops", float("nan"))
-    print(f"{r['shape']:34} {r.get('path', '?'):>4} {r['ours_fwd_tflops']:8.1f} {cf:6.1f} {r['ours_fwd_tflops'] / cf:5.2f}"
+    print(f"{r['shape']:34} {r.get('path', '?'):>8} {r['ours_fwd_tflops']:8.1f} {cf:6.1f} {r['ours_fwd_tflops'] / cf:5.2f}"
           f" {r['ours_fwdbwd_tflops']:8.1f} {cb:6.1f} {r['ours_fwdbwd_tflops'] / cb:5.2f}")
 PY
 fi
