@@ -33,7 +33,7 @@ async function kernelGflops(): Promise<Record<string, number | string>> {
     if (i > 0) (fwd = Math.min(fwd, t1 - t0)), (bwd = Math.min(bwd, t2 - t1));
     [f.o, f.lse, b.dq, b.dk, b.dv].forEach((t) => t.dispose());
   }
-  engine.close();
+  await engine.close();
   const flops = attentionFlops(dims, lq, lkv);
   return {
     shape: `B1 H8/Hkv2 d64 Lq${lq} Lkv${lkv} float32`,

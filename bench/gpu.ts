@@ -100,7 +100,7 @@ async function distributedRank() {
     cases.push({ shape: key(s), lv, ring, nocomm });
   }
   await rdv.barrier('done');
-  engine.close();
+  await engine.close();
   transport?.close();
   await rdv.close();
   return { rank, link_gbps: linkBytes / linkSeconds / 1e9, cases };
@@ -121,7 +121,7 @@ async function main() {
     const flops = attentionFlops({ batch: 1, heads: s.heads, headDim: s.headDim }, s.lq, s.lkv);
     ours.push({ shape: key(s), ours_fwd_tflops: flops / t.fwd_ms / 1e9, ours_fwdbwd_tflops: (3.5 * flops) / t.fwdbwd_ms / 1e9, peak_memory_bytes: t.memory_used_bytes });
   }
-  engine.close();
+  await engine.close();
   let cudnn: Record<string, { cudnn_fwd_tflops: number; cudnn_fwdbwd_tflops: number }> = {};
   try {
     const out = execFileSync('python3', [path.join(projectRoot(), 'native/cuda/tests/cudnn_baseline.py'), '10'], { encoding: 'utf8' });

@@ -55,7 +55,7 @@ async function rankMain(): Promise<void> {
   const r = await runTraining(engine, job, { rank, worldSize, onStep: (e) => stepSeconds.push(e.seconds) });
   const report: RankReport = { stepSeconds, profile: r.profile, peakActivationBytes: r.peakActivationBytes, maxRssBytes: process.resourceUsage().maxRSS * 1024, finalLoss: r.finalLoss };
   process.send!(report);
-  engine.close();
+  await engine.close();
   transport?.close();
   await rdv.close();
 }

@@ -22,6 +22,12 @@ namespace {
 
 Napi::FunctionReference* engine_ctor = nullptr;
 
+Napi::Value resolved(Napi::Env env) {
+  auto d = Napi::Promise::Deferred::New(env);
+  d.Resolve(env.Undefined());
+  return d.Promise();
+}
+
 AttnDims read_dims(const Napi::Object& o) {
   AttnDims d;
   d.batch = get_int(o, "batch", 1);
@@ -112,7 +118,7 @@ Engine* Engine::Unwrap(const Napi::Value& v) {
   if (!v.IsObject() || !engine_ctor || !v.As<Napi::Object>().InstanceOf(engine_ctor->Value()))
     fail(ErrorCode::InvalidArgument, "expected an Engine");
   Engine* e = Napi::ObjectWrap<Engine>::Unwrap(v.As<Napi::Object>());
-  require(e->worker_ != nullptr, ErrorCode::InvalidArgument, "the engine is closed");
+  require(e->worker_ != nullptr && !e->closing_, ErrorCode::InvalidArgument, "the engine is closed");
   return e;
 }
 
@@ -138,11 +144,13 @@ Engine::Engine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Engine>(info) 
       }
     });
     transport_ = std::make_shared<LocalTransport>();
+    releaser_->attach(worker_.get());
     return info.Env().Undefined();
   });
 }
 
 Engine::~Engine() {
+  releaser_->detach();
   schedules_.clear();
   worker_.reset();
 }
@@ -192,7 +200,7 @@ Napi::Value Engine::UseNccl(const Napi::CallbackInfo& info) {
     const int rank = static_cast<int>(require_int(o, "rank")), world = static_cast<int>(require_int(o, "worldSize"));
     const int timeout = static_cast<int>(get_int(o, "timeoutMs", 120000));
     return run_on_worker<bool>(
-        info.Env(), *worker_,
+        info.Env(), open_worker(),
         [this, id, rank, world, timeout] {
           schedules_.clear();
           transport_ = std::shared_ptr<Transport>(make_nccl_transport(id, rank, world, *backend_, timeout));
@@ -203,6 +211,11 @@ Napi::Value Engine::UseNccl(const Napi::CallbackInfo& info) {
     fail(ErrorCode::InvalidArgument, "NCCL needs the CUDA build of the addon");
 #endif
   });
+}
+
+WorkerThread& Engine::open_worker() {
+  require(worker_ != nullptr && !closing_, ErrorCode::InvalidArgument, "the engine is closed");
+  return *worker_;
 }
 
 DistAttention& Engine::schedule_for(const DistProblem& p) {
@@ -224,22 +237,28 @@ Napi::Value Engine::AttentionForward(const Napi::CallbackInfo& info) {
     expect(k, "k", {d.batch, plan.lkv, d.kv_heads, d.head_dim}, d.dtype);
     expect(v, "v", {d.batch, plan.lkv, d.kv_heads, d.head_dim}, d.dtype);
     if (mask) expect(mask, "mask", {d.batch, plan.lq, 2}, d.dtype, DeviceTensor::Kind::Int32);
-    auto out = std::make_shared<DeviceTensor>(backend_, std::vector<int64_t>{d.batch, plan.lq, d.heads, d.head_dim}, d.dtype);
-    auto lse = std::make_shared<DeviceTensor>(backend_, std::vector<int64_t>{d.batch, d.heads, plan.lq}, DType::F32);
-    return run_on_worker<DistStats>(
-        info.Env(), *worker_,
-        [this, plan, q, k, v, mask, out, lse] {
+    struct Out {
+      DistStats stats;
+      TensorPtr o, lse;
+    };
+    return run_on_worker<Out>(
+        info.Env(), open_worker(),
+        [this, plan, q, k, v, mask] {
+          const AttnDims& d = plan.problem.dims;  // outputs are allocated here, on the device's thread
+          Out r{{}, std::make_shared<DeviceTensor>(backend_, std::vector<int64_t>{d.batch, plan.lq, d.heads, d.head_dim}, d.dtype),
+                std::make_shared<DeviceTensor>(backend_, std::vector<int64_t>{d.batch, d.heads, plan.lq}, DType::F32)};
           DistAttention& s = schedule_for(plan.problem);
-          s.forward(plan.algo, {q->data(), k->data(), v->data(), mask ? mask->as<int32_t>() : nullptr, out->data(),
-                                lse->as<float>()});
+          s.forward(plan.algo, {q->data(), k->data(), v->data(), mask ? mask->as<int32_t>() : nullptr, r.o->data(),
+                                r.lse->as<float>()});
           backend_->synchronize();
-          return s.last_stats();
+          r.stats = s.last_stats();
+          return r;
         },
-        [this, out, lse](Napi::Env env, DistStats& st) -> Napi::Value {
-          Napi::Object r = Napi::Object::New(env);
-          r.Set("o", Tensor::Wrap(env, this, out));
-          r.Set("lse", Tensor::Wrap(env, this, lse));
-          return stats_into(env, r, st);
+        [this](Napi::Env env, Out& r) -> Napi::Value {
+          Napi::Object o = Napi::Object::New(env);
+          o.Set("o", Tensor::Wrap(env, this, r.o));
+          o.Set("lse", Tensor::Wrap(env, this, r.lse));
+          return stats_into(env, o, r.stats);
         });
   });
 }
@@ -262,24 +281,28 @@ Napi::Value Engine::AttentionBackward(const Napi::CallbackInfo& info) {
     expect(dout, "dout", qs, d.dtype);
     expect(lse, "lse", {d.batch, d.heads, plan.lq}, DType::F32);
     if (mask) expect(mask, "mask", {d.batch, plan.lq, 2}, d.dtype, DeviceTensor::Kind::Int32);
-    auto dq = std::make_shared<DeviceTensor>(backend_, qs, DType::F32);
-    auto dk = std::make_shared<DeviceTensor>(backend_, kvs, DType::F32);
-    auto dv = std::make_shared<DeviceTensor>(backend_, kvs, DType::F32);
-    return run_on_worker<DistStats>(
-        info.Env(), *worker_,
-        [this, plan, q, k, v, out, lse, dout, mask, dq, dk, dv] {
+    struct Out {
+      DistStats stats;
+      TensorPtr dq, dk, dv;
+    };
+    return run_on_worker<Out>(
+        info.Env(), open_worker(),
+        [this, plan, q, k, v, out, lse, dout, mask, qs, kvs] {
+          Out r{{}, std::make_shared<DeviceTensor>(backend_, qs, DType::F32), std::make_shared<DeviceTensor>(backend_, kvs, DType::F32),
+                std::make_shared<DeviceTensor>(backend_, kvs, DType::F32)};
           DistAttention& s = schedule_for(plan.problem);
           s.backward(plan.algo, {q->data(), k->data(), v->data(), out->data(), lse->as<float>(), dout->data(),
-                                 mask ? mask->as<int32_t>() : nullptr, dq->as<float>(), dk->as<float>(), dv->as<float>()});
+                                 mask ? mask->as<int32_t>() : nullptr, r.dq->as<float>(), r.dk->as<float>(), r.dv->as<float>()});
           backend_->synchronize();
-          return s.last_stats();
+          r.stats = s.last_stats();
+          return r;
         },
-        [this, dq, dk, dv](Napi::Env env, DistStats& st) -> Napi::Value {
-          Napi::Object r = Napi::Object::New(env);
-          r.Set("dq", Tensor::Wrap(env, this, dq));
-          r.Set("dk", Tensor::Wrap(env, this, dk));
-          r.Set("dv", Tensor::Wrap(env, this, dv));
-          return stats_into(env, r, st);
+        [this](Napi::Env env, Out& r) -> Napi::Value {
+          Napi::Object o = Napi::Object::New(env);
+          o.Set("dq", Tensor::Wrap(env, this, r.dq));
+          o.Set("dk", Tensor::Wrap(env, this, r.dk));
+          o.Set("dv", Tensor::Wrap(env, this, r.dv));
+          return stats_into(env, o, r.stats);
         });
   });
 }
@@ -290,7 +313,7 @@ Napi::Value Engine::AllReduce(const Napi::CallbackInfo& info) {
     require(t->dtype() == DType::F32 && t->kind() == DeviceTensor::Kind::Float, ErrorCode::InvalidArgument,
             "allReduce takes a float32 tensor, got " + t->describe());
     return run_on_worker<bool>(
-        info.Env(), *worker_,
+        info.Env(), open_worker(),
         [this, t] {
           backend_->synchronize();
           transport_->all_reduce_sum_f32(t->as<float>(), static_cast<size_t>(t->numel()));
@@ -309,7 +332,7 @@ Napi::Value Engine::MeasureLink(const Napi::CallbackInfo& info) {
     const int iters = info[1].As<Napi::Number>().Int32Value();
     require(bytes > 0 && iters > 0, ErrorCode::InvalidArgument, "measureLink(bytes > 0, iters > 0)");
     return run_on_worker<double>(
-        info.Env(), *worker_,
+        info.Env(), open_worker(),
         [this, bytes, iters] {
           const int P = transport_->world_size(), r = transport_->rank();
           if (P == 1) return 0.0;
@@ -331,16 +354,26 @@ Napi::Value Engine::MeasureLink(const Napi::CallbackInfo& info) {
   });
 }
 
+// close(): tears down schedules, model ops and the transport on the worker (NCCL's teardown is an
+// intra-node collective and must not block the event loop), then stops the worker. Resolves when done.
 Napi::Value Engine::Close(const Napi::CallbackInfo& info) {
-  if (worker_) {
-    worker_->run_sync([this] {
-      schedules_.clear();
-      nn_ops_.reset();
-      transport_.reset();
-    });
-    worker_.reset();
-  }
-  return info.Env().Undefined();
+  if (!worker_) return resolved(info.Env());
+  WorkerThread& worker = open_worker();
+  closing_ = true;
+  return run_on_worker<bool>(
+      info.Env(), worker,
+      [this] {
+        schedules_.clear();
+        nn_ops_.reset();
+        transport_.reset();
+        backend_->synchronize();
+        return true;
+      },
+      [this](Napi::Env env, bool&) -> Napi::Value {
+        releaser_->detach();
+        worker_.reset();  // the queue is empty but for tensor releases; join is quick
+        return env.Undefined();
+      });
 }
 
 void InitEngine(Napi::Env env, Napi::Object exports) {

@@ -8,6 +8,8 @@
 #include <string>
 
 #include "core/backend.h"
+#include "binding/releaser.h"
+#include "core/device_tensor.h"
 #include "core/nn_ops.h"
 #include "core/schedule.h"
 #include "core/transport.h"
@@ -25,6 +27,7 @@ class Engine : public Napi::ObjectWrap<Engine> {
 
   std::shared_ptr<Backend> backend() const { return backend_; }
   WorkerThread& worker() { return *worker_; }
+  const std::shared_ptr<Releaser>& releaser() const { return releaser_; }
   Transport& transport() { return *transport_; }
   NnOps& nn_ops();  // model ops for this backend, created on first use; call on the worker (defined in nn_args.cc)
 
@@ -42,12 +45,15 @@ class Engine : public Napi::ObjectWrap<Engine> {
   Napi::Value Close(const Napi::CallbackInfo& info);
 
   DistAttention& schedule_for(const DistProblem& p);
+  WorkerThread& open_worker();  // throws once the engine is closed
 
   std::unique_ptr<WorkerThread> worker_;
   std::shared_ptr<Backend> backend_;
   std::shared_ptr<Transport> transport_;
   std::map<std::string, std::unique_ptr<DistAttention>> schedules_;  // touched only on the worker
   std::unique_ptr<NnOps> nn_ops_;                                    // touched only on the worker
+  bool closing_ = false;
+  std::shared_ptr<Releaser> releaser_ = std::make_shared<Releaser>();
   std::string backend_name_;
   int device_ = 0;
 };

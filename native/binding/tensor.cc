@@ -56,8 +56,7 @@ Napi::Object Tensor::Wrap(Napi::Env, Engine* engine, TensorPtr t) {
   Napi::Object obj = tensor_ctor->New({});
   Tensor* self = Napi::ObjectWrap<Tensor>::Unwrap(obj);
   self->tensor_ = std::move(t);
-  self->engine_ = engine;
-  self->engine_ref_ = Napi::Persistent(engine->Value());
+  self->releaser_ = engine->releaser();
   return obj;
 }
 
@@ -85,9 +84,11 @@ Napi::Value Tensor::DType(const Napi::CallbackInfo& info) {
 Napi::Value Tensor::Download(const Napi::CallbackInfo& info) {
   return guard(info.Env(), [&]() -> Napi::Value {
     TensorPtr t = Unwrap(Value(), "tensor");
+    WorkerThread* worker = releaser_ ? releaser_->worker() : nullptr;
+    require(worker != nullptr, ErrorCode::InvalidArgument, "download: the tensor's engine is closed");
     auto host = std::make_shared<std::vector<uint8_t>>();
     return run_on_worker<bool>(
-        info.Env(), engine_->worker(),
+        info.Env(), *worker,
         [t, host] {
           host->resize(t->bytes());
           t->backend_synchronize_and_copy(host->data());
@@ -104,9 +105,13 @@ Napi::Value Tensor::Download(const Napi::CallbackInfo& info) {
   });
 }
 
+Tensor::~Tensor() {
+  if (releaser_ && tensor_) releaser_->release(std::move(tensor_));  // device memory is freed on the engine's thread
+}
+
 void Tensor::Dispose(const Napi::CallbackInfo&) {
+  if (releaser_) releaser_->release(std::move(tensor_));
   tensor_.reset();
-  if (!engine_ref_.IsEmpty()) engine_ref_.Reset();
 }
 
 // upload(array, shape, dtype): Float32Array for float32 (or bf16/fp16, cast on the host),
@@ -119,12 +124,14 @@ Napi::Value Engine::Upload(const Napi::CallbackInfo& info) {
     std::vector<int64_t> shape = read_shape(info[1]);
     const std::string dname = info[2].As<Napi::String>().Utf8Value();
     Layout lay = read_layout(dname);
-    auto t = std::make_shared<DeviceTensor>(backend_, shape, lay.dtype, lay.kind);
-    const size_t n = static_cast<size_t>(t->numel());
+    int64_t n64 = 1;
+    for (int64_t s : shape) n64 *= s;
+    const size_t n = static_cast<size_t>(n64);
     if (arr.ElementLength() != n)
       fail(ErrorCode::ShapeMismatch, "upload: the array has " + std::to_string(arr.ElementLength()) +
                                          " elements but the shape holds " + std::to_string(n));
-    auto host = std::make_shared<std::vector<uint8_t>>(t->bytes());
+    const size_t esize = lay.kind == DeviceTensor::Kind::Int32 ? 4 : dtype_size(lay.dtype);
+    auto host = std::make_shared<std::vector<uint8_t>>(n * esize);
     const auto type = arr.TypedArrayType();
     const uint8_t* src = static_cast<const uint8_t*>(arr.ArrayBuffer().Data()) + arr.ByteOffset();
     if (lay.kind == DeviceTensor::Kind::Int32 && type == napi_int32_array) {
@@ -138,12 +145,13 @@ Napi::Value Engine::Upload(const Napi::CallbackInfo& info) {
                                            " tensor takes a Float32Array (float types), a Uint16Array (bfloat16/float16 bits) "
                                            "or an Int32Array (int32)");
     }
-    return run_on_worker<bool>(
-        info.Env(), *worker_, [this, t, host] {
+    return run_on_worker<TensorPtr>(
+        info.Env(), *worker_, [this, shape, lay, host] {
+          auto t = std::make_shared<DeviceTensor>(backend_, shape, lay.dtype, lay.kind);
           backend_->from_host(t->data(), host->data(), host->size());
-          return true;
+          return t;
         },
-        [this, t](Napi::Env env, bool&) -> Napi::Value { return Tensor::Wrap(env, this, t); });
+        [this](Napi::Env env, TensorPtr& t) -> Napi::Value { return Tensor::Wrap(env, this, t); });
   });
 }
 
@@ -152,13 +160,13 @@ Napi::Value Engine::Empty(const Napi::CallbackInfo& info) {
   return guard(info.Env(), [&]() -> Napi::Value {
     std::vector<int64_t> shape = read_shape(info[0]);
     Layout lay = read_layout(info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "float32");
-    auto t = std::make_shared<DeviceTensor>(backend_, shape, lay.dtype, lay.kind);
-    return run_on_worker<bool>(
-        info.Env(), *worker_, [this, t] {
+    return run_on_worker<TensorPtr>(
+        info.Env(), *worker_, [this, shape, lay] {
+          auto t = std::make_shared<DeviceTensor>(backend_, shape, lay.dtype, lay.kind);
           backend_->zero(t->data(), t->bytes());
-          return true;
+          return t;
         },
-        [this, t](Napi::Env env, bool&) -> Napi::Value { return Tensor::Wrap(env, this, t); });
+        [this](Napi::Env env, TensorPtr& t) -> Napi::Value { return Tensor::Wrap(env, this, t); });
   });
 }
 

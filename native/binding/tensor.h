@@ -2,6 +2,9 @@
 #pragma once
 #include <napi.h>
 
+#include <memory>
+
+#include "binding/releaser.h"
 #include "core/device_tensor.h"
 
 namespace xattn::binding {
@@ -16,6 +19,7 @@ class Tensor : public Napi::ObjectWrap<Tensor> {
   static TensorPtr Unwrap(const Napi::Value& v, const char* what);
   using Napi::ObjectWrap<Tensor>::Unwrap;
   explicit Tensor(const Napi::CallbackInfo& info);
+  ~Tensor() override;
 
  private:
   Napi::Value Shape(const Napi::CallbackInfo& info);
@@ -23,8 +27,7 @@ class Tensor : public Napi::ObjectWrap<Tensor> {
   Napi::Value Download(const Napi::CallbackInfo& info);
   void Dispose(const Napi::CallbackInfo& info);
   TensorPtr tensor_;
-  Engine* engine_ = nullptr;
-  Napi::ObjectReference engine_ref_;  // keeps the engine alive while tensors exist
+  std::shared_ptr<Releaser> releaser_;
 };
 
 }  // namespace xattn::binding

@@ -34,14 +34,6 @@ struct FwdCfg {
                 "register pool overcommitted");
 };
 
-__global__ void sm90a_probe_kernel(int* out) {
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-  *out = 1;
-#else
-  *out = 0;
-#endif
-}
-
 template <typename T, int D, int NWG>
 __global__ void __launch_bounds__(FwdCfg<D, NWG>::kThreads, 1)
     fwd_sm90_kernel(const __grid_constant__ CUtensorMap tm_q, const __grid_constant__ CUtensorMap tm_k,
@@ -282,26 +274,6 @@ void launch(DType t, const AttnGeom& g, const FwdArgs& a, cudaStream_t s) {
 }
 
 }  // namespace
-
-bool sm90_available(int device) {
-  cudaDeviceProp prop{};
-  if (cudaGetDeviceProperties(&prop, device) != cudaSuccess || prop.major != 9 || prop.minor != 0) return false;
-  int* flag = nullptr;
-  int host = 0;
-  bool ok = cudaMalloc(&flag, sizeof(int)) == cudaSuccess;
-  if (ok) {
-    sm90a_probe_kernel<<<1, 1>>>(flag);
-    ok = cudaGetLastError() == cudaSuccess && cudaMemcpy(&host, flag, sizeof(int), cudaMemcpyDeviceToHost) == cudaSuccess;
-    cudaFree(flag);
-  }
-  cudaGetLastError();  // a failed probe means "not available", not a sticky error
-  return ok && host == 1;
-}
-
-bool sm90_supported(DType t, const AttnGeom& g) {
-  return (t == DType::BF16 || t == DType::F16) && (g.head_dim == 64 || g.head_dim == 128) && g.group >= 1 &&
-         64 % g.group == 0;
-}
 
 int sm90_fwd_splits(const AttnGeom& g, int sm_count, int cap) {
   const int64_t ctas = ((g.lq * g.group + 64 * kFwdWarpgroups - 1) / (64 * kFwdWarpgroups)) * g.batch * g.kv_heads;

@@ -71,7 +71,7 @@ interface NativeEngine {
   ): Promise<BackwardResult>;
   allReduce(t: Tensor): Promise<void>;
   measureLink(bytes: number, iters: number): Promise<number>;
-  close(): void;
+  close(): Promise<void>;
 }
 
 export class Engine {
@@ -130,8 +130,9 @@ export class Engine {
   measureLink(bytes: number, iters: number): Promise<number> {
     return this.native.measureLink(bytes, iters);
   }
-  close(): void {
-    this.native.close();
+  /** Releases the device, the transport (NCCL teardown is collective) and the engine's thread. */
+  close(): Promise<void> {
+    return this.native.close();
   }
 }
 

@@ -80,7 +80,7 @@ export async function runWorker(opts: WorkerOptions = {}): Promise<RunSummary | 
     return summary;
   } finally {
     await telemetry.close();
-    engine.close();
+    await engine.close();
     (transport as { close?: () => void } | undefined)?.close?.();
     await rdv.close();
   }

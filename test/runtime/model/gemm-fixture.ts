@@ -16,4 +16,4 @@ for (const [m, n, k, transA] of [[300, 700, 129, false], [40, 50, 9000, true]] a
   h.update(Buffer.from(((await c.download()) as Float32Array).buffer));
 }
 process.stdout.write(h.digest('hex'));
-engine.close();
+await engine.close();
