@@ -69,7 +69,10 @@ const kernels = await kernelGflops();
 console.log(`device: ${device}`);
 console.log(`CPU attention (${kernels.shape}): forward ${(kernels.fwd_gflops as number).toFixed(2)} GFLOP/s, backward ${(kernels.bwd_gflops as number).toFixed(2)} GFLOP/s`);
 const dist = [];
-for (const P of [2, 4]) {
+// --world-sizes 2,4,8 picks the ranks compared (default 2,4: 8 processes on a small machine is slow).
+const arg = process.argv.indexOf('--world-sizes');
+const sizes = (arg > 0 ? process.argv[arg + 1]! : '2,4').split(',').map(Number);
+for (const P of sizes) {
   const lv = await distributed(P, 'lv-xattn');
   const ring = await distributed(P, 'ring');
   dist.push(lv, ring);

@@ -19,6 +19,7 @@ export interface AttnDims {
   heads: number;
   kvHeads: number;
   headDim: number;
+  /** Softmax scale; omitted or 0 means 1 / sqrt(headDim). */
   scale?: number;
   dtype: DTypeName;
 }

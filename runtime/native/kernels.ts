@@ -2,20 +2,13 @@
 // attention kernels on host arrays. Meant for tests, references and small tools, not the training path.
 import { loadAddon } from './addon.js';
 
-export type StorageDType = 'float32' | 'bfloat16' | 'float16';
+import type { AttnDims, DTypeName } from '../engine/engine.js';
+
+export type { AttnDims };
+export type StorageDType = DTypeName;
 
 /** Float32Array for float32; raw bit patterns in a Uint16Array for bfloat16 / float16. */
 export type StorageArray = Float32Array | Uint16Array;
-
-export interface AttnDims {
-  batch: number;
-  heads: number;
-  kvHeads: number;
-  headDim: number;
-  /** Softmax scale; omitted or 0 means 1 / sqrt(headDim). */
-  scale?: number;
-  dtype: StorageDType;
-}
 
 export interface AttnBlockOpts {
   lq: number;
