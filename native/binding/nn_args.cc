@@ -1,10 +1,20 @@
 #include "binding/nn_args.h"
 
+#include <cstring>
+
+#ifdef XATTN_WITH_CUDA
+#include "cuda/nn_factory.h"
+#endif
+
 namespace xattn::binding {
 
 NnOps& Engine::nn_ops() {
-  // CUDA: construct the cuBLAS-backed ops here (#ifdef XATTN_WITH_CUDA) once native/cuda provides them.
-  if (!nn_ops_) nn_ops_ = make_nn_ops(*backend_);
+  if (!nn_ops_) {
+#ifdef XATTN_WITH_CUDA
+    if (std::strcmp(backend_->name(), "cuda") == 0) nn_ops_ = make_cuda_nn_ops(*backend_);  // cuBLAS + kernels
+#endif
+    if (!nn_ops_) nn_ops_ = make_nn_ops(*backend_);
+  }
   return *nn_ops_;
 }
 

@@ -1,7 +1,7 @@
 # The CUDA engine (included from native/CMakeLists.txt when a CUDA compiler is found).
 # Kernels: sm_80 SASS (mma.sync path, runs on Ampere and newer), sm_90a SASS (Hopper) and compute_80 PTX
 # for anything newer. -DCMAKE_CUDA_ARCHITECTURES=... overrides the list (e.g. 90a for a quick Hopper build).
-# cudart is linked statically and NCCL is dlopen'ed, so the library loads on machines without a GPU.
+# cudart is linked statically and NCCL and cuBLAS are dlopen'ed, so the library loads on machines without a GPU.
 if(DEFINED CMAKE_CUDA_ARCHITECTURES AND NOT CMAKE_CUDA_ARCHITECTURES STREQUAL "")
   set(XATTN_CUDA_USER_ARCHS ON)
 else()
@@ -36,11 +36,12 @@ else()
   option(XATTN_CUDA_CHECKS "Build the standalone CUDA check and bench programs" OFF)
 endif()
 if(XATTN_CUDA_CHECKS)
-  foreach(prog check_kernels bench_kernels check_nccl)
+  foreach(prog check_kernels bench_kernels check_nccl check_nn)
     file(GLOB src ${CMAKE_CURRENT_LIST_DIR}/tests/${prog}.cu ${CMAKE_CURRENT_LIST_DIR}/tests/${prog}.cc)
     string(REPLACE "check_kernels" "xattn_cuda_check" exe ${prog})
     string(REPLACE "bench_kernels" "xattn_cuda_bench" exe ${exe})
     string(REPLACE "check_nccl" "xattn_nccl_check" exe ${exe})
+    string(REPLACE "check_nn" "xattn_nn_check" exe ${exe})
     add_executable(${exe} ${src} ${CMAKE_CURRENT_LIST_DIR}/tests/reference.cc)
     set_target_properties(${exe} PROPERTIES CUDA_RUNTIME_LIBRARY Static)
     target_link_libraries(${exe} PRIVATE xattn_cuda)

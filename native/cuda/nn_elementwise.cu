@@ -1,0 +1,109 @@
+// Elementwise model ops: the tanh gate + residual, axpy/scale, casts between any two dtypes, AdamW.
+// Each element's arithmetic matches the CPU ops (core/cpu_nn_ops.cc) up to FMA contraction.
+#include "cuda/cuda_check.h"
+#include "cuda/nn_kernels.h"
+#include "cuda/nn_launch.cuh"
+#include "cuda/scalar_io.cuh"
+
+namespace xattn::cuda::nn {
+namespace {
+
+// Grid-stride loop over [0, n).
+#define XATTN_FOR_EACH(i, n)                                                                   \
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < (n);      \
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+
+__global__ void gated_residual_kernel(int64_t n, const float* x, const float* a, const float* gate, float* out) {
+  const float t = tanhf(gate[0]);
+  XATTN_FOR_EACH(i, n) out[i] = x[i] + t * a[i];
+}
+
+__global__ void gated_scale_kernel(int64_t n, const float* dout, const float* gate, float* da) {
+  const float t = tanhf(gate[0]);
+  XATTN_FOR_EACH(i, n) da[i] = t * dout[i];
+}
+
+__global__ void axpy_kernel(int64_t n, float alpha, const float* x, float* y) {
+  XATTN_FOR_EACH(i, n) y[i] += alpha * x[i];
+}
+
+__global__ void scale_kernel(int64_t n, float alpha, float* x) {
+  XATTN_FOR_EACH(i, n) x[i] *= alpha;
+}
+
+template <typename S, typename D>
+__global__ void cast_kernel(int64_t n, const S* src, D* dst) {
+  XATTN_FOR_EACH(i, n) dst[i] = from_f32<D>(to_f32(src[i]));
+}
+
+struct AdamW {
+  float lr, beta1, beta2, eps, decay, bias1, bias2;
+};
+
+__global__ void adamw_kernel(int64_t n, AdamW h, float* param, const float* grad, float* m, float* v) {
+  XATTN_FOR_EACH(i, n) {
+    const float g = grad[i];
+    const float mi = h.beta1 * m[i] + (1.f - h.beta1) * g;
+    const float vi = h.beta2 * v[i] + (1.f - h.beta2) * g * g;
+    m[i] = mi;
+    v[i] = vi;
+    const float update = (mi / h.bias1) / (sqrtf(vi / h.bias2) + h.eps);
+    param[i] = param[i] * h.decay - h.lr * update;
+  }
+}
+
+#undef XATTN_FOR_EACH
+
+}  // namespace
+
+void gated_residual_fwd(int64_t n, const float* x, const float* a, const float* gate, float* out, cudaStream_t s) {
+  if (n <= 0) return;
+  gated_residual_kernel<<<grid_for(n), kThreads, 0, s>>>(n, x, a, gate, out);
+  XATTN_CUDA_LAUNCHED("gated_residual_fwd");
+}
+
+void gated_scale(int64_t n, const float* dout, const float* gate, float* da, cudaStream_t s) {
+  if (n <= 0) return;
+  gated_scale_kernel<<<grid_for(n), kThreads, 0, s>>>(n, dout, gate, da);
+  XATTN_CUDA_LAUNCHED("gated_residual_bwd");
+}
+
+void axpy(int64_t n, float alpha, const float* x, float* y, cudaStream_t s) {
+  if (n <= 0) return;
+  axpy_kernel<<<grid_for(n), kThreads, 0, s>>>(n, alpha, x, y);
+  XATTN_CUDA_LAUNCHED("axpy");
+}
+
+void scale(int64_t n, float alpha, float* x, cudaStream_t s) {
+  if (n <= 0) return;
+  scale_kernel<<<grid_for(n), kThreads, 0, s>>>(n, alpha, x);
+  XATTN_CUDA_LAUNCHED("scale");
+}
+
+void cast(int64_t n, const void* src, DType src_dtype, void* dst, DType dst_dtype, cudaStream_t s) {
+  if (n <= 0) return;
+  if (src_dtype == dst_dtype) {  // a plain copy (memmove semantics are not needed: the binding never overlaps)
+    if (src != dst)
+      XATTN_CUDA_CHECK(cudaMemcpyAsync(dst, src, static_cast<size_t>(n) * dtype_size(src_dtype),
+                                       cudaMemcpyDeviceToDevice, s));
+    return;
+  }
+  with_type(src_dtype, [&](auto s_tag) {
+    with_type(dst_dtype, [&](auto d_tag) {
+      using S = decltype(s_tag);
+      using D = decltype(d_tag);
+      cast_kernel<S, D><<<grid_for(n), kThreads, 0, s>>>(n, static_cast<const S*>(src), static_cast<D*>(dst));
+    });
+  });
+  XATTN_CUDA_LAUNCHED("cast");
+}
+
+void adamw(int64_t n, float lr, float beta1, float beta2, float eps, float weight_decay, float bias1, float bias2,
+           float* param, const float* grad, float* m, float* v, cudaStream_t s) {
+  if (n <= 0) return;
+  const AdamW h{lr, beta1, beta2, eps, 1.f - lr * weight_decay, bias1, bias2};
+  adamw_kernel<<<grid_for(n), kThreads, 0, s>>>(n, h, param, grad, m, v);
+  XATTN_CUDA_LAUNCHED("adamw");
+}
+
+}  // namespace xattn::cuda::nn
