@@ -58,8 +58,12 @@ export interface OperatorHandle {
 
 export function loadKubeConfig(file?: string, context?: string): KubeConfig {
   const kc = new KubeConfig();
-  if (file) kc.loadFromFile(file);
-  else kc.loadFromDefault();
+  try {
+    if (file) kc.loadFromFile(file);
+    else kc.loadFromDefault();
+  } catch (e) {
+    throw new Error(`cannot load the kubeconfig ${file ?? process.env.KUBECONFIG ?? '~/.kube/config'}: ${(e as Error).message}`);
+  }
   if (context) kc.setCurrentContext(context);
   if (!kc.getCurrentCluster()) throw new Error('no Kubernetes cluster configured: set KUBECONFIG, pass a kubeconfig, or run in a pod');
   return kc;
