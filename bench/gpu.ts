@@ -10,7 +10,7 @@ import { attentionFlops, Engine, shardOf, type AlgorithmName, type DistCall } fr
 import { joinRendezvous } from '../runtime/rendezvous/index.js';
 import { connectEngine } from '../runtime/worker/run-worker.js';
 import { randn } from '../runtime/worker/random.js';
-import { sendToParent, spawnRanks } from '../test/fixtures/spawn-ranks.js';
+import { phase, sendToParent, spawnRanks } from '../test/fixtures/spawn-ranks.js';
 
 type Shape = { heads: number; kvHeads: number; headDim: number; lq: number; lkv: number };
 const KERNEL_SHAPES: Shape[] = [
@@ -91,15 +91,19 @@ async function distributedRank() {
   const engine = Engine.create({ backend, device: SMOKE ? 0 : rank });
   const transport = (await connectEngine(engine, rdv, { rank, worldSize: world, jobToken: process.env.XATTN_JOB_TOKEN } as never, backend, 300_000)) as { close(): void } | undefined;
   const linkBytes = SMOKE ? 1 << 20 : 64 << 20;
+  phase('measuring the link');
   const linkSeconds = await engine.measureLink(linkBytes, 10);
   const cases = [];
   for (const s of DIST_SHAPES) {
+    phase(`shape ${key(s)}`);
     const lv = await timeCall(engine, callOf(s, 'lv-xattn'), rank, world, 5);
     const ring = await timeCall(engine, callOf(s, 'ring'), rank, world, 5);
     const nocomm = await timeCall(engine, callOf(s, 'lv-xattn', false), rank, world, 5);
     cases.push({ shape: key(s), lv, ring, nocomm });
   }
+  phase('final barrier');
   await rdv.barrier('done');
+  phase('closing the engine');
   await engine.close();
   transport?.close();
   await rdv.close();
