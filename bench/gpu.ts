@@ -7,9 +7,8 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { projectRoot } from '../crds/root.js';
 import { attentionFlops, Engine, shardOf, type AlgorithmName, type DistCall } from '../runtime/engine/engine.js';
-import { joinRendezvous } from '../runtime/rendezvous/index.js';
-import { connectEngine } from '../runtime/worker/run-worker.js';
 import { randn } from '../runtime/worker/random.js';
+import { withRankEngine } from '../test/fixtures/rank-engine.js';
 import { phase, sendToParent, spawnRanks } from '../test/fixtures/spawn-ranks.js';
 
 type Shape = { heads: number; kvHeads: number; headDim: number; lq: number; lkv: number };
@@ -85,29 +84,20 @@ const callOf = (s: Shape, algorithm: AlgorithmName, comm = true): DistCall => ({
 });
 
 async function distributedRank() {
-  const rank = Number(process.env.RANK), world = Number(process.env.WORLD_SIZE);
-  const rdv = await joinRendezvous({ masterAddr: '127.0.0.1', masterPort: Number(process.env.MASTER_PORT), rank, worldSize: world, token: process.env.XATTN_JOB_TOKEN, timeoutMs: 120_000 });
-  const backend = SMOKE ? 'cpu' : 'cuda';
-  const engine = Engine.create({ backend, device: SMOKE ? 0 : rank });
-  const transport = (await connectEngine(engine, rdv, { rank, worldSize: world, jobToken: process.env.XATTN_JOB_TOKEN } as never, backend, 300_000)) as { close(): void } | undefined;
-  const linkBytes = SMOKE ? 1 << 20 : 64 << 20;
-  phase('measuring the link');
-  const linkSeconds = await engine.measureLink(linkBytes, 10);
-  const cases = [];
-  for (const s of DIST_SHAPES) {
-    phase(`shape ${key(s)}`);
-    const lv = await timeCall(engine, callOf(s, 'lv-xattn'), rank, world, 5);
-    const ring = await timeCall(engine, callOf(s, 'ring'), rank, world, 5);
-    const nocomm = await timeCall(engine, callOf(s, 'lv-xattn', false), rank, world, 5);
-    cases.push({ shape: key(s), lv, ring, nocomm });
-  }
-  phase('final barrier');
-  await rdv.barrier('done');
-  phase('closing the engine');
-  await engine.close();
-  transport?.close();
-  await rdv.close();
-  return { rank, link_gbps: linkBytes / linkSeconds / 1e9, cases };
+  return withRankEngine(SMOKE ? 'cpu' : 'cuda', 300_000, async ({ engine, rank, worldSize: world }) => {
+    const linkBytes = SMOKE ? 1 << 20 : 64 << 20;
+    phase('measuring the link');
+    const linkSeconds = await engine.measureLink(linkBytes, 10);
+    const cases = [];
+    for (const s of DIST_SHAPES) {
+      phase(`shape ${key(s)}`);
+      const lv = await timeCall(engine, callOf(s, 'lv-xattn'), rank, world, 5);
+      const ring = await timeCall(engine, callOf(s, 'ring'), rank, world, 5);
+      const nocomm = await timeCall(engine, callOf(s, 'lv-xattn', false), rank, world, 5);
+      cases.push({ shape: key(s), lv, ring, nocomm });
+    }
+    return { rank, link_gbps: linkBytes / linkSeconds / 1e9, cases };
+  });
 }
 
 async function main() {

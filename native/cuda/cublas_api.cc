@@ -1,7 +1,5 @@
 #include "cuda/cublas_api.h"
 
-#include <mutex>
-
 #include "core/error.h"
 #include "cuda/shared_library.h"
 
@@ -35,20 +33,7 @@ Api load() {
 
 }  // namespace
 
-const Api& api() {
-  static std::once_flag once;
-  static Api instance;
-  static std::string error;
-  std::call_once(once, [] {
-    try {
-      instance = load();
-    } catch (const XattnError& e) {
-      error = e.what();
-    }
-  });
-  if (!error.empty()) fail(ErrorCode::Cuda, error);
-  return instance;
-}
+const Api& api() { return load_once(load, ErrorCode::Cuda); }
 
 void check(int status, const char* what) {
   if (status == kSuccess) return;

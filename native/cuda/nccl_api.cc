@@ -1,7 +1,5 @@
 #include "cuda/nccl_api.h"
 
-#include <mutex>
-
 #include "core/error.h"
 #include "cuda/shared_library.h"
 
@@ -34,20 +32,7 @@ Api load() {
 
 }  // namespace
 
-const Api& api() {
-  static std::once_flag once;
-  static Api instance;
-  static std::string error;
-  std::call_once(once, [] {
-    try {
-      instance = load();
-    } catch (const XattnError& e) {
-      error = e.what();
-    }
-  });
-  if (!error.empty()) fail(ErrorCode::Nccl, error);
-  return instance;
-}
+const Api& api() { return load_once(load, ErrorCode::Nccl); }
 
 void check(int r, const char* what, Comm comm) {
   if (r == kSuccess) return;

@@ -2,6 +2,7 @@
 // environment override, else each soname on the loader path, else the same names inside pip wheels
 // and toolkit folders. The error lists every path tried.
 #pragma once
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,23 @@ void* library_symbol(const SharedLibrary& lib, const char* what, const char* sym
 template <typename F>
 void bind_symbol(const SharedLibrary& lib, const char* what, const char* symbol, F& fn, bool required, ErrorCode code) {
   fn = reinterpret_cast<F>(library_symbol(lib, what, symbol, required, code));
+}
+
+// The function table made by `load` on first use; a failed load is remembered and reported on every call.
+template <typename Api>
+const Api& load_once(Api (*load)(), ErrorCode code) {
+  static std::once_flag once;
+  static Api instance;
+  static std::string error;
+  std::call_once(once, [load] {
+    try {
+      instance = load();
+    } catch (const XattnError& e) {
+      error = e.what();
+    }
+  });
+  if (!error.empty()) fail(code, error);
+  return instance;
 }
 
 }  // namespace xattn
