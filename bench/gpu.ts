@@ -1,12 +1,17 @@
 // npm run bench:gpu — on a CUDA machine: (a) our attention kernels vs PyTorch SDPA with the cuDNN
 // backend, same run, same GPU; (b) with 2 GPUs, LV-XAttn vs Ring vs the no-communication bound over
-// three interconnects. Prints tables and writes bench/results/gpu-<device>-<date>.json (or to
-// $XATTN_BENCH_OUT). Runs from source (tsx) or bundled (node dist/bench-gpu.mjs).
+// three interconnects. Writes bench/results/gpu-<device>-<date>.json.
+// `--scaling [--world-sizes 1,2,4]` runs (c) instead: strong scaling, the same global shapes at every
+// P (default: powers of two up to the GPU count), per-GPU TFLOP/s and efficiency against P = 1.
+// Writes bench/results/gpu-scaling-<device>-<gpus>x-<date>.json.
+// Both print tables and write into $XATTN_BENCH_OUT when set. Runs from source (tsx) or bundled
+// (node dist/bench-gpu.mjs).
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { parseArgs } from 'node:util';
 import { projectRoot } from '../crds/root.js';
-import { attentionFlops, Engine, shardOf, type AlgorithmName, type DistCall } from '../runtime/engine/engine.js';
+import { attentionFlops, Engine, shardOf, type AlgorithmName, type DistCall, type Tensor } from '../runtime/engine/engine.js';
 import { randn } from '../runtime/worker/random.js';
 import { withRankEngine } from '../test/fixtures/rank-engine.js';
 import { phase, sendToParent, spawnRanks } from '../test/fixtures/spawn-ranks.js';
@@ -17,27 +22,41 @@ const KERNEL_SHAPES: Shape[] = [
   { heads: 32, kvHeads: 8, headDim: 128, lq: 512, lkv: 131072 },
   { heads: 16, kvHeads: 16, headDim: 64, lq: 1024, lkv: 65536 },
 ];
-// XATTN_BENCH_SMOKE=1 runs the distributed part on the CPU engine over TCP at toy shapes, to check
+// XATTN_BENCH_SMOKE=1 runs the distributed parts on the CPU engine over TCP at toy shapes, to check
 // the benchmark's plumbing on a machine without GPUs.
 const SMOKE = process.env.XATTN_BENCH_SMOKE === '1';
-const DIST_SHAPES: Shape[] = SMOKE ? [{ heads: 4, kvHeads: 2, headDim: 16, lq: 32, lkv: 512 }] : [
-  { heads: 32, kvHeads: 8, headDim: 128, lq: 1024, lkv: 65536 },
-  { heads: 32, kvHeads: 8, headDim: 128, lq: 256, lkv: 131072 },
-  { heads: 32, kvHeads: 8, headDim: 128, lq: 4096, lkv: 32768 },
-];
+const toy = (lq: number, lkv: number): Shape => ({ heads: 4, kvHeads: 2, headDim: 16, lq, lkv });
+const big = (lq: number, lkv: number): Shape => ({ heads: 32, kvHeads: 8, headDim: 128, lq, lkv });
+const DIST_SHAPES: Shape[] = SMOKE ? [toy(32, 512)] : [big(1024, 65536), big(256, 131072), big(4096, 32768)];
+// Global shapes, the same at every P; the largest fits one GPU (K and V are 2 GiB of bf16).
+const SCALING_SHAPES: Shape[] = SMOKE ? [toy(32, 1024), toy(16, 2048)] : [big(1024, 262144), big(256, 524288)];
 const INTERCONNECTS: Record<string, Record<string, string>> = {
   nvlink: {},
   'host-memory': { NCCL_P2P_DISABLE: '1' },
   sockets: { NCCL_P2P_DISABLE: '1', NCCL_SHM_DISABLE: '1' },
 };
+// NCCL variables mean nothing to the CPU engine's TCP transport, so smoke runs one interconnect.
+const SCALING_INTERCONNECTS: Record<string, Record<string, string>> = SMOKE
+  ? { tcp: {} }
+  : { nvlink: INTERCONNECTS.nvlink!, 'host-memory': INTERCONNECTS['host-memory']! };
+const GANG_TIMEOUT_MS = SMOKE ? 60_000 : 180_000; // a hung gang is killed, not waited on
 const key = (s: Shape) => `H${s.heads}/Hkv${s.kvHeads} d${s.headDim} Lq${s.lq} Lkv${s.lkv}`;
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+type Timing = Awaited<ReturnType<typeof timeCall>>;
+interface RankCase { lv: Timing; ring: Timing; nocomm: Timing }
+interface RankReport { rank: number; link_gbps: number | null; cases: RankCase[] }
+/** What the parent tells each rank to run (argv[3], JSON). */
+interface GangSpec { shapes: Shape[]; iters: number }
 interface DistRow {
+  P: number;
   shape: string;
   interconnect: string;
   lvxattn_ms: number;
   ring_ms: number;
   nocomm_ms: number;
-  link_gbps: number;
+  /** Slowest rank's ring-exchange bandwidth; null at P = 1 (no link). */
+  link_gbps: number | null;
   lv_bytes_per_step: number;
   ring_bytes_per_step: number;
   /** LV-XAttn step / max(no-comm step, time to move its blocks at link_gbps); target <= 1.05. */
@@ -45,19 +64,29 @@ interface DistRow {
   lv_speedup_vs_ring: number;
   lv_tflops_per_gpu: number;
   ring_tflops_per_gpu: number;
+  /** engine.info().memoryPeak: most bytes in device tensors at once, inputs included (0 on CPU). */
   peak_memory_bytes: { lv: number; ring: number };
+  memory_used_bytes: { lv: number; ring: number };
 }
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+/** Per-GPU TFLOP/s at P over that at P = 1, same shape; null when P = 1 was not run. */
+type ScalingRow = DistRow & { lv_efficiency: number | null; ring_efficiency: number | null };
 
-/** Median milliseconds of forward and forward+backward of one distributed call on this rank. */
-async function timeCall(engine: Engine, call: DistCall, rank: number, world: number, iters: number) {
-  const { batch, heads, kvHeads, headDim, dtype } = call.dims;
-  const lq = shardOf(call.lqTotal, world, rank).length, lkv = shardOf(call.lkvTotal, world, rank).length;
-  const up = (n: number, shape: number[], seed: number) => engine.upload(randn(n, seed), shape, dtype);
-  const q = await up(batch * lq * heads * headDim, [batch, lq, heads, headDim], 1);
-  const k = await up(batch * lkv * kvHeads * headDim, [batch, lkv, kvHeads, headDim], 2);
-  const v = await up(batch * lkv * kvHeads * headDim, [batch, lkv, kvHeads, headDim], 3);
-  const dout = await up(batch * lq * heads * headDim, [batch, lq, heads, headDim], 4);
+/** Host data for one input. Timing does not depend on the values, and randn of 2^29 samples takes
+ * ~20 s in JS, so large tensors tile a 16 Mi-sample block. */
+function benchData(n: number, seed: number): Float32Array {
+  const block = randn(Math.min(n, 1 << 24), seed);
+  if (block.length === n) return block;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i += block.length) out.set(block.subarray(0, n - i), i);
+  return out;
+}
+
+type Inputs = { q: Tensor; k: Tensor; v: Tensor; dout: Tensor };
+
+/** Median ms of forward and forward+backward of one call on this rank; its memory peak covers the
+ * resident inputs and everything the call allocates. */
+async function timeCall(engine: Engine, call: DistCall, { q, k, v, dout }: Inputs, iters: number) {
+  engine.info({ resetPeak: true });
   const fwd: number[] = [], all: number[] = [];
   let bytes = 0, memory = 0;
   for (let i = -2; i < iters; i++) {
@@ -71,8 +100,23 @@ async function timeCall(engine: Engine, call: DistCall, rank: number, world: num
     if (i === iters - 1) memory = engine.info().memoryUsed;
     [f.o, f.lse, b.dq, b.dk, b.dv].forEach((t) => t.dispose());
   }
-  [q, k, v, dout].forEach((t) => t.dispose());
-  return { fwd_ms: median(fwd), fwdbwd_ms: median(all), bytes_per_step: bytes, memory_used_bytes: memory };
+  const memory_peak_bytes = engine.info().memoryPeak;
+  return { fwd_ms: median(fwd), fwdbwd_ms: median(all), bytes_per_step: bytes, memory_used_bytes: memory, memory_peak_bytes };
+}
+
+/** Uploads this rank's shard once and times each call on it (the calls share dims and lengths). */
+async function timeCalls(engine: Engine, calls: DistCall[], rank: number, world: number, iters: number): Promise<Timing[]> {
+  const { dims: { batch, heads, kvHeads, headDim, dtype }, lqTotal, lkvTotal } = calls[0]!;
+  const lq = shardOf(lqTotal, world, rank).length, lkv = shardOf(lkvTotal, world, rank).length;
+  const up = (shape: number[], seed: number) => engine.upload(benchData(shape.reduce((a, b) => a * b), seed), shape, dtype);
+  const inputs = { q: await up([batch, lq, heads, headDim], 1), k: await up([batch, lkv, kvHeads, headDim], 2), v: await up([batch, lkv, kvHeads, headDim], 3), dout: await up([batch, lq, heads, headDim], 4) };
+  try {
+    const out: Timing[] = [];
+    for (const call of calls) out.push(await timeCall(engine, call, inputs, iters));
+    return out;
+  } finally {
+    Object.values(inputs).forEach((t) => t.dispose());
+  }
 }
 
 const callOf = (s: Shape, algorithm: AlgorithmName, comm = true): DistCall => ({
@@ -83,37 +127,143 @@ const callOf = (s: Shape, algorithm: AlgorithmName, comm = true): DistCall => ({
   lkvTotal: s.lkv,
 });
 
-async function distributedRank() {
+async function distributedRank({ shapes, iters }: GangSpec): Promise<RankReport> {
   return withRankEngine(SMOKE ? 'cpu' : 'cuda', 300_000, async ({ engine, rank, worldSize: world }) => {
-    const linkBytes = SMOKE ? 1 << 20 : 64 << 20;
-    phase('measuring the link');
-    const linkSeconds = await engine.measureLink(linkBytes, 10);
-    const cases = [];
-    for (const s of DIST_SHAPES) {
-      phase(`shape ${key(s)}`);
-      const lv = await timeCall(engine, callOf(s, 'lv-xattn'), rank, world, 5);
-      const ring = await timeCall(engine, callOf(s, 'ring'), rank, world, 5);
-      const nocomm = await timeCall(engine, callOf(s, 'lv-xattn', false), rank, world, 5);
-      cases.push({ shape: key(s), lv, ring, nocomm });
+    let link_gbps: number | null = null; // one rank has no link
+    if (world > 1) {
+      const linkBytes = SMOKE ? 1 << 20 : 64 << 20;
+      phase('measuring the link');
+      link_gbps = linkBytes / (await engine.measureLink(linkBytes, 10)) / 1e9;
     }
-    return { rank, link_gbps: linkBytes / linkSeconds / 1e9, cases };
+    const cases: RankCase[] = [];
+    for (const s of shapes) {
+      phase(`shape ${key(s)}`);
+      const [lv, ring, nocomm] = await timeCalls(engine, [callOf(s, 'lv-xattn'), callOf(s, 'ring'), callOf(s, 'lv-xattn', false)], rank, world, iters);
+      cases.push({ lv: lv!, ring: ring!, nocomm: nocomm! });
+    }
+    return { rank, link_gbps, cases };
   });
 }
 
+/** One shape's row from every rank's timings: a step lasts as long as its slowest rank. */
+function rowOf(s: Shape, interconnect: string, cases: RankCase[], link: number | null): DistRow {
+  const P = cases.length;
+  const worst = (f: (c: RankCase) => number) => Math.max(...cases.map(f));
+  const lv = worst((c) => c.lv.fwdbwd_ms), ring = worst((c) => c.ring.fwdbwd_ms), nocomm = worst((c) => c.nocomm.fwdbwd_ms);
+  const lvBytes = worst((c) => c.lv.bytes_per_step);
+  const moveMs = link ? (lvBytes / (link * 1e9)) * 1000 : 0;
+  const flops = 3.5 * attentionFlops({ batch: 1, heads: s.heads, headDim: s.headDim }, s.lq, s.lkv); // fwd + bwd
+  return {
+    P, shape: key(s), interconnect, lvxattn_ms: lv, ring_ms: ring, nocomm_ms: nocomm, link_gbps: link,
+    lv_bytes_per_step: lvBytes, ring_bytes_per_step: worst((c) => c.ring.bytes_per_step),
+    lv_bound_ratio: lv / Math.max(nocomm, moveMs), lv_speedup_vs_ring: ring / lv,
+    lv_tflops_per_gpu: flops / P / lv / 1e9, ring_tflops_per_gpu: flops / P / ring / 1e9,
+    peak_memory_bytes: { lv: worst((c) => c.lv.memory_peak_bytes), ring: worst((c) => c.ring.memory_peak_bytes) },
+    memory_used_bytes: { lv: worst((c) => c.lv.memory_used_bytes), ring: worst((c) => c.ring.memory_used_bytes) },
+  };
+}
+
+/** Runs one gang of P rank processes with `env` and returns a row per shape. */
+async function runGang(P: number, interconnect: string, env: Record<string, string>, spec: GangSpec): Promise<DistRow[]> {
+  const ranks = await spawnRanks<RankReport>(process.argv[1]!, P, env, { args: ['rank', JSON.stringify(spec)], execArgv: process.execArgv, timeoutMs: GANG_TIMEOUT_MS });
+  const link = P > 1 ? Math.min(...ranks.map((r) => r.link_gbps!)) : null;
+  return spec.shapes.map((s, i) => rowOf(s, interconnect, ranks.map((r) => r.cases[i]!), link));
+}
+
+function withEfficiency(rows: DistRow[]): ScalingRow[] {
+  return rows.map((r) => {
+    const base = rows.find((b) => b.P === 1 && b.shape === r.shape);
+    return { ...r, lv_efficiency: base ? r.lv_tflops_per_gpu / base.lv_tflops_per_gpu : null, ring_efficiency: base ? r.ring_tflops_per_gpu / base.ring_tflops_per_gpu : null };
+  });
+}
+
+const num = (x: number | null | undefined, digits: number) => (x == null ? '-' : x.toFixed(digits));
+const sig3 = (x: number) => x.toPrecision(3); // TFLOP/s: hundreds on a GPU, hundredths in smoke runs
+const COLUMNS: [string, number, (r: DistRow & Partial<ScalingRow>) => string][] = [
+  ['P', 2, (r) => String(r.P)],
+  ['shape', -32, (r) => r.shape],
+  ['interconnect', 12, (r) => r.interconnect],
+  ['link GB/s', 9, (r) => num(r.link_gbps, 1)],
+  ['LV-XAttn', 9, (r) => num(r.lvxattn_ms, 2)],
+  ['Ring', 8, (r) => num(r.ring_ms, 2)],
+  ['no-comm', 8, (r) => num(r.nocomm_ms, 2)],
+  ['LV/bound', 8, (r) => num(r.lv_bound_ratio, 3)],
+  ['Ring/LV', 7, (r) => num(r.lv_speedup_vs_ring, 2)],
+  ['LV TF/GPU', 9, (r) => sig3(r.lv_tflops_per_gpu)],
+  ['Ring TF/GPU', 11, (r) => sig3(r.ring_tflops_per_gpu)],
+  ['LV eff', 6, (r) => num(r.lv_efficiency, 2)],
+  ['Ring eff', 8, (r) => num(r.ring_efficiency, 2)],
+  ['LV peak GiB', 11, (r) => num(r.peak_memory_bytes.lv / 2 ** 30, 2)],
+];
+/** A table of rows; a negative width left-aligns. */
+function printRows(title: string, rows: (DistRow & Partial<ScalingRow>)[]) {
+  const pad = (s: string, w: number) => (w < 0 ? s.padEnd(-w) : s.padStart(w));
+  console.log(`\n${title}\n${COLUMNS.map(([h, w]) => pad(h, w)).join('  ')}`);
+  for (const r of rows) console.log(COLUMNS.map(([, w, f]) => pad(f(r), w)).join('  '));
+}
+
+function writeResult(name: string, result: { date: string }) {
+  const dir = process.env.XATTN_BENCH_OUT ?? path.join(projectRoot(), 'bench/results');
+  mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, `${name.replace(/[^A-Za-z0-9]+/g, '-')}-${result.date.slice(0, 10)}.json`);
+  writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
+  console.log(`\nwrote ${file}`);
+}
+
+/** (c) Every P in worldSizes over each interconnect; P = 1 runs once, with nothing to move. */
+async function scaling(device: string, gpus: number, worldSizes: number[]) {
+  console.log(`strong scaling on ${device} × ${gpus}: P = ${worldSizes.join(', ')}`);
+  const rows: DistRow[] = [], failures: { P: number; interconnect: string; error: string }[] = [];
+  for (const P of worldSizes) {
+    for (const [interconnect, env] of Object.entries(P === 1 ? { none: {} } : SCALING_INTERCONNECTS)) {
+      const t0 = performance.now();
+      try {
+        rows.push(...(await runGang(P, interconnect, env, { shapes: SCALING_SHAPES, iters: 3 })));
+        console.log(`P=${P} ${interconnect}: ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+      } catch (e) {
+        // Keep the other gangs' results: one OOM or hang should not cost the whole run.
+        failures.push({ P, interconnect, error: (e as Error).message });
+        console.log(`P=${P} ${interconnect} failed: ${(e as Error).message.slice(0, 2000)}`);
+      }
+    }
+  }
+  const result = { device, gpus, date: new Date().toISOString(), scaling: withEfficiency(rows), failures };
+  printRows('strong scaling, fwd+bwd ms at global shapes (slowest rank)', result.scaling);
+  writeResult(`gpu-scaling-${device}-${gpus}x`, result);
+  if (failures.length) process.exitCode = 1;
+}
+
+/** --world-sizes 1,2,4; by default every power of two up to `gpus`. */
+function worldSizesOf(arg: string | undefined, gpus: number): number[] {
+  if (arg === undefined) return Array.from({ length: Math.floor(Math.log2(gpus)) + 1 }, (_, i) => 2 ** i);
+  const sizes = arg.split(',').map(Number);
+  const bad = sizes.filter((p) => !Number.isInteger(p) || p < 1 || p > gpus);
+  if (bad.length) throw new Error(`--world-sizes ${arg}: each must be an integer from 1 to ${gpus}`);
+  return sizes;
+}
+
 async function main() {
-  if (SMOKE) return smoke();
+  const { values: opts } = parseArgs({ options: { scaling: { type: 'boolean', default: false }, 'world-sizes': { type: 'string' } } });
+  if (opts['world-sizes'] !== undefined && !opts.scaling) throw new Error('--world-sizes needs --scaling');
+  // In smoke runs the "GPUs" are CPU rank processes (up to 8): two unless --world-sizes says more.
+  if (SMOKE) {
+    if (!opts.scaling) return printRows('smoke: CPU over TCP, fwd+bwd ms', await runGang(2, 'tcp', {}, { shapes: DIST_SHAPES, iters: 5 }));
+    const sizes = worldSizesOf(opts['world-sizes'] ?? '1,2', 8);
+    return scaling('cpu', Math.max(...sizes), sizes);
+  }
   const gpus = Engine.cudaDeviceCount();
   if (gpus < 1) throw new Error('bench:gpu needs the CUDA build of the addon and a GPU (cudaDeviceCount() is 0)');
   const device = Engine.cudaDeviceName(0);
   console.log(`device: ${device} × ${gpus}`);
+  if (opts.scaling) return scaling(device, gpus, worldSizesOf(opts['world-sizes'], gpus));
 
   // (a) kernels: ours at P = 1 through the engine; cuDNN through PyTorch in the same run.
   const engine = Engine.create({ backend: 'cuda', device: 0 });
   const ours = [];
   for (const s of KERNEL_SHAPES) {
-    const t = await timeCall(engine, callOf(s, 'lv-xattn'), 0, 1, 10);
+    const t = (await timeCalls(engine, [callOf(s, 'lv-xattn')], 0, 1, 10))[0]!;
     const flops = attentionFlops({ batch: 1, heads: s.heads, headDim: s.headDim }, s.lq, s.lkv);
-    ours.push({ shape: key(s), ours_fwd_tflops: flops / t.fwd_ms / 1e9, ours_fwdbwd_tflops: (3.5 * flops) / t.fwdbwd_ms / 1e9, peak_memory_bytes: t.memory_used_bytes });
+    ours.push({ shape: key(s), ours_fwd_tflops: flops / t.fwd_ms / 1e9, ours_fwdbwd_tflops: (3.5 * flops) / t.fwdbwd_ms / 1e9, peak_memory_bytes: t.memory_peak_bytes, memory_used_bytes: t.memory_used_bytes });
   }
   await engine.close();
   let cudnn: Record<string, { cudnn_fwd_tflops: number; cudnn_fwdbwd_tflops: number }> = {};
@@ -133,43 +283,15 @@ async function main() {
   // (b) two GPUs: LV-XAttn, Ring and the no-communication bound, per interconnect.
   const distributed: DistRow[] = [];
   if (gpus >= 2) {
-    for (const [interconnect, env] of Object.entries(INTERCONNECTS)) {
-      const ranks = await spawnRanks<Awaited<ReturnType<typeof distributedRank>>>(process.argv[1]!, 2, env, { args: ['rank'], execArgv: process.execArgv, timeoutMs: 180_000 });
-      const link = Math.min(...ranks.map((r) => r.link_gbps));
-      DIST_SHAPES.forEach((s, i) => {
-        const worst = (f: (c: (typeof ranks)[0]['cases'][0]) => number) => Math.max(...ranks.map((r) => f(r.cases[i]!)));
-        const lv = worst((c) => c.lv.fwdbwd_ms), ring = worst((c) => c.ring.fwdbwd_ms), nocomm = worst((c) => c.nocomm.fwdbwd_ms);
-        const lvBytes = Math.max(...ranks.map((r) => r.cases[i]!.lv.bytes_per_step));
-        const moveMs = (lvBytes / (link * 1e9)) * 1000;
-        const flops = 3.5 * attentionFlops({ batch: 1, heads: s.heads, headDim: s.headDim }, s.lq, s.lkv);
-        distributed.push({
-          shape: key(s), interconnect, lvxattn_ms: lv, ring_ms: ring, nocomm_ms: nocomm, link_gbps: link,
-          lv_bytes_per_step: lvBytes, ring_bytes_per_step: Math.max(...ranks.map((r) => r.cases[i]!.ring.bytes_per_step)),
-          lv_bound_ratio: lv / Math.max(nocomm, moveMs), lv_speedup_vs_ring: ring / lv,
-          lv_tflops_per_gpu: flops / 2 / lv / 1e9, ring_tflops_per_gpu: flops / 2 / ring / 1e9,
-          peak_memory_bytes: { lv: Math.max(...ranks.map((r) => r.cases[i]!.lv.memory_used_bytes)), ring: Math.max(...ranks.map((r) => r.cases[i]!.ring.memory_used_bytes)) },
-        });
-      });
-    }
-    console.log('\n2 GPUs fwd+bwd ms             interconnect  link GB/s   LV-XAttn    Ring  no-comm  LV/bound  Ring/LV  LV TFLOP/s/GPU');
-    for (const d of distributed)
-      console.log(`${d.shape.padEnd(30)} ${d.interconnect.padStart(12)} ${d.link_gbps.toFixed(1).padStart(10)} ${d.lvxattn_ms.toFixed(2).padStart(10)} ${d.ring_ms.toFixed(2).padStart(7)} ${d.nocomm_ms.toFixed(2).padStart(8)} ${d.lv_bound_ratio.toFixed(3).padStart(9)} ${d.lv_speedup_vs_ring.toFixed(2).padStart(8)} ${d.lv_tflops_per_gpu.toFixed(1).padStart(15)}`);
+    for (const [interconnect, env] of Object.entries(INTERCONNECTS)) distributed.push(...(await runGang(2, interconnect, env, { shapes: DIST_SHAPES, iters: 5 })));
+    printRows('2 GPUs, fwd+bwd ms (slowest rank)', distributed);
   }
   const result = { device, gpus, date: new Date().toISOString(), kernels, distributed };
-  const dir = process.env.XATTN_BENCH_OUT ?? path.join(projectRoot(), 'bench/results');
-  mkdirSync(dir, { recursive: true });
-  const file = path.join(dir, `gpu-${device.replace(/[^A-Za-z0-9]+/g, '-')}-${result.date.slice(0, 10)}.json`);
-  writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
-  console.log(`\nwrote ${file}`);
-}
-
-async function smoke() {
-  const ranks = await spawnRanks<Awaited<ReturnType<typeof distributedRank>>>(process.argv[1]!, 2, {}, { args: ['rank'], execArgv: process.execArgv, timeoutMs: 60_000 });
-  console.log(JSON.stringify(ranks.map((r) => ({ rank: r.rank, link_gbps: r.link_gbps, lv_ms: r.cases[0]!.lv.fwdbwd_ms, ring_ms: r.cases[0]!.ring.fwdbwd_ms }))));
+  writeResult(`gpu-${device}`, result);
 }
 
 if (process.argv[2] === 'rank') {
-  await sendToParent(await distributedRank());
+  await sendToParent(await distributedRank(JSON.parse(process.argv[3]!) as GangSpec));
 } else {
   await main();
 }

@@ -6,6 +6,8 @@ const entries = {
   xattn: 'runtime/cli/entry.ts',
   'bench-gpu': 'bench/gpu.ts',
   'test-gpu': 'test/gpu/run.ts',
+  'bench-train': 'bench/train.ts',
+  'bench-memory': 'bench/memory.ts',
 };
 const { existsSync } = await import('node:fs');
 await build({

@@ -109,6 +109,7 @@ Napi::Function Engine::Define(Napi::Env env) {
                                   InstanceMethod("attentionBackward", &Engine::AttentionBackward),
                                   InstanceMethod("allReduce", &Engine::AllReduce),
                                   InstanceMethod("measureLink", &Engine::MeasureLink),
+                                  InstanceMethod("synchronize", &Engine::Synchronize),
                                   InstanceMethod("close", &Engine::Close)});
   engine_ctor = new Napi::FunctionReference(Napi::Persistent(f));
   return f;
@@ -163,9 +164,17 @@ Napi::Value Engine::Info(const Napi::CallbackInfo& info) {
   o.Set("rank", transport_ ? transport_->rank() : 0);
   o.Set("worldSize", transport_ ? transport_->world_size() : 1);
   o.Set("device", device_);
-  uint64_t used = 0;
-  if (worker_ && backend_) worker_->run_sync([&] { used = backend_->memory_used(); });
+  uint64_t used = 0, peak = 0, total = 0;
+  const bool reset_peak = info.Length() > 0 && info[0].IsObject() &&
+                          info[0].As<Napi::Object>().Get("resetPeak").ToBoolean().Value();
+  if (worker_ && backend_) worker_->run_sync([&] {
+    used = backend_->memory_used();
+    total = backend_->memory_total();
+    peak = backend_->memory_peak(reset_peak);
+  });
   o.Set("memoryUsed", Napi::Number::New(env, static_cast<double>(used)));
+  o.Set("memoryPeak", Napi::Number::New(env, static_cast<double>(peak)));
+  o.Set("memoryTotal", Napi::Number::New(env, static_cast<double>(total)));
   return o;
 }
 
@@ -326,6 +335,15 @@ Napi::Value Engine::AllReduce(const Napi::CallbackInfo& info) {
 
 // measureLink(bytes, iters): times ring exchanges (send to rank+1, receive from rank-1) of `bytes`
 // over the job's transport; resolves to seconds per exchange. For the benchmarks' link bandwidth.
+// Resolves once all work queued so far has finished on the device (for timing and profiles).
+Napi::Value Engine::Synchronize(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&]() -> Napi::Value {
+    return run_on_worker<bool>(
+        info.Env(), open_worker(), [this] { return backend_->synchronize(), true; },
+        [](Napi::Env env, bool&) -> Napi::Value { return env.Undefined(); });
+  });
+}
+
 Napi::Value Engine::MeasureLink(const Napi::CallbackInfo& info) {
   return guard(info.Env(), [&]() -> Napi::Value {
     const int64_t bytes = info[0].As<Napi::Number>().Int64Value();

@@ -42,6 +42,7 @@ class Engine : public Napi::ObjectWrap<Engine> {
   Napi::Value AttentionBackward(const Napi::CallbackInfo& info);
   Napi::Value AllReduce(const Napi::CallbackInfo& info);
   Napi::Value MeasureLink(const Napi::CallbackInfo& info);
+  Napi::Value Synchronize(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
 
   DistAttention& schedule_for(const DistProblem& p);

@@ -159,6 +159,32 @@ Napi::Value Cast(const Napi::CallbackInfo& info) {
   });
 }
 
+// randn(engine, out, {key, std, width, rows, rowOffset, totalRows}): fills the float32 tensor `out`, a
+// [batch, rows, width] shard starting at row rowOffset of [batch, totalRows, width], with std * N(0, 1)
+// samples keyed by (key, index in the whole), so every rank and backend fills its shard of the same whole.
+Napi::Value Randn(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&]() -> Napi::Value {
+    Call c(info, 3, "nn.randn(engine, out, {key, std, width, rows, rowOffset, totalRows})");
+    TensorPtr out = f32_tensor(info[1], "out");
+    Napi::Object o = c.opts(2);
+    const int64_t key = require_int(o, "key");
+    require(key >= 0 && key <= 0xffffffffLL, ErrorCode::InvalidArgument, "randn: key must be a 32-bit unsigned integer");
+    const int64_t n = out->numel();
+    const int64_t width = get_int(o, "width", out->shape().empty() ? 1 : out->shape().back());
+    const int64_t rows = get_int(o, "rows", width > 0 ? n / width : 0);
+    rng::ShardLayout layout{rows, get_int(o, "rowOffset", 0), get_int(o, "totalRows", rows), width};
+    require(width > 0 && rows > 0 && n % (rows * width) == 0, ErrorCode::ShapeMismatch,
+            "randn: out (" + out->describe() + ") must hold whole samples of rows x width = " + std::to_string(rows) +
+                " x " + std::to_string(width));
+    require(layout.row_offset >= 0 && layout.row_offset + rows <= layout.total_rows, ErrorCode::InvalidArgument,
+            "randn: rows [rowOffset, rowOffset + rows) must lie inside totalRows");
+    const float std = static_cast<float>(get_number(o, "std", 1.0));
+    return c.run<bool>([out, n, key, layout, std](NnOps& ops) {
+      return ops.randn(n, static_cast<uint32_t>(key), layout, std, out->as<float>()), true;
+    }, Done);
+  });
+}
+
 }  // namespace
 }  // namespace nn
 
@@ -172,6 +198,7 @@ void InitNn(Napi::Env env, Napi::Object exports) {
   o.Set("gatedResidualBackward", Napi::Function::New(env, GatedResidualBackward, "gatedResidualBackward"));
   o.Set("squaredError", Napi::Function::New(env, SquaredError, "squaredError"));
   o.Set("cast", Napi::Function::New(env, Cast, "cast"));
+  o.Set("randn", Napi::Function::New(env, Randn, "randn"));
   InitTrainOps(env, o);
   exports.Set("nn", o);
 }

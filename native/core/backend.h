@@ -25,6 +25,9 @@ class Backend {
   virtual void synchronize() = 0;  // waits for all enqueued compute
   // Device memory in use on this backend's device (all processes), or 0 where not meaningful (CPU).
   virtual uint64_t memory_used() { return 0; }
+  virtual uint64_t memory_total() { return 0; }  // the device's memory (0 on CPU)
+  // Most bytes held in tensors at once since the last reset (0 where the backend does not track it).
+  virtual uint64_t memory_peak(bool /*reset*/) { return 0; }
 
   // Kernels (see attn.h for layouts).
   virtual void attn_fwd(const AttnDims& d, const AttnBlock& b, const AttnFwdIO& io) = 0;

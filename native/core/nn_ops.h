@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "core/backend.h"
+#include "core/counter_rng.h"
 #include "core/dtype.h"
 
 namespace xattn {
@@ -72,6 +73,9 @@ class NnOps {
   virtual void cast(int64_t n, const void* src, DType src_dtype, void* dst, DType dst_dtype) = 0;
 
   virtual void adamw(int64_t n, const AdamWArgs& h, float* param, const float* grad, float* m, float* v) = 0;
+
+  // out[i] = std * rng::normal(key, rng::global_index(layout, i)) for i < n (synthetic data, initial weights).
+  virtual void randn(int64_t n, uint32_t key, const rng::ShardLayout& layout, float std, float* out) = 0;
 };
 
 // The ops for a backend: CPU here. The CUDA backend gets its own (cuBLAS GEMM + elementwise kernels),

@@ -67,12 +67,19 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   device_name_ = prop.name;
   XATTN_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
   XATTN_CUDA_CHECK(cudaEventCreateWithFlags(&sync_event_, cudaEventDisableTiming));
+  // Tensors come and go every step: the device's stream-ordered pool keeps freed memory for reuse
+  // (no cudaFree, no device sync per tensor) and tracks the high-water mark for memory_peak().
+  XATTN_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool_, device));
+  uint64_t keep_all = UINT64_MAX;
+  XATTN_CUDA_CHECK(cudaMemPoolSetAttribute(pool_, cudaMemPoolAttrReleaseThreshold, &keep_all));
 }
 
 CudaBackend::~CudaBackend() {
   cudaSetDevice(device_);
   if (stream_) cudaStreamSynchronize(stream_);
-  if (workspace_) cudaFree(workspace_);
+  if (workspace_) cudaFreeAsync(workspace_, stream_);
+  if (stream_) cudaStreamSynchronize(stream_);
+  if (pool_) cudaMemPoolTrimTo(pool_, 0);
   if (sync_event_) cudaEventDestroy(sync_event_);
   if (stream_) cudaStreamDestroy(stream_);
 }
@@ -82,7 +89,16 @@ void CudaBackend::activate() const { XATTN_CUDA_CHECK(cudaSetDevice(device_)); }
 void* CudaBackend::alloc(size_t bytes) {
   activate();
   void* p = nullptr;
-  cudaError_t e = cudaMalloc(&p, bytes > 0 ? bytes : 1);
+  // Stream-ordered on the compute stream: every transfer on the comm stream starts after an event
+  // on the compute stream and is joined back before the schedule returns, so this order covers it.
+  cudaError_t e = cudaMallocAsync(&p, bytes > 0 ? bytes : 1, stream_);
+  if (e == cudaErrorMemoryAllocation) {
+    // Freed blocks may still wait on queued work: drain, hand cached memory back, and try once more.
+    cudaGetLastError();
+    synchronize();
+    XATTN_CUDA_CHECK(cudaMemPoolTrimTo(pool_, 0));
+    e = cudaMallocAsync(&p, bytes > 0 ? bytes : 1, stream_);
+  }
   if (e != cudaSuccess) {
     cudaGetLastError();
     size_t free_b = 0, total_b = 0;
@@ -96,8 +112,8 @@ void* CudaBackend::alloc(size_t bytes) {
 
 void CudaBackend::free(void* p) {
   if (!p) return;
-  synchronize();  // cudaFree waits for the device anyway; polling first keeps a dead peer from hanging it
-  XATTN_CUDA_CHECK(cudaFree(p));
+  activate();
+  XATTN_CUDA_CHECK(cudaFreeAsync(p, stream_));  // reusable once the queued work that reads it is done
 }
 
 void CudaBackend::copy(void* dst, const void* src, size_t bytes) {
@@ -149,6 +165,24 @@ uint64_t CudaBackend::memory_used() {
   return static_cast<uint64_t>(total - free_bytes);
 }
 
+uint64_t CudaBackend::memory_total() {
+  activate();
+  size_t free_bytes = 0, total = 0;
+  XATTN_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total));
+  return static_cast<uint64_t>(total);
+}
+
+uint64_t CudaBackend::memory_peak(bool reset) {
+  activate();
+  uint64_t high = 0;
+  XATTN_CUDA_CHECK(cudaMemPoolGetAttribute(pool_, cudaMemPoolAttrUsedMemHigh, &high));
+  if (reset) {
+    uint64_t zero = 0;
+    XATTN_CUDA_CHECK(cudaMemPoolSetAttribute(pool_, cudaMemPoolAttrUsedMemHigh, &zero));
+  }
+  return high;
+}
+
 int CudaBackend::add_wait_hook(std::function<void()> hook) {
   std::lock_guard<std::mutex> lock(hooks_mu_);
   hooks_.emplace_back(next_hook_, std::move(hook));
@@ -191,8 +225,7 @@ float* CudaBackend::workspace(size_t floats) {
   const size_t bytes = floats * sizeof(float);
   if (bytes > workspace_bytes_) {
     if (workspace_) {
-      synchronize();
-      XATTN_CUDA_CHECK(cudaFree(workspace_));
+      free(workspace_);
       workspace_ = nullptr;
       workspace_bytes_ = 0;
     }

@@ -30,6 +30,8 @@ class CudaBackend final : public Backend {
   void from_host(void* dev, const void* host, size_t bytes) override;
   void synchronize() override;
   uint64_t memory_used() override;
+  uint64_t memory_total() override;
+  uint64_t memory_peak(bool reset) override;
 
   void attn_fwd(const AttnDims& d, const AttnBlock& b, const AttnFwdIO& io) override;
   void attn_bwd(const AttnDims& d, const AttnBlock& b, const AttnBwdIO& io) override;
@@ -71,6 +73,7 @@ class CudaBackend final : public Backend {
   std::string device_name_;
   cudaStream_t stream_ = nullptr;
   cudaEvent_t sync_event_ = nullptr;
+  cudaMemPool_t pool_ = nullptr;
   void* workspace_ = nullptr;
   size_t workspace_bytes_ = 0;
   std::mutex hooks_mu_;

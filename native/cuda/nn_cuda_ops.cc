@@ -103,6 +103,11 @@ void CudaNnOps::fill(int64_t n, float value, float* x) {
   if (n > 0) cuda::fill_f32(x, static_cast<size_t>(n), value, be_.stream());
 }
 
+void CudaNnOps::randn(int64_t n, uint32_t key, const rng::ShardLayout& layout, float std, float* out) {
+  be_.activate();
+  cuda::nn::randn(n, key, layout, std, out, be_.stream());
+}
+
 void CudaNnOps::cast(int64_t n, const void* src, DType src_dtype, void* dst, DType dst_dtype) {
   be_.activate();
   cuda::nn::cast(n, src, src_dtype, dst, dst_dtype, be_.stream());

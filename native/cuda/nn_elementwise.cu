@@ -1,4 +1,4 @@
-// Elementwise model ops: the tanh gate + residual, axpy/scale, casts between any two dtypes, AdamW.
+// Elementwise model ops: the tanh gate + residual, axpy/scale, casts between any two dtypes, AdamW, randn.
 // Each element's arithmetic matches the CPU ops (core/cpu_nn_ops.cc) up to FMA contraction.
 #include "cuda/cuda_check.h"
 #include "cuda/nn_kernels.h"
@@ -29,6 +29,10 @@ __global__ void axpy_kernel(int64_t n, float alpha, const float* x, float* y) {
 
 __global__ void scale_kernel(int64_t n, float alpha, float* x) {
   XATTN_FOR_EACH(i, n) x[i] *= alpha;
+}
+
+__global__ void randn_kernel(int64_t n, uint32_t key, rng::ShardLayout layout, float std, float* out) {
+  XATTN_FOR_EACH(i, n) out[i] = std * rng::normal(key, rng::global_index(layout, i));
 }
 
 template <typename S, typename D>
@@ -96,6 +100,12 @@ void cast(int64_t n, const void* src, DType src_dtype, void* dst, DType dst_dtyp
     });
   });
   XATTN_CUDA_LAUNCHED("cast");
+}
+
+void randn(int64_t n, uint32_t key, const rng::ShardLayout& layout, float std, float* out, cudaStream_t s) {
+  if (n <= 0) return;
+  randn_kernel<<<grid_for(n), kThreads, 0, s>>>(n, key, layout, std, out);
+  XATTN_CUDA_LAUNCHED("randn");
 }
 
 void adamw(int64_t n, float lr, float beta1, float beta2, float eps, float weight_decay, float bias1, float bias2,

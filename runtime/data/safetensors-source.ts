@@ -5,7 +5,7 @@ import { readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { XattnError } from '../errors.js';
 import { SafetensorsFile } from './safetensors.js';
-import { localShards, type DataLayout, type DataSource, type HostBatch } from './source.js';
+import { localShards, type DataLayout, type DataSource, type SourceBatch } from './source.js';
 
 export function listDataFiles(dir: string): string[] {
   let names: string[];
@@ -40,7 +40,7 @@ export function safetensorsSource(dir: string, l: DataLayout): DataSource {
   const why = 'batch, tokens and hidden sizes come from the job';
   return {
     description: `safetensors (${files.length} file${files.length > 1 ? 's' : ''} in ${dir})`,
-    batch(step: number): HostBatch {
+    batch(step: number): SourceBatch {
       const f = SafetensorsFile.open(files[(step - 1) % files.length]!);
       try {
         expectShape(f, 'x', [l.batch, l.textTokens, l.textHidden], why);

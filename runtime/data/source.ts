@@ -1,6 +1,7 @@
 // Where training batches come from. A batch holds this rank's shard of every sample: rows
 // [begin, begin + length) of the text and visual sequences (shardOf), for each of the `batch` samples.
 import { shardOf } from '../engine/engine.js';
+import type { RandnSpec } from '../model/nn.js';
 
 export interface DataLayout {
   batch: number;
@@ -13,19 +14,22 @@ export interface DataLayout {
   worldSize: number;
 }
 
-export interface HostBatch {
+/** Values read on the host, or rows the engine generates in place (synthetic data: no host work or copy). */
+export type Rows = Float32Array | RandnSpec;
+
+export interface SourceBatch {
   /** [batch, local text tokens, textHidden] */
-  x: Float32Array;
+  x: Rows;
   /** [batch, local visual tokens, visualHidden] */
-  y: Float32Array;
+  y: Rows;
   /** [batch, local text tokens, textHidden]; absent when a teacher computes it (synthetic data). */
-  target?: Float32Array;
+  target?: Rows;
 }
 
 export interface DataSource {
   readonly description: string;
   /** The batch of a 1-based step; the same step always gives the same batch. */
-  batch(step: number): HostBatch;
+  batch(step: number): SourceBatch;
   close(): void;
 }
 

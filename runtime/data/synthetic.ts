@@ -1,28 +1,20 @@
-// Deterministic synthetic inputs: every token row of every sample has its own seeded N(0, 1) stream,
-// keyed by (seed, step, tensor, sample, global token index), so any sharding sees the same data and a
-// resumed run sees the same batches as an uninterrupted one. Targets come from a teacher (train/teacher.ts).
+// Deterministic synthetic inputs: N(0, 1) values keyed by (seed, step, tensor) and each element's index
+// in the global [batch, tokens, hidden] tensor, so any sharding sees the same data and a resumed run
+// sees the same batches as an uninterrupted one. The engine generates them in place (nn.randn): no
+// host work or copy per step. Targets come from a teacher stack (train/trainer.ts).
 import { mixSeed } from '../model/seeds.js';
-import { randn } from '../worker/random.js';
-import { localShards, type DataLayout, type DataSource, type HostBatch } from './source.js';
+import { localShards, type DataLayout, type DataSource, type SourceBatch } from './source.js';
 
 const X_STREAM = 1, Y_STREAM = 2;
-
-function rows(seed: number, step: number, stream: number, batch: number, shard: { begin: number; length: number }, width: number): Float32Array {
-  const out = new Float32Array(batch * shard.length * width);
-  for (let b = 0; b < batch; b++)
-    for (let t = 0; t < shard.length; t++)
-      out.set(randn(width, mixSeed(seed, step, stream, b, shard.begin + t)), (b * shard.length + t) * width);
-  return out;
-}
 
 export function syntheticSource(seed: number, layout: DataLayout): DataSource {
   const { text, visual } = localShards(layout);
   return {
     description: `synthetic (seed ${seed})`,
-    batch(step: number): HostBatch {
+    batch(step: number): SourceBatch {
       return {
-        x: rows(seed, step, X_STREAM, layout.batch, text, layout.textHidden),
-        y: rows(seed, step, Y_STREAM, layout.batch, visual, layout.visualHidden),
+        x: { key: mixSeed(seed, step, X_STREAM), width: layout.textHidden, rows: text.length, rowOffset: text.begin, totalRows: layout.textTokens },
+        y: { key: mixSeed(seed, step, Y_STREAM), width: layout.visualHidden, rows: visual.length, rowOffset: visual.begin, totalRows: layout.visualTokens },
       };
     },
     close() {},

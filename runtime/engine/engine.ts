@@ -57,10 +57,14 @@ export interface EngineInfo {
   device: number;
   /** Device memory in use (CUDA), 0 on CPU. */
   memoryUsed: number;
+  /** Most bytes held in this engine's tensors at once since the last reset (CUDA), 0 on CPU. */
+  memoryPeak: number;
+  /** The device's memory (CUDA), 0 on CPU. */
+  memoryTotal: number;
 }
 
 interface NativeEngine {
-  info(): EngineInfo;
+  info(opts?: { resetPeak?: boolean }): EngineInfo;
   useTcp(transport: unknown): void;
   ncclUniqueId(): Buffer;
   useNccl(opts: { id: Buffer; rank: number; worldSize: number; timeoutMs: number }): Promise<void>;
@@ -72,6 +76,7 @@ interface NativeEngine {
   ): Promise<BackwardResult>;
   allReduce(t: Tensor): Promise<void>;
   measureLink(bytes: number, iters: number): Promise<number>;
+  synchronize(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -97,8 +102,9 @@ export class Engine {
     return loadAddon().cudaDeviceName(device) as string;
   }
 
-  info(): EngineInfo {
-    return this.native.info();
+  /** resetPeak: start a new high-water mark after reading this one. */
+  info(opts: { resetPeak?: boolean } = {}): EngineInfo {
+    return this.native.info(opts);
   }
   useTcp(transport: unknown): void {
     this.native.useTcp(transport);
@@ -126,6 +132,10 @@ export class Engine {
   }
   allReduce(t: Tensor): Promise<void> {
     return this.native.allReduce(t);
+  }
+  /** Resolves when all queued device work has finished (ops resolve when queued on CUDA, not when done). */
+  synchronize(): Promise<void> {
+    return this.native.synchronize();
   }
   /** Seconds per ring exchange of `bytes` (send to rank+1, receive from rank-1) over the transport. */
   measureLink(bytes: number, iters: number): Promise<number> {

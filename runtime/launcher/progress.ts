@@ -1,6 +1,9 @@
 // Progress of a local run: a bar on a TTY, otherwise a line every few steps.
 import cliProgress from 'cli-progress';
 
+/** Four significant digits: losses of a well-scaled model sit far below 1e-4 late in training. */
+const formatLoss = (loss: number) => loss.toPrecision(4);
+
 export interface Progress {
   update(step: number, steps: number, seconds: number, loss?: number): void;
   stop(): void;
@@ -16,7 +19,7 @@ export function makeProgress(stream: NodeJS.WriteStream | NodeJS.WritableStream,
     return {
       update(step, steps, seconds, loss) {
         if (!started) bar.start(steps, 0, { stepMs: '-', loss: '' }), (started = true);
-        bar.update(Math.max(0, step), { stepMs: (seconds * 1000).toFixed(1), loss: loss === undefined ? '' : `loss ${loss.toFixed(4)}` });
+        bar.update(Math.max(0, step), { stepMs: (seconds * 1000).toFixed(1), loss: loss === undefined ? '' : `loss ${formatLoss(loss)}` });
       },
       stop: () => started && bar.stop(),
     };
@@ -27,7 +30,7 @@ export function makeProgress(stream: NodeJS.WriteStream | NodeJS.WritableStream,
       const every = Math.max(1, Math.round(steps / 10));
       if (step <= 0 || (step % every !== 0 && step !== steps) || step === last) return;
       last = step;
-      const l = loss === undefined ? '' : ` loss ${loss.toFixed(4)}`;
+      const l = loss === undefined ? '' : ` loss ${formatLoss(loss)}`;
       stream.write(`step ${step}/${steps}  ${(seconds * 1000).toFixed(1)} ms/step${l}\n`);
     },
     stop() {},

@@ -23,7 +23,7 @@ export interface ModelContext {
 export function makeContext(
   engine: Engine,
   shape: ModelShape,
-  o: { call: DistCall; rank: number; worldSize: number; recomputeKV: boolean },
+  o: { call: DistCall; rank: number; worldSize: number; recomputeKV: boolean; exactProfile?: boolean },
 ): ModelContext {
   return {
     engine,
@@ -34,6 +34,6 @@ export function makeContext(
     lkv: shardOf(o.call.lkvTotal, o.worldSize, o.rank).length,
     storeActivations: !o.recomputeKV,
     ledger: new TensorLedger(),
-    profile: new Profile(),
+    profile: new Profile(o.exactProfile ? () => engine.synchronize() : undefined),
   };
 }

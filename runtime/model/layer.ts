@@ -73,6 +73,7 @@ export async function layerForward(c: ModelContext, p: LayerParams, x: Tensor, y
   const kv = await projectKV(c, p, y);
   const t0 = performance.now();
   const f = await c.engine.attentionForward(c.call, { q: q.q, k: kv.k, v: kv.v });
+  await c.profile.settle();
   c.profile.addComm('attention_forward', 'attention', (performance.now() - t0) / 1000, f.bytesSent, f.commWaitSeconds);
   const o = c.ledger.track(f.o), lse = c.ledger.track(f.lse);
   const a = await projectOut(c, p, o);
@@ -114,6 +115,7 @@ export async function layerBackward(
 
   const t0 = performance.now();
   const b = await c.engine.attentionBackward(c.call, { q: q.q, k: kv.k, v: kv.v, o: saved.o, lse: saved.lse, dout: dO });
+  await c.profile.settle();
   c.profile.addComm('attention_backward', 'attention', (performance.now() - t0) / 1000, b.bytesSent, b.commWaitSeconds);
   const dq = c.ledger.track(b.dq), dk = c.ledger.track(b.dk), dv = c.ledger.track(b.dv);
   c.ledger.free(dO, saved.o, saved.lse, q.q, kv.k, kv.v);

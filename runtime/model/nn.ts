@@ -39,6 +39,17 @@ export interface AllReduceResult {
   seconds: number;
 }
 
+/** Where a tensor's rows sit in a larger whole: [batch, rows, width] starting at rowOffset of [batch, totalRows, width]. */
+export interface RandnSpec {
+  /** 32-bit stream key (mixSeed). */
+  key: number;
+  std?: number;
+  width: number;
+  rows: number;
+  rowOffset?: number;
+  totalRows?: number;
+}
+
 /** The model ops bound to one engine. Argument errors reject like run-time errors (code XATTN_E_*). */
 export interface Nn {
   /** C = alpha·op(A)·op(B), a new [m, n] tensor (or outShape/outDtype). */
@@ -61,6 +72,9 @@ export interface Nn {
   fill(ts: Tensor[], value: number): Promise<void>;
   cast(x: Tensor, dtype: DTypeName, shape?: number[]): Promise<Tensor>;
   adamw(groups: AdamWGroup[], h: AdamWHyper): Promise<void>;
+  /** A new float32 tensor of std·N(0, 1) samples keyed by (key, element index in the whole), so each
+   * shard of a whole holds the same values on every backend and rank. */
+  randn(shape: number[], spec: RandnSpec): Promise<Tensor>;
   /** Sums every tensor (in place) and the host scalars across ranks, in one collective. */
   allReduceSum(ts: Tensor[], extras?: number[]): Promise<AllReduceResult>;
 }
@@ -87,5 +101,15 @@ export function bindNn(engine: Engine): Nn {
     cast: async (x, dtype, shape) => (shape ? native.cast(e, x, dtype, shape) : native.cast(e, x, dtype)),
     adamw: async (g, h) => native.adamw(e, g, h),
     allReduceSum: async (ts, extras = []) => native.allReduceSum(e, ts, extras),
+    randn: async (shape, spec) => {
+      const t = await engine.empty(shape, 'float32');
+      try {
+        await native.randn(e, t, spec);
+        return t;
+      } catch (err) {
+        t.dispose();
+        throw err;
+      }
+    },
   };
 }

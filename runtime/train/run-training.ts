@@ -32,6 +32,8 @@ export interface TrainingOptions {
   /** Overrides attention.recomputeKV (the bench compares both). */
   recomputeKV?: boolean;
   checkpointIO?: CheckpointIO;
+  /** Wait for the device after every op so the profile's shares are exact (benchmarks; costs overlap). */
+  exactProfile?: boolean;
 }
 
 export interface TrainingResult extends RankResult {
@@ -52,7 +54,7 @@ export interface TrainingResult extends RankResult {
 export async function runTraining(engine: Engine, job: XAttnJob, o: TrainingOptions): Promise<TrainingResult> {
   const warn = o.warn ?? ((m: string) => process.stderr.write(`xattn: warning: ${m}\n`));
   const log = o.log ?? ((m: string) => process.stderr.write(`xattn: ${m}\n`));
-  const trainer = await Trainer.create(engine, job, o.rank, o.worldSize, { recomputeKV: o.recomputeKV });
+  const trainer = await Trainer.create(engine, job, o.rank, o.worldSize, { recomputeKV: o.recomputeKV, exactProfile: o.exactProfile });
   const { shape, lq, lkv, profile, ledger } = trainer.ctx;
   const total = new Profile();
   const w = job.spec.workload;

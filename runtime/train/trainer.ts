@@ -9,7 +9,7 @@ import { ParamSet } from '../model/params.js';
 import { resolveModel, type ModelShape } from '../model/presets.js';
 import { mixSeed } from '../model/seeds.js';
 import { stackInference } from '../model/stack.js';
-import type { DataSource, HostBatch } from '../data/source.js';
+import type { DataSource, Rows, SourceBatch } from '../data/source.js';
 import { safetensorsSource } from '../data/safetensors-source.js';
 import { syntheticSource } from '../data/synthetic.js';
 import { AdamW, DEFAULT_OPTIMIZER, type OptimizerConfig } from './optimizer.js';
@@ -50,12 +50,12 @@ export class Trainer {
     readonly normalizer: number,
   ) {}
 
-  static async create(engine: Engine, job: XAttnJob, rank: number, worldSize: number, o: { recomputeKV?: boolean } = {}): Promise<Trainer> {
+  static async create(engine: Engine, job: XAttnJob, rank: number, worldSize: number, o: { recomputeKV?: boolean; exactProfile?: boolean } = {}): Promise<Trainer> {
     const shape = resolveModel(job.spec.model);
     const w = job.spec.workload;
     const call = trainCall(job, shape);
     const recomputeKV = o.recomputeKV ?? job.spec.attention.recomputeKV;
-    const ctx = makeContext(engine, shape, { call, rank, worldSize, recomputeKV });
+    const ctx = makeContext(engine, shape, { call, rank, worldSize, recomputeKV, exactProfile: o.exactProfile });
     const params = await ParamSet.init(engine, shape, { seed: mixSeed(w.seed, 1), gate: 0 });
     const grads = await ParamSet.zerosLike(engine, params.specs);
     const cfg: OptimizerConfig = { ...DEFAULT_OPTIMIZER, peakLr: w.learningRate, warmupSteps: w.warmupSteps };
@@ -79,12 +79,14 @@ export class Trainer {
     return this.source.description;
   }
 
-  private async upload(b: HostBatch): Promise<{ x: Tensor; y: Tensor; target: Tensor }> {
-    const { engine, shape, call, lq, lkv, ledger } = this.ctx;
+  private async upload(b: SourceBatch): Promise<{ x: Tensor; y: Tensor; target: Tensor }> {
+    const { engine, nn, shape, call, lq, lkv, ledger } = this.ctx;
     const B = call.dims.batch;
-    const x = ledger.track(await engine.upload(b.x, [B, lq, shape.textHidden], 'float32'));
-    const y = ledger.track(await engine.upload(b.y, [B * lkv, shape.visualHidden], 'float32'));
-    if (b.target) return { x, y, target: ledger.track(await engine.upload(b.target, [B, lq, shape.textHidden], 'float32')) };
+    const materialize = async (r: Rows, shape: number[]) =>
+      ledger.track(await (r instanceof Float32Array ? engine.upload(r, shape, 'float32') : nn.randn(shape, r)));
+    const x = await materialize(b.x, [B, lq, shape.textHidden]);
+    const y = await materialize(b.y, [B * lkv, shape.visualHidden]);
+    if (b.target) return { x, y, target: await materialize(b.target, [B, lq, shape.textHidden]) };
     const t = this.teacher!;
     const target = await stackInference(t.ctx, t.params, x, y);
     return { x, y, target: ledger.track(t.ctx.ledger.untrack(target)) };
@@ -101,6 +103,7 @@ export class Trainer {
     ledger.free(batch.x, batch.y, batch.target, r.dx, r.dy);
     const a0 = performance.now();
     const red = await nn.allReduceSum(this.grads.tensors, [r.sum, stop ? 1 : 0]);
+    await profile.settle();
     const wall = (performance.now() - a0) / 1000;
     profile.addComm('all_reduce', 'comm', wall, red.bytesSent, wall);
     const { lr, gradNorm } = await profile.time('other', this.opt.step(nn, this.params, this.grads, step));

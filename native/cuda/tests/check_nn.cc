@@ -304,6 +304,15 @@ void check_vector_ops(Ctx& c, int64_t n) {
   expect_close("adamw" + sn + " m", r[1], m, 1e-5);
   expect_close("adamw" + sn + " v", r[2], v, 1e-5);
   expect_same("adamw" + sn + " param", r[0], r2[0]);
+  // randn: a shard of a [2, rows, 37] whole at row offset 5 (fast-math sin/cos/log may differ in the last bits).
+  const int64_t width = 37, rows = std::max<int64_t>(1, n / (2 * width));
+  const rng::ShardLayout layout{rows, 5, rows + 9, width};
+  const int64_t cnt = 2 * rows * width;
+  Arr want_r = full(cnt, DType::F32, 0);
+  c.cpu.randn(cnt, 0xdeadbeefu, layout, 0.5f, want_r.f());
+  Dev dr(c.be, full(cnt, DType::F32, NAN));
+  c.gpu.randn(cnt, 0xdeadbeefu, layout, 0.5f, dr.f());
+  expect_close("randn" + sn, dr.get(), want_r, 1e-5);
 }
 
 }  // namespace

@@ -107,7 +107,7 @@ describe('safetensors', () => {
         for (let b = 0; b < B; b++)
           for (const [rank, p] of parts.entries()) {
             const len = Math.floor(L / P) + (rank < L % P ? 1 : 0);
-            out.push(...p[key]!.subarray(b * len * w, (b + 1) * len * w));
+            out.push(...(p[key] as Float32Array).subarray(b * len * w, (b + 1) * len * w));
           }
         return out;
       };

@@ -1,0 +1,118 @@
+// npm run bench:memory [-- --text-tokens N] — on one GPU: the most visual tokens a training step of the
+// Llama-3.2-Vision cross-attention stack fits with KV recomputation off and on, and the step time of
+// both at the largest count that fits without it. Target (the LV-XAttn paper's claim): >= 1.6x more
+// tokens at <= 8% longer steps. Peak memory is affine in the token count, so two small runs per mode
+// predict the limit; a run at the prediction confirms it (stepping down 4% at a time on out-of-memory).
+// Each run is its own process, so an out-of-memory error leaves nothing behind. Writes
+// bench/results/memory-<device>-<date>.json (or into $XATTN_BENCH_OUT).
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { projectRoot } from '../crds/root.js';
+import type { XAttnJob } from '../crds/types.js';
+import { Engine } from '../runtime/engine/engine.js';
+import { runTraining } from '../runtime/train/run-training.js';
+import { benchJob } from './train-job.js';
+import { withRankEngine } from '../test/fixtures/rank-engine.js';
+import { sendToParent, spawnRanks } from '../test/fixtures/spawn-ranks.js';
+
+const self = fileURLToPath(import.meta.url);
+const GRAIN = 1024; // token counts are multiples of this
+const HEADROOM = 0.03; // of the device's memory, kept free for the allocator's fragmentation
+
+interface Trial {
+  tokens: number;
+  recomputeKV: boolean;
+  fits: boolean;
+  peakBytes: number;
+  /** Memory held before training (CUDA context, NCCL, cuBLAS workspace). */
+  baseBytes: number;
+  totalBytes: number;
+  /** Mean of the steps after the first (0 when only one ran). */
+  stepMs: number;
+  error?: string;
+}
+
+async function rankMain(): Promise<void> {
+  const job = JSON.parse(process.env.BENCH_JOB!) as XAttnJob;
+  const trial = await withRankEngine('cuda', 120_000, async ({ engine }): Promise<Trial> => {
+    const before = engine.info({ resetPeak: true });
+    const base = { tokens: job.spec.workload.visualTokens, recomputeKV: job.spec.attention.recomputeKV, baseBytes: before.memoryUsed, totalBytes: before.memoryTotal };
+    const steps: number[] = [];
+    try {
+      await runTraining(engine, job, { rank: 0, worldSize: 1, onStep: (e) => steps.push(e.seconds), log: () => {} });
+    } catch (e) {
+      const msg = (e as Error).message;
+      if (!/cudaMalloc|out of memory|CUBLAS_STATUS_ALLOC_FAILED/i.test(msg)) throw e;
+      return { ...base, fits: false, peakBytes: engine.info().memoryPeak, stepMs: 0, error: msg.split('\n')[0] };
+    }
+    const timed = steps.slice(1);
+    return { ...base, fits: true, peakBytes: engine.info().memoryPeak, stepMs: timed.length ? (1000 * timed.reduce((a, b) => a + b, 0)) / timed.length : 0 };
+  });
+  await sendToParent(trial);
+}
+
+async function trial(tokens: number, recomputeKV: boolean, steps: number): Promise<Trial> {
+  const job = benchJob('cuda', tokens, steps, 1, recomputeKV);
+  const [t] = await spawnRanks<Trial>(self, 1, { BENCH_JOB: JSON.stringify(job) }, { args: ['rank'], execArgv: process.execArgv, timeoutMs: 300_000 });
+  const gib = (b: number) => (b / 2 ** 30).toFixed(2);
+  console.log(
+    `  recompute ${recomputeKV ? 'on ' : 'off'} ${String(tokens).padStart(8)} tokens: ` +
+      (t!.fits ? `peak ${gib(t!.peakBytes)} GiB${t!.stepMs ? `, ${t!.stepMs.toFixed(0)} ms/step` : ''}` : `out of memory (${t!.error})`),
+  );
+  return t!;
+}
+
+/** The largest multiple of GRAIN that fits, predicted from two small runs and confirmed by a run. */
+async function largestFit(recomputeKV: boolean, small: [number, number], steps: number): Promise<Trial & { predicted: number }> {
+  const [a, b] = [await trial(small[0], recomputeKV, 1), await trial(small[1], recomputeKV, 1)];
+  if (!a.fits || !b.fits) throw new Error(`recompute ${recomputeKV ? 'on' : 'off'}: even ${small[1]} visual tokens do not fit`);
+  const perToken = (b.peakBytes - a.peakBytes) / (small[1] - small[0]);
+  const fixed = a.peakBytes - perToken * small[0];
+  const budget = a.totalBytes * (1 - HEADROOM) - a.baseBytes;
+  const predicted = Math.floor((budget - fixed) / perToken / GRAIN) * GRAIN;
+  console.log(`  recompute ${recomputeKV ? 'on ' : 'off'}: ${(perToken / 1024).toFixed(1)} KiB per visual token + ${(fixed / 2 ** 30).toFixed(2)} GiB → predicts ${predicted} tokens`);
+  for (let tokens = predicted, tries = 0; tries < 4; tries++, tokens = Math.floor((tokens * 0.96) / GRAIN) * GRAIN) {
+    const t = await trial(tokens, recomputeKV, steps);
+    if (t.fits) return { ...t, predicted };
+  }
+  throw new Error(`recompute ${recomputeKV ? 'on' : 'off'}: nothing within 15% below the predicted ${predicted} tokens fits`);
+}
+
+function arg(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 && process.argv[i + 1] ? process.argv[i + 1]! : fallback;
+}
+
+async function main(): Promise<void> {
+  if (Engine.cudaDeviceCount() < 1) throw new Error('bench:memory needs the CUDA build of the addon and a GPU (cudaDeviceCount() is 0)');
+  const device = Engine.cudaDeviceName(0);
+  const steps = Number(arg('steps', '3'));
+  const small: [number, number] = [16384, 65536];
+  console.log(`device: ${device}; Llama-3.2-Vision cross-attention stack (8 layers, bf16 attention), 1024 text tokens, one GPU`);
+  const off = await largestFit(false, small, steps);
+  const on = await largestFit(true, small, steps);
+  // Step time of recomputation at the count both fit: the price of the memory it saves.
+  const onAtOff = await trial(off.tokens, true, steps);
+  const result = {
+    device,
+    date: new Date().toISOString(),
+    model: 'llama-3.2-11b-vision',
+    textTokens: benchJob('cuda', 1, 1, 1, true).spec.workload.textTokens,
+    deviceMemoryBytes: off.totalBytes,
+    off: { maxVisualTokens: off.tokens, predicted: off.predicted, peakBytes: off.peakBytes, stepMs: off.stepMs },
+    on: { maxVisualTokens: on.tokens, predicted: on.predicted, peakBytes: on.peakBytes, stepMs: on.stepMs, stepMsAtOffMax: onAtOff.stepMs },
+    tokenRatio: on.tokens / off.tokens,
+    stepTimeRatio: onAtOff.stepMs / off.stepMs,
+    targets: { tokenRatio: 1.6, stepTimeRatio: 1.08 },
+  };
+  console.log(`\nmost visual tokens on one GPU: ${off.tokens} without recomputation, ${on.tokens} with it (${result.tokenRatio.toFixed(2)}x; target >= 1.6x)`);
+  console.log(`step time at ${off.tokens} tokens: ${off.stepMs.toFixed(0)} ms without, ${onAtOff.stepMs.toFixed(0)} ms with (${result.stepTimeRatio.toFixed(3)}x; target <= 1.08x)`);
+  const dir = process.env.XATTN_BENCH_OUT ?? path.join(projectRoot(), 'bench/results');
+  mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, `memory-${device.replace(/[^A-Za-z0-9]+/g, '-')}-${result.date.slice(0, 10)}.json`);
+  writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
+  console.log(`wrote ${file}`);
+}
+
+await (process.argv[2] === 'rank' ? rankMain() : main());
