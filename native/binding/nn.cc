@@ -159,13 +159,13 @@ Napi::Value Cast(const Napi::CallbackInfo& info) {
   });
 }
 
-// randn(engine, out, {key, std, width, rows, rowOffset, totalRows}): fills the float32 tensor `out`, a
+// randn(engine, out, {key, std, width, rows, rowOffset, totalRows}): fills the float tensor `out`, a
 // [batch, rows, width] shard starting at row rowOffset of [batch, totalRows, width], with std * N(0, 1)
 // samples keyed by (key, index in the whole), so every rank and backend fills its shard of the same whole.
 Napi::Value Randn(const Napi::CallbackInfo& info) {
   return guard(info.Env(), [&]() -> Napi::Value {
     Call c(info, 3, "nn.randn(engine, out, {key, std, width, rows, rowOffset, totalRows})");
-    TensorPtr out = f32_tensor(info[1], "out");
+    TensorPtr out = float_tensor(info[1], "out");
     Napi::Object o = c.opts(2);
     const int64_t key = require_int(o, "key");
     require(key >= 0 && key <= 0xffffffffLL, ErrorCode::InvalidArgument, "randn: key must be a 32-bit unsigned integer");
@@ -180,7 +180,7 @@ Napi::Value Randn(const Napi::CallbackInfo& info) {
             "randn: rows [rowOffset, rowOffset + rows) must lie inside totalRows");
     const float std = static_cast<float>(get_number(o, "std", 1.0));
     return c.run<bool>([out, n, key, layout, std](NnOps& ops) {
-      return ops.randn(n, static_cast<uint32_t>(key), layout, std, out->as<float>()), true;
+      return ops.randn(n, static_cast<uint32_t>(key), layout, std, out->data(), out->dtype()), true;
     }, Done);
   });
 }

@@ -138,8 +138,10 @@ void CpuNnOps::fill(int64_t n, float value, float* x) {
   elementwise(n, [&](int64_t i) { x[i] = value; });
 }
 
-void CpuNnOps::randn(int64_t n, uint32_t key, const rng::ShardLayout& layout, float std, float* out) {
-  elementwise(n, [&](int64_t i) { out[i] = std * rng::normal(key, rng::global_index(layout, i)); });
+void CpuNnOps::randn(int64_t n, uint32_t key, const rng::ShardLayout& layout, float std, void* out, DType out_dtype) {
+  elementwise(n, [&](int64_t i) {
+    store_from_f32(out, out_dtype, static_cast<size_t>(i), std * rng::normal(key, rng::global_index(layout, i)));
+  });
 }
 
 void CpuNnOps::cast(int64_t n, const void* src, DType src_dtype, void* dst, DType dst_dtype) {

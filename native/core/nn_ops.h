@@ -74,8 +74,9 @@ class NnOps {
 
   virtual void adamw(int64_t n, const AdamWArgs& h, float* param, const float* grad, float* m, float* v) = 0;
 
-  // out[i] = std * rng::normal(key, rng::global_index(layout, i)) for i < n (synthetic data, initial weights).
-  virtual void randn(int64_t n, uint32_t key, const rng::ShardLayout& layout, float std, float* out) = 0;
+  // out[i] = std * rng::normal(key, rng::global_index(layout, i)) for i < n, stored in out_dtype
+  // (synthetic data, initial weights).
+  virtual void randn(int64_t n, uint32_t key, const rng::ShardLayout& layout, float std, void* out, DType out_dtype) = 0;
 };
 
 // The ops for a backend: CPU here. The CUDA backend gets its own (cuBLAS GEMM + elementwise kernels),

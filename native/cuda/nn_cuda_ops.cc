@@ -103,9 +103,9 @@ void CudaNnOps::fill(int64_t n, float value, float* x) {
   if (n > 0) cuda::fill_f32(x, static_cast<size_t>(n), value, be_.stream());
 }
 
-void CudaNnOps::randn(int64_t n, uint32_t key, const rng::ShardLayout& layout, float std, float* out) {
+void CudaNnOps::randn(int64_t n, uint32_t key, const rng::ShardLayout& layout, float std, void* out, DType out_dtype) {
   be_.activate();
-  cuda::nn::randn(n, key, layout, std, out, be_.stream());
+  cuda::nn::randn(n, key, layout, std, out, out_dtype, be_.stream());
 }
 
 void CudaNnOps::cast(int64_t n, const void* src, DType src_dtype, void* dst, DType dst_dtype) {

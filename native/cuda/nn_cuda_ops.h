@@ -31,7 +31,7 @@ class CudaNnOps final : public NnOps {
   void axpy(int64_t n, float alpha, const float* x, float* y) override;
   void scale(int64_t n, float alpha, float* x) override;
   void fill(int64_t n, float value, float* x) override;
-  void randn(int64_t n, uint32_t key, const rng::ShardLayout& layout, float std, float* out) override;
+  void randn(int64_t n, uint32_t key, const rng::ShardLayout& layout, float std, void* out, DType out_dtype) override;
   void cast(int64_t n, const void* src, DType src_dtype, void* dst, DType dst_dtype) override;
   void adamw(int64_t n, const AdamWArgs& h, float* param, const float* grad, float* m, float* v) override;
 

@@ -31,8 +31,9 @@ __global__ void scale_kernel(int64_t n, float alpha, float* x) {
   XATTN_FOR_EACH(i, n) x[i] *= alpha;
 }
 
-__global__ void randn_kernel(int64_t n, uint32_t key, rng::ShardLayout layout, float std, float* out) {
-  XATTN_FOR_EACH(i, n) out[i] = std * rng::normal(key, rng::global_index(layout, i));
+template <typename D>
+__global__ void randn_kernel(int64_t n, uint32_t key, rng::ShardLayout layout, float std, D* out) {
+  XATTN_FOR_EACH(i, n) out[i] = from_f32<D>(std * rng::normal(key, rng::global_index(layout, i)));
 }
 
 template <typename S, typename D>
@@ -102,9 +103,12 @@ void cast(int64_t n, const void* src, DType src_dtype, void* dst, DType dst_dtyp
   XATTN_CUDA_LAUNCHED("cast");
 }
 
-void randn(int64_t n, uint32_t key, const rng::ShardLayout& layout, float std, float* out, cudaStream_t s) {
+void randn(int64_t n, uint32_t key, const rng::ShardLayout& layout, float std, void* out, DType out_dtype, cudaStream_t s) {
   if (n <= 0) return;
-  randn_kernel<<<grid_for(n), kThreads, 0, s>>>(n, key, layout, std, out);
+  with_type(out_dtype, [&](auto tag) {
+    using D = decltype(tag);
+    randn_kernel<D><<<grid_for(n), kThreads, 0, s>>>(n, key, layout, std, static_cast<D*>(out));
+  });
   XATTN_CUDA_LAUNCHED("randn");
 }
 

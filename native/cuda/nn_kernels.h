@@ -17,7 +17,7 @@ void gated_scale(int64_t n, const float* dout, const float* gate, float* da, cud
 void axpy(int64_t n, float alpha, const float* x, float* y, cudaStream_t s);
 void scale(int64_t n, float alpha, float* x, cudaStream_t s);
 void cast(int64_t n, const void* src, DType src_dtype, void* dst, DType dst_dtype, cudaStream_t s);  // any pair
-void randn(int64_t n, uint32_t key, const rng::ShardLayout& layout, float std, float* out, cudaStream_t s);
+void randn(int64_t n, uint32_t key, const rng::ShardLayout& layout, float std, void* out, DType out_dtype, cudaStream_t s);
 void adamw(int64_t n, float lr, float beta1, float beta2, float eps, float weight_decay, float bias1, float bias2,
            float* param, const float* grad, float* m, float* v, cudaStream_t s);
 

@@ -2,6 +2,9 @@
 //   q = q_norm(Wq · rmsnorm(x)),  k = k_norm(Wk · y),  v = Wv · y,
 //   o = distributed attention(q, k, v)   (GQA, sequence-sharded),   out = x + tanh(gate) · (Wo · o).
 // Tokens are rows: x [B·Lq, textHidden], y [B·Lkv, visualHidden]; q/o [B, Lq, H, D], k/v [B, Lkv, Hkv, D].
+// Mixed precision: the GEMMs take their inputs in the attention dtype (y, the normed x, the projection
+// weights of the compute view, and gradients cast on the way in) and accumulate in float32; the
+// residual stream x, the norms, gates and every gradient they produce stay float32.
 import type { Tensor } from '../engine/engine.js';
 import type { ModelContext } from './context.js';
 import type { LayerParams } from './params.js';
@@ -33,10 +36,15 @@ export interface LayerSaved {
 
 const track = async <T extends Tensor>(c: ModelContext, p: Promise<T>) => c.ledger.track(await p);
 
+/** t in the GEMMs' input dtype: a cast, or t itself when it already is (float32 training). */
+async function gemmInput(c: ModelContext, t: Tensor): Promise<Tensor> {
+  return t.dtype === c.call.dims.dtype ? t : track(c, c.profile.time('other', c.nn.cast(t, c.call.dims.dtype)));
+}
+
 async function projectQ(c: ModelContext, p: LayerParams, x: Tensor): Promise<QSide> {
   const { heads: H, headDim: D, textHidden } = c.shape;
   const T = c.call.dims.batch * c.lq;
-  const n = await c.profile.time('other', c.nn.rmsnorm(x, p.normIn));
+  const n = await c.profile.time('other', c.nn.rmsnorm(x, p.normIn, { outDtype: c.call.dims.dtype }));
   const xn = c.ledger.track(n.y), rstdX = c.ledger.track(n.rstd);
   const qPre = await track(c, c.profile.time('projection', c.nn.gemm(xn, p.wq, { m: T, n: H * D, k: textHidden, transB: true })));
   const qn = await c.profile.time('other', c.nn.rmsnorm(qPre, p.qNorm, { outDtype: c.call.dims.dtype, outShape: [c.call.dims.batch, c.lq, H, D] }));
@@ -107,11 +115,12 @@ export async function layerBackward(
   const kv = saved.kv ?? (await projectKV(c, p, y));
   const a = saved.a ?? (await projectOut(c, p, saved.o));
 
-  const da = await track(c, other(c.nn.gatedResidualBackward(dOut, a, p.gate, g.gate)));
+  const da32 = await track(c, other(c.nn.gatedResidualBackward(dOut, a, p.gate, g.gate)));
   c.ledger.free(a);
+  const da = await gemmInput(c, da32);
   await proj(c.nn.gemmInto(g.wo, da, saved.o, { m: textHidden, n: H * D, k: T, transA: true, accumulate: true }));
   const dO = await track(c, proj(c.nn.gemm(da, p.wo, { m: T, n: H * D, k: textHidden, outDtype: c.call.dims.dtype, outShape: [B, c.lq, H, D] })));
-  c.ledger.free(da);
+  c.ledger.free(da32, da);
 
   const t0 = performance.now();
   const b = await c.engine.attentionBackward(c.call, { q: q.q, k: kv.k, v: kv.v, o: saved.o, lse: saved.lse, dout: dO });
@@ -121,24 +130,29 @@ export async function layerBackward(
   c.ledger.free(dO, saved.o, saved.lse, q.q, kv.k, kv.v);
 
   // Text side: q-norm, Wq, input norm; the input norm's dx is added into dOut (the residual path).
-  const dqPre = await track(c, other(c.nn.rmsnormBackward(q.qPre, p.qNorm, q.rstdQ, dq, g.qNorm)));
+  const dqPre32 = await track(c, other(c.nn.rmsnormBackward(q.qPre, p.qNorm, q.rstdQ, dq, g.qNorm)));
   c.ledger.free(dq, q.qPre, q.rstdQ);
+  const dqPre = await gemmInput(c, dqPre32);
   await proj(c.nn.gemmInto(g.wq, dqPre, q.xn, { m: H * D, n: textHidden, k: T, transA: true, accumulate: true }));
   const dxn = await track(c, proj(c.nn.gemm(dqPre, p.wq, { m: T, n: textHidden, k: H * D })));
-  c.ledger.free(dqPre, q.xn);
+  c.ledger.free(dqPre32, dqPre, q.xn);
   await other(c.nn.rmsnormBackwardInto(dOut, saved.x, p.normIn, q.rstdX, dxn, g.normIn));
   c.ledger.free(dxn, q.rstdX);
 
   // Visual side: k-norm, Wk, Wv; dy accumulates over every layer (y is shared).
-  const dkPre = await track(c, other(c.nn.rmsnormBackward(kv.kPre, p.kNorm, kv.rstdK, dk, g.kNorm)));
+  const dkPre32 = await track(c, other(c.nn.rmsnormBackward(kv.kPre, p.kNorm, kv.rstdK, dk, g.kNorm)));
   c.ledger.free(dk, kv.kPre, kv.rstdK);
+  const dkPre = await gemmInput(c, dkPre32);
+  c.ledger.free(dkPre32 === dkPre ? undefined : dkPre32);
+  const dvIn = await gemmInput(c, dv);
+  c.ledger.free(dvIn === dv ? undefined : dv);
   const wGrad = { m: Hkv * D, n: visualHidden, k: Tkv, transA: true, accumulate: true };
   await proj(c.nn.gemmInto(g.wk, dkPre, y, wGrad));
-  await proj(c.nn.gemmInto(g.wv, dv, y, wGrad));
+  await proj(c.nn.gemmInto(g.wv, dvIn, y, wGrad));
   const yGrad = { m: Tkv, n: visualHidden, k: Hkv * D, accumulate: true };
   await proj(c.nn.gemmInto(dy, dkPre, p.wk, yGrad));
-  await proj(c.nn.gemmInto(dy, dv, p.wv, yGrad));
-  c.ledger.free(dkPre, dv);
+  await proj(c.nn.gemmInto(dy, dvIn, p.wv, yGrad));
+  c.ledger.free(dkPre, dvIn);
   return dOut;
 }
 

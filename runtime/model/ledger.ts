@@ -22,8 +22,9 @@ export class TensorLedger {
     return t;
   }
 
+  /** Frees each distinct tensor once (a tensor may be passed under two names). */
   free(...ts: (Tensor | undefined)[]): void {
-    for (const t of ts) {
+    for (const t of new Set(ts)) {
       if (!t) continue;
       this.live -= this.sizes.get(t) ?? 0;
       this.sizes.delete(t);

@@ -72,9 +72,9 @@ export interface Nn {
   fill(ts: Tensor[], value: number): Promise<void>;
   cast(x: Tensor, dtype: DTypeName, shape?: number[]): Promise<Tensor>;
   adamw(groups: AdamWGroup[], h: AdamWHyper): Promise<void>;
-  /** A new float32 tensor of std·N(0, 1) samples keyed by (key, element index in the whole), so each
+  /** A new tensor (float32 unless dtype says otherwise) of std·N(0, 1) samples keyed by (key, element index in the whole), so each
    * shard of a whole holds the same values on every backend and rank. */
-  randn(shape: number[], spec: RandnSpec): Promise<Tensor>;
+  randn(shape: number[], spec: RandnSpec, dtype?: DTypeName): Promise<Tensor>;
   /** Sums every tensor (in place) and the host scalars across ranks, in one collective. */
   allReduceSum(ts: Tensor[], extras?: number[]): Promise<AllReduceResult>;
 }
@@ -101,8 +101,8 @@ export function bindNn(engine: Engine): Nn {
     cast: async (x, dtype, shape) => (shape ? native.cast(e, x, dtype, shape) : native.cast(e, x, dtype)),
     adamw: async (g, h) => native.adamw(e, g, h),
     allReduceSum: async (ts, extras = []) => native.allReduceSum(e, ts, extras),
-    randn: async (shape, spec) => {
-      const t = await engine.empty(shape, 'float32');
+    randn: async (shape, spec, dtype = 'float32') => {
+      const t = await engine.empty(shape, dtype);
       try {
         await native.randn(e, t, spec);
         return t;

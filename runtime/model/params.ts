@@ -1,6 +1,6 @@
 // The parameters of the cross-attention stack: names, shapes, deterministic initialisation, and the
 // per-layer view the layer code uses. Weights use the PyTorch Linear layout [out, in].
-import type { Engine, Tensor } from '../engine/engine.js';
+import type { DTypeName, Engine, Tensor } from '../engine/engine.js';
 import { bindNn, type Nn } from './nn.js';
 import type { ModelShape } from './presets.js';
 import { mixSeed } from './seeds.js';
@@ -84,6 +84,24 @@ export class ParamSet {
     const tensors: Tensor[] = [];
     for (const s of specs) tensors.push(await engine.empty(s.shape, 'float32'));
     return new ParamSet(specs, tensors);
+  }
+
+  /**
+   * The weights the layers compute with: in `dtype` (bf16/fp16 GEMMs run on tensor cores), the
+   * projection matrices are casts of these float32 masters and the norms and gates are the masters
+   * themselves. For float32, this set itself. `release` frees only the casts.
+   */
+  async computeView(nn: Nn, dtype: DTypeName): Promise<{ view: ParamSet; release: () => void }> {
+    if (dtype === 'float32') return { view: this, release: () => {} };
+    const casts: Tensor[] = [];
+    try {
+      for (const [i, s] of this.specs.entries()) if (s.decay) casts[i] = await nn.cast(this.tensors[i]!, dtype);
+    } catch (e) {
+      casts.forEach((t) => t?.dispose());
+      throw e;
+    }
+    const view = new ParamSet(this.specs, this.tensors.map((t, i) => casts[i] ?? t));
+    return { view, release: () => casts.forEach((t) => t?.dispose()) };
   }
 
   layer(l: number): LayerParams {

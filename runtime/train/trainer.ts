@@ -2,7 +2,7 @@
 // batch -> forward/backward -> one all-reduce of every gradient (summed: each rank's gradient is its
 // share of the global mean loss, so P ranks compute exactly what one would) -> clip -> AdamW.
 import type { XAttnJob } from '../../crds/types.js';
-import type { DistCall, Engine, Tensor } from '../engine/engine.js';
+import type { DistCall, DTypeName, Engine, Tensor } from '../engine/engine.js';
 import { makeContext, type ModelContext } from '../model/context.js';
 import { lossAndGrads } from '../model/objective.js';
 import { ParamSet } from '../model/params.js';
@@ -45,7 +45,8 @@ export class Trainer {
     readonly grads: ParamSet,
     public opt: AdamW,
     private source: DataSource,
-    private teacher: { ctx: ModelContext; params: ParamSet } | undefined,
+    /** The teacher never trains: it keeps its compute view (and the masters the view shares). */
+    private teacher: { ctx: ModelContext; master: ParamSet; view: ParamSet; release: () => void } | undefined,
     /** Elements of the global batch's output: the loss is a mean over all of them. */
     readonly normalizer: number,
   ) {}
@@ -67,10 +68,9 @@ export class Trainer {
       source = safetensorsSource(w.data.path!, layout);
     } else {
       source = syntheticSource(w.seed, layout);
-      teacher = {
-        ctx: makeContext(engine, shape, { call, rank, worldSize, recomputeKV: true }),
-        params: await ParamSet.init(engine, shape, { seed: mixSeed(w.seed, 2), gate: TEACHER_GATE }),
-      };
+      const tctx = makeContext(engine, shape, { call, rank, worldSize, recomputeKV: true });
+      const master = await ParamSet.init(engine, shape, { seed: mixSeed(w.seed, 2), gate: TEACHER_GATE });
+      teacher = { ctx: tctx, master, ...(await master.computeView(tctx.nn, w.dtype)) };
     }
     return new Trainer(ctx, params, grads, opt, source, teacher, w.batch * w.textTokens * shape.textHidden);
   }
@@ -82,13 +82,14 @@ export class Trainer {
   private async upload(b: SourceBatch): Promise<{ x: Tensor; y: Tensor; target: Tensor }> {
     const { engine, nn, shape, call, lq, lkv, ledger } = this.ctx;
     const B = call.dims.batch;
-    const materialize = async (r: Rows, shape: number[]) =>
-      ledger.track(await (r instanceof Float32Array ? engine.upload(r, shape, 'float32') : nn.randn(shape, r)));
+    const materialize = async (r: Rows, shape: number[], dtype: DTypeName = 'float32') =>
+      ledger.track(await (r instanceof Float32Array ? engine.upload(r, shape, dtype) : nn.randn(shape, r, dtype)));
     const x = await materialize(b.x, [B, lq, shape.textHidden]);
-    const y = await materialize(b.y, [B * lkv, shape.visualHidden]);
+    // y only feeds GEMMs: it lives in their input dtype (half the memory of float32 in bf16).
+    const y = await materialize(b.y, [B * lkv, shape.visualHidden], call.dims.dtype);
     if (b.target) return { x, y, target: await materialize(b.target, [B, lq, shape.textHidden]) };
     const t = this.teacher!;
-    const target = await stackInference(t.ctx, t.params, x, y);
+    const target = await stackInference(t.ctx, t.view, x, y);
     return { x, y, target: ledger.track(t.ctx.ledger.untrack(target)) };
   }
 
@@ -99,7 +100,9 @@ export class Trainer {
     const batch = await this.upload(this.source.batch(step));
     const t0 = performance.now();
     await nn.fill(this.grads.tensors, 0);
-    const r = await lossAndGrads(this.ctx, this.params, this.grads, batch, this.normalizer);
+    // The weights as the GEMMs take them, refreshed every step from the float32 masters.
+    const weights = await profile.time('other', this.params.computeView(nn, this.ctx.call.dims.dtype));
+    const r = await lossAndGrads(this.ctx, weights.view, this.grads, batch, this.normalizer).finally(weights.release);
     ledger.free(batch.x, batch.y, batch.target, r.dx, r.dy);
     const a0 = performance.now();
     const red = await nn.allReduceSum(this.grads.tensors, [r.sum, stop ? 1 : 0]);
@@ -128,6 +131,7 @@ export class Trainer {
     this.params.dispose();
     this.grads.dispose();
     this.opt.dispose();
-    this.teacher?.params.dispose();
+    this.teacher?.release();
+    this.teacher?.master.dispose();
   }
 }

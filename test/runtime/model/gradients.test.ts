@@ -1,7 +1,7 @@
 // Gradient check of the whole cross-attention stack: the native forward/backward (float32) against
 // central differences of an independent float64 reference, with KV recomputation on and off.
 import { afterAll, describe, expect, it } from 'vitest';
-import { Engine, type DistCall } from '../../../runtime/engine/engine.js';
+import { Engine, type DistCall, type DTypeName } from '../../../runtime/engine/engine.js';
 import { makeContext } from '../../../runtime/model/context.js';
 import { lossAndGrads } from '../../../runtime/model/objective.js';
 import { ParamSet, paramSpecs, type ParamSpec } from '../../../runtime/model/params.js';
@@ -45,26 +45,27 @@ const loss = () => refLoss(problem, params64, x64, y64, target64);
 // any missing term or wrong factor is orders of magnitude above it.
 const REL = 1e-5;
 
-function expectClose(name: string, got: Float32Array, want: Float64Array): void {
+function expectClose(name: string, got: Float32Array, want: Float64Array, rel = REL): void {
   let scale = 0, worst = 0;
   for (let i = 0; i < want.length; i++) scale = Math.max(scale, Math.abs(want[i]!));
   for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(got[i]! - want[i]!));
   expect(scale, `${name}: the reference gradient is all zero, the check would be vacuous`).toBeGreaterThan(1e-6);
-  expect(worst / scale, `${name}: max |native - finite difference| / max |gradient|`).toBeLessThan(REL);
+  expect(worst / scale, `${name}: max |native - finite difference| / max |gradient|`).toBeLessThan(rel);
 }
 
 const engines: Engine[] = [];
 afterAll(() => engines.forEach((e) => e.close()));
 
-async function runNative(recomputeKV: boolean) {
+async function runNative(recomputeKV: boolean, dtype: DTypeName = 'float32') {
   const engine = Engine.create();
   engines.push(engine);
-  const ctx = makeContext(engine, shape, { call, rank: 0, worldSize: 1, recomputeKV });
-  const params = await ParamSet.fromHost(engine, specs, (_s, i) => Float32Array.from(params64[i]!));
+  const ctx = makeContext(engine, shape, { call: { ...call, dims: { ...call.dims, dtype } }, rank: 0, worldSize: 1, recomputeKV });
+  const master = await ParamSet.fromHost(engine, specs, (_s, i) => Float32Array.from(params64[i]!));
+  const { view: params } = await master.computeView(ctx.nn, dtype);
   const grads = await ParamSet.zerosLike(engine, specs);
   const up = (a: Float64Array, s: number[]) => engine.upload(Float32Array.from(a), s, 'float32');
   const x = await up(x64, [problem.batch, problem.lq, shape.textHidden]);
-  const y = await up(y64, [problem.batch * problem.lkv, shape.visualHidden]);
+  const y = await engine.upload(Float32Array.from(y64), [problem.batch * problem.lkv, shape.visualHidden], dtype);
   const target = await up(target64, [problem.batch, problem.lq, shape.textHidden]);
   const r = await lossAndGrads(ctx, params, grads, { x, y, target }, N);
   const out = {
@@ -91,6 +92,20 @@ describe('cross-attention stack gradients', () => {
       specs.forEach((s, i) => expectClose(s.name, r.grads[i]!, fd.params[i]!));
       expectClose('dx', r.dx, fd.x);
       expectClose('dy (summed over layers)', r.dy, fd.y);
+      expect(r.leaked, 'every activation is freed after the backward').toBe(0);
+    });
+  }
+
+  // Mixed precision: GEMM and attention inputs in bf16 (8 significant bits), float32 accumulation and
+  // masters. Rounding y, the weights and the activations to bf16 moves the gradients by a few bf16
+  // ulps (2^-8 = 4e-3) of their largest value; 3e-2 leaves margin, a wrong term is far above it.
+  for (const recomputeKV of [true, false]) {
+    it(`matches finite differences to bf16 precision with bf16 GEMM inputs (recomputeKV=${recomputeKV})`, async () => {
+      const r = await runNative(recomputeKV, 'bfloat16');
+      expect(Math.abs(r.loss - loss()) / loss()).toBeLessThan(3e-2);
+      specs.forEach((s, i) => expectClose(s.name, r.grads[i]!, fd.params[i]!, 3e-2));
+      expectClose('dx', r.dx, fd.x, 3e-2);
+      expectClose('dy (summed over layers)', r.dy, fd.y, 3e-2);
       expect(r.leaked, 'every activation is freed after the backward').toBe(0);
     });
   }
