@@ -106,6 +106,9 @@ void DistAttention::finish_forward(const float* acc_o, const float* acc_lse, con
 
 // LV-XAttn forward: step t computes the visiting block Q_{r-t} against local K/V, merges it into the
 // accumulator that arrived with it, and passes both on; after P steps rank r+1 holds its own result.
+// That last hop cannot overlap compute, so it carries O already cast to the output dtype (half the
+// bytes of the float32 accumulator in bf16/fp16; the owner would cast it anyway) straight into the
+// owner's output tensors.
 void DistAttention::lv_forward(const DistFwdArgs& a) {
   const AttnDims& d = pb_.dims;
   const RowBytes rb(d);
@@ -120,6 +123,7 @@ void DistAttention::lv_forward(const DistFwdArgs& a) {
   float* acc_l[2] = {buf_->get<float>("lv.l0", mq * rb.lse), buf_->get<float>("lv.l1", mq * rb.lse)};
   float* part_o = buf_->get<float>("lv.po", mq * rb.o32);
   float* part_l = buf_->get<float>("lv.pl", mq * rb.lse);
+  void* out_o = comm ? buf_->get("lv.out", mq * rb.q) : nullptr;  // the last hop's O in the output dtype
 
   StepClock clock(tr_, stats_);
   Transport::Handle hq = 0, hacc = 0;
@@ -145,15 +149,19 @@ void DistAttention::lv_forward(const DistFwdArgs& a) {
       clock.wait(hacc);  // the accumulator of this block, from rank r-1
       be_.lse_merge(d, lq, acc_o[s], acc_l[s], part_o, part_l);
     }
-    if (comm) {  // pass the accumulator on; the last hop delivers each block's result to its owner
+    if (comm && t < P - 1) {  // pass the accumulator on
       const int64_t nlq = shard_of(pb_.lq_total, P, mod(r - t - 1, P)).length;
       hacc = tr_.post({{acc_o[s], lq * rb.o32, next, acc_o[1 - s], nlq * rb.o32, prev},
                        {acc_l[s], lq * rb.lse, next, acc_l[1 - s], nlq * rb.lse, prev}});
+    } else if (comm) {  // the last hop: each block's result to its owner, O in the output dtype
+      const int64_t my_lq = local_lq();
+      be_.cast_from_f32(d.dtype, acc_o[s], out_o, static_cast<size_t>(lq * rb.o32 / 4));
+      hacc = tr_.post({{out_o, lq * rb.q, next, a.o, my_lq * rb.q, prev},
+                       {acc_l[s], lq * rb.lse, next, a.lse, my_lq * rb.lse, prev}});
     }
   }
   if (comm) clock.wait(hacc);
-  const int fin = comm ? P % 2 : 0;
-  finish_forward(acc_o[fin], acc_l[fin], a);
+  else finish_forward(acc_o[0], acc_l[0], a);
 }
 
 // Ring forward: Q stays; K/V blocks rotate (P-1 hops) and every step merges into a local accumulator.
