@@ -2,7 +2,7 @@
 // renamed into place, then the manifest naming it follows the same way, then the directory is fsynced.
 // Nothing that exists is modified before the new checkpoint is complete, so a failure (a full disk, a
 // read-only volume) leaves every previous checkpoint intact; the temp files are removed.
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, type Hash } from 'node:crypto';
 import path from 'node:path';
 import { XattnError } from '../errors.js';
 import { bytesOf, encodeHeader, type StEntry } from '../data/safetensors-write.js';
@@ -35,6 +35,16 @@ export function describeFsError(e: unknown): string {
   const code = (e as NodeJS.ErrnoException)?.code;
   return code && REASONS[code] ? `${REASONS[code]} (${code})` : String((e as Error)?.message ?? e);
 }
+
+/** Hashes b in slices, yielding to the event loop between them: training steps go on while a large
+ * checkpoint is written in the background, and a multi-GB state must not stall them for seconds. */
+async function hashCooperatively(hash: Hash, b: Uint8Array): Promise<void> {
+  for (let at = 0; at < b.length; at += HASH_SLICE) {
+    hash.update(b.subarray(at, Math.min(b.length, at + HASH_SLICE)));
+    if (at + HASH_SLICE < b.length) await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+const HASH_SLICE = 4 << 20;
 
 async function writeFileAtomically(
   io: CheckpointIO,
@@ -72,9 +82,10 @@ export async function writeCheckpoint(dir: string, content: CheckpointContent, i
     let bytes = 0;
     await writeFileAtomically(io, dir, data, async (write) => {
       const put = async (b: Uint8Array) => {
-        hash.update(b);
+        const written = write(b);
+        await hashCooperatively(hash, b);
         bytes += b.length;
-        await write(b);
+        await written;
       };
       await put(encodeHeader(entries, { format: CHECKPOINT_FORMAT, step: String(content.step) }));
       for (const t of content.tensors) await put(bytesOf(await t.read()));
