@@ -47,6 +47,9 @@ struct AttnBwdIO {
   const void* q; const void* k; const void* v; const void* dout;
   const float* lse; const float* drow;
   float* dq; float* dk; float* dv;
+  // false: dK/dV are written, not added to (a schedule's first block: saves a memset and a read of
+  // both float32 tensors). dQ is always added to.
+  bool accumulate_dkv = true;
 };
 
 }  // namespace xattn

@@ -47,6 +47,11 @@ void CpuBackend::attn_fwd(const AttnDims& d, const AttnBlock& b, const AttnFwdIO
 
 void CpuBackend::attn_bwd(const AttnDims& d, const AttnBlock& b, const AttnBwdIO& io) {
   d.validate();
+  if (!io.accumulate_dkv) {
+    const size_t n = static_cast<size_t>(d.batch * b.lkv * d.kv_heads * d.head_dim) * sizeof(float);
+    zero(io.dk, n);
+    zero(io.dv, n);
+  }
   cpu::attn_backward(d, b, io);
 }
 

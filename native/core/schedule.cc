@@ -219,8 +219,6 @@ void DistAttention::lv_backward(const DistBwdArgs& a) {
   float* drow = buf_->get<float>("lvb.drow", my_lq * rb.lse);
 
   be_.row_dot(d, my_lq, a.dout, a.o, drow);
-  be_.zero(a.dk, kv.length * rb.kv32);
-  be_.zero(a.dv, kv.length * rb.kv32);
   StepClock clock(tr_, stats_);
   Transport::Handle hin = 0, hdq = 0;
   for (int t = 0; t < P; ++t) {
@@ -246,7 +244,8 @@ void DistAttention::lv_backward(const DistBwdArgs& a) {
     const AttnBlock blk{lq, kv.length, kv.begin, m};
     float* dq_target = (t == 0 && comm) ? dq_acc[s] : (comm ? dq_part : a.dq);
     if (t == 0 || comm) be_.zero(dq_target, lq * rb.o32);
-    be_.attn_bwd(d, blk, {q, a.k, a.v, dout, lse, dr, dq_target, a.dk, a.dv});
+    // The first block writes dK/dV (no zero fill, no read); later ones add to them.
+    be_.attn_bwd(d, blk, {q, a.k, a.v, dout, lse, dr, dq_target, a.dk, a.dv, /*accumulate_dkv=*/t > 0});
     if (!comm) continue;
     if (t > 0) {
       clock.wait(hdq);  // this block's dQ so far, from rank r-1

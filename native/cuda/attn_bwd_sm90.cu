@@ -290,7 +290,8 @@ __global__ void __launch_bounds__(384, 1)
     for (int i = 0; i < D / 8; ++i) {
       float2* pk = reinterpret_cast<float2*>(a.dk + off + 8 * i);
       float2* pv = reinterpret_cast<float2*>(a.dv + off + 8 * i);
-      float2 ok = *pk, ov = *pv;
+      float2 ok = make_float2(0.f, 0.f), ov = ok;
+      if (!a.dkv_overwrite) ok = *pk, ov = *pv;
       ok.x += g.scale * dk[4 * i + 2 * h];
       ok.y += g.scale * dk[4 * i + 2 * h + 1];
       ov.x += dv[4 * i + 2 * h];

@@ -270,14 +270,21 @@ void CudaBackend::attn_fwd(const AttnDims& d, const AttnBlock& b, const AttnFwdI
 void CudaBackend::attn_bwd(const AttnDims& d, const AttnBlock& b, const AttnBwdIO& io) {
   check_block(d, b);
   activate();
-  if (b.lq == 0 || b.lkv == 0) return;
   const cuda::AttnGeom g = geom(d, b);
-  cuda::BwdArgs a{io.q, io.k, io.v, io.dout, io.lse, io.drow, io.dq, io.dk, io.dv};
   const bool fast = cuda::tc_supported(d.dtype, g.head_dim) && aligned16(io.q) && aligned16(io.k) &&
                     aligned16(io.v) && aligned16(io.dout) && aligned16(io.dq) && aligned16(io.dk) &&
                     aligned16(io.dv);
+  const bool sm90 = fast && sm90_ && cuda::sm90_supported(d.dtype, g) && b.lq > 0 && b.lkv > 0;
+  if (!io.accumulate_dkv && !sm90) {  // only the sm90 kernel writes dK/dV itself: the others add to zeros
+    const size_t n = static_cast<size_t>(d.batch * b.lkv * d.kv_heads * d.head_dim) * sizeof(float);
+    zero(io.dk, n);
+    zero(io.dv, n);
+  }
+  if (b.lq == 0 || b.lkv == 0) return;
+  cuda::BwdArgs a{io.q, io.k, io.v, io.dout, io.lse, io.drow, io.dq, io.dk, io.dv};
+  a.dkv_overwrite = sm90 && !io.accumulate_dkv;
   if (!fast) return cuda::generic_attn_bwd(d.dtype, g, a, stream_);
-  if (sm90_ && cuda::sm90_supported(d.dtype, g)) return cuda::sm90_attn_bwd(d.dtype, g, a, stream_);
+  if (sm90) return cuda::sm90_attn_bwd(d.dtype, g, a, stream_);
   const size_t dq_n = static_cast<size_t>(d.batch * b.lq * d.heads * d.head_dim);
   const int64_t ctas = static_cast<int64_t>(cuda::tc_dq_row_tiles(g)) * d.batch * d.kv_heads;
   a.dq_splits = choose_splits(ctas, cuda::tc_dq_tiles(g.head_dim, b.lkv), sm_count_, max_splits_);

@@ -29,6 +29,7 @@ struct BwdArgs {
   const void* q; const void* k; const void* v; const void* dout;
   const float* lse; const float* drow;
   float* dq; float* dk; float* dv;
+  bool dkv_overwrite = false;  // sm90: write dK/dV instead of adding to them
   int dq_splits = 1;          // KV splits of the dQ kernel (> 1: partials in dq_part, then a reduce kernel)
   float* dq_part = nullptr;   // [dq_splits, B, lq, H, D]
 };

@@ -251,6 +251,16 @@ void run_case(CudaBackend& be, const Case& c, uint64_t seed) {
       const std::vector<double> dq_gpu = minus(download_f32(be, dq.as<float>(), nq), dq0),
                                 dk_gpu = minus(download_f32(be, dk.as<float>(), nk), dk0),
                                 dv_gpu = minus(download_f32(be, dv.as<float>(), nk), dv0);
+      // The same with dK/dV written rather than added (a schedule's first block): poisoned starts.
+      upload(be, dq.p, dq0, DType::F32);
+      be.fill_f32(dk.as<float>(), nk, std::nanf(""));
+      be.fill_f32(dv.as<float>(), nk, std::nanf(""));
+      AttnBwdIO fresh{q.p, k.p, v.p, dout.p, lse.as<float>(), drow.as<float>(), dq.as<float>(), dk.as<float>(),
+                      dv.as<float>()};
+      fresh.accumulate_dkv = false;
+      be.attn_bwd(p.d, blk, fresh);
+      ok &= report("dK write", ref::compare(download_f32(be, dk.as<float>(), nk), dk_ref), tol_bwd(c.dt));
+      ok &= report("dV write", ref::compare(download_f32(be, dv.as<float>(), nk), dv_ref), tol_bwd(c.dt));
       ok &= report("dQ", ref::compare(dq_gpu, dq_ref), tol_bwd(c.dt));
       ok &= report("dK", ref::compare(dk_gpu, dk_ref), tol_bwd(c.dt));
       ok &= report("dV", ref::compare(dv_gpu, dv_ref), tol_bwd(c.dt));
