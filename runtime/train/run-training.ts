@@ -64,7 +64,7 @@ export async function runTraining(engine: Engine, job: XAttnJob, o: TrainingOpti
   const writer = save && o.rank === 0 ? new CheckpointWriter(save, (sec, s) => o.metrics?.recordCheckpoint(sec, s)) : undefined;
   const flops = stepFlops(shape, w, !trainer.ctx.storeActivations);
   const losses: { step: number; loss: number }[] = [];
-  let seconds = 0, bytes = 0, wait = 0, stopped = false;
+  let seconds = 0, firstSeconds = 0, bytes = 0, wait = 0, stopped = false;
   try {
     const resumed = await resumeTraining(trainer, o.rank, o.checkpointDir, job, warn);
     const startStep = resumed.step;
@@ -83,7 +83,10 @@ export async function runTraining(engine: Engine, job: XAttnJob, o: TrainingOpti
       const comm = profile.comm;
       const stepBytes = comm.attention_forward.bytes + comm.attention_backward.bytes + comm.all_reduce.bytes;
       const attnWait = comm.attention_forward.seconds + comm.attention_backward.seconds;
-      seconds += r.seconds;
+      // The run's first step pays one-time costs (cuBLAS handles, memory pool growth, transport warm-up):
+      // the mean leaves it out once there are others.
+      if (step === startStep + 1) firstSeconds = r.seconds;
+      else seconds += r.seconds;
       bytes += stepBytes;
       wait += attnWait + comm.all_reduce.seconds;
       losses.push({ step, loss: r.loss });
@@ -110,13 +113,13 @@ export async function runTraining(engine: Engine, job: XAttnJob, o: TrainingOpti
     if (!stopped) await checkpoint(step);
     await writer?.flush();
     if (stopped && !save) warn(`stopped after step ${step} without a checkpoint (no checkpoint directory is set)`);
-    const timed = step - startStep;
+    const ran = step - startStep, timed = Math.max(1, ran - 1);
     return {
       rank: o.rank,
-      timedSteps: timed,
-      meanStepSeconds: seconds / Math.max(1, timed),
-      bytesSentPerStep: bytes / Math.max(1, timed),
-      commWaitSecondsPerStep: wait / Math.max(1, timed),
+      timedSteps: ran,
+      meanStepSeconds: ran > 1 ? seconds / timed : firstSeconds,
+      bytesSentPerStep: bytes / Math.max(1, ran),
+      commWaitSecondsPerStep: wait / Math.max(1, ran),
       startStep,
       lastStep: step,
       finalLoss: losses.length ? losses[losses.length - 1]!.loss : NaN,

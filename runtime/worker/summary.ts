@@ -55,8 +55,8 @@ const si = (x: number, unit: string) => {
 export function formatSummary(s: RunSummary): string {
   const rows: [string, string][] = [
     ['job', `${s.job} (${s.mode}, ${s.algorithm}, ${s.worldSize} worker${s.worldSize > 1 ? 's' : ''}, ${s.backend})`],
-    ['steps timed', String(s.steps)],
-    ['step time', `${(s.stepSeconds * 1000).toFixed(2)} ms`],
+    [s.mode === 'train' ? 'steps run' : 'steps timed', String(s.steps)],
+    ['step time', `${(s.stepSeconds * 1000).toFixed(2)} ms${s.mode === 'train' && s.steps > 1 ? ' (mean after the first step)' : ''}`],
     ['text tokens/s', si(s.textTokensPerSecond, 'tok/s')],
     ['visual tokens/s', si(s.visualTokensPerSecond, 'tok/s')],
     ['attention per worker', si(s.attentionTflopsPerWorker * 1e12, 'FLOP/s')],
