@@ -2,7 +2,10 @@
 # On a GPU machine without node_modules: builds the addon with CUDA (plus the standalone kernel
 # checks), then runs the GPU checks and, with `bench`, the GPU benchmark. Expects Node from
 # ../shared/device (source .device/setup.sh first) and the bundles from `npm run bundle` in dist/.
-#   bash scripts/gpu-device.sh [test|bench|all]   (test: engine checks + a GPU xattn run; all adds xattn_cuda_check and the bench)     logs and results go to ${OUT:-/tmp/xattn-gpu}
+#   bash scripts/gpu-device.sh [test|bench|train|all]   logs and results go to ${OUT:-/tmp/xattn-gpu}
+#   test: engine checks + a GPU xattn run; bench: kernels vs cuDNN + 2-GPU distributed (add --scaling via
+#   XATTN_SCALING=1); train: xattn_nn_check, examples/train-gpu.yaml, bench:train, bench:memory;
+#   all: xattn_cuda_check, test and bench.
 set -uo pipefail
 what=${1:-all}
 out=${OUT:-/tmp/xattn-gpu}
@@ -38,6 +41,16 @@ if [ "$what" = test ] || [ "$what" = all ]; then
 fi
 if [ "$what" = bench ] || [ "$what" = all ]; then
   echo "== benchmark"
-  XATTN_BENCH_OUT="$out" timeout 400 node dist/bench-gpu.mjs 2>&1 | tee "$out/bench-gpu.log" || rc=1
+  XATTN_BENCH_OUT="$out" timeout 400 node dist/bench-gpu.mjs ${XATTN_SCALING:+--scaling} 2>&1 | tee "$out/bench-gpu.log" || rc=1
+fi
+if [ "$what" = train ]; then
+  echo "== model-op checks (CUDA vs CPU)"
+  timeout 120 "$bin/xattn_nn_check" >"$out/nn.log" 2>&1 || { rc=1; echo "xattn_nn_check failed or timed out"; }
+  tail -1 "$out/nn.log"
+  echo "== training on the GPUs"
+  timeout 180 node dist/xattn.mjs run examples/train-gpu.yaml --checkpoint-dir "$out/ckpt" 2>&1 | tail -14 | tee "$out/train.log" || rc=1
+  echo "== training and memory benchmarks"
+  XATTN_BENCH_OUT="$out" timeout 300 node dist/bench-train.mjs 2>&1 | tee "$out/bench-train.log" || rc=1
+  XATTN_BENCH_OUT="$out" timeout 400 node dist/bench-memory.mjs 2>&1 | tee "$out/bench-memory.log" || rc=1
 fi
 exit $rc
