@@ -1,6 +1,7 @@
-// npm run bench:memory [-- --text-tokens N] — on one GPU: the most visual tokens a training step of the
-// Llama-3.2-Vision cross-attention stack fits with KV recomputation off and on, and the step time of
-// both at the largest count that fits without it. Target (the LV-XAttn paper's claim): >= 1.6x more
+// npm run bench:memory [-- --steps N] — on one GPU: the most visual tokens a training step of the
+// Llama-3.2-Vision cross-attention stack fits with KV recomputation off, on, and on with V kept
+// (attention.keepValues: only K re-projected), and the step time of each at the largest count that fits
+// without recomputation. Target (the LV-XAttn paper's claim, for recomputation on): >= 1.6x more
 // tokens at <= 8% longer steps. Peak memory is affine in the token count, so two small runs per mode
 // predict the limit; a run at the prediction confirms it (stepping down 4% at a time on out-of-memory).
 // Each run is its own process, so an out-of-memory error leaves nothing behind. Writes
@@ -20,9 +21,14 @@ const self = fileURLToPath(import.meta.url);
 const GRAIN = 1024; // token counts are multiples of this
 const HEADROOM = 0.03; // of the device's memory, kept free for the allocator's fragmentation
 
+/** off: everything stored; on: K/V (and Q) re-projected in the backward; values: V kept, K re-projected. */
+type Mode = 'off' | 'on' | 'values';
+const jobFor = (mode: Mode, tokens: number, steps: number) => benchJob('cuda', tokens, steps, 1, mode !== 'off', mode === 'values');
+const label = (m: Mode) => ({ off: 'recompute off   ', on: 'recompute on    ', values: 'recompute K only' })[m];
+
 interface Trial {
   tokens: number;
-  recomputeKV: boolean;
+  mode: Mode;
   fits: boolean;
   peakBytes: number;
   /** Memory held before training (CUDA context, NCCL, cuBLAS workspace). */
@@ -35,9 +41,10 @@ interface Trial {
 
 async function rankMain(): Promise<void> {
   const job = JSON.parse(process.env.BENCH_JOB!) as XAttnJob;
+  const mode = process.env.BENCH_MODE as Mode;
   const trial = await withRankEngine('cuda', 120_000, async ({ engine }): Promise<Trial> => {
     const before = engine.info({ resetPeak: true });
-    const base = { tokens: job.spec.workload.visualTokens, recomputeKV: job.spec.attention.recomputeKV, baseBytes: before.memoryUsed, totalBytes: before.memoryTotal };
+    const base = { tokens: job.spec.workload.visualTokens, mode, baseBytes: before.memoryUsed, totalBytes: before.memoryTotal };
     const steps: number[] = [];
     try {
       await runTraining(engine, job, { rank: 0, worldSize: 1, onStep: (e) => steps.push(e.seconds), log: () => {} });
@@ -52,31 +59,31 @@ async function rankMain(): Promise<void> {
   await sendToParent(trial);
 }
 
-async function trial(tokens: number, recomputeKV: boolean, steps: number): Promise<Trial> {
-  const job = benchJob('cuda', tokens, steps, 1, recomputeKV);
-  const [t] = await spawnRanks<Trial>(self, 1, { BENCH_JOB: JSON.stringify(job) }, { args: ['rank'], execArgv: process.execArgv, timeoutMs: 300_000 });
+async function trial(tokens: number, mode: Mode, steps: number): Promise<Trial> {
+  const env = { BENCH_JOB: JSON.stringify(jobFor(mode, tokens, steps)), BENCH_MODE: mode };
+  const [t] = await spawnRanks<Trial>(self, 1, env, { args: ['rank'], execArgv: process.execArgv, timeoutMs: 300_000 });
   const gib = (b: number) => (b / 2 ** 30).toFixed(2);
   console.log(
-    `  recompute ${recomputeKV ? 'on ' : 'off'} ${String(tokens).padStart(8)} tokens: ` +
+    `  ${label(mode)} ${String(tokens).padStart(8)} tokens: ` +
       (t!.fits ? `peak ${gib(t!.peakBytes)} GiB${t!.stepMs ? `, ${t!.stepMs.toFixed(0)} ms/step` : ''}` : `out of memory (${t!.error})`),
   );
   return t!;
 }
 
 /** The largest multiple of GRAIN that fits, predicted from two small runs and confirmed by a run. */
-async function largestFit(recomputeKV: boolean, small: [number, number], steps: number): Promise<Trial & { predicted: number }> {
-  const [a, b] = [await trial(small[0], recomputeKV, 1), await trial(small[1], recomputeKV, 1)];
-  if (!a.fits || !b.fits) throw new Error(`recompute ${recomputeKV ? 'on' : 'off'}: even ${small[1]} visual tokens do not fit`);
+async function largestFit(mode: Mode, small: [number, number], steps: number): Promise<Trial & { predicted: number }> {
+  const [a, b] = [await trial(small[0], mode, 1), await trial(small[1], mode, 1)];
+  if (!a.fits || !b.fits) throw new Error(`${label(mode).trim()}: even ${small[1]} visual tokens do not fit`);
   const perToken = (b.peakBytes - a.peakBytes) / (small[1] - small[0]);
   const fixed = a.peakBytes - perToken * small[0];
   const budget = a.totalBytes * (1 - HEADROOM) - a.baseBytes;
   const predicted = Math.floor((budget - fixed) / perToken / GRAIN) * GRAIN;
-  console.log(`  recompute ${recomputeKV ? 'on ' : 'off'}: ${(perToken / 1024).toFixed(1)} KiB per visual token + ${(fixed / 2 ** 30).toFixed(2)} GiB → predicts ${predicted} tokens`);
+  console.log(`  ${label(mode)}: ${(perToken / 1024).toFixed(1)} KiB per visual token + ${(fixed / 2 ** 30).toFixed(2)} GiB → predicts ${predicted} tokens`);
   for (let tokens = predicted, tries = 0; tries < 4; tries++, tokens = Math.floor((tokens * 0.96) / GRAIN) * GRAIN) {
-    const t = await trial(tokens, recomputeKV, steps);
+    const t = await trial(tokens, mode, steps);
     if (t.fits) return { ...t, predicted };
   }
-  throw new Error(`recompute ${recomputeKV ? 'on' : 'off'}: nothing within 15% below the predicted ${predicted} tokens fits`);
+  throw new Error(`${label(mode).trim()}: nothing within 15% below the predicted ${predicted} tokens fits`);
 }
 
 function arg(name: string, fallback: string): string {
@@ -90,24 +97,32 @@ async function main(): Promise<void> {
   const steps = Number(arg('steps', '3'));
   const small: [number, number] = [16384, 65536];
   console.log(`device: ${device}; Llama-3.2-Vision cross-attention stack (8 layers, bf16 attention), 1024 text tokens, one GPU`);
-  const off = await largestFit(false, small, steps);
-  const on = await largestFit(true, small, steps);
-  // Step time of recomputation at the count both fit: the price of the memory it saves.
-  const onAtOff = await trial(off.tokens, true, steps);
+  const off = await largestFit('off', small, steps);
+  const on = await largestFit('on', small, steps);
+  const values = await largestFit('values', small, steps);
+  // Step time of recomputation at the count all fit: the price of the memory it saves.
+  const onAtOff = await trial(off.tokens, 'on', steps);
+  const valuesAtOff = await trial(off.tokens, 'values', steps);
+  const row = (t: Trial & { predicted: number }, atOff: Trial | undefined) => ({
+    maxVisualTokens: t.tokens, predicted: t.predicted, peakBytes: t.peakBytes, stepMs: t.stepMs,
+    tokenRatio: t.tokens / off.tokens, stepMsAtOffMax: atOff?.stepMs ?? off.stepMs, stepTimeRatio: (atOff?.stepMs ?? off.stepMs) / off.stepMs,
+  });
   const result = {
     device,
     date: new Date().toISOString(),
     model: 'llama-3.2-11b-vision',
-    textTokens: benchJob('cuda', 1, 1, 1, true).spec.workload.textTokens,
+    textTokens: jobFor('on', 1, 1).spec.workload.textTokens,
     deviceMemoryBytes: off.totalBytes,
-    off: { maxVisualTokens: off.tokens, predicted: off.predicted, peakBytes: off.peakBytes, stepMs: off.stepMs },
-    on: { maxVisualTokens: on.tokens, predicted: on.predicted, peakBytes: on.peakBytes, stepMs: on.stepMs, stepMsAtOffMax: onAtOff.stepMs },
+    off: row(off, undefined),
+    on: row(on, onAtOff),
+    keepValues: row(values, valuesAtOff),
     tokenRatio: on.tokens / off.tokens,
     stepTimeRatio: onAtOff.stepMs / off.stepMs,
     targets: { tokenRatio: 1.6, stepTimeRatio: 1.08 },
   };
-  console.log(`\nmost visual tokens on one GPU: ${off.tokens} without recomputation, ${on.tokens} with it (${result.tokenRatio.toFixed(2)}x; target >= 1.6x)`);
-  console.log(`step time at ${off.tokens} tokens: ${off.stepMs.toFixed(0)} ms without, ${onAtOff.stepMs.toFixed(0)} ms with (${result.stepTimeRatio.toFixed(3)}x; target <= 1.08x)`);
+  console.log(`\nmost visual tokens on one GPU, and the step time at ${off.tokens} tokens (target for recompute on: >= 1.6x tokens, <= 1.08x step time):`);
+  for (const [name, r] of [['recompute off', result.off], ['recompute on', result.on], ['recompute K only', result.keepValues]] as const)
+    console.log(`  ${name.padEnd(17)} ${String(r.maxVisualTokens).padStart(9)} tokens (${r.tokenRatio.toFixed(2)}x)   ${r.stepMsAtOffMax.toFixed(0).padStart(6)} ms (${r.stepTimeRatio.toFixed(3)}x)`);
   const dir = process.env.XATTN_BENCH_OUT ?? path.join(projectRoot(), 'bench/results');
   mkdirSync(dir, { recursive: true });
   const file = path.join(dir, `memory-${device.replace(/[^A-Za-z0-9]+/g, '-')}-${result.date.slice(0, 10)}.json`);

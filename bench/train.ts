@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { projectRoot } from '../crds/root.js';
 import type { XAttnJob } from '../crds/types.js';
 import { Engine, type BackendName } from '../runtime/engine/engine.js';
+import { keptProjections } from '../runtime/model/context.js';
 import { stepFlops } from '../runtime/model/flops.js';
 import { resolveModel } from '../runtime/model/presets.js';
 import { runTraining } from '../runtime/train/run-training.js';
@@ -53,7 +54,8 @@ function summarizeGang(job: XAttnJob, reports: RankReport[]) {
   // Step 1 pays one-time costs (schedules, first allocations): the mean is over the rest.
   const mean = (xs: number[]) => xs.slice(1).reduce((a, b) => a + b, 0) / Math.max(1, xs.length - 1);
   const step = Math.max(...reports.map((r) => mean(r.stepSeconds)));
-  const flops = stepFlops(resolveModel(job.spec.model), job.spec.workload, job.spec.attention.recomputeKV);
+  const { recomputeKV, keepValues } = job.spec.attention;
+  const flops = stepFlops(resolveModel(job.spec.model), job.spec.workload, keptProjections(recomputeKV, keepValues));
   const r0 = reports[0]!;
   const total = Object.values(r0.profile.seconds).reduce((a, b) => a + b, 0);
   const share = Object.fromEntries(Object.entries(r0.profile.seconds).map(([k, v]) => [k, +(v / total).toFixed(4)]));

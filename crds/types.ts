@@ -47,7 +47,7 @@ export interface XAttnJobSpec {
   imagePullSecrets?: string[];
   model: ModelSpec;
   workload: WorkloadSpec;
-  attention: { algorithm: Algorithm; recomputeKV: boolean };
+  attention: { algorithm: Algorithm; recomputeKV: boolean; keepValues: boolean };
   checkpoint: { everySteps: number; keep: number; claimName?: string };
   networking: {
     ncclEnv?: Record<string, string>;

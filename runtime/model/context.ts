@@ -6,6 +6,12 @@ import { bindNn, type Nn } from './nn.js';
 import type { ModelShape } from './presets.js';
 import { Profile } from './profile.js';
 
+export type KeptProjections = 'all' | 'values' | 'none';
+
+export function keptProjections(recomputeKV: boolean, keepValues: boolean): KeptProjections {
+  return !recomputeKV ? 'all' : keepValues ? 'values' : 'none';
+}
+
 export interface ModelContext {
   engine: Engine;
   nn: Nn;
@@ -14,8 +20,9 @@ export interface ModelContext {
   /** Local token counts of this rank. */
   lq: number;
   lkv: number;
-  /** Store per-layer K/V/Q activations instead of re-projecting them in the backward. */
-  storeActivations: boolean;
+  /** What the forward keeps of each layer's projections for the backward: everything (no recomputation),
+   * V only (the backward re-projects K and Q), or nothing (it re-projects K/V and Q). */
+  keep: KeptProjections;
   ledger: TensorLedger;
   profile: Profile;
 }
@@ -23,7 +30,7 @@ export interface ModelContext {
 export function makeContext(
   engine: Engine,
   shape: ModelShape,
-  o: { call: DistCall; rank: number; worldSize: number; recomputeKV: boolean; exactProfile?: boolean },
+  o: { call: DistCall; rank: number; worldSize: number; recomputeKV: boolean; keepValues?: boolean; exactProfile?: boolean },
 ): ModelContext {
   return {
     engine,
@@ -32,7 +39,7 @@ export function makeContext(
     call: o.call,
     lq: shardOf(o.call.lqTotal, o.worldSize, o.rank).length,
     lkv: shardOf(o.call.lkvTotal, o.worldSize, o.rank).length,
-    storeActivations: !o.recomputeKV,
+    keep: keptProjections(o.recomputeKV, o.keepValues ?? false),
     ledger: new TensorLedger(),
     profile: new Profile(o.exactProfile ? () => engine.synchronize() : undefined),
   };

@@ -24,13 +24,15 @@ interface KvSide {
   v: Tensor;
 }
 
-/** What the backward needs. With recomputation only x, O and LSE; otherwise every projection too. */
+/** What the backward needs. With recomputation only x, O and LSE (and V when values are kept);
+ * otherwise every projection too. */
 export interface LayerSaved {
   x: Tensor;
   o: Tensor;
   lse: Tensor;
   q?: QSide;
   kv?: KvSide;
+  v?: Tensor;
   a?: Tensor;
 }
 
@@ -51,14 +53,27 @@ async function projectQ(c: ModelContext, p: LayerParams, x: Tensor): Promise<QSi
   return { xn, rstdX, qPre, rstdQ: c.ledger.track(qn.rstd), q: c.ledger.track(qn.y) };
 }
 
-async function projectKV(c: ModelContext, p: LayerParams, y: Tensor): Promise<KvSide> {
+function kvGemm(c: ModelContext) {
   const { kvHeads: Hkv, headDim: D, visualHidden } = c.shape;
-  const B = c.call.dims.batch, T = B * c.lkv, kvShape = [B, c.lkv, Hkv, D];
-  const gemm = { m: T, n: Hkv * D, k: visualHidden, transB: true };
-  const kPre = await track(c, c.profile.time('projection', c.nn.gemm(y, p.wk, gemm)));
-  const kn = await c.profile.time('other', c.nn.rmsnorm(kPre, p.kNorm, { outDtype: c.call.dims.dtype, outShape: kvShape }));
-  const v = await track(c, c.profile.time('projection', c.nn.gemm(y, p.wv, { ...gemm, outDtype: c.call.dims.dtype, outShape: kvShape })));
-  return { kPre, rstdK: c.ledger.track(kn.rstd), k: c.ledger.track(kn.y), v };
+  const B = c.call.dims.batch;
+  return { shape: [B, c.lkv, Hkv, D], opts: { m: B * c.lkv, n: Hkv * D, k: visualHidden, transB: true } };
+}
+
+async function projectK(c: ModelContext, p: LayerParams, y: Tensor): Promise<Omit<KvSide, 'v'>> {
+  const g = kvGemm(c);
+  const kPre = await track(c, c.profile.time('projection', c.nn.gemm(y, p.wk, g.opts)));
+  const kn = await c.profile.time('other', c.nn.rmsnorm(kPre, p.kNorm, { outDtype: c.call.dims.dtype, outShape: g.shape }));
+  return { kPre, rstdK: c.ledger.track(kn.rstd), k: c.ledger.track(kn.y) };
+}
+
+function projectV(c: ModelContext, p: LayerParams, y: Tensor): Promise<Tensor> {
+  const g = kvGemm(c);
+  return track(c, c.profile.time('projection', c.nn.gemm(y, p.wv, { ...g.opts, outDtype: c.call.dims.dtype, outShape: g.shape })));
+}
+
+async function projectKV(c: ModelContext, p: LayerParams, y: Tensor): Promise<KvSide> {
+  const k = await projectK(c, p, y);
+  return { ...k, v: await projectV(c, p, y) };
 }
 
 function projectOut(c: ModelContext, p: LayerParams, o: Tensor): Promise<Tensor> {
@@ -86,10 +101,11 @@ export async function layerForward(c: ModelContext, p: LayerParams, x: Tensor, y
   const o = c.ledger.track(f.o), lse = c.ledger.track(f.lse);
   const a = await projectOut(c, p, o);
   const out = await track(c, c.profile.time('other', c.nn.gatedResidual(x, a, p.gate)));
-  if (c.storeActivations) return { out, saved: { x, o, lse, q, kv, a } };
+  if (c.keep === 'all') return { out, saved: { x, o, lse, q, kv, a } };
   freeQ(c, q);
-  freeKv(c, kv);
-  c.ledger.free(a);
+  c.ledger.free(a, kv.kPre, kv.rstdK, kv.k);
+  if (c.keep === 'values') return { out, saved: { x, o, lse, v: kv.v } };
+  c.ledger.free(kv.v);
   return { out, saved: { x, o, lse } };
 }
 
@@ -112,7 +128,7 @@ export async function layerBackward(
   const other = <R>(r: Promise<R>) => c.profile.time('other', r);
   // Recomputation: re-project Q (small) and K/V (large) from the kept x and the one shared y.
   const q = saved.q ?? (await projectQ(c, p, saved.x));
-  const kv = saved.kv ?? (await projectKV(c, p, y));
+  const kv = saved.kv ?? (saved.v ? { ...(await projectK(c, p, y)), v: saved.v } : await projectKV(c, p, y));
   const a = saved.a ?? (await projectOut(c, p, saved.o));
 
   const da32 = await track(c, other(c.nn.gatedResidualBackward(dOut, a, p.gate, g.gate)));
@@ -158,7 +174,7 @@ export async function layerBackward(
 
 /** Frees what a forward saved (not x), for forward-only use such as the teacher. */
 export function freeSaved(c: ModelContext, s: LayerSaved): void {
-  c.ledger.free(s.o, s.lse, s.a);
+  c.ledger.free(s.o, s.lse, s.a, s.v);
   if (s.q) freeQ(c, s.q);
   if (s.kv) freeKv(c, s.kv);
 }

@@ -62,7 +62,7 @@ export async function runTraining(engine: Engine, job: XAttnJob, o: TrainingOpti
     ? { dir: o.checkpointDir, keep: job.spec.checkpoint.keep, job, worldSize: o.worldSize, shape, io: o.checkpointIO, warn }
     : undefined;
   const writer = save && o.rank === 0 ? new CheckpointWriter(save, (sec, s) => o.metrics?.recordCheckpoint(sec, s)) : undefined;
-  const flops = stepFlops(shape, w, !trainer.ctx.storeActivations);
+  const flops = stepFlops(shape, w, trainer.ctx.keep);
   const losses: { step: number; loss: number }[] = [];
   let seconds = 0, firstSeconds = 0, bytes = 0, wait = 0, stopped = false;
   try {

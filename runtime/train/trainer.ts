@@ -56,7 +56,8 @@ export class Trainer {
     const w = job.spec.workload;
     const call = trainCall(job, shape);
     const recomputeKV = o.recomputeKV ?? job.spec.attention.recomputeKV;
-    const ctx = makeContext(engine, shape, { call, rank, worldSize, recomputeKV, exactProfile: o.exactProfile });
+    const { keepValues } = job.spec.attention;
+    const ctx = makeContext(engine, shape, { call, rank, worldSize, recomputeKV, keepValues, exactProfile: o.exactProfile });
     const params = await ParamSet.init(engine, shape, { seed: mixSeed(w.seed, 1), gate: 0 });
     const grads = await ParamSet.zerosLike(engine, params.specs);
     const cfg: OptimizerConfig = { ...DEFAULT_OPTIMIZER, peakLr: w.learningRate, warmupSteps: w.warmupSteps };

@@ -56,10 +56,10 @@ function expectClose(name: string, got: Float32Array, want: Float64Array, rel = 
 const engines: Engine[] = [];
 afterAll(() => engines.forEach((e) => e.close()));
 
-async function runNative(recomputeKV: boolean, dtype: DTypeName = 'float32') {
+async function runNative(recomputeKV: boolean, dtype: DTypeName = 'float32', keepValues = false) {
   const engine = Engine.create();
   engines.push(engine);
-  const ctx = makeContext(engine, shape, { call: { ...call, dims: { ...call.dims, dtype } }, rank: 0, worldSize: 1, recomputeKV });
+  const ctx = makeContext(engine, shape, { call: { ...call, dims: { ...call.dims, dtype } }, rank: 0, worldSize: 1, recomputeKV, keepValues });
   const master = await ParamSet.fromHost(engine, specs, (_s, i) => Float32Array.from(params64[i]!));
   const { view: params } = await master.computeView(ctx.nn, dtype);
   const grads = await ParamSet.zerosLike(engine, specs);
@@ -110,12 +110,24 @@ describe('cross-attention stack gradients', () => {
     });
   }
 
-  it('gives identical gradients with and without recomputation, and stores less with it', async () => {
+  it('matches finite differences when V is kept and only K is re-projected (keepValues)', async () => {
+    const r = await runNative(true, 'float32', true);
+    specs.forEach((s, i) => expectClose(s.name, r.grads[i]!, fd.params[i]!));
+    expectClose('dx', r.dx, fd.x);
+    expectClose('dy (summed over layers)', r.dy, fd.y);
+    expect(r.leaked, 'every activation is freed after the backward').toBe(0);
+  });
+
+  it('gives identical gradients with full, partial and no recomputation, and stores less the more it recomputes', async () => {
     const on = await runNative(true);
+    const values = await runNative(true, 'float32', true);
     const off = await runNative(false);
-    expect(on.loss).toBe(off.loss);
-    on.grads.forEach((g, i) => expect(g).toEqual(off.grads[i]));
-    expect(on.dy).toEqual(off.dy);
-    expect(on.peak).toBeLessThan(off.peak);
+    for (const other of [values, off]) {
+      expect(on.loss).toBe(other.loss);
+      on.grads.forEach((g, i) => expect(g).toEqual(other.grads[i]));
+      expect(on.dy).toEqual(other.dy);
+    }
+    expect(on.peak).toBeLessThan(values.peak);
+    expect(values.peak).toBeLessThan(off.peak);
   });
 });
