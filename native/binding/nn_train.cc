@@ -143,6 +143,54 @@ Napi::Value AllReduceSum(const Napi::CallbackInfo& info) {
   });
 }
 
+// allReducePost(engine, [tensors]) -> {posted, handle, bytesSent}: starts an in-place sum of the tensors
+// across ranks in the background where the transport can (NCCL), so compute queued next overlaps it;
+// posted is false where it cannot (TCP, one rank), and the caller sums them with allReduceSum instead.
+Napi::Value AllReducePost(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&]() -> Napi::Value {
+    Call c(info, 2, "nn.allReducePost(engine, tensors)");
+    std::vector<TensorPtr> ts = f32_list(info[1], "allReducePost: tensors");
+    Engine* e = c.engine;
+    struct Posted {
+      bool posted = false;
+      double handle = 0, bytes = 0;
+    };
+    return run_on_worker<Posted>(
+        c.env, e->worker(),
+        [e, ts] {
+          Posted p;
+          Transport& tr = e->transport();
+          if (tr.world_size() < 2 || !tr.can_post_all_reduce()) return p;
+          std::vector<std::pair<float*, size_t>> bufs;
+          for (const auto& t : ts) bufs.emplace_back(t->as<float>(), static_cast<size_t>(t->numel()));
+          const uint64_t sent0 = tr.bytes_sent();
+          p.handle = static_cast<double>(tr.post_all_reduce_sum_f32(bufs));
+          p.bytes = static_cast<double>(tr.bytes_sent() - sent0);
+          p.posted = true;
+          return p;
+        },
+        [](Napi::Env env, Posted& p) -> Napi::Value {
+          Napi::Object o = Napi::Object::New(env);
+          o.Set("posted", Napi::Boolean::New(env, p.posted));
+          o.Set("handle", Napi::Number::New(env, p.handle));
+          o.Set("bytesSent", Napi::Number::New(env, p.bytes));
+          return o;
+        });
+  });
+}
+
+// allReduceWait(engine, handle): work queued after this sees the sums (on CUDA the compute stream waits
+// for the transfer; the host does not).
+Napi::Value AllReduceWait(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&]() -> Napi::Value {
+    Call c(info, 2, "nn.allReduceWait(engine, handle)");
+    require(info[1].IsNumber(), ErrorCode::InvalidArgument, "allReduceWait: handle must be a number");
+    const auto h = static_cast<Transport::Handle>(info[1].As<Napi::Number>().Int64Value());
+    Engine* e = c.engine;
+    return run_on_worker<bool>(c.env, e->worker(), [e, h] { return e->transport().wait(h), true; }, Done);
+  });
+}
+
 }  // namespace
 
 void InitTrainOps(Napi::Env env, Napi::Object o) {
@@ -152,6 +200,8 @@ void InitTrainOps(Napi::Env env, Napi::Object o) {
   o.Set("fill", Napi::Function::New(env, Fill, "fill"));
   o.Set("adamw", Napi::Function::New(env, AdamW, "adamw"));
   o.Set("allReduceSum", Napi::Function::New(env, AllReduceSum, "allReduceSum"));
+  o.Set("allReducePost", Napi::Function::New(env, AllReducePost, "allReducePost"));
+  o.Set("allReduceWait", Napi::Function::New(env, AllReduceWait, "allReduceWait"));
 }
 
 }  // namespace xattn::binding::nn

@@ -6,7 +6,11 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <string>
+#include <utility>
 #include <vector>
+
+#include "core/error.h"
 
 namespace xattn {
 
@@ -33,6 +37,13 @@ class Transport {
   virtual void wait(Handle h) = 0;
   // In-place sum across ranks of float32 device buffers; same call order on every rank.
   virtual void all_reduce_sum_f32(float* data, size_t n) = 0;
+  // The same for several buffers at once, started now and finished by wait(handle): compute enqueued
+  // meanwhile overlaps the reduction (gradients of one layer while the next layer's backward runs).
+  // Transports that cannot overlap say so (can_post_all_reduce) and the caller reduces synchronously.
+  virtual bool can_post_all_reduce() const { return false; }
+  virtual Handle post_all_reduce_sum_f32(const std::vector<std::pair<float*, size_t>>& /*buffers*/) {
+    fail(ErrorCode::InvalidArgument, std::string("the ") + name() + " transport cannot run an all-reduce in the background");
+  }
   virtual void barrier() = 0;
 
   // Bytes this rank has sent since creation (for metrics and the bench).

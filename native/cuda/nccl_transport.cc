@@ -220,7 +220,27 @@ void NcclTransport::all_reduce_sum_f32(float* data, size_t n) {
   start_on_comm_stream();
   nccl::check(nccl::api().AllReduce(data, data, n, nccl::kFloat32, nccl::kSum, comm_, comm_stream_),
               "ncclAllReduce", comm_);
+  bytes_sent_ += 2 * (world_ - 1) * n * sizeof(float) / world_;
   wait(finish_on_comm_stream(false));
+}
+
+Transport::Handle NcclTransport::post_all_reduce_sum_f32(const std::vector<std::pair<float*, size_t>>& buffers) {
+  const nccl::Api& a = nccl::api();
+  start_on_comm_stream();
+  nccl::check(a.GroupStart(), "ncclGroupStart", comm_);
+  int r = nccl::kSuccess;
+  uint64_t bytes = 0;
+  for (const auto& [data, n] : buffers) {
+    if (r != nccl::kSuccess || n == 0) continue;
+    r = a.AllReduce(data, data, n, nccl::kFloat32, nccl::kSum, comm_, comm_stream_);
+    // A ring all-reduce sends 2 (P - 1) / P of the buffer from every rank.
+    bytes += 2 * (world_ - 1) * n * sizeof(float) / world_;
+  }
+  const int end = a.GroupEnd();
+  nccl::check(r, "ncclAllReduce", comm_);
+  nccl::check(end, "ncclGroupEnd", comm_);
+  bytes_sent_ += bytes;
+  return finish_on_comm_stream(false);
 }
 
 void NcclTransport::barrier() {

@@ -33,6 +33,8 @@ class NcclTransport final : public Transport {
   Handle post(const std::vector<Exchange>& batch) override;
   void wait(Handle h) override;
   void all_reduce_sum_f32(float* data, size_t n) override;
+  bool can_post_all_reduce() const override { return true; }
+  Handle post_all_reduce_sum_f32(const std::vector<std::pair<float*, size_t>>& buffers) override;
   void barrier() override;
   uint64_t bytes_sent() const override { return bytes_sent_.load(); }
 

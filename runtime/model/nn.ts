@@ -77,6 +77,10 @@ export interface Nn {
   randn(shape: number[], spec: RandnSpec, dtype?: DTypeName): Promise<Tensor>;
   /** Sums every tensor (in place) and the host scalars across ranks, in one collective. */
   allReduceSum(ts: Tensor[], extras?: number[]): Promise<AllReduceResult>;
+  /** Starts summing the tensors across ranks in the background where the transport can (NCCL): work
+   * queued meanwhile overlaps it until allReduceWait. posted = false: it cannot; use allReduceSum. */
+  allReducePost(ts: Tensor[]): Promise<{ posted: boolean; handle: number; bytesSent: number }>;
+  allReduceWait(handle: number): Promise<void>;
 }
 
 type NativeNn = Record<string, (engine: unknown, ...args: any[]) => any>;
@@ -101,6 +105,8 @@ export function bindNn(engine: Engine): Nn {
     cast: async (x, dtype, shape) => (shape ? native.cast(e, x, dtype, shape) : native.cast(e, x, dtype)),
     adamw: async (g, h) => native.adamw(e, g, h),
     allReduceSum: async (ts, extras = []) => native.allReduceSum(e, ts, extras),
+    allReducePost: async (ts) => native.allReducePost(e, ts),
+    allReduceWait: async (h) => native.allReduceWait(e, h),
     randn: async (shape, spec, dtype = 'float32') => {
       const t = await engine.empty(shape, dtype);
       try {

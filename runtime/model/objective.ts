@@ -22,11 +22,12 @@ export async function lossAndGrads(
   grads: ParamSet,
   batch: { x: Tensor; y: Tensor; target: Tensor },
   normalizer: number,
+  onLayerGrads?: (layer: number) => Promise<void>,
 ): Promise<LossAndGrads> {
   const f = await stackForward(c, params, batch.x, batch.y);
   const { sum, grad } = await c.profile.time('other', c.nn.squaredError(f.out, batch.target, 1 / normalizer));
   c.ledger.track(grad);
   c.ledger.free(f.out);
-  const { dx, dy } = await stackBackward(c, params, grads, f.saved, batch.y, grad);
+  const { dx, dy } = await stackBackward(c, params, grads, f.saved, batch.y, grad, onLayerGrads);
   return { sum, dx, dy };
 }

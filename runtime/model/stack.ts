@@ -45,11 +45,14 @@ export async function stackBackward(
   saved: LayerSaved[],
   y: Tensor,
   dOut: Tensor,
+  /** Called once a layer's weight gradients are final (to start their all-reduce). */
+  onLayerGrads?: (layer: number) => Promise<void>,
 ): Promise<{ dx: Tensor; dy: Tensor }> {
   const dy = c.ledger.track(await c.engine.empty([c.call.dims.batch * c.lkv, c.shape.visualHidden], 'float32'));
   let d = dOut;
   for (let l = params.layers - 1; l >= 0; l--) {
     d = await layerBackward(c, params.layer(l), grads.layer(l), saved[l]!, y, d, dy);
+    await onLayerGrads?.(l);
     if (l > 0) c.ledger.free(saved[l]!.x);
   }
   return { dx: d, dy };

@@ -1,6 +1,7 @@
 // One rank's training state (weights, gradients, AdamW moments, data) and one training step:
-// batch -> forward/backward -> one all-reduce of every gradient (summed: each rank's gradient is its
-// share of the global mean loss, so P ranks compute exactly what one would) -> clip -> AdamW.
+// batch -> forward/backward -> an all-reduce of every gradient (summed: each rank's gradient is its
+// share of the global mean loss, so P ranks compute exactly what one would; on NCCL each layer's sum
+// starts as soon as its backward ends) -> clip -> AdamW.
 import type { XAttnJob } from '../../crds/types.js';
 import type { DistCall, DTypeName, Engine, Tensor } from '../engine/engine.js';
 import { makeContext, type ModelContext } from '../model/context.js';
@@ -12,6 +13,7 @@ import { stackInference } from '../model/stack.js';
 import type { DataSource, Rows, SourceBatch } from '../data/source.js';
 import { safetensorsSource } from '../data/safetensors-source.js';
 import { syntheticSource } from '../data/synthetic.js';
+import { GradientReducer } from './gradient-reducer.js';
 import { AdamW, DEFAULT_OPTIMIZER, type OptimizerConfig } from './optimizer.js';
 
 /** The teacher's gates: large enough that its layers matter (tanh(1) ≈ 0.76). */
@@ -103,10 +105,12 @@ export class Trainer {
     await nn.fill(this.grads.tensors, 0);
     // The weights as the GEMMs take them, refreshed every step from the float32 masters.
     const weights = await profile.time('other', this.params.computeView(nn, this.ctx.call.dims.dtype));
-    const r = await lossAndGrads(this.ctx, weights.view, this.grads, batch, this.normalizer).finally(weights.release);
+    const reducer = new GradientReducer(nn);
+    const layerGrads = (l: number) => reducer.add(Object.values(this.grads.layer(l)));
+    const r = await lossAndGrads(this.ctx, weights.view, this.grads, batch, this.normalizer, layerGrads).finally(weights.release);
     ledger.free(batch.x, batch.y, batch.target, r.dx, r.dy);
     const a0 = performance.now();
-    const red = await nn.allReduceSum(this.grads.tensors, [r.sum, stop ? 1 : 0]);
+    const red = await reducer.finish([r.sum, stop ? 1 : 0]);
     await profile.settle();
     const wall = (performance.now() - a0) / 1000;
     profile.addComm('all_reduce', 'comm', wall, red.bytesSent, wall);
