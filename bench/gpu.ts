@@ -111,25 +111,33 @@ async function timeCall(engine: Engine, call: DistCall, { q, k, v, dout }: Input
  */
 async function timeQueued(engine: Engine, call: DistCall, { q, k, v, dout }: Inputs, iters: number): Promise<Timing> {
   engine.info({ resetPeak: true });
-  const ref = await engine.attentionForward(call, { q, k, v });
-  const bwd = () => engine.attentionBackward(call, { q, k, v, o: ref.o, lse: ref.lse, dout });
-  const drop = (r: { o?: Tensor; lse?: Tensor; dq?: Tensor; dk?: Tensor; dv?: Tensor }) => Object.values(r).forEach((t) => (t as Tensor)?.dispose?.());
+  const fwd = async () => {
+    const f = await engine.attentionForward(call, { q, k, v });
+    return [f.o, f.lse];
+  };
+  const [o, lse] = await fwd();
+  const bwd = async () => {
+    const b = await engine.attentionBackward(call, { q, k, v, o: o!, lse: lse!, dout });
+    return [b.dq, b.dk, b.dv];
+  };
+  /** Mean ms of `iters` queued runs; each run returns the tensors it made, disposed afterwards. */
+  const timed = async (run: () => Promise<Tensor[]>) => {
+    await engine.synchronize();
+    const t0 = performance.now();
+    const made = await Promise.all(Array.from({ length: iters }, run));
+    await engine.synchronize();
+    const ms = (performance.now() - t0) / iters;
+    made.flat().forEach((t) => t.dispose());
+    return ms;
+  };
   try {
-    drop(await bwd()); // warm-up
-    const timed = async <R extends object>(run: () => Promise<R>) => {
-      await engine.synchronize();
-      const t0 = performance.now();
-      const rs = await Promise.all(Array.from({ length: iters }, run));
-      await engine.synchronize();
-      const ms = (performance.now() - t0) / iters;
-      rs.forEach((r) => drop(r as never));
-      return ms;
-    };
-    const fwd_ms = await timed(() => engine.attentionForward(call, { q, k, v }));
-    const fwdbwd_ms = await timed(async () => [await engine.attentionForward(call, { q, k, v }), await bwd()].map(drop));
+    (await bwd()).forEach((t) => t.dispose()); // warm-up
+    const fwd_ms = await timed(fwd);
+    const fwdbwd_ms = await timed(async () => [...(await fwd()), ...(await bwd())]);
     return { fwd_ms, fwdbwd_ms, bytes_per_step: 0, memory_used_bytes: engine.info().memoryUsed, memory_peak_bytes: engine.info().memoryPeak };
   } finally {
-    drop(ref);
+    o!.dispose();
+    lse!.dispose();
   }
 }
 

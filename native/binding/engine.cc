@@ -333,9 +333,7 @@ Napi::Value Engine::AllReduce(const Napi::CallbackInfo& info) {
   });
 }
 
-// measureLink(bytes, iters): times ring exchanges (send to rank+1, receive from rank-1) of `bytes`
-// over the job's transport; resolves to seconds per exchange. For the benchmarks' link bandwidth.
-// Resolves once all work queued so far has finished on the device (for timing and profiles).
+// synchronize(): resolves once all work queued so far has finished on the device (timing, profiles).
 Napi::Value Engine::Synchronize(const Napi::CallbackInfo& info) {
   return guard(info.Env(), [&]() -> Napi::Value {
     return run_on_worker<bool>(
@@ -344,6 +342,8 @@ Napi::Value Engine::Synchronize(const Napi::CallbackInfo& info) {
   });
 }
 
+// measureLink(bytes, iters): times ring exchanges (send to rank+1, receive from rank-1) of `bytes`
+// over the job's transport; resolves to seconds per exchange. For the benchmarks' link bandwidth.
 Napi::Value Engine::MeasureLink(const Napi::CallbackInfo& info) {
   return guard(info.Env(), [&]() -> Napi::Value {
     const int64_t bytes = info[0].As<Napi::Number>().Int64Value();
