@@ -1,11 +1,11 @@
-// npm run bench:memory [-- --steps N] — on one GPU: the most visual tokens a training step of the
+// npm run bench:memory [-- --steps N] [--text-tokens N] — on one GPU: the most visual tokens a training step of the
 // Llama-3.2-Vision cross-attention stack fits with KV recomputation off, on, and on with V kept
 // (attention.keepValues: only K re-projected), and the step time of each at the largest count that fits
 // without recomputation. Target (the LV-XAttn paper's claim, for recomputation on): >= 1.6x more
 // tokens at <= 8% longer steps. Peak memory is affine in the token count, so two small runs per mode
 // predict the limit; a run at the prediction confirms it (stepping down 4% at a time on out-of-memory).
 // Each run is its own process, so an out-of-memory error leaves nothing behind. Writes
-// bench/results/memory-<device>-<date>.json (or into $XATTN_BENCH_OUT).
+// bench/results/memory-<device>-q<text tokens>-<date>.json (or into $XATTN_BENCH_OUT).
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,7 +23,16 @@ const HEADROOM = 0.03; // of the device's memory, kept free for the allocator's 
 
 /** off: everything stored; on: K/V (and Q) re-projected in the backward; values: V kept, K re-projected. */
 type Mode = 'off' | 'on' | 'values';
-const jobFor = (mode: Mode, tokens: number, steps: number) => benchJob('cuda', tokens, steps, 1, mode !== 'off', mode === 'values');
+function arg(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 && process.argv[i + 1] ? process.argv[i + 1]! : fallback;
+}
+// Recomputation re-runs the K/V projections, whose cost grows with the visual tokens alone while the
+// attention's grows with text x visual: its share of a step, and so the step-time ratio, falls as the
+// text gets longer. --text-tokens picks the text length.
+const textTokens = Number(arg('text-tokens', '1024'));
+const jobFor = (mode: Mode, tokens: number, steps: number) =>
+  benchJob('cuda', tokens, steps, 1, mode !== 'off', { keepValues: mode === 'values', textTokens });
 const label = (m: Mode) => ({ off: 'recompute off   ', on: 'recompute on    ', values: 'recompute K only' })[m];
 
 interface Trial {
@@ -86,17 +95,13 @@ async function largestFit(mode: Mode, small: [number, number], steps: number): P
   throw new Error(`${label(mode).trim()}: nothing within 15% below the predicted ${predicted} tokens fits`);
 }
 
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 && process.argv[i + 1] ? process.argv[i + 1]! : fallback;
-}
-
 async function main(): Promise<void> {
   if (Engine.cudaDeviceCount() < 1) throw new Error('bench:memory needs the CUDA build of the addon and a GPU (cudaDeviceCount() is 0)');
   const device = Engine.cudaDeviceName(0);
   const steps = Number(arg('steps', '3'));
   const small: [number, number] = [16384, 65536];
-  console.log(`device: ${device}; Llama-3.2-Vision cross-attention stack (8 layers, bf16 attention), 1024 text tokens, one GPU`);
+  if (!Number.isInteger(textTokens) || textTokens < 1) throw new Error(`--text-tokens must be a positive integer, got ${arg('text-tokens', '')}`);
+  console.log(`device: ${device}; Llama-3.2-Vision cross-attention stack (8 layers, bf16 attention), ${textTokens} text tokens, one GPU`);
   const off = await largestFit('off', small, steps);
   const on = await largestFit('on', small, steps);
   const values = await largestFit('values', small, steps);
@@ -111,7 +116,7 @@ async function main(): Promise<void> {
     device,
     date: new Date().toISOString(),
     model: 'llama-3.2-11b-vision',
-    textTokens: jobFor('on', 1, 1).spec.workload.textTokens,
+    textTokens,
     deviceMemoryBytes: off.totalBytes,
     off: row(off, undefined),
     on: row(on, onAtOff),
@@ -125,7 +130,7 @@ async function main(): Promise<void> {
     console.log(`  ${name.padEnd(17)} ${String(r.maxVisualTokens).padStart(9)} tokens (${r.tokenRatio.toFixed(2)}x)   ${r.stepMsAtOffMax.toFixed(0).padStart(6)} ms (${r.stepTimeRatio.toFixed(3)}x)`);
   const dir = process.env.XATTN_BENCH_OUT ?? path.join(projectRoot(), 'bench/results');
   mkdirSync(dir, { recursive: true });
-  const file = path.join(dir, `memory-${device.replace(/[^A-Za-z0-9]+/g, '-')}-${result.date.slice(0, 10)}.json`);
+  const file = path.join(dir, `memory-${device.replace(/[^A-Za-z0-9]+/g, '-')}-q${textTokens}-${result.date.slice(0, 10)}.json`);
   writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
   console.log(`wrote ${file}`);
 }

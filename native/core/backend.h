@@ -28,6 +28,9 @@ class Backend {
   virtual uint64_t memory_total() { return 0; }  // the device's memory (0 on CPU)
   // Most bytes held in tensors at once since the last reset (0 where the backend does not track it).
   virtual uint64_t memory_peak(bool /*reset*/) { return 0; }
+  // A hint from a schedule: transfers run alongside the kernels that follow (until set back to false),
+  // so a GPU backend sizes its grids to absorb the SMs a transfer kernel holds. No effect on CPU.
+  virtual void set_comm_overlap(bool /*on*/) {}
 
   // Kernels (see attn.h for layouts).
   virtual void attn_fwd(const AttnDims& d, const AttnBlock& b, const AttnFwdIO& io) = 0;

@@ -85,14 +85,33 @@ class StepClock {
   uint64_t start_bytes_;
 };
 
+// Tells the backend that transfers run alongside its kernels for the lifetime of a schedule call.
+class CommOverlap {
+ public:
+  CommOverlap(Backend& be, bool on) : be_(be), on_(on) {
+    if (on_) be_.set_comm_overlap(true);
+  }
+  ~CommOverlap() {
+    if (on_) be_.set_comm_overlap(false);
+  }
+  CommOverlap(const CommOverlap&) = delete;
+  CommOverlap& operator=(const CommOverlap&) = delete;
+
+ private:
+  Backend& be_;
+  bool on_;
+};
+
 }  // namespace
 
 void DistAttention::forward(Algorithm algo, const DistFwdArgs& a) {
+  CommOverlap overlap(be_, pb_.comm && world_ > 1);
   if (algo == Algorithm::Ring) ring_forward(a);
   else lv_forward(a);
 }
 
 void DistAttention::backward(Algorithm algo, const DistBwdArgs& a) {
+  CommOverlap overlap(be_, pb_.comm && world_ > 1);
   if (algo == Algorithm::Ring) ring_backward(a);
   else lv_backward(a);
 }

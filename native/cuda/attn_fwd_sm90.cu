@@ -131,6 +131,18 @@ __global__ void __launch_bounds__(FwdCfg<D, NWG>::kThreads, 1)
   auto warp_arrive = [&](uint64_t* bar) {
     if (lane == 0) mbar_arrive(bar);
   };
+  // Ping-pong (two consumers, d128): the warpgroups take turns issuing their products (hardware barriers 1
+  // and 2), so one warpgroup's softmax runs while the other's GEMMs hold the tensor cores. Warpgroup 0 goes
+  // first; each issue group waits for its turn and passes it on, except warpgroup 1's last group (n + 1
+  // groups per warpgroup, so every bar.sync meets exactly one bar.arrive). Measured on H200: d128 forward
+  // +2-4 %, d64 -9 % (its softmax is as long as its products, so strict turns leave the tensor cores idle).
+  constexpr bool kPingPong = NWG == 2 && D == 128;
+  auto turn_wait = [&] {
+    if (kPingPong) named_barrier(1 + wg, 256);
+  };
+  auto turn_pass = [&](bool last) {
+    if (kPingPong && !(last && wg == 1)) named_barrier_arrive(2 - wg, 256);
+  };
   auto qk = [&](int st) {  // S = Q K^T from stage st
     reg_fence(s);
     wgmma_fence();
@@ -196,9 +208,12 @@ __global__ void __launch_bounds__(FwdCfg<D, NWG>::kThreads, 1)
   };
 
   if (n > 0) {
+    if (kPingPong && wg == 1) named_barrier_arrive(1, 256);
     mbar_wait(q_full, 0);
+    turn_wait();
     mbar_wait(k_full, 0);
     qk(0);
+    turn_pass(false);
     wgmma_wait<0>();
     reg_fence(s);
     warp_arrive(k_empty);
@@ -206,10 +221,12 @@ __global__ void __launch_bounds__(FwdCfg<D, NWG>::kThreads, 1)
     pack_p();
     for (int it = 1; it < n; ++it) {
       const int st = it & 1, pst = st ^ 1;
+      turn_wait();
       mbar_wait(k_full + st, (it >> 1) & 1);
       qk(st);
       mbar_wait(v_full + pst, ((it - 1) >> 1) & 1);
       pv(pst);
+      turn_pass(false);
       wgmma_wait<1>();  // S_j is ready; P_{j-1} V_{j-1} may still run
       reg_fence(s);
       warp_arrive(k_empty + st);
@@ -231,8 +248,10 @@ __global__ void __launch_bounds__(FwdCfg<D, NWG>::kThreads, 1)
       pack_p();
     }
     const int lst = (n - 1) & 1;
+    turn_wait();
     mbar_wait(v_full + lst, ((n - 1) >> 1) & 1);
     pv(lst);
+    turn_pass(true);
     wgmma_wait<0>();
     reg_fence(o);
     reg_fence(p);
@@ -275,15 +294,18 @@ void launch(DType t, const AttnGeom& g, const FwdArgs& a, cudaStream_t s) {
 
 }  // namespace
 
-int sm90_fwd_splits(const AttnGeom& g, int sm_count, int cap) {
+int sm90_fwd_splits(const AttnGeom& g, int sm_count, int cap, int min_waves) {
   const int64_t ctas = ((g.lq * g.group + 64 * kFwdWarpgroups - 1) / (64 * kFwdWarpgroups)) * g.batch * g.kv_heads;
   const int n_tiles = static_cast<int>((g.lkv + kBN - 1) / kBN);
   const int most = std::max(1, std::min(cap > 0 ? cap : 64, n_tiles / 2));
-  // One CTA per SM: pick the fewest splits whose last wave is nearly full, else the fullest.
+  // One CTA per SM: pick the fewest splits whose last wave is nearly full, else the fullest. With
+  // min_waves > 1, grids of fewer waves are passed over: a one-wave grid doubles its time when a
+  // concurrent kernel (an NCCL transfer) holds a few SMs at launch; several waves absorb that.
   int best = 1;
   double best_eff = 0;
   for (int sp = 1; sp <= most; ++sp) {
     const int64_t total = ctas * sp, waves = (total + sm_count - 1) / sm_count;
+    if (waves < min_waves && sp < most) continue;
     const double eff = static_cast<double>(total) / static_cast<double>(waves * sm_count);
     if (eff > best_eff + 1e-9) {
       best_eff = eff;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <string>
 #include <thread>
 
@@ -64,6 +65,7 @@ CudaBackend::CudaBackend(int device) : device_(device) {
               std::to_string(prop.major) + "." + std::to_string(prop.minor));
   sm_count_ = prop.multiProcessorCount;
   sm90_ok_ = sm90_ = cuda::sm90_available(device);
+  if (const char* w = std::getenv("XATTN_FWD_MIN_WAVES")) set_fwd_min_waves(std::atoi(w));
   device_name_ = prop.name;
   XATTN_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
   XATTN_CUDA_CHECK(cudaEventCreateWithFlags(&sync_event_, cudaEventDisableTiming));
@@ -253,7 +255,7 @@ void CudaBackend::attn_fwd(const AttnDims& d, const AttnBlock& b, const AttnFwdI
   if (!fast) return cuda::generic_attn_fwd(d.dtype, g, a, stream_);
   const bool hopper = sm90_ && cuda::sm90_supported(d.dtype, g);
   const int64_t ctas = static_cast<int64_t>(cuda::tc_fwd_row_tiles(g, fwd_mtiles_)) * d.batch * d.kv_heads;
-  a.splits = hopper ? cuda::sm90_fwd_splits(g, sm_count_, max_splits_)
+  a.splits = hopper ? cuda::sm90_fwd_splits(g, sm_count_, max_splits_, comm_overlap_ ? fwd_min_waves_ : 1)
                     : choose_splits(ctas, cuda::tc_fwd_tiles(b.lkv, g.head_dim, fwd_mtiles_), sm_count_, max_splits_);
   if (a.splits > 1) {
     float* ws = workspace(a.splits * (o_n + lse_n));

@@ -48,6 +48,11 @@ class CudaBackend final : public Backend {
   void activate() const;  // makes this backend's device current on the calling thread
   // Caps the KV splits of the forward and dQ kernels (0 = automatic); for checks and tuning.
   void set_max_splits(int n) { max_splits_ = n; }
+  // With transfers alongside, a Hopper forward grid is split into at least fwd_min_waves waves (default 4,
+  // or $XATTN_FWD_MIN_WAVES): a one-wave grid runs a second wave when an NCCL kernel holds a few SMs at
+  // its launch (2x H200 over NVLink: LV-XAttn / bound 1.06-1.12 with one wave, 1.02-1.04 with four).
+  void set_comm_overlap(bool on) override { comm_overlap_ = on; }
+  void set_fwd_min_waves(int n) { fwd_min_waves_ = n < 1 ? 1 : n; }
   // Forward m-tiles per warp (1 or 2: rows per CTA 64 or 128); for checks and tuning.
   void set_fwd_mtiles(int n) { fwd_mtiles_ = n; }
   // Hopper (sm_90a wgmma) kernels: on by default where the device and the binary support them; off forces
@@ -69,6 +74,8 @@ class CudaBackend final : public Backend {
   int sm_count_ = 1;
   int max_splits_ = 0;
   int fwd_mtiles_ = 2;
+  int fwd_min_waves_ = 4;
+  bool comm_overlap_ = false;
   bool sm90_ok_ = false, sm90_ = false;
   std::string device_name_;
   cudaStream_t stream_ = nullptr;

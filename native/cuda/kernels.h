@@ -49,7 +49,7 @@ void tc_attn_bwd(DType t, const AttnGeom& g, const BwdArgs& a, cudaStream_t s);
 // plain stores and no dQ recomputation is needed); the order of those adds is not fixed run to run.
 bool sm90_available(int device);  // device is sm_90 and this binary carries sm_90a code for it
 bool sm90_supported(DType t, const AttnGeom& g);
-int sm90_fwd_splits(const AttnGeom& g, int sm_count, int cap);  // KV splits that fill the GPU (cap 0 = auto)
+int sm90_fwd_splits(const AttnGeom& g, int sm_count, int cap, int min_waves);  // KV splits that fill the GPU (cap 0 = auto)
 void sm90_attn_fwd(DType t, const AttnGeom& g, const FwdArgs& a, cudaStream_t s);
 void sm90_attn_bwd(DType t, const AttnGeom& g, const BwdArgs& a, cudaStream_t s);
 // Backward schedule knob for checks and tuning (process-wide): 1 (default) runs each tile's dQ product one
