@@ -51,6 +51,8 @@ if [ "$what" = train ]; then
   timeout 180 node dist/xattn.mjs run examples/train-gpu.yaml --checkpoint-dir "$out/ckpt" 2>&1 | tail -14 | tee "$out/train.log" || rc=1
   echo "== training and memory benchmarks"
   XATTN_BENCH_OUT="$out" timeout 300 node dist/bench-train.mjs 2>&1 | tee "$out/bench-train.log" || rc=1
-  XATTN_BENCH_OUT="$out" timeout 400 node dist/bench-memory.mjs 2>&1 | tee "$out/bench-memory.log" || rc=1
+  for q in 2048 1024; do
+    XATTN_BENCH_OUT="$out" timeout 400 node dist/bench-memory.mjs --text-tokens $q 2>&1 | tee "$out/bench-memory-q$q.log" || rc=1
+  done
 fi
 exit $rc

@@ -131,18 +131,6 @@ __global__ void __launch_bounds__(FwdCfg<D, NWG>::kThreads, 1)
   auto warp_arrive = [&](uint64_t* bar) {
     if (lane == 0) mbar_arrive(bar);
   };
-  // Ping-pong (two consumers, d128): the warpgroups take turns issuing their products (hardware barriers 1
-  // and 2), so one warpgroup's softmax runs while the other's GEMMs hold the tensor cores. Warpgroup 0 goes
-  // first; each issue group waits for its turn and passes it on, except warpgroup 1's last group (n + 1
-  // groups per warpgroup, so every bar.sync meets exactly one bar.arrive). Measured on H200: d128 forward
-  // +2-4 %, d64 -9 % (its softmax is as long as its products, so strict turns leave the tensor cores idle).
-  constexpr bool kPingPong = NWG == 2 && D == 128;
-  auto turn_wait = [&] {
-    if (kPingPong) named_barrier(1 + wg, 256);
-  };
-  auto turn_pass = [&](bool last) {
-    if (kPingPong && !(last && wg == 1)) named_barrier_arrive(2 - wg, 256);
-  };
   auto qk = [&](int st) {  // S = Q K^T from stage st
     reg_fence(s);
     wgmma_fence();
@@ -208,12 +196,9 @@ __global__ void __launch_bounds__(FwdCfg<D, NWG>::kThreads, 1)
   };
 
   if (n > 0) {
-    if (kPingPong && wg == 1) named_barrier_arrive(1, 256);
     mbar_wait(q_full, 0);
-    turn_wait();
     mbar_wait(k_full, 0);
     qk(0);
-    turn_pass(false);
     wgmma_wait<0>();
     reg_fence(s);
     warp_arrive(k_empty);
@@ -221,12 +206,10 @@ __global__ void __launch_bounds__(FwdCfg<D, NWG>::kThreads, 1)
     pack_p();
     for (int it = 1; it < n; ++it) {
       const int st = it & 1, pst = st ^ 1;
-      turn_wait();
       mbar_wait(k_full + st, (it >> 1) & 1);
       qk(st);
       mbar_wait(v_full + pst, ((it - 1) >> 1) & 1);
       pv(pst);
-      turn_pass(false);
       wgmma_wait<1>();  // S_j is ready; P_{j-1} V_{j-1} may still run
       reg_fence(s);
       warp_arrive(k_empty + st);
@@ -248,10 +231,8 @@ __global__ void __launch_bounds__(FwdCfg<D, NWG>::kThreads, 1)
       pack_p();
     }
     const int lst = (n - 1) & 1;
-    turn_wait();
     mbar_wait(v_full + lst, ((n - 1) >> 1) & 1);
     pv(lst);
-    turn_pass(true);
     wgmma_wait<0>();
     reg_fence(o);
     reg_fence(p);

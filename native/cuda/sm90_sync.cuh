@@ -63,10 +63,6 @@ __device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.
 __device__ __forceinline__ void named_barrier(int id, int count) {
   asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(count) : "memory");
 }
-// Arrives on hardware barrier `id` without waiting: completes a bar.sync of other threads on it.
-__device__ __forceinline__ void named_barrier_arrive(int id, int count) {
-  asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(count) : "memory");
-}
 
 // First 1024-byte aligned address at or after p (128-byte swizzled tiles need 1024-byte aligned atoms).
 __device__ __forceinline__ unsigned char* align1024(unsigned char* p) {
