@@ -8,6 +8,7 @@
 // dK/dV rows belong to one CTA (plain read-modify-write). CTAs start at different query tiles so the dQ
 // atomics of concurrent CTAs rarely meet on the same rows, even for short Lq.
 #include <atomic>
+#include <type_traits>
 
 #include "core/error.h"
 #include "cuda/attn_tile.cuh"
@@ -180,20 +181,33 @@ __global__ void __launch_bounds__(384, 1)
 
       wgmma_wait<1>();
       reg_fence(sv);
-      const bool full_tile = jw >= st.lo && jw + 64 <= st.hi;
+      // P^T = exp2(S^T scaled - LSE), zero outside each row's visible range. Two instantiations: tiles
+      // inside every row's range of this warpgroup skip the per-element bounds tests.
+      auto p_tile = [&](auto masked) {
 #pragma unroll
-      for (int i = 0; i < BQ / 8; ++i) {
-        const int c = 8 * i + 2 * tq;
-        const float2 l2 = *reinterpret_cast<const float2*>(&st.lse2[c]);
-        const int2 bg = *reinterpret_cast<const int2*>(&st.beg[c]), en = *reinterpret_cast<const int2*>(&st.end[c]);
+        for (int i = 0; i < BQ / 8; ++i) {
+          const int c = 8 * i + 2 * tq;
+          const float2 l2 = *reinterpret_cast<const float2*>(&st.lse2[c]);
+          int2 bg{}, en{};
+          if constexpr (decltype(masked)::value)
+            bg = *reinterpret_cast<const int2*>(&st.beg[c]), en = *reinterpret_cast<const int2*>(&st.end[c]);
 #pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const bool odd = e & 1;
-          const int j = jl[e >> 1];
-          const bool vis = full_tile || (j >= (odd ? bg.y : bg.x) && j < (odd ? en.y : en.x));
-          sv[4 * i + e] = vis ? fast_exp2(fmaf(sv[4 * i + e], sl2, -(odd ? l2.y : l2.x))) : 0.f;
+          for (int e = 0; e < 4; ++e) {
+            const bool odd = e & 1;
+            const float pe = fast_exp2(fmaf(sv[4 * i + e], sl2, -(odd ? l2.y : l2.x)));
+            if constexpr (decltype(masked)::value) {
+              const int j = jl[e >> 1];
+              sv[4 * i + e] = j >= (odd ? bg.y : bg.x) && j < (odd ? en.y : en.x) ? pe : 0.f;
+            } else {
+              sv[4 * i + e] = pe;
+            }
+          }
         }
-      }
+      };
+      if (jw >= st.lo && jw + 64 <= st.hi)
+        p_tile(std::false_type{});
+      else
+        p_tile(std::true_type{});
       wgmma_wait<0>();
       reg_fence(dp);
 #pragma unroll
