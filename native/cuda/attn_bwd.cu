@@ -7,6 +7,8 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <type_traits>
+
 #include "core/error.h"
 #include "cuda/attn_tile.cuh"
 #include "cuda/cuda_check.h"
@@ -265,20 +267,27 @@ __global__ void __launch_bounds__(NW * 32, 2) bwd_dq_kernel(AttnGeom g, BwdArgs 
     }
     const int j0 = t * BN;
     const bool full = j0 >= w_beg && j0 + BN <= w_end;
+    // dS = P (dP - D); the bounds tests only where some row of the warp sees part of the tile (a uniform
+    // branch: as one loop the compiler runs the tests on every element).
+    auto ds_tile = [&](auto masked) {
 #pragma unroll
-    for (int n8 = 0; n8 < SN; ++n8) {
+      for (int n8 = 0; n8 < SN; ++n8) {
 #pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int h = e >> 1;
-        bool vis = true;
-        if (!full) {
-          const int j = j0 + n8 * 8 + 2 * tq + (e & 1);
-          vis = j >= beg[h] && j < end[h];
+        for (int e = 0; e < 4; ++e) {
+          const int h = e >> 1;
+          float p = fast_exp2(s[n8][e] * sl2 - l2[h]);
+          if constexpr (decltype(masked)::value) {
+            const int j = j0 + n8 * 8 + 2 * tq + (e & 1);
+            p = j >= beg[h] && j < end[h] ? p : 0.f;
+          }
+          dp[n8][e] = p * (dp[n8][e] - dr[h]);
         }
-        const float p = vis ? fast_exp2(s[n8][e] * sl2 - l2[h]) : 0.f;
-        dp[n8][e] = p * (dp[n8][e] - dr[h]);
       }
-    }
+    };
+    if (full)
+      ds_tile(std::false_type{});
+    else
+      ds_tile(std::true_type{});
 #pragma unroll
     for (int kk = 0; kk < BN / 16; ++kk) {
       uint32_t sa[4];
