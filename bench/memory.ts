@@ -29,7 +29,7 @@ function arg(name: string, fallback: string): string {
 }
 // Recomputation re-runs the K/V projections, whose cost grows with the visual tokens alone while the
 // attention's grows with text x visual: its share of a step, and so the step-time ratio, falls as the
-// text gets longer (H200: 1.108x at 1024 text tokens, 1.075x at 2048). The default, 2048, is the text
+// text gets longer (H200: 1.12x at 1024 text tokens, 1.077x at 2048). The default, 2048, is the text
 // length of the paper's Llama-3-V memory example; --text-tokens picks another.
 const textTokens = Number(arg('text-tokens', '2048'));
 const jobFor = (mode: Mode, tokens: number, steps: number) =>

@@ -7,8 +7,6 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
-#include <type_traits>
-
 #include "core/error.h"
 #include "cuda/attn_tile.cuh"
 #include "cuda/cuda_check.h"
@@ -267,9 +265,8 @@ __global__ void __launch_bounds__(NW * 32, 2) bwd_dq_kernel(AttnGeom g, BwdArgs 
     }
     const int j0 = t * BN;
     const bool full = j0 >= w_beg && j0 + BN <= w_end;
-    // dS = P (dP - D); the bounds tests only where some row of the warp sees part of the tile (a uniform
-    // branch: as one loop the compiler runs the tests on every element).
-    auto ds_tile = [&](auto masked) {
+    // dS = P (dP - D).
+    with_bounds_tests(!full, [&](auto masked) {
 #pragma unroll
       for (int n8 = 0; n8 < SN; ++n8) {
 #pragma unroll
@@ -283,11 +280,7 @@ __global__ void __launch_bounds__(NW * 32, 2) bwd_dq_kernel(AttnGeom g, BwdArgs 
           dp[n8][e] = p * (dp[n8][e] - dr[h]);
         }
       }
-    };
-    if (full)
-      ds_tile(std::false_type{});
-    else
-      ds_tile(std::true_type{});
+    });
 #pragma unroll
     for (int kk = 0; kk < BN / 16; ++kk) {
       uint32_t sa[4];

@@ -8,7 +8,6 @@
 // dK/dV rows belong to one CTA (plain read-modify-write). CTAs start at different query tiles so the dQ
 // atomics of concurrent CTAs rarely meet on the same rows, even for short Lq.
 #include <atomic>
-#include <type_traits>
 
 #include "core/error.h"
 #include "cuda/attn_tile.cuh"
@@ -181,9 +180,8 @@ __global__ void __launch_bounds__(384, 1)
 
       wgmma_wait<1>();
       reg_fence(sv);
-      // P^T = exp2(S^T scaled - LSE), zero outside each row's visible range. Two instantiations: tiles
-      // inside every row's range of this warpgroup skip the per-element bounds tests.
-      auto p_tile = [&](auto masked) {
+      // P^T = exp2(S^T scaled - LSE), zero outside each row's visible range.
+      with_bounds_tests(jw < st.lo || jw + 64 > st.hi, [&](auto masked) {
 #pragma unroll
         for (int i = 0; i < BQ / 8; ++i) {
           const int c = 8 * i + 2 * tq;
@@ -203,11 +201,7 @@ __global__ void __launch_bounds__(384, 1)
             }
           }
         }
-      };
-      if (jw >= st.lo && jw + 64 <= st.hi)
-        p_tile(std::false_type{});
-      else
-        p_tile(std::true_type{});
+      });
       wgmma_wait<0>();
       reg_fence(dp);
 #pragma unroll

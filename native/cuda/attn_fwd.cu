@@ -5,8 +5,6 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
-#include <type_traits>
-
 #include "core/error.h"
 #include "cuda/attn_tile.cuh"
 #include "cuda/cuda_check.h"
@@ -136,9 +134,8 @@ __global__ void __launch_bounds__(NW * 32, 2) fwd_kernel(AttnGeom g, FwdArgs a, 
 #pragma unroll
     for (int mt = 0; mt < MT; ++mt) {
       float mx[2] = {-INFINITY, -INFINITY};
-      // Scaled S and its row maxima; the bounds tests only where some row of the warp sees part of the
-      // tile (a uniform branch: as one loop the compiler runs the tests on every element).
-      auto scale_max = [&](auto masked) {
+      // Scaled S and its row maxima.
+      with_bounds_tests(!full, [&](auto masked) {
 #pragma unroll
         for (int n8 = 0; n8 < SN; ++n8) {
 #pragma unroll
@@ -152,11 +149,7 @@ __global__ void __launch_bounds__(NW * 32, 2) fwd_kernel(AttnGeom g, FwdArgs a, 
             mx[e >> 1] = fmaxf(mx[e >> 1], x);
           }
         }
-      };
-      if (full)
-        scale_max(std::false_type{});
-      else
-        scale_max(std::true_type{});
+      });
       float al[2], mu[2];
 #pragma unroll
       for (int h = 0; h < 2; ++h) {

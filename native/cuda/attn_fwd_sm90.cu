@@ -6,7 +6,6 @@
 // like the mma.sync kernel (split-KV partials when a.splits > 1).
 #include <algorithm>
 #include <climits>
-#include <type_traits>
 
 #include "core/error.h"
 #include "cuda/attn_tile.cuh"
@@ -154,8 +153,7 @@ __global__ void __launch_bounds__(FwdCfg<D, NWG>::kThreads, 1)
     wgmma_commit();
   };
   // Masked, scaled, base-2 online softmax of S for the tile at KV row j0: S becomes P (unnormalised), alpha
-  // the rescale of O. Two instantiations: tiles inside every row's range of this warp skip the per-element
-  // bounds tests, which otherwise cost four ALU operations an element (the busiest pipe at d64).
+  // the rescale of O.
   auto softmax_tile = [&](int j0, auto masked) {
     float mx[2] = {-INFINITY, -INFINITY};
 #pragma unroll
@@ -191,10 +189,7 @@ __global__ void __launch_bounds__(FwdCfg<D, NWG>::kThreads, 1)
   };
   auto softmax = [&](int j) {
     const int j0 = j * kBN;
-    if (j0 >= w_beg && j0 + kBN <= w_end)
-      softmax_tile(j0, std::false_type{});
-    else
-      softmax_tile(j0, std::true_type{});
+    with_bounds_tests(j0 < w_beg || j0 + kBN > w_end, [&](auto masked) { softmax_tile(j0, masked); });
   };
   auto pack_p = [&]() {
 #pragma unroll

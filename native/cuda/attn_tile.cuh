@@ -2,6 +2,7 @@
 #pragma once
 #include <climits>
 #include <cstdint>
+#include <type_traits>
 
 #include "cuda/kernels.h"
 #include "cuda/mma_ptx.cuh"
@@ -15,6 +16,18 @@ __device__ __forceinline__ float fast_exp2(float x) {
   float y;
   asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
   return y;
+}
+
+// Runs a tile's element-wise code f in one of two instantiations behind a warp-uniform branch:
+// f(std::false_type) where every row of the warp sees the whole tile, f(std::true_type) with the per-element
+// bounds tests. Written as one loop with a runtime flag, the compiler if-converts the tests into every
+// element of every tile (four ALU operations each, the busiest pipe of the softmax).
+template <typename F>
+__device__ __forceinline__ void with_bounds_tests(bool needed, F&& f) {
+  if (needed)
+    f(std::true_type{});
+  else
+    f(std::false_type{});
 }
 
 // Packed row r of KV head hk -> element offset of its query row in a [B, lq, H, D] tensor.
