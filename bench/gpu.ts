@@ -280,7 +280,16 @@ function worldSizesOf(arg: string | undefined, gpus: number): number[] {
 }
 
 async function main() {
-  const { values: opts } = parseArgs({ options: { scaling: { type: 'boolean', default: false }, 'world-sizes': { type: 'string' } } });
+  const { values: opts } = parseArgs({
+    options: {
+      scaling: { type: 'boolean', default: false },
+      'world-sizes': { type: 'string' },
+      'distributed-only': { type: 'boolean', default: false }, // skip (a): A/B runs of the schedules
+      iters: { type: 'string', default: '5' }, // timed steps per distributed case (median)
+    },
+  });
+  const iters = Number(opts.iters);
+  if (!Number.isInteger(iters) || iters < 1) throw new Error(`--iters ${opts.iters}: expected a positive integer`);
   if (opts['world-sizes'] !== undefined && !opts.scaling) throw new Error('--world-sizes needs --scaling');
   // In smoke runs the "GPUs" are CPU rank processes (up to 8): two unless --world-sizes says more.
   if (SMOKE) {
@@ -297,21 +306,21 @@ async function main() {
   // (a) kernels: ours at P = 1 through the engine; cuDNN through PyTorch in the same run.
   const engine = Engine.create({ backend: 'cuda', device: 0 });
   const ours = [];
-  for (const s of KERNEL_SHAPES) {
+  for (const s of opts['distributed-only'] ? [] : KERNEL_SHAPES) {
     const t = (await timeCalls(engine, [callOf(s, 'lv-xattn')], 0, 1, 20, timeQueued))[0]!;
     const flops = attentionFlops({ batch: 1, heads: s.heads, headDim: s.headDim }, s.lq, s.lkv);
     ours.push({ shape: key(s), ours_fwd_tflops: flops / t.fwd_ms / 1e9, ours_fwdbwd_tflops: (3.5 * flops) / t.fwdbwd_ms / 1e9, peak_memory_bytes: t.memory_peak_bytes, memory_used_bytes: t.memory_used_bytes });
   }
   await engine.close();
   let cudnn: Record<string, { cudnn_fwd_tflops: number; cudnn_fwdbwd_tflops: number }> = {};
-  try {
+  if (ours.length) try {
     const out = execFileSync('python3', [path.join(projectRoot(), 'native/cuda/tests/cudnn_baseline.py'), '10'], { encoding: 'utf8' });
     cudnn = Object.fromEntries(out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l)).map((r) => [r.shape, r]));
   } catch (e) {
     console.log(`cuDNN baseline unavailable: ${(e as Error).message.split('\n')[0]}`);
   }
   const kernels = ours.map((o) => ({ ...o, cudnn_fwd_tflops: cudnn[o.shape]?.cudnn_fwd_tflops ?? null, cudnn_fwdbwd_tflops: cudnn[o.shape]?.cudnn_fwdbwd_tflops ?? null }));
-  console.log('\nkernels (bf16 TFLOP/s)      ours fwd  cuDNN fwd  ratio   ours f+b  cuDNN f+b  ratio');
+  if (kernels.length) console.log('\nkernels (bf16 TFLOP/s)      ours fwd  cuDNN fwd  ratio   ours f+b  cuDNN f+b  ratio');
   for (const k of kernels) {
     const r = (a: number, b: number | null) => (b ? (a / b).toFixed(2) : '  - ');
     console.log(`${k.shape.padEnd(34)} ${k.ours_fwd_tflops.toFixed(1).padStart(7)} ${String(k.cudnn_fwd_tflops ?? '-').padStart(10)} ${r(k.ours_fwd_tflops, k.cudnn_fwd_tflops).padStart(6)} ${k.ours_fwdbwd_tflops.toFixed(1).padStart(10)} ${String(k.cudnn_fwdbwd_tflops ?? '-').padStart(10)} ${r(k.ours_fwdbwd_tflops, k.cudnn_fwdbwd_tflops).padStart(6)}`);
@@ -320,11 +329,11 @@ async function main() {
   // (b) two GPUs: LV-XAttn, Ring and the no-communication bound, per interconnect.
   const distributed: DistRow[] = [];
   if (gpus >= 2) {
-    for (const [interconnect, env] of Object.entries(INTERCONNECTS)) distributed.push(...(await runGang(2, interconnect, env, { shapes: DIST_SHAPES, iters: 5 })));
+    for (const [interconnect, env] of Object.entries(INTERCONNECTS)) distributed.push(...(await runGang(2, interconnect, env, { shapes: DIST_SHAPES, iters })));
     printRows('2 GPUs, fwd+bwd ms (slowest rank)', distributed);
   }
   const result = { device, gpus, date: new Date().toISOString(), kernels, distributed };
-  writeResult(`gpu-${device}`, result);
+  writeResult(opts['distributed-only'] ? `gpu-distributed-${device}` : `gpu-${device}`, result);
 }
 
 if (process.argv[2] === 'rank') {

@@ -1,9 +1,9 @@
 // Distributed exact cross-attention over a ring of ranks, written once over Backend + Transport.
 //
-// LV-XAttn keeps K/V local and rotates the small query-side blocks (Q, mask; then O/LSE partials,
-// and in the backward Q, dO, LSE, D and a dQ accumulator). Ring Attention, the baseline, rotates the
-// K/V blocks (only the Hkv heads) and, in the backward, dK/dV accumulators. Every transfer overlaps
-// the next compute step; the last hop returns each accumulator to its owner.
+// LV-XAttn (schedule_lv.cc) keeps K/V local and rotates the small query-side blocks (Q, mask, O/LSE
+// partials; in the backward Q, dO, LSE, D and a dQ accumulator), visiting the owner last. Ring
+// Attention (schedule.cc), the baseline, rotates the K/V blocks (only the Hkv heads) and, in the
+// backward, dK/dV accumulators. Transfers overlap compute; the last hop returns each result home.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -61,8 +61,10 @@ class DistAttention {
  private:
   struct Buffers;
   void lv_forward(const DistFwdArgs& a);
+  void lv_forward_local(const DistFwdArgs& a);
   void ring_forward(const DistFwdArgs& a);
   void lv_backward(const DistBwdArgs& a);
+  void lv_backward_local(const DistBwdArgs& a);
   void ring_backward(const DistBwdArgs& a);
   void finish_forward(const float* acc_o, const float* acc_lse, const DistFwdArgs& a);
 

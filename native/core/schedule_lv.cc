@@ -1,0 +1,228 @@
+// LV-XAttn: K/V stay where they are; the small text-side blocks travel around the ring.
+//
+// Each block visits the other ranks first and its owner last. The owner computes its own block in two
+// pieces (own_block.h): the first while its block leaves, the second while the other ranks' results
+// come home. So the first and the last hop, which nothing inside the call used to hide, both overlap
+// compute.
+#include <type_traits>
+#include <vector>
+
+#include "core/own_block.h"
+#include "core/schedule.h"
+#include "core/schedule_internal.h"
+#include "core/shard.h"
+
+namespace xattn {
+
+using namespace sched;
+
+namespace {
+
+template <typename T>
+T* at_byte(T* p, size_t offset) {
+  using Byte = std::conditional_t<std::is_const_v<T>, const char, char>;
+  return reinterpret_cast<T*>(reinterpret_cast<Byte*>(p) + offset);
+}
+
+// One piece of the owner's block: its dims, block and byte offsets inside each tensor kind.
+struct PieceAt {
+  AttnDims d;
+  AttnBlock blk;
+  size_t q = 0, o32 = 0, lse = 0, kv = 0, kv32 = 0;
+  size_t kv32_bytes = 0;  // the piece's dK (or dV) rows, contiguous by construction
+};
+
+PieceAt piece_at(const AttnDims& d, int64_t lq, const Shard& kv, const int32_t* mask, const OwnPiece& p) {
+  PieceAt at;
+  at.d = d;
+  at.d.batch = p.batches;
+  at.blk = {lq, p.kv_rows, kv.begin + p.kv_begin, mask ? mask + p.batch_begin * lq * 2 : nullptr};
+  const size_t es = dtype_size(d.dtype), q_row = d.heads * d.head_dim, kv_row = d.kv_heads * d.head_dim;
+  const size_t b0 = p.batch_begin, kv_first = b0 * kv.length + p.kv_begin;
+  at.q = b0 * lq * q_row * es;
+  at.o32 = b0 * lq * q_row * 4;
+  at.lse = b0 * d.heads * lq * 4;
+  at.kv = kv_first * kv_row * es;
+  at.kv32 = kv_first * kv_row * 4;
+  at.kv32_bytes = p.batches * p.kv_rows * kv_row * 4;
+  return at;
+}
+
+// The share of the owner's block to compute before the others' blocks: as much as the first hop
+// needs to hide, relative to the last.
+double first_share(double first_hop_bytes, double last_hop_bytes) {
+  const double total = first_hop_bytes + last_hop_bytes;
+  return total > 0 ? first_hop_bytes / total : 0.5;
+}
+
+}  // namespace
+
+// Without communication (one rank, or the no-communication bound) every step is the own block.
+void DistAttention::lv_forward_local(const DistFwdArgs& a) {
+  const AttnDims& d = pb_.dims;
+  const RowBytes rb(d);
+  const int64_t lq = local_lq();
+  const Shard kv = shard_of(pb_.lkv_total, world_, rank_);
+  float* acc_o = buf_->get<float>("lv.o0", lq * rb.o32);
+  float* acc_l = buf_->get<float>("lv.l0", lq * rb.lse);
+  float* part_o = buf_->get<float>("lv.po", lq * rb.o32);
+  float* part_l = buf_->get<float>("lv.pl", lq * rb.lse);
+  const AttnBlock blk{lq, kv.length, kv.begin, a.mask};
+  for (int t = 0; t < world_; ++t) {
+    be_.attn_fwd(d, blk, {a.q, a.k, a.v, t == 0 ? acc_o : part_o, t == 0 ? acc_l : part_l});
+    if (t > 0) be_.lse_merge(d, lq, acc_o, acc_l, part_o, part_l);
+  }
+  finish_forward(acc_o, acc_l, a);
+}
+
+// At step t = 1 .. P-1 rank r computes block r-t against its K/V and merges it into the float32
+// accumulator that arrived with it (step 1 starts one). After step P-1 the accumulator goes home, where
+// the owner merges it with its own result. It stays float32 on that hop: a partial over some of the keys
+// can be much larger than the final O, so rounding it to bf16 costs more than an ulp of the result.
+void DistAttention::lv_forward(const DistFwdArgs& a) {
+  if (!pb_.comm || world_ == 1) return lv_forward_local(a);
+  const AttnDims& d = pb_.dims;
+  const RowBytes rb(d);
+  const int P = world_, r = rank_, next = mod(r + 1, P), prev = mod(r - 1, P);
+  const Shard kv = shard_of(pb_.lkv_total, P, r);
+  const int64_t mq = max_shard(pb_.lq_total, P), my_lq = local_lq();
+  const auto len = [&](int t) { return shard_of(pb_.lq_total, P, mod(r - t, P)).length; };  // block at step t
+  void* qbuf[2] = {buf_->get("lv.q0", mq * rb.q), buf_->get("lv.q1", mq * rb.q)};
+  int32_t* mbuf[2] = {nullptr, nullptr};
+  if (a.mask) mbuf[0] = buf_->get<int32_t>("lv.m0", mq * rb.mask), mbuf[1] = buf_->get<int32_t>("lv.m1", mq * rb.mask);
+  float* acc_o[2] = {buf_->get<float>("lv.o0", mq * rb.o32), buf_->get<float>("lv.o1", mq * rb.o32)};
+  float* acc_l[2] = {buf_->get<float>("lv.l0", mq * rb.lse), buf_->get<float>("lv.l1", mq * rb.lse)};
+  float* part_o = buf_->get<float>("lv.po", mq * rb.o32);
+  float* part_l = buf_->get<float>("lv.pl", mq * rb.lse);
+  float* own_o = buf_->get<float>("lv.own_o", my_lq * rb.o32);
+  float* own_l = buf_->get<float>("lv.own_l", my_lq * rb.lse);
+  float* home_o = buf_->get<float>("lv.home_o", my_lq * rb.o32);  // the others' result for the own block
+  float* home_l = buf_->get<float>("lv.home_l", my_lq * rb.lse);
+
+  const OwnSplit split = split_own_block(d.batch, kv.length,
+                                         first_share(my_lq * (rb.q + (a.mask ? rb.mask : 0)), my_lq * (rb.o32 + rb.lse)));
+  const auto own_piece = [&](const OwnPiece& p, float* o, float* l) {
+    const PieceAt at = piece_at(d, my_lq, kv, a.mask, p);
+    be_.attn_fwd(at.d, at.blk, {at_byte(a.q, at.q), at_byte(a.k, at.kv), at_byte(a.v, at.kv), at_byte(o, at.o32), at_byte(l, at.lse)});
+  };
+  // Sends the block of step t on and receives the block of step t + 1.
+  const auto pass_query = [&](int t, const void* q, const int32_t* m) {
+    std::vector<Exchange> batch{{q, len(t) * rb.q, next, qbuf[(t + 1) % 2], len(t + 1) * rb.q, prev}};
+    if (a.mask) batch.push_back({m, len(t) * rb.mask, next, mbuf[(t + 1) % 2], len(t + 1) * rb.mask, prev});
+    return tr_.post(batch);
+  };
+
+  StepClock clock(tr_, stats_);
+  Transport::Handle hq = pass_query(0, a.q, a.mask), hacc = 0;
+  own_piece(split.first, own_o, own_l);
+  for (int t = 1; t < P; ++t) {
+    const int s = t % 2;
+    const int64_t lq = len(t);
+    clock.wait(hq);
+    if (t < P - 1) hq = pass_query(t, qbuf[s], mbuf[s]);
+    const AttnBlock blk{lq, kv.length, kv.begin, mbuf[s]};
+    if (t == 1) {
+      be_.attn_fwd(d, blk, {qbuf[s], a.k, a.v, acc_o[s], acc_l[s]});
+    } else {
+      be_.attn_fwd(d, blk, {qbuf[s], a.k, a.v, part_o, part_l});
+      clock.wait(hacc);  // this block's accumulator, from rank r-1
+      be_.lse_merge(d, lq, acc_o[s], acc_l[s], part_o, part_l);
+    }
+    const bool home = t == P - 1;  // then rank r+1 owns this block
+    hacc = tr_.post({{acc_o[s], lq * rb.o32, next, home ? home_o : acc_o[1 - s], len(t + 1) * rb.o32, prev},
+                     {acc_l[s], lq * rb.lse, next, home ? home_l : acc_l[1 - s], len(t + 1) * rb.lse, prev}});
+  }
+  if (split.along_kv) {
+    own_piece(split.second, part_o, part_l);
+    be_.lse_merge(d, my_lq, own_o, own_l, part_o, part_l);
+  } else {
+    own_piece(split.second, own_o, own_l);
+  }
+  clock.wait(hacc);
+  be_.lse_merge(d, my_lq, own_o, own_l, home_o, home_l);
+  finish_forward(own_o, own_l, a);
+}
+
+void DistAttention::lv_backward_local(const DistBwdArgs& a) {
+  const AttnDims& d = pb_.dims;
+  const RowBytes rb(d);
+  const int64_t lq = local_lq();
+  const Shard kv = shard_of(pb_.lkv_total, world_, rank_);
+  float* drow = buf_->get<float>("lvb.drow", lq * rb.lse);
+  be_.row_dot(d, lq, a.dout, a.o, drow);
+  be_.zero(a.dq, lq * rb.o32);
+  const AttnBlock blk{lq, kv.length, kv.begin, a.mask};
+  for (int t = 0; t < world_; ++t)  // the first step writes dK/dV (no zero fill, no read)
+    be_.attn_bwd(d, blk, {a.q, a.k, a.v, a.dout, a.lse, drow, a.dq, a.dk, a.dv, /*accumulate_dkv=*/t > 0});
+}
+
+// Q, dO, LSE and D (and the mask) travel like Q in the forward; dK/dV accumulate locally; a float32
+// dQ accumulator starts at step 1, travels with its block and goes home after step P-1.
+void DistAttention::lv_backward(const DistBwdArgs& a) {
+  if (!pb_.comm || world_ == 1) return lv_backward_local(a);
+  const AttnDims& d = pb_.dims;
+  const RowBytes rb(d);
+  const int P = world_, r = rank_, next = mod(r + 1, P), prev = mod(r - 1, P);
+  const Shard kv = shard_of(pb_.lkv_total, P, r);
+  const int64_t mq = max_shard(pb_.lq_total, P), my_lq = local_lq();
+  const auto len = [&](int t) { return shard_of(pb_.lq_total, P, mod(r - t, P)).length; };
+  void* qb[2] = {buf_->get("lvb.q0", mq * rb.q), buf_->get("lvb.q1", mq * rb.q)};
+  void* dob[2] = {buf_->get("lvb.do0", mq * rb.q), buf_->get("lvb.do1", mq * rb.q)};
+  float* lb[2] = {buf_->get<float>("lvb.l0", mq * rb.lse), buf_->get<float>("lvb.l1", mq * rb.lse)};
+  float* db[2] = {buf_->get<float>("lvb.d0", mq * rb.lse), buf_->get<float>("lvb.d1", mq * rb.lse)};
+  int32_t* mb[2] = {nullptr, nullptr};
+  if (a.mask) mb[0] = buf_->get<int32_t>("lvb.m0", mq * rb.mask), mb[1] = buf_->get<int32_t>("lvb.m1", mq * rb.mask);
+  float* dq_acc[2] = {buf_->get<float>("lvb.dq0", mq * rb.o32), buf_->get<float>("lvb.dq1", mq * rb.o32)};
+  float* dq_part = buf_->get<float>("lvb.dqp", mq * rb.o32);
+  float* drow = buf_->get<float>("lvb.drow", my_lq * rb.lse);
+
+  const size_t inputs_row = 2 * rb.q + 2 * rb.lse + (a.mask ? rb.mask : 0);
+  const OwnSplit split = split_own_block(d.batch, kv.length, first_share(my_lq * inputs_row, my_lq * rb.o32));
+  const auto own_piece = [&](const OwnPiece& p, bool accumulate_dkv) {
+    const PieceAt at = piece_at(d, my_lq, kv, a.mask, p);
+    be_.attn_bwd(at.d, at.blk, {at_byte(a.q, at.q), at_byte(a.k, at.kv), at_byte(a.v, at.kv), at_byte(a.dout, at.q),
+                                at_byte(a.lse, at.lse), at_byte(drow, at.lse), at_byte(a.dq, at.o32),
+                                at_byte(a.dk, at.kv32), at_byte(a.dv, at.kv32), accumulate_dkv});
+  };
+  const auto pass_inputs = [&](int t, const void* q, const void* dout, const float* lse, const float* dr,
+                               const int32_t* m) {
+    const int64_t n = len(t), nn = len(t + 1);
+    const int u = (t + 1) % 2;
+    std::vector<Exchange> batch{{q, n * rb.q, next, qb[u], nn * rb.q, prev},
+                                {dout, n * rb.q, next, dob[u], nn * rb.q, prev},
+                                {lse, n * rb.lse, next, lb[u], nn * rb.lse, prev},
+                                {dr, n * rb.lse, next, db[u], nn * rb.lse, prev}};
+    if (a.mask) batch.push_back({m, n * rb.mask, next, mb[u], nn * rb.mask, prev});
+    return tr_.post(batch);
+  };
+
+  be_.row_dot(d, my_lq, a.dout, a.o, drow);
+  StepClock clock(tr_, stats_);
+  Transport::Handle hin = pass_inputs(0, a.q, a.dout, a.lse, drow, a.mask), hdq = 0;
+  be_.zero(a.dq, my_lq * rb.o32);
+  own_piece(split.first, /*accumulate_dkv=*/false);
+  // The other blocks add to every local dK/dV row: the second piece's rows start at zero.
+  const PieceAt second = piece_at(d, my_lq, kv, a.mask, split.second);
+  be_.zero(at_byte(a.dk, second.kv32), second.kv32_bytes);
+  be_.zero(at_byte(a.dv, second.kv32), second.kv32_bytes);
+  for (int t = 1; t < P; ++t) {
+    const int s = t % 2;
+    const int64_t lq = len(t);
+    clock.wait(hin);
+    if (t < P - 1) hin = pass_inputs(t, qb[s], dob[s], lb[s], db[s], mb[s]);
+    float* dq_t = t == 1 ? dq_acc[s] : dq_part;
+    be_.zero(dq_t, lq * rb.o32);
+    const AttnBlock blk{lq, kv.length, kv.begin, mb[s]};
+    be_.attn_bwd(d, blk, {qb[s], a.k, a.v, dob[s], lb[s], db[s], dq_t, a.dk, a.dv, /*accumulate_dkv=*/true});
+    if (t > 1) {
+      clock.wait(hdq);  // this block's dQ so far, from rank r-1
+      be_.add_f32(dq_acc[s], dq_part, static_cast<size_t>(lq * rb.o32 / 4));
+    }
+    hdq = tr_.post({{dq_acc[s], lq * rb.o32, next, dq_acc[1 - s], len(t + 1) * rb.o32, prev}});
+  }
+  own_piece(split.second, /*accumulate_dkv=*/true);
+  clock.wait(hdq);
+  be_.add_f32(a.dq, dq_acc[P % 2], static_cast<size_t>(my_lq * rb.o32 / 4));
+}
+
+}  // namespace xattn
