@@ -55,6 +55,9 @@ interface DistRow {
   lvxattn_ms: number;
   ring_ms: number;
   nocomm_ms: number;
+  /** The forward alone (same steps): where the step's time goes. */
+  lvxattn_fwd_ms: number;
+  nocomm_fwd_ms: number;
   /** Slowest rank's ring-exchange bandwidth; null at P = 1 (no link). */
   link_gbps: number | null;
   lv_bytes_per_step: number;
@@ -191,7 +194,8 @@ function rowOf(s: Shape, interconnect: string, cases: RankCase[], link: number |
   const moveMs = link ? (lvBytes / (link * 1e9)) * 1000 : 0;
   const flops = 3.5 * attentionFlops({ batch: 1, heads: s.heads, headDim: s.headDim }, s.lq, s.lkv); // fwd + bwd
   return {
-    P, shape: key(s), interconnect, lvxattn_ms: lv, ring_ms: ring, nocomm_ms: nocomm, link_gbps: link,
+    P, shape: key(s), interconnect, lvxattn_ms: lv, ring_ms: ring, nocomm_ms: nocomm,
+    lvxattn_fwd_ms: worst((c) => c.lv.fwd_ms), nocomm_fwd_ms: worst((c) => c.nocomm.fwd_ms), link_gbps: link,
     lv_bytes_per_step: lvBytes, ring_bytes_per_step: worst((c) => c.ring.bytes_per_step),
     lv_bound_ratio: lv / Math.max(nocomm, moveMs), lv_speedup_vs_ring: ring / lv,
     lv_tflops_per_gpu: flops / P / lv / 1e9, ring_tflops_per_gpu: flops / P / ring / 1e9,
@@ -224,6 +228,8 @@ const COLUMNS: [string, number, (r: DistRow & Partial<ScalingRow>) => string][] 
   ['LV-XAttn', 9, (r) => num(r.lvxattn_ms, 2)],
   ['Ring', 8, (r) => num(r.ring_ms, 2)],
   ['no-comm', 8, (r) => num(r.nocomm_ms, 2)],
+  ['LV fwd', 6, (r) => num(r.lvxattn_fwd_ms, 2)],
+  ['nc fwd', 6, (r) => num(r.nocomm_fwd_ms, 2)],
   ['LV/bound', 8, (r) => num(r.lv_bound_ratio, 3)],
   ['Ring/LV', 7, (r) => num(r.lv_speedup_vs_ring, 2)],
   ['LV TF/GPU', 9, (r) => sig3(r.lv_tflops_per_gpu)],

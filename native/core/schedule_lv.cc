@@ -4,6 +4,7 @@
 // pieces (own_block.h): the first while its block leaves, the second while the other ranks' results
 // come home. So the first and the last hop, which nothing inside the call used to hide, both overlap
 // compute.
+#include <cstdlib>
 #include <type_traits>
 #include <vector>
 
@@ -29,7 +30,6 @@ struct PieceAt {
   AttnDims d;
   AttnBlock blk;
   size_t q = 0, o32 = 0, lse = 0, kv = 0, kv32 = 0;
-  size_t kv32_bytes = 0;  // the piece's dK (or dV) rows, contiguous by construction
 };
 
 PieceAt piece_at(const AttnDims& d, int64_t lq, const Shard& kv, const int32_t* mask, const OwnPiece& p) {
@@ -44,13 +44,14 @@ PieceAt piece_at(const AttnDims& d, int64_t lq, const Shard& kv, const int32_t* 
   at.lse = b0 * d.heads * lq * 4;
   at.kv = kv_first * kv_row * es;
   at.kv32 = kv_first * kv_row * 4;
-  at.kv32_bytes = p.batches * p.kv_rows * kv_row * 4;
   return at;
 }
 
 // The share of the owner's block to compute before the others' blocks: as much as the first hop
-// needs to hide, relative to the last.
+// needs to hide, relative to the last. $XATTN_LV_FIRST_SHARE (0..1) overrides it, for experiments.
 double first_share(double first_hop_bytes, double last_hop_bytes) {
+  static const char* forced = std::getenv("XATTN_LV_FIRST_SHARE");
+  if (forced && *forced) return std::atof(forced);
   const double total = first_hop_bytes + last_hop_bytes;
   return total > 0 ? first_hop_bytes / total : 0.5;
 }
@@ -178,10 +179,12 @@ void DistAttention::lv_backward(const DistBwdArgs& a) {
 
   const size_t inputs_row = 2 * rb.q + 2 * rb.lse + (a.mask ? rb.mask : 0);
   const OwnSplit split = split_own_block(d.batch, kv.length, first_share(my_lq * inputs_row, my_lq * rb.o32));
-  const auto own_piece = [&](const OwnPiece& p, bool accumulate_dkv) {
-    const PieceAt at = piece_at(d, my_lq, kv, a.mask, p);
-    be_.attn_bwd(at.d, at.blk, {at_byte(a.q, at.q), at_byte(a.k, at.kv), at_byte(a.v, at.kv), at_byte(a.dout, at.q),
-                                at_byte(a.lse, at.lse), at_byte(drow, at.lse), at_byte(a.dq, at.o32),
+  // The backward of one piece of the local K/V rows for a block of lq text rows.
+  const auto piece_bwd = [&](const OwnPiece& p, int64_t lq, const void* q, const void* dout, const float* lse,
+                             const float* dr, const int32_t* m, float* dq, bool accumulate_dkv) {
+    const PieceAt at = piece_at(d, lq, kv, m, p);
+    be_.attn_bwd(at.d, at.blk, {at_byte(q, at.q), at_byte(a.k, at.kv), at_byte(a.v, at.kv), at_byte(dout, at.q),
+                                at_byte(lse, at.lse), at_byte(dr, at.lse), at_byte(dq, at.o32),
                                 at_byte(a.dk, at.kv32), at_byte(a.dv, at.kv32), accumulate_dkv});
   };
   const auto pass_inputs = [&](int t, const void* q, const void* dout, const float* lse, const float* dr,
@@ -200,11 +203,7 @@ void DistAttention::lv_backward(const DistBwdArgs& a) {
   StepClock clock(tr_, stats_);
   Transport::Handle hin = pass_inputs(0, a.q, a.dout, a.lse, drow, a.mask), hdq = 0;
   be_.zero(a.dq, my_lq * rb.o32);
-  own_piece(split.first, /*accumulate_dkv=*/false);
-  // The other blocks add to every local dK/dV row: the second piece's rows start at zero.
-  const PieceAt second = piece_at(d, my_lq, kv, a.mask, split.second);
-  be_.zero(at_byte(a.dk, second.kv32), second.kv32_bytes);
-  be_.zero(at_byte(a.dv, second.kv32), second.kv32_bytes);
+  piece_bwd(split.first, my_lq, a.q, a.dout, a.lse, drow, a.mask, a.dq, /*accumulate_dkv=*/false);
   for (int t = 1; t < P; ++t) {
     const int s = t % 2;
     const int64_t lq = len(t);
@@ -212,15 +211,20 @@ void DistAttention::lv_backward(const DistBwdArgs& a) {
     if (t < P - 1) hin = pass_inputs(t, qb[s], dob[s], lb[s], db[s], mb[s]);
     float* dq_t = t == 1 ? dq_acc[s] : dq_part;
     be_.zero(dq_t, lq * rb.o32);
-    const AttnBlock blk{lq, kv.length, kv.begin, mb[s]};
-    be_.attn_bwd(d, blk, {qb[s], a.k, a.v, dob[s], lb[s], db[s], dq_t, a.dk, a.dv, /*accumulate_dkv=*/true});
+    if (t == 1) {  // writes the second piece's dK/dV rows (no memset, no read), adds to the first's
+      piece_bwd(split.second, lq, qb[s], dob[s], lb[s], db[s], mb[s], dq_t, /*accumulate_dkv=*/false);
+      piece_bwd(split.first, lq, qb[s], dob[s], lb[s], db[s], mb[s], dq_t, /*accumulate_dkv=*/true);
+    } else {
+      const AttnBlock blk{lq, kv.length, kv.begin, mb[s]};
+      be_.attn_bwd(d, blk, {qb[s], a.k, a.v, dob[s], lb[s], db[s], dq_t, a.dk, a.dv, /*accumulate_dkv=*/true});
+    }
     if (t > 1) {
       clock.wait(hdq);  // this block's dQ so far, from rank r-1
       be_.add_f32(dq_acc[s], dq_part, static_cast<size_t>(lq * rb.o32 / 4));
     }
     hdq = tr_.post({{dq_acc[s], lq * rb.o32, next, dq_acc[1 - s], len(t + 1) * rb.o32, prev}});
   }
-  own_piece(split.second, /*accumulate_dkv=*/true);
+  piece_bwd(split.second, my_lq, a.q, a.dout, a.lse, drow, a.mask, a.dq, /*accumulate_dkv=*/true);
   clock.wait(hdq);
   be_.add_f32(a.dq, dq_acc[P % 2], static_cast<size_t>(my_lq * rb.o32 / 4));
 }
