@@ -16,6 +16,9 @@ class Backend {
   virtual void* alloc(size_t bytes) = 0;     // device memory, never null (throws)
   virtual void free(void* p) = 0;
   virtual void copy(void* dst, const void* src, size_t bytes) = 0;  // device to device, in stream order
+  // `rows` rows of `width` bytes, each `src_pitch` apart in src and `dst_pitch` apart in dst (gathers and
+  // scatters of row ranges across the batch and head dimensions).
+  virtual void copy_2d(void* dst, size_t dst_pitch, const void* src, size_t src_pitch, size_t width, size_t rows) = 0;
   virtual void zero(void* p, size_t bytes) = 0;
   virtual void fill_f32(float* p, size_t n, float value) = 0;
   virtual void add_f32(float* dst, const float* src, size_t n) = 0;  // dst += src

@@ -30,6 +30,10 @@ void CpuBackend::free(void* p) {
 void CpuBackend::copy(void* dst, const void* src, size_t bytes) {
   if (bytes) std::memmove(dst, src, bytes);
 }
+void CpuBackend::copy_2d(void* dst, size_t dst_pitch, const void* src, size_t src_pitch, size_t width, size_t rows) {
+  for (size_t i = 0; i < rows && width; ++i)
+    std::memmove(static_cast<char*>(dst) + i * dst_pitch, static_cast<const char*>(src) + i * src_pitch, width);
+}
 void CpuBackend::zero(void* p, size_t bytes) {
   if (bytes) std::memset(p, 0, bytes);
 }

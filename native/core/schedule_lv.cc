@@ -4,11 +4,13 @@
 // pieces (own_block.h): the first while its block leaves, the second while the other ranks' results
 // come home. So the first and the last hop, which nothing inside the call used to hide, both overlap
 // compute.
+#include <algorithm>
 #include <cstdlib>
 #include <type_traits>
 #include <vector>
 
 #include "core/own_block.h"
+#include "core/row_chunks.h"
 #include "core/schedule.h"
 #include "core/schedule_internal.h"
 #include "core/shard.h"
@@ -56,6 +58,16 @@ double first_share(double first_hop_bytes, double last_hop_bytes) {
   return total > 0 ? first_hop_bytes / total : 0.5;
 }
 
+// Row chunks a forward block travels in: two where every chunk keeps at least 256 rows (shorter ones
+// cost more in kernel efficiency than they hide, H200 over NVLink), else one. Every rank derives it from
+// the same global length. $XATTN_LV_CHUNKS overrides it, for experiments.
+int forward_chunks(int64_t max_block_rows) {
+  static const char* forced = std::getenv("XATTN_LV_CHUNKS");
+  if (forced && *forced) return std::max(1, std::atoi(forced));
+  constexpr int64_t kMinChunkRows = 256;
+  return max_block_rows >= 2 * kMinChunkRows ? 2 : 1;
+}
+
 }  // namespace
 
 // Without communication (one rank, or the no-communication bound) every step is the own block.
@@ -80,6 +92,8 @@ void DistAttention::lv_forward_local(const DistFwdArgs& a) {
 // accumulator that arrived with it (step 1 starts one). After step P-1 the accumulator goes home, where
 // the owner merges it with its own result. It stays float32 on that hop: a partial over some of the keys
 // can be much larger than the final O, so rounding it to bf16 costs more than an ulp of the result.
+// Blocks travel in row chunks (row_chunks.h): on a slow link the first chunk's compute and the first
+// results' trip home overlap the rest of the block's transfer.
 void DistAttention::lv_forward(const DistFwdArgs& a) {
   if (!pb_.comm || world_ == 1) return lv_forward_local(a);
   const AttnDims& d = pb_.dims;
@@ -87,7 +101,12 @@ void DistAttention::lv_forward(const DistFwdArgs& a) {
   const int P = world_, r = rank_, next = mod(r + 1, P), prev = mod(r - 1, P);
   const Shard kv = shard_of(pb_.lkv_total, P, r);
   const int64_t mq = max_shard(pb_.lq_total, P), my_lq = local_lq();
+  const int C = forward_chunks(mq);
   const auto len = [&](int t) { return shard_of(pb_.lq_total, P, mod(r - t, P)).length; };  // block at step t
+  const auto chunk = [&](int t, int c) { return shard_of(len(t), C, c); };
+  const size_t B = d.batch;
+  const RowTensor tq{B, rb.q / B}, tmask{B, rb.mask / B}, to{B, rb.o32 / B}, tl{B * d.heads, 4};
+  // Chunked storage (a block in transit) and natural layout (the own block's result).
   void* qbuf[2] = {buf_->get("lv.q0", mq * rb.q), buf_->get("lv.q1", mq * rb.q)};
   int32_t* mbuf[2] = {nullptr, nullptr};
   if (a.mask) mbuf[0] = buf_->get<int32_t>("lv.m0", mq * rb.mask), mbuf[1] = buf_->get<int32_t>("lv.m1", mq * rb.mask);
@@ -95,43 +114,62 @@ void DistAttention::lv_forward(const DistFwdArgs& a) {
   float* acc_l[2] = {buf_->get<float>("lv.l0", mq * rb.lse), buf_->get<float>("lv.l1", mq * rb.lse)};
   float* part_o = buf_->get<float>("lv.po", mq * rb.o32);
   float* part_l = buf_->get<float>("lv.pl", mq * rb.lse);
+  void* own_q = buf_->get("lv.own_q", my_lq * rb.q);  // the own block, chunked for its first hop
+  int32_t* own_m = a.mask ? buf_->get<int32_t>("lv.own_m", my_lq * rb.mask) : nullptr;
   float* own_o = buf_->get<float>("lv.own_o", my_lq * rb.o32);
   float* own_l = buf_->get<float>("lv.own_l", my_lq * rb.lse);
-  float* home_o = buf_->get<float>("lv.home_o", my_lq * rb.o32);  // the others' result for the own block
+  float* home_co = buf_->get<float>("lv.home_co", my_lq * rb.o32);  // the others' result, chunked
+  float* home_cl = buf_->get<float>("lv.home_cl", my_lq * rb.lse);
+  float* home_o = buf_->get<float>("lv.home_o", my_lq * rb.o32);
   float* home_l = buf_->get<float>("lv.home_l", my_lq * rb.lse);
 
   const OwnSplit split = split_own_block(d.batch, kv.length,
-                                         first_share(my_lq * (rb.q + (a.mask ? rb.mask : 0)), my_lq * (rb.o32 + rb.lse)));
+                                         first_share(rb.q + (a.mask ? rb.mask : 0), rb.o32 + rb.lse));
   const auto own_piece = [&](const OwnPiece& p, float* o, float* l) {
     const PieceAt at = piece_at(d, my_lq, kv, a.mask, p);
     be_.attn_fwd(at.d, at.blk, {at_byte(a.q, at.q), at_byte(a.k, at.kv), at_byte(a.v, at.kv), at_byte(o, at.o32), at_byte(l, at.lse)});
   };
-  // Sends the block of step t on and receives the block of step t + 1.
-  const auto pass_query = [&](int t, const void* q, const int32_t* m) {
-    std::vector<Exchange> batch{{q, len(t) * rb.q, next, qbuf[(t + 1) % 2], len(t + 1) * rb.q, prev}};
-    if (a.mask) batch.push_back({m, len(t) * rb.mask, next, mbuf[(t + 1) % 2], len(t + 1) * rb.mask, prev});
+  // Sends chunk c of the block of step t on and receives chunk c of the block of step t + 1.
+  const auto pass_query = [&](int t, int c, const void* q, const int32_t* m) {
+    const Shard x = chunk(t, c), y = chunk(t + 1, c);
+    void* into = qbuf[(t + 1) % 2];
+    std::vector<Exchange> batch{{at_byte(q, tq.chunk_offset(x)), x.length * rb.q, next, at_byte(into, tq.chunk_offset(y)), y.length * rb.q, prev}};
+    if (a.mask)
+      batch.push_back({at_byte(m, tmask.chunk_offset(x)), x.length * rb.mask, next,
+                       at_byte(mbuf[(t + 1) % 2], tmask.chunk_offset(y)), y.length * rb.mask, prev});
     return tr_.post(batch);
   };
 
   StepClock clock(tr_, stats_);
-  Transport::Handle hq = pass_query(0, a.q, a.mask), hacc = 0;
+  std::vector<Transport::Handle> hq(C), hacc(C);
+  for (int c = 0; c < C; ++c) {
+    gather_chunk(be_, tq, my_lq, chunk(0, c), a.q, own_q);
+    if (a.mask) gather_chunk(be_, tmask, my_lq, chunk(0, c), a.mask, own_m);
+    hq[c] = pass_query(0, c, own_q, own_m);
+  }
   own_piece(split.first, own_o, own_l);
   for (int t = 1; t < P; ++t) {
     const int s = t % 2;
-    const int64_t lq = len(t);
-    clock.wait(hq);
-    if (t < P - 1) hq = pass_query(t, qbuf[s], mbuf[s]);
-    const AttnBlock blk{lq, kv.length, kv.begin, mbuf[s]};
-    if (t == 1) {
-      be_.attn_fwd(d, blk, {qbuf[s], a.k, a.v, acc_o[s], acc_l[s]});
-    } else {
-      be_.attn_fwd(d, blk, {qbuf[s], a.k, a.v, part_o, part_l});
-      clock.wait(hacc);  // this block's accumulator, from rank r-1
-      be_.lse_merge(d, lq, acc_o[s], acc_l[s], part_o, part_l);
-    }
     const bool home = t == P - 1;  // then rank r+1 owns this block
-    hacc = tr_.post({{acc_o[s], lq * rb.o32, next, home ? home_o : acc_o[1 - s], len(t + 1) * rb.o32, prev},
-                     {acc_l[s], lq * rb.lse, next, home ? home_l : acc_l[1 - s], len(t + 1) * rb.lse, prev}});
+    for (int c = 0; c < C; ++c) {
+      const Shard x = chunk(t, c), y = chunk(t + 1, c);
+      clock.wait(hq[c]);
+      if (t < P - 1) hq[c] = pass_query(t, c, qbuf[s], mbuf[s]);
+      const int32_t* m = a.mask ? at_byte(mbuf[s], tmask.chunk_offset(x)) : nullptr;
+      const AttnBlock blk{x.length, kv.length, kv.begin, m};
+      const void* q = at_byte(qbuf[s], tq.chunk_offset(x));
+      float* o = at_byte(acc_o[s], to.chunk_offset(x));
+      float* l = at_byte(acc_l[s], tl.chunk_offset(x));
+      if (t == 1) {
+        be_.attn_fwd(d, blk, {q, a.k, a.v, o, l});
+      } else {
+        be_.attn_fwd(d, blk, {q, a.k, a.v, part_o, part_l});
+        clock.wait(hacc[c]);  // this chunk's accumulator, from rank r-1
+        be_.lse_merge(d, x.length, o, l, part_o, part_l);
+      }
+      hacc[c] = tr_.post({{o, x.length * rb.o32, next, at_byte(home ? home_co : acc_o[1 - s], to.chunk_offset(y)), y.length * rb.o32, prev},
+                          {l, x.length * rb.lse, next, at_byte(home ? home_cl : acc_l[1 - s], tl.chunk_offset(y)), y.length * rb.lse, prev}});
+    }
   }
   if (split.along_kv) {
     own_piece(split.second, part_o, part_l);
@@ -139,7 +177,11 @@ void DistAttention::lv_forward(const DistFwdArgs& a) {
   } else {
     own_piece(split.second, own_o, own_l);
   }
-  clock.wait(hacc);
+  for (int c = 0; c < C; ++c) {
+    clock.wait(hacc[c]);
+    scatter_chunk(be_, to, my_lq, chunk(0, c), home_co, home_o);
+    scatter_chunk(be_, tl, my_lq, chunk(0, c), home_cl, home_l);
+  }
   be_.lse_merge(d, my_lq, own_o, own_l, home_o, home_l);
   finish_forward(own_o, own_l, a);
 }

@@ -124,6 +124,14 @@ void CudaBackend::copy(void* dst, const void* src, size_t bytes) {
   XATTN_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream_));
 }
 
+void CudaBackend::copy_2d(void* dst, size_t dst_pitch, const void* src, size_t src_pitch, size_t width,
+                          size_t rows) {
+  if (width == 0 || rows == 0) return;
+  if (rows == 1 || (dst_pitch == width && src_pitch == width)) return copy(dst, src, width * rows);
+  activate();
+  XATTN_CUDA_CHECK(cudaMemcpy2DAsync(dst, dst_pitch, src, src_pitch, width, rows, cudaMemcpyDeviceToDevice, stream_));
+}
+
 void CudaBackend::zero(void* p, size_t bytes) {
   if (bytes == 0) return;
   activate();

@@ -23,6 +23,7 @@ class CudaBackend final : public Backend {
   void* alloc(size_t bytes) override;
   void free(void* p) override;
   void copy(void* dst, const void* src, size_t bytes) override;
+  void copy_2d(void* dst, size_t dst_pitch, const void* src, size_t src_pitch, size_t width, size_t rows) override;
   void zero(void* p, size_t bytes) override;
   void fill_f32(float* p, size_t n, float value) override;
   void add_f32(float* dst, const float* src, size_t n) override;

@@ -26,9 +26,18 @@ const TOL: Record<string, { o: number; lse: number; grad: number }> = {
   float16: { o: 5e-4, lse: 2e-5, grad: 2e-3 },
 };
 
-describe.each([1, 2, 3, 4])('P = %i ranks over TCP', (P) => {
+// Blocks of 512+ text rows travel in row chunks; XATTN_LV_CHUNKS forces chunks (more than some blocks
+// have rows) at these small shapes, so the chunked forward is checked too.
+describe.each([
+  [1, '1'],
+  [2, ''],
+  [3, ''],
+  [4, ''],
+  [2, '3'],
+  [3, '4'],
+])('P = %i ranks over TCP, forward chunks "%s"', (P, chunks) => {
   it('LV-XAttn and Ring equal fp64 attention, forward and backward', async () => {
-    const ranks = await spawnRanks<RankResults>(WORKER, P, { XATTN_TEST_CASES: JSON.stringify(CASES) });
+    const ranks = await spawnRanks<RankResults>(WORKER, P, { XATTN_TEST_CASES: JSON.stringify(CASES), XATTN_LV_CHUNKS: chunks });
     CASES.forEach((c, ci) => {
       const tol = TOL[c.dims.dtype]!;
       for (const [algo, e] of Object.entries(caseErrors(c, ci, ranks))) {
