@@ -58,6 +58,9 @@ interface DistRow {
   /** The forward alone (same steps): where the step's time goes. */
   lvxattn_fwd_ms: number;
   nocomm_fwd_ms: number;
+  /** Median gap between the first and the last rank starting the same LV-XAttn step: time the ranks wait
+   * for each other at the first hop, which the no-communication bound never pays. */
+  lv_start_skew_ms: number;
   /** Slowest rank's ring-exchange bandwidth; null at P = 1 (no link). */
   link_gbps: number | null;
   lv_bytes_per_step: number;
@@ -90,10 +93,11 @@ type Inputs = { q: Tensor; k: Tensor; v: Tensor; dout: Tensor };
  * resident inputs and everything the call allocates. */
 async function timeCall(engine: Engine, call: DistCall, { q, k, v, dout }: Inputs, iters: number) {
   engine.info({ resetPeak: true });
-  const fwd: number[] = [], all: number[] = [];
+  const fwd: number[] = [], all: number[] = [], starts: number[] = [];
   let bytes = 0, memory = 0;
   for (let i = -2; i < iters; i++) {
     const t0 = performance.now();
+    if (i >= 0) starts.push(performance.timeOrigin + t0); // one clock for every rank process
     const f = await engine.attentionForward(call, { q, k, v });
     const t1 = performance.now();
     const b = await engine.attentionBackward(call, { q, k, v, o: f.o, lse: f.lse, dout });
@@ -104,7 +108,7 @@ async function timeCall(engine: Engine, call: DistCall, { q, k, v, dout }: Input
     [f.o, f.lse, b.dq, b.dk, b.dv].forEach((t) => t.dispose());
   }
   const memory_peak_bytes = engine.info().memoryPeak;
-  return { fwd_ms: median(fwd), fwdbwd_ms: median(all), bytes_per_step: bytes, memory_used_bytes: memory, memory_peak_bytes };
+  return { fwd_ms: median(fwd), fwdbwd_ms: median(all), bytes_per_step: bytes, memory_used_bytes: memory, memory_peak_bytes, starts };
 }
 
 /**
@@ -137,7 +141,7 @@ async function timeQueued(engine: Engine, call: DistCall, { q, k, v, dout }: Inp
     (await bwd()).forEach((t) => t.dispose()); // warm-up
     const fwd_ms = await timed(fwd);
     const fwdbwd_ms = await timed(async () => [...(await fwd()), ...(await bwd())]);
-    return { fwd_ms, fwdbwd_ms, bytes_per_step: 0, memory_used_bytes: engine.info().memoryUsed, memory_peak_bytes: engine.info().memoryPeak };
+    return { fwd_ms, fwdbwd_ms, bytes_per_step: 0, memory_used_bytes: engine.info().memoryUsed, memory_peak_bytes: engine.info().memoryPeak, starts: [] };
   } finally {
     o!.dispose();
     lse!.dispose();
@@ -195,7 +199,9 @@ function rowOf(s: Shape, interconnect: string, cases: RankCase[], link: number |
   const flops = 3.5 * attentionFlops({ batch: 1, heads: s.heads, headDim: s.headDim }, s.lq, s.lkv); // fwd + bwd
   return {
     P, shape: key(s), interconnect, lvxattn_ms: lv, ring_ms: ring, nocomm_ms: nocomm,
-    lvxattn_fwd_ms: worst((c) => c.lv.fwd_ms), nocomm_fwd_ms: worst((c) => c.nocomm.fwd_ms), link_gbps: link,
+    lvxattn_fwd_ms: worst((c) => c.lv.fwd_ms), nocomm_fwd_ms: worst((c) => c.nocomm.fwd_ms),
+    lv_start_skew_ms: median(cases[0]!.lv.starts.map((_, i) => Math.max(...cases.map((c) => c.lv.starts[i]!)) - Math.min(...cases.map((c) => c.lv.starts[i]!)))),
+    link_gbps: link,
     lv_bytes_per_step: lvBytes, ring_bytes_per_step: worst((c) => c.ring.bytes_per_step),
     lv_bound_ratio: lv / Math.max(nocomm, moveMs), lv_speedup_vs_ring: ring / lv,
     lv_tflops_per_gpu: flops / P / lv / 1e9, ring_tflops_per_gpu: flops / P / ring / 1e9,
@@ -230,6 +236,7 @@ const COLUMNS: [string, number, (r: DistRow & Partial<ScalingRow>) => string][] 
   ['no-comm', 8, (r) => num(r.nocomm_ms, 2)],
   ['LV fwd', 6, (r) => num(r.lvxattn_fwd_ms, 2)],
   ['nc fwd', 6, (r) => num(r.nocomm_fwd_ms, 2)],
+  ['skew', 5, (r) => num(r.lv_start_skew_ms, 2)],
   ['LV/bound', 8, (r) => num(r.lv_bound_ratio, 3)],
   ['Ring/LV', 7, (r) => num(r.lv_speedup_vs_ring, 2)],
   ['LV TF/GPU', 9, (r) => sig3(r.lv_tflops_per_gpu)],
@@ -291,7 +298,7 @@ async function main() {
       scaling: { type: 'boolean', default: false },
       'world-sizes': { type: 'string' },
       'distributed-only': { type: 'boolean', default: false }, // skip (a): A/B runs of the schedules
-      iters: { type: 'string', default: '5' }, // timed steps per distributed case (median)
+      iters: { type: 'string', default: '9' }, // timed steps per distributed case (median)
     },
   });
   const iters = Number(opts.iters);
