@@ -1,6 +1,5 @@
 #include "binding/engine.h"
 
-#include <chrono>
 #include <string>
 #include <vector>
 
@@ -10,6 +9,7 @@
 #include "binding/tensor.h"
 #include "binding/transport.h"
 #include "core/cpu_backend.h"
+#include "core/link_probe.h"
 #include "core/local_transport.h"
 #include "core/shard.h"
 #ifdef XATTN_WITH_CUDA
@@ -230,7 +230,14 @@ WorkerThread& Engine::open_worker() {
 DistAttention& Engine::schedule_for(const DistProblem& p) {
   std::string key = problem_key(p);
   auto it = schedules_.find(key);
-  if (it == schedules_.end()) it = schedules_.emplace(key, std::make_unique<DistAttention>(*backend_, *transport_, p)).first;
+  if (it == schedules_.end()) {
+    DistProblem with_link = p;
+    if (p.comm && transport_->world_size() > 1) {
+      if (link_gbps_ < 0) link_gbps_ = probe_link_gbps(*backend_, *transport_);  // once, on every rank alike
+      with_link.link_gbps = link_gbps_;
+    }
+    it = schedules_.emplace(key, std::make_unique<DistAttention>(*backend_, *transport_, with_link)).first;
+  }
   return *it->second;
 }
 
@@ -351,23 +358,7 @@ Napi::Value Engine::MeasureLink(const Napi::CallbackInfo& info) {
     require(bytes > 0 && iters > 0, ErrorCode::InvalidArgument, "measureLink(bytes > 0, iters > 0)");
     return run_on_worker<double>(
         info.Env(), open_worker(),
-        [this, bytes, iters] {
-          const int P = transport_->world_size(), r = transport_->rank();
-          if (P == 1) return 0.0;
-          void* a = backend_->alloc(bytes);
-          void* b = backend_->alloc(bytes);
-          auto once = [&] {
-            transport_->wait(transport_->post({{a, size_t(bytes), (r + 1) % P, b, size_t(bytes), (r + P - 1) % P}}));
-            backend_->synchronize();
-          };
-          once();  // warm-up (connection set-up, buffer registration)
-          auto t0 = std::chrono::steady_clock::now();
-          for (int i = 0; i < iters; ++i) once();
-          double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / iters;
-          backend_->free(a);
-          backend_->free(b);
-          return s;
-        },
+        [this, bytes, iters] { return time_ring_exchange(*backend_, *transport_, size_t(bytes), iters); },
         [](Napi::Env env, double& s) -> Napi::Value { return Napi::Number::New(env, s); });
   });
 }

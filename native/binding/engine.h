@@ -52,6 +52,7 @@ class Engine : public Napi::ObjectWrap<Engine> {
   std::shared_ptr<Backend> backend_;
   std::shared_ptr<Transport> transport_;
   std::map<std::string, std::unique_ptr<DistAttention>> schedules_;  // touched only on the worker
+  double link_gbps_ = -1;  // the ranks' ring-exchange bandwidth, probed at the first distributed call
   std::unique_ptr<NnOps> nn_ops_;                                    // touched only on the worker
   bool closing_ = false;
   std::shared_ptr<Releaser> releaser_ = std::make_shared<Releaser>();

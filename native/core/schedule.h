@@ -25,6 +25,7 @@ struct DistProblem {
   int64_t lq_total = 0;
   int64_t lkv_total = 0;
   bool comm = true;  // false: every rank computes P steps on its own blocks (the no-communication bound)
+  double link_gbps = 0;  // the ranks' measured exchange bandwidth (link_probe.h); 0 = unknown
 };
 
 // Device pointers of this rank's shards (layouts in attn.h; mask may be null on every rank).

@@ -58,14 +58,17 @@ double first_share(double first_hop_bytes, double last_hop_bytes) {
   return total > 0 ? first_hop_bytes / total : 0.5;
 }
 
-// Row chunks a forward block travels in: two where every chunk keeps at least 256 rows (shorter ones
-// cost more in kernel efficiency than they hide, H200 over NVLink), else one. Every rank derives it from
-// the same global length. $XATTN_LV_CHUNKS overrides it, for experiments.
-int forward_chunks(int64_t max_block_rows) {
+// Row chunks a forward block travels in: two where every chunk keeps at least 256 rows and the link is
+// slower than NVLink class (or unknown), else one. Over NVLink a block crosses in microseconds and the
+// shorter kernels only cost (H200: +0.1-0.3 ms a forward at 4096x32K). Every rank derives it from the
+// same global length and the same agreed bandwidth. $XATTN_LV_CHUNKS overrides it, for experiments.
+int forward_chunks(int64_t max_block_rows, double link_gbps) {
   static const char* forced = std::getenv("XATTN_LV_CHUNKS");
   if (forced && *forced) return std::max(1, std::atoi(forced));
   constexpr int64_t kMinChunkRows = 256;
-  return max_block_rows >= 2 * kMinChunkRows ? 2 : 1;
+  constexpr double kFastLinkGbps = 100;
+  const bool fast_link = link_gbps >= kFastLinkGbps;
+  return max_block_rows >= 2 * kMinChunkRows && !fast_link ? 2 : 1;
 }
 
 }  // namespace
@@ -101,7 +104,7 @@ void DistAttention::lv_forward(const DistFwdArgs& a) {
   const int P = world_, r = rank_, next = mod(r + 1, P), prev = mod(r - 1, P);
   const Shard kv = shard_of(pb_.lkv_total, P, r);
   const int64_t mq = max_shard(pb_.lq_total, P), my_lq = local_lq();
-  const int C = forward_chunks(mq);
+  const int C = forward_chunks(mq, pb_.link_gbps);
   const auto len = [&](int t) { return shard_of(pb_.lq_total, P, mod(r - t, P)).length; };  // block at step t
   const auto chunk = [&](int t, int c) { return shard_of(len(t), C, c); };
   const size_t B = d.batch;
