@@ -1,7 +1,8 @@
 // npm run test:gpu — checks for a machine with CUDA GPUs (CI has none). Plain Node (no vitest), so it
 // also runs as a bundle (node dist/test-gpu.mjs) where node_modules is absent.
-//  1. The CUDA engine at P = 1 and, with 2+ GPUs, LV-XAttn and Ring over NCCL at P = 2: forward and
-//     backward against the fp64 reference (GQA 1/4/8, d64/d128, odd lengths, fully masked rows).
+//  1. The CUDA engine at P = 1 and, with 2+ (4+) GPUs, LV-XAttn and Ring over NCCL at P = 2 (and 4):
+//     forward and backward against the fp64 reference (GQA 1/4/8, d64/d128, odd lengths, fully masked
+//     rows).
 //  2. P = 2 equals single-GPU attention.
 // The per-op kernel checks against the CPU backend are the standalone xattn_cuda_check program.
 import { Engine } from '../../runtime/engine/engine.js';
@@ -36,7 +37,7 @@ if (process.argv[2] === 'rank') {
   console.log(`${gpus} CUDA device(s): ${Array.from({ length: gpus }, (_, i) => Engine.cudaDeviceName(i)).join(', ')}`);
   check(gpus >= 1, 'a CUDA device is visible to the addon (built with CUDA)');
   const runs: Record<number, RankResults[]> = {};
-  for (const P of gpus >= 2 ? [1, 2] : gpus === 1 ? [1] : []) {
+  for (const P of [1, 2, 4].filter((p) => p <= gpus)) {
     runs[P] = await spawnRanks<RankResults>(process.argv[1]!, P, {}, { args: ['rank'], execArgv: process.execArgv, timeoutMs: 150_000 });
     CASES.forEach((c, ci) => {
       const tol = TOL[c.dims.dtype]!;
