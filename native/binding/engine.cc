@@ -165,16 +165,19 @@ Napi::Value Engine::Info(const Napi::CallbackInfo& info) {
   o.Set("worldSize", transport_ ? transport_->world_size() : 1);
   o.Set("device", device_);
   uint64_t used = 0, peak = 0, total = 0;
+  double link_gbps = 0;
   const bool reset_peak = info.Length() > 0 && info[0].IsObject() &&
                           info[0].As<Napi::Object>().Get("resetPeak").ToBoolean().Value();
   if (worker_ && backend_) worker_->run_sync([&] {
     used = backend_->memory_used();
     total = backend_->memory_total();
     peak = backend_->memory_peak(reset_peak);
+    link_gbps = link_gbps_ > 0 ? link_gbps_ : 0;
   });
   o.Set("memoryUsed", Napi::Number::New(env, static_cast<double>(used)));
   o.Set("memoryPeak", Napi::Number::New(env, static_cast<double>(peak)));
   o.Set("memoryTotal", Napi::Number::New(env, static_cast<double>(total)));
+  o.Set("linkGbps", Napi::Number::New(env, link_gbps));
   return o;
 }
 
@@ -183,6 +186,7 @@ Napi::Value Engine::UseTcp(const Napi::CallbackInfo& info) {
     std::shared_ptr<Transport> t = unwrap_transport(info[0]);
     worker_->run_sync([&] {
       schedules_.clear();
+      link_gbps_ = -1;  // a new transport: probe its link again
       transport_ = t;
     });
     return info.Env().Undefined();
@@ -212,6 +216,7 @@ Napi::Value Engine::UseNccl(const Napi::CallbackInfo& info) {
         info.Env(), open_worker(),
         [this, id, rank, world, timeout] {
           schedules_.clear();
+          link_gbps_ = -1;  // a new transport: probe its link again
           transport_ = std::shared_ptr<Transport>(make_nccl_transport(id, rank, world, *backend_, timeout));
           return true;
         },

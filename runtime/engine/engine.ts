@@ -61,6 +61,9 @@ export interface EngineInfo {
   memoryPeak: number;
   /** The device's memory (CUDA), 0 on CPU. */
   memoryTotal: number;
+  /** The ranks' ring-exchange bandwidth in GB/s, probed at the first distributed call (the same on every
+   * rank; LV-XAttn picks its pipelining from it); 0 before that and at P = 1. */
+  linkGbps: number;
 }
 
 interface NativeEngine {

@@ -75,7 +75,11 @@ export async function runWorker(opts: WorkerOptions = {}): Promise<RunSummary | 
           });
     const all = (await rdv.allGather('result', JSON.stringify(result))).map((s) => JSON.parse(s) as RankResult);
     if (env.rank !== 0) return undefined;
-    const summary = summarize(job, backend, all, { loss: result.finalLoss, layers: job.spec.workload.mode === 'train' ? resolveModel(job.spec.model).layers : 1 });
+    const summary = summarize(job, backend, all, {
+      loss: result.finalLoss,
+      layers: job.spec.workload.mode === 'train' ? resolveModel(job.spec.model).layers : 1,
+      linkGbps: engine.info().linkGbps, // agreed by every rank, so rank 0's is the job's
+    });
     emit({ type: 'summary', rank: env.rank, summary });
     return summary;
   } finally {

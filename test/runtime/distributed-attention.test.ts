@@ -50,5 +50,12 @@ describe.each([
         if (c.masked) expect(e.fullyMaskedRows, `${what}: some rows are fully masked`).toBeGreaterThan(0);
       }
     });
+    // The link probe (LV-XAttn's pipelining depends on it) must give every rank the same value.
+    const links = ranks.map((r) => r.linkGbps);
+    if (P === 1) expect(links).toEqual([0]);
+    else {
+      expect(links[0], 'probed link bandwidth').toBeGreaterThan(0);
+      expect(new Set(links).size, `every rank agrees on the link: ${links.join(', ')}`).toBe(1);
+    }
   }, 120_000);
 });

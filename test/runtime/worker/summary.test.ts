@@ -1,0 +1,27 @@
+// The end-of-run summary: slowest rank sets the step, throughput follows from the job's shape, and the
+// probed link shows only where ranks exchanged data.
+import { describe, expect, it } from 'vitest';
+import { fileURLToPath } from 'node:url';
+import { readXAttnJob } from '../../../crds/validate.js';
+import { formatSummary, summarize } from '../../../runtime/worker/summary.js';
+
+const job = readXAttnJob(fileURLToPath(new URL('../../../examples/quickstart.yaml', import.meta.url)));
+const rank = (r: number, stepSeconds: number) => ({ rank: r, timedSteps: 10, meanStepSeconds: stepSeconds, bytesSentPerStep: 1000 * (r + 1), commWaitSecondsPerStep: 0.01 });
+
+describe('run summary', () => {
+  it('takes the slowest rank as the step time and means the per-rank counters', () => {
+    const s = summarize(job, 'cpu', [rank(0, 0.1), rank(1, 0.2)], { linkGbps: 2.345 });
+    const w = job.spec.workload;
+    expect(s.stepSeconds).toBe(0.2);
+    expect(s.visualTokensPerSecond).toBeCloseTo((w.batch * w.visualTokens) / 0.2, 6);
+    expect(s.bytesSentPerStepPerWorker).toBe(1500);
+    expect(s.commWaitFraction).toBeCloseTo(0.05, 12);
+    expect(formatSummary(s)).toMatch(/link between ranks\s+2\.35 GB\/s \(probed ring exchange\)/);
+  });
+
+  it('leaves the link out where no link was probed (one rank)', () => {
+    const s = summarize(job, 'cpu', [rank(0, 0.1)], { linkGbps: 0 });
+    expect(s.linkGbps).toBeUndefined();
+    expect(formatSummary(s)).not.toMatch(/link/);
+  });
+});
