@@ -106,23 +106,24 @@ void DistAttention::lv_forward(const DistFwdArgs& a) {
   const int64_t mq = max_shard(pb_.lq_total, P), my_lq = local_lq();
   const int C = forward_chunks(mq, pb_.link_gbps);
   const auto len = [&](int t) { return shard_of(pb_.lq_total, P, mod(r - t, P)).length; };  // block at step t
-  const auto chunk = [&](int t, int c) { return shard_of(len(t), C, c); };
+  const auto chunk = [&](int t, int c) { return shard_of(len(t), C, c); };  // rows of chunk c at step t
   const size_t B = d.batch;
   const RowTensor tq{B, rb.q / B}, tmask{B, rb.mask / B}, to{B, rb.o32 / B}, tl{B * d.heads, 4};
-  // Chunked storage (a block in transit) and natural layout (the own block's result).
-  void* qbuf[2] = {buf_->get("lv.q0", mq * rb.q), buf_->get("lv.q1", mq * rb.q)};
+  const ChunkSlots slots(C, mq);
+  // Blocks in transit live in chunk slots; the own block's result in its natural layout.
+  void* qbuf[2] = {buf_->get("lv.q0", slots.bytes(tq)), buf_->get("lv.q1", slots.bytes(tq))};
   int32_t* mbuf[2] = {nullptr, nullptr};
-  if (a.mask) mbuf[0] = buf_->get<int32_t>("lv.m0", mq * rb.mask), mbuf[1] = buf_->get<int32_t>("lv.m1", mq * rb.mask);
-  float* acc_o[2] = {buf_->get<float>("lv.o0", mq * rb.o32), buf_->get<float>("lv.o1", mq * rb.o32)};
-  float* acc_l[2] = {buf_->get<float>("lv.l0", mq * rb.lse), buf_->get<float>("lv.l1", mq * rb.lse)};
+  if (a.mask) mbuf[0] = buf_->get<int32_t>("lv.m0", slots.bytes(tmask)), mbuf[1] = buf_->get<int32_t>("lv.m1", slots.bytes(tmask));
+  float* acc_o[2] = {buf_->get<float>("lv.o0", slots.bytes(to)), buf_->get<float>("lv.o1", slots.bytes(to))};
+  float* acc_l[2] = {buf_->get<float>("lv.l0", slots.bytes(tl)), buf_->get<float>("lv.l1", slots.bytes(tl))};
   float* part_o = buf_->get<float>("lv.po", mq * rb.o32);
   float* part_l = buf_->get<float>("lv.pl", mq * rb.lse);
-  void* own_q = buf_->get("lv.own_q", my_lq * rb.q);  // the own block, chunked for its first hop
-  int32_t* own_m = a.mask ? buf_->get<int32_t>("lv.own_m", my_lq * rb.mask) : nullptr;
+  void* own_q = buf_->get("lv.own_q", slots.bytes(tq));  // the own block in slots, for its first hop
+  int32_t* own_m = a.mask ? buf_->get<int32_t>("lv.own_m", slots.bytes(tmask)) : nullptr;
   float* own_o = buf_->get<float>("lv.own_o", my_lq * rb.o32);
   float* own_l = buf_->get<float>("lv.own_l", my_lq * rb.lse);
-  float* home_co = buf_->get<float>("lv.home_co", my_lq * rb.o32);  // the others' result, chunked
-  float* home_cl = buf_->get<float>("lv.home_cl", my_lq * rb.lse);
+  float* home_co = buf_->get<float>("lv.home_co", slots.bytes(to));  // the others' result, in slots
+  float* home_cl = buf_->get<float>("lv.home_cl", slots.bytes(tl));
   float* home_o = buf_->get<float>("lv.home_o", my_lq * rb.o32);
   float* home_l = buf_->get<float>("lv.home_l", my_lq * rb.lse);
 
@@ -134,20 +135,19 @@ void DistAttention::lv_forward(const DistFwdArgs& a) {
   };
   // Sends chunk c of the block of step t on and receives chunk c of the block of step t + 1.
   const auto pass_query = [&](int t, int c, const void* q, const int32_t* m) {
-    const Shard x = chunk(t, c), y = chunk(t + 1, c);
-    void* into = qbuf[(t + 1) % 2];
-    std::vector<Exchange> batch{{at_byte(q, tq.chunk_offset(x)), x.length * rb.q, next, at_byte(into, tq.chunk_offset(y)), y.length * rb.q, prev}};
+    const int64_t x = chunk(t, c).length, y = chunk(t + 1, c).length;
+    const int u = (t + 1) % 2;
+    std::vector<Exchange> batch{{at_byte(q, slots.offset(tq, c)), x * rb.q, next, at_byte(qbuf[u], slots.offset(tq, c)), y * rb.q, prev}};
     if (a.mask)
-      batch.push_back({at_byte(m, tmask.chunk_offset(x)), x.length * rb.mask, next,
-                       at_byte(mbuf[(t + 1) % 2], tmask.chunk_offset(y)), y.length * rb.mask, prev});
+      batch.push_back({at_byte(m, slots.offset(tmask, c)), x * rb.mask, next, at_byte(mbuf[u], slots.offset(tmask, c)), y * rb.mask, prev});
     return tr_.post(batch);
   };
 
   StepClock clock(tr_, stats_);
   std::vector<Transport::Handle> hq(C), hacc(C);
   for (int c = 0; c < C; ++c) {
-    gather_chunk(be_, tq, my_lq, chunk(0, c), a.q, own_q);
-    if (a.mask) gather_chunk(be_, tmask, my_lq, chunk(0, c), a.mask, own_m);
+    gather_chunk(be_, tq, slots, my_lq, c, a.q, own_q);
+    if (a.mask) gather_chunk(be_, tmask, slots, my_lq, c, a.mask, own_m);
     hq[c] = pass_query(0, c, own_q, own_m);
   }
   own_piece(split.first, own_o, own_l);
@@ -155,23 +155,23 @@ void DistAttention::lv_forward(const DistFwdArgs& a) {
     const int s = t % 2;
     const bool home = t == P - 1;  // then rank r+1 owns this block
     for (int c = 0; c < C; ++c) {
-      const Shard x = chunk(t, c), y = chunk(t + 1, c);
+      const int64_t x = chunk(t, c).length, y = chunk(t + 1, c).length;
       clock.wait(hq[c]);
       if (t < P - 1) hq[c] = pass_query(t, c, qbuf[s], mbuf[s]);
-      const int32_t* m = a.mask ? at_byte(mbuf[s], tmask.chunk_offset(x)) : nullptr;
-      const AttnBlock blk{x.length, kv.length, kv.begin, m};
-      const void* q = at_byte(qbuf[s], tq.chunk_offset(x));
-      float* o = at_byte(acc_o[s], to.chunk_offset(x));
-      float* l = at_byte(acc_l[s], tl.chunk_offset(x));
+      const int32_t* m = a.mask ? at_byte(mbuf[s], slots.offset(tmask, c)) : nullptr;
+      const AttnBlock blk{x, kv.length, kv.begin, m};
+      const void* q = at_byte(qbuf[s], slots.offset(tq, c));
+      float* o = at_byte(acc_o[s], slots.offset(to, c));
+      float* l = at_byte(acc_l[s], slots.offset(tl, c));
       if (t == 1) {
         be_.attn_fwd(d, blk, {q, a.k, a.v, o, l});
       } else {
         be_.attn_fwd(d, blk, {q, a.k, a.v, part_o, part_l});
         clock.wait(hacc[c]);  // this chunk's accumulator, from rank r-1
-        be_.lse_merge(d, x.length, o, l, part_o, part_l);
+        be_.lse_merge(d, x, o, l, part_o, part_l);
       }
-      hacc[c] = tr_.post({{o, x.length * rb.o32, next, at_byte(home ? home_co : acc_o[1 - s], to.chunk_offset(y)), y.length * rb.o32, prev},
-                          {l, x.length * rb.lse, next, at_byte(home ? home_cl : acc_l[1 - s], tl.chunk_offset(y)), y.length * rb.lse, prev}});
+      hacc[c] = tr_.post({{o, x * rb.o32, next, at_byte(home ? home_co : acc_o[1 - s], slots.offset(to, c)), y * rb.o32, prev},
+                          {l, x * rb.lse, next, at_byte(home ? home_cl : acc_l[1 - s], slots.offset(tl, c)), y * rb.lse, prev}});
     }
   }
   if (split.along_kv) {
@@ -182,8 +182,8 @@ void DistAttention::lv_forward(const DistFwdArgs& a) {
   }
   for (int c = 0; c < C; ++c) {
     clock.wait(hacc[c]);
-    scatter_chunk(be_, to, my_lq, chunk(0, c), home_co, home_o);
-    scatter_chunk(be_, tl, my_lq, chunk(0, c), home_cl, home_l);
+    scatter_chunk(be_, to, slots, my_lq, c, home_co, home_o);
+    scatter_chunk(be_, tl, slots, my_lq, c, home_cl, home_l);
   }
   be_.lse_merge(d, my_lq, own_o, own_l, home_o, home_l);
   finish_forward(own_o, own_l, a);
