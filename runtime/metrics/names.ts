@@ -14,6 +14,7 @@ export const METRIC = {
   loss: 'xattn_loss',
   learningRate: 'xattn_learning_rate',
   memoryBytes: 'xattn_memory_bytes',
+  linkBytesPerSecond: 'xattn_link_bytes_per_second',
   checkpointDurationSeconds: 'xattn_checkpoint_duration_seconds',
   lastCheckpointStep: 'xattn_last_checkpoint_step',
   lastStepTimestampSeconds: 'xattn_last_step_timestamp_seconds',

@@ -39,6 +39,7 @@ export class WorkerMetrics {
   private ckptSeconds: client.Histogram;
   private lastCkpt: client.Gauge;
   private lastStep: client.Gauge;
+  private link: client.Gauge;
 
   /** memoryBytes: the engine's memory in use (device memory on GPU); RSS when not given. */
   constructor(id: WorkerIdentity, memoryBytes: () => number = () => process.memoryUsage.rss()) {
@@ -77,6 +78,11 @@ export class WorkerMetrics {
     });
     this.lastCkpt = new client.Gauge({ name: METRIC.lastCheckpointStep, help: 'Step of the newest checkpoint written or resumed from.', registers: r });
     this.lastStep = new client.Gauge({ name: METRIC.lastStepTimestampSeconds, help: 'Unix time the last step finished (stall alerts).', registers: r });
+    this.link = new client.Gauge({
+      name: METRIC.linkBytesPerSecond,
+      help: "The ranks' ring-exchange bandwidth, probed at the first exchange (0: one rank, or not probed yet).",
+      registers: r,
+    });
     const info = new client.Gauge({ name: METRIC.rankInfo, help: 'Constant 1, labelled with the job layout.', labelNames: ['world_size', 'backend'], registers: r });
     info.set({ world_size: String(id.worldSize), backend: id.backend }, 1);
   }
@@ -98,6 +104,11 @@ export class WorkerMetrics {
     if (s.loss !== undefined && Number.isFinite(s.loss)) this.loss.set(s.loss);
     if (s.learningRate !== undefined) this.lr.set(s.learningRate);
     this.lastStep.set(Date.now() / 1000);
+  }
+
+  /** The engine's probed link (engine.info().linkGbps); 0 leaves the series as it is. */
+  recordLink(gbps: number): void {
+    if (gbps > 0) this.link.set(gbps * 1e9);
   }
 
   recordCheckpoint(seconds: number, step: number): void {

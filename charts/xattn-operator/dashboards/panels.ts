@@ -115,7 +115,7 @@ const communication: RowSpec = {
     {
       title: 'Share of step time: communication wait vs compute',
       description: 'Fraction of the step time the ranks spent waiting on communication, per op (attention: the ring of Q/O/LSE blocks, or K/V for Ring Attention; all_reduce: gradients), and the rest (compute). While overlap holds, transfers hide behind the attention kernels and the wait share stays near zero; a growing wait share means the network, not compute, sets the pace.',
-      kind: 'timeseries', unit: 'percentunit', width: 12, stacked: true,
+      kind: 'timeseries', unit: 'percentunit', width: 8, stacked: true,
       targets: [
         {
           expr: `${sumBy(`${BY_JOB}, op`, rate(WORKER.commSecondsTotal))} / on (${BY_JOB}) group_left ${sumBy(BY_JOB, rate(`${WORKER.stepDurationSeconds}_sum`))}`,
@@ -130,8 +130,14 @@ const communication: RowSpec = {
     {
       title: 'Bytes sent/s per op',
       description: 'Bytes the ranks of each job send per second, by op. LV-XAttn moves the small text blocks (Q, O, LSE) instead of the large visual K/V blocks Ring Attention moves, so at long visual inputs its attention traffic is far lower.',
-      kind: 'timeseries', unit: 'Bps', width: 12,
+      kind: 'timeseries', unit: 'Bps', width: 8,
       targets: [{ expr: sumBy(`${BY_JOB}, op`, rate(WORKER.commBytesTotal)), legend: legend('{{op}}') }],
+    },
+    {
+      title: 'Link between ranks',
+      description: "Each job's ring-exchange bandwidth, probed once when its ranks first exchange data (the slowest rank's view). NVLink shows hundreds of GB/s; a job whose NCCL fell back to host memory or sockets shows about 20 or 2 GB/s. LV-XAttn pipelines its transfers by it. Single-rank jobs report nothing.",
+      kind: 'timeseries', unit: 'Bps', width: 8,
+      targets: [{ expr: `min by (${BY_JOB}) (${series(WORKER.linkBytesPerSecond)} > 0)`, legend: legend() }],
     },
   ],
 };

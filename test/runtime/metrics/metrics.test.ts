@@ -110,6 +110,17 @@ describe('worker metrics', () => {
     expect(value(text, METRIC.attentionTflops, l)).toBeGreaterThan(0);
   });
 
+  it('exports the probed link in bytes per second once there is one', async () => {
+    const metrics = new WorkerMetrics({ rank: 1, worldSize: 2, backend: 'cpu', algorithm: 'lv-xattn' });
+    const l = 'rank="1",algorithm="lv-xattn"';
+    metrics.recordLink(0); // not probed yet: nothing to report
+    expect(value(await metrics.registry.metrics(), METRIC.linkBytesPerSecond, l)).toBe(0);
+    metrics.recordLink(23.25);
+    expect(value(await metrics.registry.metrics(), METRIC.linkBytesPerSecond, l)).toBe(23.25e9);
+    metrics.recordLink(0);
+    expect(value(await metrics.registry.metrics(), METRIC.linkBytesPerSecond, l)).toBe(23.25e9);
+  });
+
   it('serves /healthz, refuses other paths, and names a port in use', async () => {
     const metrics = new WorkerMetrics({ rank: 1, worldSize: 2, backend: 'cpu', algorithm: 'lv-xattn' });
     const url = await serve(metrics);
