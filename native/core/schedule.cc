@@ -28,6 +28,9 @@ DistAttention::~DistAttention() = default;
 
 int64_t DistAttention::local_lq() const { return shard_of(pb_.lq_total, world_, rank_).length; }
 int64_t DistAttention::local_lkv() const { return shard_of(pb_.lkv_total, world_, rank_).length; }
+int64_t DistAttention::visiting_lq(int step) const {
+  return shard_of(pb_.lq_total, world_, sched::mod(rank_ - step, world_)).length;
+}
 
 using namespace sched;
 

@@ -58,6 +58,7 @@ class DistAttention {
   const DistStats& last_stats() const { return stats_; }
   int64_t local_lq() const;
   int64_t local_lkv() const;
+  int64_t visiting_lq(int step) const;  // text rows of the block this rank computes at ring step `step`
 
  private:
   struct Buffers;

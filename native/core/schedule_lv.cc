@@ -105,8 +105,7 @@ void DistAttention::lv_forward(const DistFwdArgs& a) {
   const Shard kv = shard_of(pb_.lkv_total, P, r);
   const int64_t mq = max_shard(pb_.lq_total, P), my_lq = local_lq();
   const int C = forward_chunks(mq, pb_.link_gbps);
-  const auto len = [&](int t) { return shard_of(pb_.lq_total, P, mod(r - t, P)).length; };  // block at step t
-  const auto chunk = [&](int t, int c) { return shard_of(len(t), C, c); };  // rows of chunk c at step t
+  const auto chunk = [&](int t, int c) { return shard_of(visiting_lq(t), C, c); };  // rows of chunk c at step t
   const size_t B = d.batch;
   const RowTensor tq{B, rb.q / B}, tmask{B, rb.mask / B}, to{B, rb.o32 / B}, tl{B * d.heads, 4};
   const ChunkSlots slots(C, mq);
@@ -211,7 +210,6 @@ void DistAttention::lv_backward(const DistBwdArgs& a) {
   const int P = world_, r = rank_, next = mod(r + 1, P), prev = mod(r - 1, P);
   const Shard kv = shard_of(pb_.lkv_total, P, r);
   const int64_t mq = max_shard(pb_.lq_total, P), my_lq = local_lq();
-  const auto len = [&](int t) { return shard_of(pb_.lq_total, P, mod(r - t, P)).length; };
   void* qb[2] = {buf_->get("lvb.q0", mq * rb.q), buf_->get("lvb.q1", mq * rb.q)};
   void* dob[2] = {buf_->get("lvb.do0", mq * rb.q), buf_->get("lvb.do1", mq * rb.q)};
   float* lb[2] = {buf_->get<float>("lvb.l0", mq * rb.lse), buf_->get<float>("lvb.l1", mq * rb.lse)};
@@ -234,7 +232,7 @@ void DistAttention::lv_backward(const DistBwdArgs& a) {
   };
   const auto pass_inputs = [&](int t, const void* q, const void* dout, const float* lse, const float* dr,
                                const int32_t* m) {
-    const int64_t n = len(t), nn = len(t + 1);
+    const int64_t n = visiting_lq(t), nn = visiting_lq(t + 1);
     const int u = (t + 1) % 2;
     std::vector<Exchange> batch{{q, n * rb.q, next, qb[u], nn * rb.q, prev},
                                 {dout, n * rb.q, next, dob[u], nn * rb.q, prev},
@@ -251,7 +249,7 @@ void DistAttention::lv_backward(const DistBwdArgs& a) {
   piece_bwd(split.first, my_lq, a.q, a.dout, a.lse, drow, a.mask, a.dq, /*accumulate_dkv=*/false);
   for (int t = 1; t < P; ++t) {
     const int s = t % 2;
-    const int64_t lq = len(t);
+    const int64_t lq = visiting_lq(t);
     clock.wait(hin);
     if (t < P - 1) hin = pass_inputs(t, qb[s], dob[s], lb[s], db[s], mb[s]);
     float* dq_t = t == 1 ? dq_acc[s] : dq_part;
@@ -267,7 +265,7 @@ void DistAttention::lv_backward(const DistBwdArgs& a) {
       clock.wait(hdq);  // this block's dQ so far, from rank r-1
       be_.add_f32(dq_acc[s], dq_part, static_cast<size_t>(lq * rb.o32 / 4));
     }
-    hdq = tr_.post({{dq_acc[s], lq * rb.o32, next, dq_acc[1 - s], len(t + 1) * rb.o32, prev}});
+    hdq = tr_.post({{dq_acc[s], lq * rb.o32, next, dq_acc[1 - s], visiting_lq(t + 1) * rb.o32, prev}});
   }
   piece_bwd(split.second, my_lq, a.q, a.dout, a.lse, drow, a.mask, a.dq, /*accumulate_dkv=*/true);
   clock.wait(hdq);

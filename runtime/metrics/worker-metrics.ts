@@ -40,10 +40,12 @@ export class WorkerMetrics {
   private lastCkpt: client.Gauge;
   private lastStep: client.Gauge;
   private link: client.Gauge;
+  private linkRecorded: boolean;
 
   /** memoryBytes: the engine's memory in use (device memory on GPU); RSS when not given. */
   constructor(id: WorkerIdentity, memoryBytes: () => number = () => process.memoryUsage.rss()) {
     const r = [this.registry];
+    this.linkRecorded = id.worldSize < 2; // one rank has no link
     this.registry.setDefaultLabels({ rank: String(id.rank), algorithm: id.algorithm });
     client.collectDefaultMetrics({ register: this.registry });
     this.steps = new client.Counter({ name: METRIC.stepsTotal, help: 'Training (or benchmark) steps completed.', registers: r });
@@ -106,9 +108,12 @@ export class WorkerMetrics {
     this.lastStep.set(Date.now() / 1000);
   }
 
-  /** The engine's probed link (engine.info().linkGbps); 0 leaves the series as it is. */
-  recordLink(gbps: number): void {
-    if (gbps > 0) this.link.set(gbps * 1e9);
+  /** The engine's probed link in GB/s (engine.info().linkGbps, 0 until probed). Called after each step,
+   * it asks `probe` only until a link is known: the probe runs once per job and never changes. */
+  recordLink(probe: () => number): void {
+    if (this.linkRecorded) return;
+    const gbps = probe();
+    if (gbps > 0) this.link.set(gbps * 1e9), (this.linkRecorded = true);
   }
 
   recordCheckpoint(seconds: number, step: number): void {

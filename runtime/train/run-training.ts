@@ -105,7 +105,7 @@ export async function runTraining(engine: Engine, job: XAttnJob, o: TrainingOpti
         loss: r.loss,
         learningRate: r.lr,
       });
-      o.metrics?.recordLink(engine.info().linkGbps);
+      o.metrics?.recordLink(() => engine.info().linkGbps);
       o.onStep?.({ step, steps: w.steps, seconds: r.seconds, bytesSent: stepBytes, loss: r.loss, lr: r.lr });
       stopped = r.stop && step < w.steps;
       const every = job.spec.checkpoint.everySteps;

@@ -71,7 +71,7 @@ export async function runWorker(opts: WorkerOptions = {}): Promise<RunSummary | 
         ? await runTrainMode(engine, job, { rank: env.rank, worldSize: env.worldSize, checkpointDir: env.checkpointDir, emit, metrics })
         : await runAttentionBenchmark(engine, job, env.rank, env.worldSize, (e) => {
             if (e.step > 0) metrics.recordStep(benchmarkSample(job, env.rank, env.worldSize, e));
-            metrics.recordLink(engine.info().linkGbps);
+            metrics.recordLink(() => engine.info().linkGbps);
             emit({ type: 'step', rank: env.rank, step: e.step, steps: e.steps, seconds: e.seconds, bytesSent: e.bytesSent });
           });
     const all = (await rdv.allGather('result', JSON.stringify(result))).map((s) => JSON.parse(s) as RankResult);

@@ -110,15 +110,21 @@ describe('worker metrics', () => {
     expect(value(text, METRIC.attentionTflops, l)).toBeGreaterThan(0);
   });
 
-  it('exports the probed link in bytes per second once there is one', async () => {
+  it('exports the probed link in bytes per second, asking the engine only until it is known', async () => {
     const metrics = new WorkerMetrics({ rank: 1, worldSize: 2, backend: 'cpu', algorithm: 'lv-xattn' });
     const l = 'rank="1",algorithm="lv-xattn"';
-    metrics.recordLink(0); // not probed yet: nothing to report
+    const probes: number[] = [];
+    const probe = (gbps: number) => () => (probes.push(gbps), gbps);
+    metrics.recordLink(probe(0)); // not probed yet: nothing to report
     expect(value(await metrics.registry.metrics(), METRIC.linkBytesPerSecond, l)).toBe(0);
-    metrics.recordLink(23.25);
+    metrics.recordLink(probe(23.25));
+    metrics.recordLink(probe(99)); // known: the engine is not asked again
     expect(value(await metrics.registry.metrics(), METRIC.linkBytesPerSecond, l)).toBe(23.25e9);
-    metrics.recordLink(0);
-    expect(value(await metrics.registry.metrics(), METRIC.linkBytesPerSecond, l)).toBe(23.25e9);
+    expect(probes).toEqual([0, 23.25]);
+
+    const single = new WorkerMetrics({ rank: 0, worldSize: 1, backend: 'cpu', algorithm: 'lv-xattn' });
+    single.recordLink(probe(7)); // one rank: no link, no engine call
+    expect(probes).toEqual([0, 23.25]);
   });
 
   it('serves /healthz, refuses other paths, and names a port in use', async () => {
