@@ -61,6 +61,9 @@ interface DistRow {
   /** Median gap between the first and the last rank starting the same LV-XAttn step: time the ranks wait
    * for each other at the first hop, which the no-communication bound never pays. */
   lv_start_skew_ms: number;
+  /** Row chunks LV-XAttn's travelling blocks used, forward and backward (more than one where the link
+   * is the bottleneck). */
+  lv_row_chunks: { fwd: number; bwd: number };
   /** Slowest rank's ring-exchange bandwidth; null at P = 1 (no link). */
   link_gbps: number | null;
   lv_bytes_per_step: number;
@@ -95,6 +98,7 @@ async function timeCall(engine: Engine, call: DistCall, { q, k, v, dout }: Input
   engine.info({ resetPeak: true });
   const fwd: number[] = [], all: number[] = [], starts: number[] = [];
   let bytes = 0, memory = 0;
+  const row_chunks = { fwd: 1, bwd: 1 };
   for (let i = -2; i < iters; i++) {
     const t0 = performance.now();
     if (i >= 0) starts.push(performance.timeOrigin + t0); // one clock for every rank process
@@ -104,11 +108,12 @@ async function timeCall(engine: Engine, call: DistCall, { q, k, v, dout }: Input
     const t2 = performance.now();
     if (i >= 0) fwd.push(t1 - t0), all.push(t2 - t0);
     bytes = f.bytesSent + b.bytesSent;
+    row_chunks.fwd = f.rowChunks, row_chunks.bwd = b.rowChunks;
     if (i === iters - 1) memory = engine.info().memoryUsed;
     [f.o, f.lse, b.dq, b.dk, b.dv].forEach((t) => t.dispose());
   }
   const memory_peak_bytes = engine.info().memoryPeak;
-  return { fwd_ms: median(fwd), fwdbwd_ms: median(all), bytes_per_step: bytes, memory_used_bytes: memory, memory_peak_bytes, starts };
+  return { fwd_ms: median(fwd), fwdbwd_ms: median(all), bytes_per_step: bytes, memory_used_bytes: memory, memory_peak_bytes, starts, row_chunks };
 }
 
 /**
@@ -141,7 +146,7 @@ async function timeQueued(engine: Engine, call: DistCall, { q, k, v, dout }: Inp
     (await bwd()).forEach((t) => t.dispose()); // warm-up
     const fwd_ms = await timed(fwd);
     const fwdbwd_ms = await timed(async () => [...(await fwd()), ...(await bwd())]);
-    return { fwd_ms, fwdbwd_ms, bytes_per_step: 0, memory_used_bytes: engine.info().memoryUsed, memory_peak_bytes: engine.info().memoryPeak, starts: [] };
+    return { fwd_ms, fwdbwd_ms, bytes_per_step: 0, memory_used_bytes: engine.info().memoryUsed, memory_peak_bytes: engine.info().memoryPeak, starts: [], row_chunks: { fwd: 1, bwd: 1 } };
   } finally {
     o!.dispose();
     lse!.dispose();
@@ -201,6 +206,7 @@ function rowOf(s: Shape, interconnect: string, cases: RankCase[], link: number |
     P, shape: key(s), interconnect, lvxattn_ms: lv, ring_ms: ring, nocomm_ms: nocomm,
     lvxattn_fwd_ms: worst((c) => c.lv.fwd_ms), nocomm_fwd_ms: worst((c) => c.nocomm.fwd_ms),
     lv_start_skew_ms: median(cases[0]!.lv.starts.map((_, i) => Math.max(...cases.map((c) => c.lv.starts[i]!)) - Math.min(...cases.map((c) => c.lv.starts[i]!)))),
+    lv_row_chunks: cases[0]!.lv.row_chunks,
     link_gbps: link,
     lv_bytes_per_step: lvBytes, ring_bytes_per_step: worst((c) => c.ring.bytes_per_step),
     lv_bound_ratio: lv / Math.max(nocomm, moveMs), lv_speedup_vs_ring: ring / lv,
@@ -237,6 +243,7 @@ const COLUMNS: [string, number, (r: DistRow & Partial<ScalingRow>) => string][] 
   ['LV fwd', 6, (r) => num(r.lvxattn_fwd_ms, 2)],
   ['nc fwd', 6, (r) => num(r.nocomm_fwd_ms, 2)],
   ['skew', 5, (r) => num(r.lv_start_skew_ms, 2)],
+  ['chunks', 6, (r) => `${r.lv_row_chunks.fwd}/${r.lv_row_chunks.bwd}`],
   ['LV/bound', 8, (r) => num(r.lv_bound_ratio, 3)],
   ['Ring/LV', 7, (r) => num(r.lv_speedup_vs_ring, 2)],
   ['LV TF/GPU', 9, (r) => sig3(r.lv_tflops_per_gpu)],

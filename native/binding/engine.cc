@@ -85,6 +85,7 @@ CallPlan read_plan(const Napi::Object& o, const Transport& tr) {
 Napi::Object stats_into(Napi::Env env, Napi::Object out, const DistStats& s) {
   out.Set("bytesSent", Napi::Number::New(env, static_cast<double>(s.bytes_sent)));
   out.Set("commWaitSeconds", Napi::Number::New(env, s.comm_wait_seconds));
+  out.Set("rowChunks", Napi::Number::New(env, s.row_chunks));
   return out;
 }
 

@@ -34,6 +34,9 @@ class Backend {
   // A hint from a schedule: transfers run alongside the kernels that follow (until set back to false),
   // so a GPU backend sizes its grids to absorb the SMs a transfer kernel holds. No effect on CPU.
   virtual void set_comm_overlap(bool /*on*/) {}
+  // Roughly what the attention kernels sustain, in FLOP/s. Schedules weigh a block's compute against its
+  // transfer time with it to choose how finely to pipeline; only its order of magnitude matters.
+  virtual double attention_flops_per_second() const = 0;
 
   // Kernels (see attn.h for layouts).
   virtual void attn_fwd(const AttnDims& d, const AttnBlock& b, const AttnFwdIO& io) = 0;

@@ -18,6 +18,7 @@ class CpuBackend : public Backend {
   void to_host(void* host, const void* dev, size_t bytes) override;
   void from_host(void* dev, const void* host, size_t bytes) override;
   void synchronize() override {}
+  double attention_flops_per_second() const override { return 5e10; }  // a multi-core AVX2 host, generously
 
   void attn_fwd(const AttnDims& d, const AttnBlock& b, const AttnFwdIO& io) override;
   void attn_bwd(const AttnDims& d, const AttnBlock& b, const AttnBwdIO& io) override;

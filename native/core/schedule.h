@@ -44,6 +44,7 @@ struct DistBwdArgs {
 struct DistStats {
   uint64_t bytes_sent = 0;     // by this rank during the last call
   double comm_wait_seconds = 0; // host time blocked on transfers (CPU); ~0 where waits are stream-ordered
+  int row_chunks = 1;           // chunks each travelling text block was sent in (row_chunks.h)
 };
 
 class DistAttention {

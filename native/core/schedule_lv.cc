@@ -58,17 +58,18 @@ double first_share(double first_hop_bytes, double last_hop_bytes) {
   return total > 0 ? first_hop_bytes / total : 0.5;
 }
 
-// Row chunks a forward block travels in: two where every chunk keeps at least 256 rows and the link is
-// slower than NVLink class (or unknown), else one. Over NVLink a block crosses in microseconds and the
-// shorter kernels only cost (H200: +0.1-0.3 ms a forward at 4096x32K). Every rank derives it from the
-// same global length and the same agreed bandwidth. $XATTN_LV_CHUNKS overrides it, for experiments.
-int forward_chunks(int64_t max_block_rows, double link_gbps) {
-  static const char* forced = std::getenv("XATTN_LV_CHUNKS");
-  if (forced && *forced) return std::max(1, std::atoi(forced));
-  constexpr int64_t kMinChunkRows = 256;
-  constexpr double kFastLinkGbps = 100;
-  const bool fast_link = link_gbps >= kFastLinkGbps;
-  return max_block_rows >= 2 * kMinChunkRows && !fast_link ? 2 : 1;
+// FLOPs of one text block of `rows` rows against a K/V shard: the forward's two GEMMs, the backward's five.
+double block_flops(const AttnDims& d, int64_t rows, int64_t kv_rows, bool backward) {
+  return (backward ? 10.0 : 4.0) * d.batch * d.heads * d.head_dim * static_cast<double>(rows) * kv_rows;
+}
+
+// A tensor of the own block in chunk slots, for its first hop: gathered into `slotted`, or, with one chunk
+// (the slot layout is then the natural one), the tensor itself.
+const void* own_in_slots(Backend& be, const RowTensor& t, const ChunkSlots& slots, int64_t n, const void* natural,
+                         void* slotted) {
+  if (!natural || slots.chunks == 1) return natural;
+  for (int c = 0; c < slots.chunks; ++c) gather_chunk(be, t, slots, n, c, natural, slotted);
+  return slotted;
 }
 
 }  // namespace
@@ -104,7 +105,9 @@ void DistAttention::lv_forward(const DistFwdArgs& a) {
   const int P = world_, r = rank_, next = mod(r + 1, P), prev = mod(r - 1, P);
   const Shard kv = shard_of(pb_.lkv_total, P, r);
   const int64_t mq = max_shard(pb_.lq_total, P), my_lq = local_lq();
-  const int C = forward_chunks(mq, pb_.link_gbps);
+  const int64_t mkv = max_shard(pb_.lkv_total, P);
+  const int C = row_chunks(mq, mq * (rb.q + (a.mask ? rb.mask : 0) + rb.o32 + rb.lse), pb_.link_gbps,
+                           block_flops(d, mq, mkv, false), be_.attention_flops_per_second());
   const auto chunk = [&](int t, int c) { return shard_of(visiting_lq(t), C, c); };  // rows of chunk c at step t
   const size_t B = d.batch;
   const RowTensor tq{B, rb.q / B}, tmask{B, rb.mask / B}, to{B, rb.o32 / B}, tl{B * d.heads, 4};
@@ -117,14 +120,14 @@ void DistAttention::lv_forward(const DistFwdArgs& a) {
   float* acc_l[2] = {buf_->get<float>("lv.l0", slots.bytes(tl)), buf_->get<float>("lv.l1", slots.bytes(tl))};
   float* part_o = buf_->get<float>("lv.po", mq * rb.o32);
   float* part_l = buf_->get<float>("lv.pl", mq * rb.lse);
-  void* own_q = buf_->get("lv.own_q", slots.bytes(tq));  // the own block in slots, for its first hop
-  int32_t* own_m = a.mask ? buf_->get<int32_t>("lv.own_m", slots.bytes(tmask)) : nullptr;
   float* own_o = buf_->get<float>("lv.own_o", my_lq * rb.o32);
   float* own_l = buf_->get<float>("lv.own_l", my_lq * rb.lse);
   float* home_co = buf_->get<float>("lv.home_co", slots.bytes(to));  // the others' result, in slots
   float* home_cl = buf_->get<float>("lv.home_cl", slots.bytes(tl));
-  float* home_o = buf_->get<float>("lv.home_o", my_lq * rb.o32);
-  float* home_l = buf_->get<float>("lv.home_l", my_lq * rb.lse);
+  // Scratch only chunked blocks need (with one chunk, slots are the natural layout).
+  const auto chunked_only = [&](const char* name, size_t bytes) { return C > 1 ? buf_->get(name, bytes) : nullptr; };
+  float* home_o = static_cast<float*>(chunked_only("lv.home_o", my_lq * rb.o32));
+  float* home_l = static_cast<float*>(chunked_only("lv.home_l", my_lq * rb.lse));
 
   const OwnSplit split = split_own_block(d.batch, kv.length,
                                          first_share(rb.q + (a.mask ? rb.mask : 0), rb.o32 + rb.lse));
@@ -143,12 +146,12 @@ void DistAttention::lv_forward(const DistFwdArgs& a) {
   };
 
   StepClock clock(tr_, stats_);
+  stats_.row_chunks = C;
+  const void* own_q = own_in_slots(be_, tq, slots, my_lq, a.q, chunked_only("lv.own_q", slots.bytes(tq)));
+  const auto* own_m = static_cast<const int32_t*>(
+      a.mask ? own_in_slots(be_, tmask, slots, my_lq, a.mask, chunked_only("lv.own_m", slots.bytes(tmask))) : nullptr);
   std::vector<Transport::Handle> hq(C), hacc(C);
-  for (int c = 0; c < C; ++c) {
-    gather_chunk(be_, tq, slots, my_lq, c, a.q, own_q);
-    if (a.mask) gather_chunk(be_, tmask, slots, my_lq, c, a.mask, own_m);
-    hq[c] = pass_query(0, c, own_q, own_m);
-  }
+  for (int c = 0; c < C; ++c) hq[c] = pass_query(0, c, own_q, own_m);
   own_piece(split.first, own_o, own_l);
   for (int t = 1; t < P; ++t) {
     const int s = t % 2;
@@ -181,10 +184,11 @@ void DistAttention::lv_forward(const DistFwdArgs& a) {
   }
   for (int c = 0; c < C; ++c) {
     clock.wait(hacc[c]);
+    if (C == 1) break;
     scatter_chunk(be_, to, slots, my_lq, c, home_co, home_o);
     scatter_chunk(be_, tl, slots, my_lq, c, home_cl, home_l);
   }
-  be_.lse_merge(d, my_lq, own_o, own_l, home_o, home_l);
+  be_.lse_merge(d, my_lq, own_o, own_l, C > 1 ? home_o : home_co, C > 1 ? home_l : home_cl);
   finish_forward(own_o, own_l, a);
 }
 
@@ -201,8 +205,9 @@ void DistAttention::lv_backward_local(const DistBwdArgs& a) {
     be_.attn_bwd(d, blk, {a.q, a.k, a.v, a.dout, a.lse, drow, a.dq, a.dk, a.dv, /*accumulate_dkv=*/t > 0});
 }
 
-// Q, dO, LSE and D (and the mask) travel like Q in the forward; dK/dV accumulate locally; a float32
-// dQ accumulator starts at step 1, travels with its block and goes home after step P-1.
+// Q, dO, LSE and D (and the mask) travel like Q in the forward, in the same row chunks where the link is
+// the bottleneck; dK/dV accumulate locally; a float32 dQ accumulator starts at step 1, travels with its
+// block and goes home after step P-1.
 void DistAttention::lv_backward(const DistBwdArgs& a) {
   if (!pb_.comm || world_ == 1) return lv_backward_local(a);
   const AttnDims& d = pb_.dims;
@@ -210,17 +215,26 @@ void DistAttention::lv_backward(const DistBwdArgs& a) {
   const int P = world_, r = rank_, next = mod(r + 1, P), prev = mod(r - 1, P);
   const Shard kv = shard_of(pb_.lkv_total, P, r);
   const int64_t mq = max_shard(pb_.lq_total, P), my_lq = local_lq();
-  void* qb[2] = {buf_->get("lvb.q0", mq * rb.q), buf_->get("lvb.q1", mq * rb.q)};
-  void* dob[2] = {buf_->get("lvb.do0", mq * rb.q), buf_->get("lvb.do1", mq * rb.q)};
-  float* lb[2] = {buf_->get<float>("lvb.l0", mq * rb.lse), buf_->get<float>("lvb.l1", mq * rb.lse)};
-  float* db[2] = {buf_->get<float>("lvb.d0", mq * rb.lse), buf_->get<float>("lvb.d1", mq * rb.lse)};
+  const size_t inputs_row = 2 * rb.q + 2 * rb.lse + (a.mask ? rb.mask : 0);
+  const int C = row_chunks(mq, mq * (inputs_row + rb.o32), pb_.link_gbps,
+                           block_flops(d, mq, max_shard(pb_.lkv_total, P), true), be_.attention_flops_per_second());
+  const auto chunk = [&](int t, int c) { return shard_of(visiting_lq(t), C, c); };  // rows of chunk c at step t
+  const size_t B = d.batch;
+  const RowTensor tq{B, rb.q / B}, tmask{B, rb.mask / B}, to{B, rb.o32 / B}, tl{B * d.heads, 4};
+  const ChunkSlots slots(C, mq);
+  void* qb[2] = {buf_->get("lvb.q0", slots.bytes(tq)), buf_->get("lvb.q1", slots.bytes(tq))};
+  void* dob[2] = {buf_->get("lvb.do0", slots.bytes(tq)), buf_->get("lvb.do1", slots.bytes(tq))};
+  float* lb[2] = {buf_->get<float>("lvb.l0", slots.bytes(tl)), buf_->get<float>("lvb.l1", slots.bytes(tl))};
+  float* db[2] = {buf_->get<float>("lvb.d0", slots.bytes(tl)), buf_->get<float>("lvb.d1", slots.bytes(tl))};
   int32_t* mb[2] = {nullptr, nullptr};
-  if (a.mask) mb[0] = buf_->get<int32_t>("lvb.m0", mq * rb.mask), mb[1] = buf_->get<int32_t>("lvb.m1", mq * rb.mask);
-  float* dq_acc[2] = {buf_->get<float>("lvb.dq0", mq * rb.o32), buf_->get<float>("lvb.dq1", mq * rb.o32)};
+  if (a.mask) mb[0] = buf_->get<int32_t>("lvb.m0", slots.bytes(tmask)), mb[1] = buf_->get<int32_t>("lvb.m1", slots.bytes(tmask));
+  float* dq_acc[2] = {buf_->get<float>("lvb.dq0", slots.bytes(to)), buf_->get<float>("lvb.dq1", slots.bytes(to))};
   float* dq_part = buf_->get<float>("lvb.dqp", mq * rb.o32);
   float* drow = buf_->get<float>("lvb.drow", my_lq * rb.lse);
+  // Scratch only chunked blocks need (with one chunk, slots are the natural layout).
+  const auto chunked_only = [&](const char* name, size_t bytes) { return C > 1 ? buf_->get(name, bytes) : nullptr; };
+  float* dq_home = static_cast<float*>(chunked_only("lvb.dq_home", my_lq * rb.o32));
 
-  const size_t inputs_row = 2 * rb.q + 2 * rb.lse + (a.mask ? rb.mask : 0);
   const OwnSplit split = split_own_block(d.batch, kv.length, first_share(my_lq * inputs_row, my_lq * rb.o32));
   // The backward of one piece of the local K/V rows for a block of lq text rows.
   const auto piece_bwd = [&](const OwnPiece& p, int64_t lq, const void* q, const void* dout, const float* lse,
@@ -230,46 +244,74 @@ void DistAttention::lv_backward(const DistBwdArgs& a) {
                                 at_byte(lse, at.lse), at_byte(dr, at.lse), at_byte(dq, at.o32),
                                 at_byte(a.dk, at.kv32), at_byte(a.dv, at.kv32), accumulate_dkv});
   };
-  const auto pass_inputs = [&](int t, const void* q, const void* dout, const float* lse, const float* dr,
-                               const int32_t* m) {
-    const int64_t n = visiting_lq(t), nn = visiting_lq(t + 1);
+  // One chunk of a block's inputs, in slots.
+  struct Inputs {
+    const void *q, *dout;
+    const float *lse, *drow;
+    const int32_t* mask;
+  };
+  const auto slot = [&](const Inputs& in, int c) {
+    return Inputs{at_byte(in.q, slots.offset(tq, c)), at_byte(in.dout, slots.offset(tq, c)),
+                  at_byte(in.lse, slots.offset(tl, c)), at_byte(in.drow, slots.offset(tl, c)),
+                  in.mask ? at_byte(in.mask, slots.offset(tmask, c)) : nullptr};
+  };
+  // Sends chunk c of the block of step t on and receives chunk c of the block of step t + 1.
+  const auto pass_inputs = [&](int t, int c, const Inputs& in) {
+    const int64_t x = chunk(t, c).length, y = chunk(t + 1, c).length;
     const int u = (t + 1) % 2;
-    std::vector<Exchange> batch{{q, n * rb.q, next, qb[u], nn * rb.q, prev},
-                                {dout, n * rb.q, next, dob[u], nn * rb.q, prev},
-                                {lse, n * rb.lse, next, lb[u], nn * rb.lse, prev},
-                                {dr, n * rb.lse, next, db[u], nn * rb.lse, prev}};
-    if (a.mask) batch.push_back({m, n * rb.mask, next, mb[u], nn * rb.mask, prev});
+    const Inputs from = slot(in, c), to_next = slot({qb[u], dob[u], lb[u], db[u], mb[u]}, c);
+    std::vector<Exchange> batch{{from.q, x * rb.q, next, const_cast<void*>(to_next.q), y * rb.q, prev},
+                                {from.dout, x * rb.q, next, const_cast<void*>(to_next.dout), y * rb.q, prev},
+                                {from.lse, x * rb.lse, next, const_cast<float*>(to_next.lse), y * rb.lse, prev},
+                                {from.drow, x * rb.lse, next, const_cast<float*>(to_next.drow), y * rb.lse, prev}};
+    if (a.mask) batch.push_back({from.mask, x * rb.mask, next, const_cast<int32_t*>(to_next.mask), y * rb.mask, prev});
     return tr_.post(batch);
   };
 
   be_.row_dot(d, my_lq, a.dout, a.o, drow);
   StepClock clock(tr_, stats_);
-  Transport::Handle hin = pass_inputs(0, a.q, a.dout, a.lse, drow, a.mask), hdq = 0;
+  stats_.row_chunks = C;
+  const Inputs own{own_in_slots(be_, tq, slots, my_lq, a.q, chunked_only("lvb.own_q", slots.bytes(tq))),
+                   own_in_slots(be_, tq, slots, my_lq, a.dout, chunked_only("lvb.own_do", slots.bytes(tq))),
+                   static_cast<const float*>(own_in_slots(be_, tl, slots, my_lq, a.lse, chunked_only("lvb.own_l", slots.bytes(tl)))),
+                   static_cast<const float*>(own_in_slots(be_, tl, slots, my_lq, drow, chunked_only("lvb.own_d", slots.bytes(tl)))),
+                   static_cast<const int32_t*>(own_in_slots(be_, tmask, slots, my_lq, a.mask, chunked_only("lvb.own_m", slots.bytes(tmask))))};
+  std::vector<Transport::Handle> hin(C), hdq(C);
+  for (int c = 0; c < C; ++c) hin[c] = pass_inputs(0, c, own);
   be_.zero(a.dq, my_lq * rb.o32);
   piece_bwd(split.first, my_lq, a.q, a.dout, a.lse, drow, a.mask, a.dq, /*accumulate_dkv=*/false);
   for (int t = 1; t < P; ++t) {
     const int s = t % 2;
-    const int64_t lq = visiting_lq(t);
-    clock.wait(hin);
-    if (t < P - 1) hin = pass_inputs(t, qb[s], dob[s], lb[s], db[s], mb[s]);
-    float* dq_t = t == 1 ? dq_acc[s] : dq_part;
-    be_.zero(dq_t, lq * rb.o32);
-    if (t == 1) {  // writes the second piece's dK/dV rows (no memset, no read), adds to the first's
-      piece_bwd(split.second, lq, qb[s], dob[s], lb[s], db[s], mb[s], dq_t, /*accumulate_dkv=*/false);
-      piece_bwd(split.first, lq, qb[s], dob[s], lb[s], db[s], mb[s], dq_t, /*accumulate_dkv=*/true);
-    } else {
-      const AttnBlock blk{lq, kv.length, kv.begin, mb[s]};
-      be_.attn_bwd(d, blk, {qb[s], a.k, a.v, dob[s], lb[s], db[s], dq_t, a.dk, a.dv, /*accumulate_dkv=*/true});
+    const Inputs here{qb[s], dob[s], lb[s], db[s], mb[s]};
+    for (int c = 0; c < C; ++c) {
+      const int64_t x = chunk(t, c).length, y = chunk(t + 1, c).length;
+      clock.wait(hin[c]);
+      if (t < P - 1) hin[c] = pass_inputs(t, c, here);
+      const Inputs in = slot(here, c);
+      float* acc = at_byte(dq_acc[s], slots.offset(to, c));
+      float* dq_t = t == 1 ? acc : dq_part;
+      be_.zero(dq_t, x * rb.o32);
+      if (t == 1 && c == 0) {  // writes the second piece's dK/dV rows (no memset, no read), adds to the first's
+        piece_bwd(split.second, x, in.q, in.dout, in.lse, in.drow, in.mask, dq_t, /*accumulate_dkv=*/false);
+        piece_bwd(split.first, x, in.q, in.dout, in.lse, in.drow, in.mask, dq_t, /*accumulate_dkv=*/true);
+      } else {
+        const AttnBlock blk{x, kv.length, kv.begin, in.mask};
+        be_.attn_bwd(d, blk, {in.q, a.k, a.v, in.dout, in.lse, in.drow, dq_t, a.dk, a.dv, /*accumulate_dkv=*/true});
+      }
+      if (t > 1) {
+        clock.wait(hdq[c]);  // this chunk's dQ so far, from rank r-1
+        be_.add_f32(acc, dq_part, static_cast<size_t>(x * rb.o32 / 4));
+      }
+      hdq[c] = tr_.post({{acc, x * rb.o32, next, at_byte(dq_acc[1 - s], slots.offset(to, c)), y * rb.o32, prev}});
     }
-    if (t > 1) {
-      clock.wait(hdq);  // this block's dQ so far, from rank r-1
-      be_.add_f32(dq_acc[s], dq_part, static_cast<size_t>(lq * rb.o32 / 4));
-    }
-    hdq = tr_.post({{dq_acc[s], lq * rb.o32, next, dq_acc[1 - s], visiting_lq(t + 1) * rb.o32, prev}});
   }
   piece_bwd(split.second, my_lq, a.q, a.dout, a.lse, drow, a.mask, a.dq, /*accumulate_dkv=*/true);
-  clock.wait(hdq);
-  be_.add_f32(a.dq, dq_acc[P % 2], static_cast<size_t>(my_lq * rb.o32 / 4));
+  const float* back = dq_acc[P % 2];  // the others' dQ for this rank's block, in slots
+  for (int c = 0; c < C; ++c) {
+    clock.wait(hdq[c]);
+    if (C > 1) scatter_chunk(be_, to, slots, my_lq, c, back, dq_home);
+  }
+  be_.add_f32(a.dq, C > 1 ? dq_home : back, static_cast<size_t>(my_lq * rb.o32 / 4));
 }
 
 }  // namespace xattn

@@ -54,6 +54,9 @@ class CudaBackend final : public Backend {
   // its launch (2x H200 over NVLink: LV-XAttn / bound 1.06-1.12 with one wave, 1.02-1.04 with four).
   void set_comm_overlap(bool on) override { comm_overlap_ = on; }
   void set_fwd_min_waves(int n) { fwd_min_waves_ = n < 1 ? 1 : n; }
+  // H200 sustains 400-700 TFLOP/s in the Hopper kernels (backward to forward); the portable kernels a
+  // third of that. Per SM, so smaller parts scale down.
+  double attention_flops_per_second() const override { return sm_count_ * (sm90_ ? 3e12 : 1e12); }
   // Forward m-tiles per warp (1 or 2: rows per CTA 64 or 128); for checks and tuning.
   void set_fwd_mtiles(int n) { fwd_mtiles_ = n; }
   // Hopper (sm_90a wgmma) kernels: on by default where the device and the binary support them; off forces

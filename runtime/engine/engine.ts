@@ -36,6 +36,8 @@ export interface DistCall {
 export interface CommStats {
   bytesSent: number;
   commWaitSeconds: number;
+  /** Chunks each travelling text block was sent in (LV-XAttn pipelines a slow link's transfers); 1 otherwise. */
+  rowChunks: number;
 }
 
 export interface ForwardResult extends CommStats {

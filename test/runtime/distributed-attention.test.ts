@@ -26,8 +26,9 @@ const TOL: Record<string, { o: number; lse: number; grad: number }> = {
   float16: { o: 5e-4, lse: 2e-5, grad: 2e-3 },
 };
 
-// Blocks of 512+ text rows travel in row chunks; XATTN_LV_CHUNKS forces chunks (more than some blocks
-// have rows) at these small shapes, so the chunked forward is checked too.
+// Blocks travel in row chunks where the link is the bottleneck (never at these shapes on CPU);
+// XATTN_LV_CHUNKS forces chunks (more than some blocks have rows), so the chunked forward and backward
+// are checked too.
 describe.each([
   [1, '1'],
   [2, ''],
@@ -35,7 +36,7 @@ describe.each([
   [4, ''],
   [2, '3'],
   [3, '4'],
-])('P = %i ranks over TCP, forward chunks "%s"', (P, chunks) => {
+])('P = %i ranks over TCP, row chunks "%s"', (P, chunks) => {
   it('LV-XAttn and Ring equal fp64 attention, forward and backward', async () => {
     const ranks = await spawnRanks<RankResults>(WORKER, P, { XATTN_TEST_CASES: JSON.stringify(CASES), XATTN_LV_CHUNKS: chunks });
     CASES.forEach((c, ci) => {
@@ -48,6 +49,11 @@ describe.each([
         expect(e.dk, `${what}: dK`).toBeLessThanOrEqual(tol.grad);
         expect(e.dv, `${what}: dV`).toBeLessThanOrEqual(tol.grad);
         if (c.masked) expect(e.fullyMaskedRows, `${what}: some rows are fully masked`).toBeGreaterThan(0);
+      }
+      const lvChunks = P > 1 && chunks ? Number(chunks) : 1;
+      for (const r of ranks) {
+        expect(r.results[ci]!['lv-xattn']!.rowChunks, `case ${ci} rank ${r.rank}: LV-XAttn forward/backward chunks`).toEqual([lvChunks, lvChunks]);
+        expect(r.results[ci]!.ring!.rowChunks, `case ${ci} rank ${r.rank}: Ring chunks`).toEqual([1, 1]);
       }
     });
     // The link probe (LV-XAttn's pipelining depends on it) must give every rank the same value.
