@@ -306,11 +306,15 @@ async function main() {
       'world-sizes': { type: 'string' },
       'distributed-only': { type: 'boolean', default: false }, // skip (a): A/B runs of the schedules
       iters: { type: 'string', default: '9' }, // timed steps per distributed case (median)
+      interconnects: { type: 'string' }, // e.g. nvlink,sockets: a subset of (b), for experiments
     },
   });
   const iters = Number(opts.iters);
   if (!Number.isInteger(iters) || iters < 1) throw new Error(`--iters ${opts.iters}: expected a positive integer`);
   if (opts['world-sizes'] !== undefined && !opts.scaling) throw new Error('--world-sizes needs --scaling');
+  const interconnects = (opts.interconnects ?? Object.keys(INTERCONNECTS).join(',')).split(',');
+  const unknown = interconnects.filter((i) => !(i in INTERCONNECTS));
+  if (unknown.length) throw new Error(`--interconnects: unknown ${unknown.join(', ')} (known: ${Object.keys(INTERCONNECTS).join(', ')})`);
   // In smoke runs the "GPUs" are CPU rank processes (up to 8): two unless --world-sizes says more.
   if (SMOKE) {
     if (!opts.scaling) return printRows('smoke: CPU over TCP, fwd+bwd ms', await runGang(2, 'tcp', {}, { shapes: DIST_SHAPES, iters: 5 }));
@@ -349,7 +353,7 @@ async function main() {
   // (b) two GPUs: LV-XAttn, Ring and the no-communication bound, per interconnect.
   const distributed: DistRow[] = [];
   if (gpus >= 2) {
-    for (const [interconnect, env] of Object.entries(INTERCONNECTS)) distributed.push(...(await runGang(2, interconnect, env, { shapes: DIST_SHAPES, iters })));
+    for (const interconnect of interconnects) distributed.push(...(await runGang(2, interconnect, INTERCONNECTS[interconnect]!, { shapes: DIST_SHAPES, iters })));
     printRows('2 GPUs, fwd+bwd ms (slowest rank)', distributed);
   }
   const result = { device, gpus, date: new Date().toISOString(), kernels, distributed };

@@ -3,6 +3,9 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "core/attn.h"
 
@@ -37,6 +40,11 @@ class Backend {
   // Roughly what the attention kernels sustain, in FLOP/s. Schedules weigh a block's compute against its
   // transfer time with it to choose how finely to pipeline; only its order of magnitude matters.
   virtual double attention_flops_per_second() const = 0;
+  // Timeline marks, for diagnosing schedules ($XATTN_TRACE): a mark's time is when the compute stream
+  // reaches it. trace_take() waits for the stream and returns the marks since the last take, in ms
+  // after the first.
+  virtual void trace_mark(std::string label) = 0;
+  virtual std::vector<std::pair<std::string, double>> trace_take() = 0;
 
   // Kernels (see attn.h for layouts).
   virtual void attn_fwd(const AttnDims& d, const AttnBlock& b, const AttnFwdIO& io) = 0;

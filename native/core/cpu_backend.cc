@@ -71,4 +71,15 @@ void CpuBackend::row_dot(const AttnDims& d, int64_t lq, const void* dout, const 
 void CpuBackend::cast_from_f32(DType to, const float* src, void* dst, size_t n) { cpu::cast_from_f32(to, src, dst, n); }
 void CpuBackend::cast_to_f32(DType from, const void* src, float* dst, size_t n) { cpu::cast_to_f32(from, src, dst, n); }
 
+// Every call has finished when it returns, so the host clock is the stream's.
+void CpuBackend::trace_mark(std::string label) { marks_.emplace_back(std::move(label), std::chrono::steady_clock::now()); }
+
+std::vector<std::pair<std::string, double>> CpuBackend::trace_take() {
+  std::vector<std::pair<std::string, double>> out;
+  for (auto& [label, t] : marks_)
+    out.emplace_back(std::move(label), std::chrono::duration<double, std::milli>(t - marks_.front().second).count());
+  marks_.clear();
+  return out;
+}
+
 }  // namespace xattn

@@ -1,5 +1,7 @@
 // The CPU backend: host memory is device memory and every call runs to completion before returning.
 #pragma once
+#include <chrono>
+
 #include "core/backend.h"
 
 namespace xattn {
@@ -19,6 +21,8 @@ class CpuBackend : public Backend {
   void from_host(void* dev, const void* host, size_t bytes) override;
   void synchronize() override {}
   double attention_flops_per_second() const override { return 5e10; }  // a multi-core AVX2 host, generously
+  void trace_mark(std::string label) override;
+  std::vector<std::pair<std::string, double>> trace_take() override;
 
   void attn_fwd(const AttnDims& d, const AttnBlock& b, const AttnFwdIO& io) override;
   void attn_bwd(const AttnDims& d, const AttnBlock& b, const AttnBwdIO& io) override;
@@ -27,6 +31,9 @@ class CpuBackend : public Backend {
   void row_dot(const AttnDims& d, int64_t lq, const void* dout, const void* out, float* drow) override;
   void cast_from_f32(DType to, const float* src, void* dst, size_t n) override;
   void cast_to_f32(DType from, const void* src, float* dst, size_t n) override;
+
+ private:
+  std::vector<std::pair<std::string, std::chrono::steady_clock::time_point>> marks_;
 };
 
 }  // namespace xattn

@@ -13,6 +13,7 @@
 #include "core/row_chunks.h"
 #include "core/schedule.h"
 #include "core/schedule_internal.h"
+#include "core/schedule_trace.h"
 #include "core/shard.h"
 
 namespace xattn {
@@ -85,11 +86,14 @@ void DistAttention::lv_forward_local(const DistFwdArgs& a) {
   float* part_o = buf_->get<float>("lv.po", lq * rb.o32);
   float* part_l = buf_->get<float>("lv.pl", lq * rb.lse);
   const AttnBlock blk{lq, kv.length, kv.begin, a.mask};
+  Trace mark(be_, rank_, "lv forward " + shape_of(pb_) + ", no communication");
   for (int t = 0; t < world_; ++t) {
     be_.attn_fwd(d, blk, {a.q, a.k, a.v, t == 0 ? acc_o : part_o, t == 0 ? acc_l : part_l});
     if (t > 0) be_.lse_merge(d, lq, acc_o, acc_l, part_o, part_l);
+    mark("block" + std::to_string(t));
   }
   finish_forward(acc_o, acc_l, a);
+  mark("done");
 }
 
 // At step t = 1 .. P-1 rank r computes block r-t against its K/V and merges it into the float32
@@ -147,18 +151,21 @@ void DistAttention::lv_forward(const DistFwdArgs& a) {
 
   StepClock clock(tr_, stats_);
   stats_.row_chunks = C;
+  Trace mark(be_, rank_, "lv forward " + shape_of(pb_) + ", " + std::to_string(C) + " chunks");
   const void* own_q = own_in_slots(be_, tq, slots, my_lq, a.q, chunked_only("lv.own_q", slots.bytes(tq)));
   const auto* own_m = static_cast<const int32_t*>(
       a.mask ? own_in_slots(be_, tmask, slots, my_lq, a.mask, chunked_only("lv.own_m", slots.bytes(tmask))) : nullptr);
   std::vector<Transport::Handle> hq(C), hacc(C);
   for (int c = 0; c < C; ++c) hq[c] = pass_query(0, c, own_q, own_m);
   own_piece(split.first, own_o, own_l);
+  mark("own1");
   for (int t = 1; t < P; ++t) {
     const int s = t % 2;
     const bool home = t == P - 1;  // then rank r+1 owns this block
     for (int c = 0; c < C; ++c) {
       const int64_t x = chunk(t, c).length, y = chunk(t + 1, c).length;
       clock.wait(hq[c]);
+      mark("got-q" + std::to_string(t) + "." + std::to_string(c));
       if (t < P - 1) hq[c] = pass_query(t, c, qbuf[s], mbuf[s]);
       const int32_t* m = a.mask ? at_byte(mbuf[s], slots.offset(tmask, c)) : nullptr;
       const AttnBlock blk{x, kv.length, kv.begin, m};
@@ -172,6 +179,7 @@ void DistAttention::lv_forward(const DistFwdArgs& a) {
         clock.wait(hacc[c]);  // this chunk's accumulator, from rank r-1
         be_.lse_merge(d, x, o, l, part_o, part_l);
       }
+      mark("visit" + std::to_string(t) + "." + std::to_string(c));
       hacc[c] = tr_.post({{o, x * rb.o32, next, at_byte(home ? home_co : acc_o[1 - s], slots.offset(to, c)), y * rb.o32, prev},
                           {l, x * rb.lse, next, at_byte(home ? home_cl : acc_l[1 - s], slots.offset(tl, c)), y * rb.lse, prev}});
     }
@@ -182,14 +190,17 @@ void DistAttention::lv_forward(const DistFwdArgs& a) {
   } else {
     own_piece(split.second, own_o, own_l);
   }
+  mark("own2");
   for (int c = 0; c < C; ++c) {
     clock.wait(hacc[c]);
+    mark("got-home" + std::to_string(c));
     if (C == 1) break;
     scatter_chunk(be_, to, slots, my_lq, c, home_co, home_o);
     scatter_chunk(be_, tl, slots, my_lq, c, home_cl, home_l);
   }
   be_.lse_merge(d, my_lq, own_o, own_l, C > 1 ? home_o : home_co, C > 1 ? home_l : home_cl);
   finish_forward(own_o, own_l, a);
+  mark("done");
 }
 
 void DistAttention::lv_backward_local(const DistBwdArgs& a) {
@@ -201,8 +212,11 @@ void DistAttention::lv_backward_local(const DistBwdArgs& a) {
   be_.row_dot(d, lq, a.dout, a.o, drow);
   be_.zero(a.dq, lq * rb.o32);
   const AttnBlock blk{lq, kv.length, kv.begin, a.mask};
-  for (int t = 0; t < world_; ++t)  // the first step writes dK/dV (no zero fill, no read)
+  Trace mark(be_, rank_, "lv backward " + shape_of(pb_) + ", no communication");
+  for (int t = 0; t < world_; ++t) {  // the first step writes dK/dV (no zero fill, no read)
     be_.attn_bwd(d, blk, {a.q, a.k, a.v, a.dout, a.lse, drow, a.dq, a.dk, a.dv, /*accumulate_dkv=*/t > 0});
+    mark("block" + std::to_string(t));
+  }
 }
 
 // Q, dO, LSE and D (and the mask) travel like Q in the forward, in the same row chunks where the link is
@@ -271,6 +285,7 @@ void DistAttention::lv_backward(const DistBwdArgs& a) {
   be_.row_dot(d, my_lq, a.dout, a.o, drow);
   StepClock clock(tr_, stats_);
   stats_.row_chunks = C;
+  Trace mark(be_, rank_, "lv backward " + shape_of(pb_) + ", " + std::to_string(C) + " chunks");
   const Inputs own{own_in_slots(be_, tq, slots, my_lq, a.q, chunked_only("lvb.own_q", slots.bytes(tq))),
                    own_in_slots(be_, tq, slots, my_lq, a.dout, chunked_only("lvb.own_do", slots.bytes(tq))),
                    static_cast<const float*>(own_in_slots(be_, tl, slots, my_lq, a.lse, chunked_only("lvb.own_l", slots.bytes(tl)))),
@@ -280,12 +295,14 @@ void DistAttention::lv_backward(const DistBwdArgs& a) {
   for (int c = 0; c < C; ++c) hin[c] = pass_inputs(0, c, own);
   be_.zero(a.dq, my_lq * rb.o32);
   piece_bwd(split.first, my_lq, a.q, a.dout, a.lse, drow, a.mask, a.dq, /*accumulate_dkv=*/false);
+  mark("own1");
   for (int t = 1; t < P; ++t) {
     const int s = t % 2;
     const Inputs here{qb[s], dob[s], lb[s], db[s], mb[s]};
     for (int c = 0; c < C; ++c) {
       const int64_t x = chunk(t, c).length, y = chunk(t + 1, c).length;
       clock.wait(hin[c]);
+      mark("got-in" + std::to_string(t) + "." + std::to_string(c));
       if (t < P - 1) hin[c] = pass_inputs(t, c, here);
       const Inputs in = slot(here, c);
       float* acc = at_byte(dq_acc[s], slots.offset(to, c));
@@ -302,16 +319,20 @@ void DistAttention::lv_backward(const DistBwdArgs& a) {
         clock.wait(hdq[c]);  // this chunk's dQ so far, from rank r-1
         be_.add_f32(acc, dq_part, static_cast<size_t>(x * rb.o32 / 4));
       }
+      mark("visit" + std::to_string(t) + "." + std::to_string(c));
       hdq[c] = tr_.post({{acc, x * rb.o32, next, at_byte(dq_acc[1 - s], slots.offset(to, c)), y * rb.o32, prev}});
     }
   }
   piece_bwd(split.second, my_lq, a.q, a.dout, a.lse, drow, a.mask, a.dq, /*accumulate_dkv=*/true);
+  mark("own2");
   const float* back = dq_acc[P % 2];  // the others' dQ for this rank's block, in slots
   for (int c = 0; c < C; ++c) {
     clock.wait(hdq[c]);
+    mark("got-home" + std::to_string(c));
     if (C > 1) scatter_chunk(be_, to, slots, my_lq, c, back, dq_home);
   }
   be_.add_f32(a.dq, C > 1 ? dq_home : back, static_cast<size_t>(my_lq * rb.o32 / 4));
+  mark("done");
 }
 
 }  // namespace xattn

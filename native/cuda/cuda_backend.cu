@@ -82,6 +82,7 @@ CudaBackend::~CudaBackend() {
   if (workspace_) cudaFreeAsync(workspace_, stream_);
   if (stream_) cudaStreamSynchronize(stream_);
   if (pool_) cudaMemPoolTrimTo(pool_, 0);
+  for (auto& m : marks_) cudaEventDestroy(m.second);
   if (sync_event_) cudaEventDestroy(sync_event_);
   if (stream_) cudaStreamDestroy(stream_);
 }
@@ -166,6 +167,27 @@ void CudaBackend::synchronize() {
   activate();
   XATTN_CUDA_CHECK(cudaEventRecord(sync_event_, stream_));
   wait_event(sync_event_);
+}
+
+void CudaBackend::trace_mark(std::string label) {
+  activate();
+  cudaEvent_t e = nullptr;
+  XATTN_CUDA_CHECK(cudaEventCreate(&e));
+  XATTN_CUDA_CHECK(cudaEventRecord(e, stream_));
+  marks_.emplace_back(std::move(label), e);
+}
+
+std::vector<std::pair<std::string, double>> CudaBackend::trace_take() {
+  synchronize();
+  std::vector<std::pair<std::string, double>> out;
+  for (auto& [label, e] : marks_) {
+    float ms = 0;
+    XATTN_CUDA_CHECK(cudaEventElapsedTime(&ms, marks_.front().second, e));
+    out.emplace_back(std::move(label), ms);
+  }
+  for (auto& m : marks_) cudaEventDestroy(m.second);
+  marks_.clear();
+  return out;
 }
 
 uint64_t CudaBackend::memory_used() {

@@ -57,6 +57,8 @@ class CudaBackend final : public Backend {
   // H200 sustains 400-700 TFLOP/s in the Hopper kernels (backward to forward); the portable kernels a
   // third of that. Per SM, so smaller parts scale down.
   double attention_flops_per_second() const override { return sm_count_ * (sm90_ ? 3e12 : 1e12); }
+  void trace_mark(std::string label) override;  // an event on the compute stream
+  std::vector<std::pair<std::string, double>> trace_take() override;
   // Forward m-tiles per warp (1 or 2: rows per CTA 64 or 128); for checks and tuning.
   void set_fwd_mtiles(int n) { fwd_mtiles_ = n; }
   // Hopper (sm_90a wgmma) kernels: on by default where the device and the binary support them; off forces
@@ -71,6 +73,7 @@ class CudaBackend final : public Backend {
   void wait_event(cudaEvent_t ev);  // polls ev to completion, running the hooks
 
  private:
+  std::vector<std::pair<std::string, cudaEvent_t>> marks_;
   float* workspace(size_t floats);  // scratch for split-KV partials, grown on demand
   void run_hooks();
 

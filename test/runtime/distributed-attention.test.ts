@@ -2,6 +2,9 @@
 // and backward (dQ, dK, dV) against the independent fp64 reference, on ragged shards, GQA and masks
 // with fully masked rows.
 import { describe, expect, it } from 'vitest';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { DistCase } from '../fixtures/dist-case.js';
 import type { RankResults } from '../fixtures/dist-attention-rank.js';
@@ -64,4 +67,29 @@ describe.each([
       expect(new Set(links).size, `every rank agrees on the link: ${links.join(', ')}`).toBe(1);
     }
   }, 120_000);
+});
+
+// $XATTN_TRACE writes each rank's LV-XAttn timeline (native/core/schedule_trace.h): a line per call,
+// marks in stream order, their times never decreasing, ending at "done".
+describe('schedule trace', () => {
+  it('writes one line per LV-XAttn call on every rank, with ordered marks', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'xattn-trace-'));
+    try {
+      await spawnRanks<RankResults>(WORKER, 2, { XATTN_TEST_CASES: JSON.stringify([CASES[1]]), XATTN_TRACE: dir, XATTN_LV_CHUNKS: '2' });
+      for (const rank of [0, 1]) {
+        const lines = readFileSync(path.join(dir, `trace-rank${rank}.txt`), 'utf8').trim().split('\n');
+        expect(lines.map((l) => l.split('  ')[0])).toEqual(['lv forward B1 H8/1 d32 9x50, 2 chunks', 'lv backward B1 H8/1 d32 9x50, 2 chunks']);
+        for (const line of lines) {
+          const marks = line.split('  ').slice(1).map((m) => m.split('@'));
+          expect(marks[0], line).toEqual(['start', '0.000']);
+          expect(marks.at(-1)![0], line).toBe('done');
+          expect(marks.map(([l]) => l), line).toEqual(expect.arrayContaining(['own1', 'got-q1.1', 'visit1.1', 'own2', 'got-home1'].map((l) => (line.includes('backward') ? l.replace('got-q', 'got-in') : l))));
+          const times = marks.map(([, t]) => Number(t));
+          expect(times, line).toEqual([...times].sort((a, b) => a - b));
+        }
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });
