@@ -37,6 +37,9 @@ class Backend {
   // A hint from a schedule: transfers run alongside the kernels that follow (until set back to false),
   // so a GPU backend sizes its grids to absorb the SMs a transfer kernel holds. No effect on CPU.
   virtual void set_comm_overlap(bool /*on*/) {}
+  // True where calls only enqueue work (CUDA): host work after a launch, such as posting a transfer,
+  // then overlaps the kernel. False where every call runs to completion first (CPU).
+  virtual bool enqueues() const { return false; }
   // Roughly what the attention kernels sustain, in FLOP/s. Schedules weigh a block's compute against its
   // transfer time with it to choose how finely to pipeline; only its order of magnitude matters.
   virtual double attention_flops_per_second() const = 0;

@@ -59,6 +59,22 @@ double first_share(double first_hop_bytes, double last_hop_bytes) {
   return total > 0 ? first_hop_bytes / total : 0.5;
 }
 
+// Runs `compute` (the own block's first piece) beside `post_first_hop` (the posts of the block's first
+// hop, whose sends read only what is already enqueued). Where the backend enqueues, the compute goes
+// first: posting costs the host tens of microseconds per transfer (NCCL), which an idle GPU would wait
+// out at the start of every call. Where compute runs to completion on the host (CPU), the posts go first.
+template <typename Compute, typename Post>
+void first_hop_beside(Backend& be, Transport& tr, Compute&& compute, Post&& post_first_hop) {
+  if (!be.enqueues()) {
+    post_first_hop();
+    compute();
+    return;
+  }
+  tr.mark_send_ready();
+  compute();
+  post_first_hop();
+}
+
 // FLOPs of one text block of `rows` rows against a K/V shard: the forward's two GEMMs, the backward's five.
 double block_flops(const AttnDims& d, int64_t rows, int64_t kv_rows, bool backward) {
   return (backward ? 10.0 : 4.0) * d.batch * d.heads * d.head_dim * static_cast<double>(rows) * kv_rows;
@@ -156,8 +172,8 @@ void DistAttention::lv_forward(const DistFwdArgs& a) {
   const auto* own_m = static_cast<const int32_t*>(
       a.mask ? own_in_slots(be_, tmask, slots, my_lq, a.mask, chunked_only("lv.own_m", slots.bytes(tmask))) : nullptr);
   std::vector<Transport::Handle> hq(C), hacc(C);
-  for (int c = 0; c < C; ++c) hq[c] = pass_query(0, c, own_q, own_m);
-  own_piece(split.first, own_o, own_l);
+  first_hop_beside(be_, tr_, [&] { own_piece(split.first, own_o, own_l); },
+                   [&] { for (int c = 0; c < C; ++c) hq[c] = pass_query(0, c, own_q, own_m); });
   mark("own1");
   for (int t = 1; t < P; ++t) {
     const int s = t % 2;
@@ -173,7 +189,12 @@ void DistAttention::lv_forward(const DistFwdArgs& a) {
       float* o = at_byte(acc_o[s], slots.offset(to, c));
       float* l = at_byte(acc_l[s], slots.offset(tl, c));
       if (t == 1) {
+        // At P = 2 in one chunk no transfer is in flight here (the block has arrived, its result is not
+        // posted yet): the backend's plain grid, sized for an idle GPU, is then the fastest.
+        const bool alone = P == 2 && C == 1;
+        if (alone) be_.set_comm_overlap(false);
         be_.attn_fwd(d, blk, {q, a.k, a.v, o, l});
+        if (alone) be_.set_comm_overlap(true);
       } else {
         be_.attn_fwd(d, blk, {q, a.k, a.v, part_o, part_l});
         clock.wait(hacc[c]);  // this chunk's accumulator, from rank r-1
@@ -292,9 +313,13 @@ void DistAttention::lv_backward(const DistBwdArgs& a) {
                    static_cast<const float*>(own_in_slots(be_, tl, slots, my_lq, drow, chunked_only("lvb.own_d", slots.bytes(tl)))),
                    static_cast<const int32_t*>(own_in_slots(be_, tmask, slots, my_lq, a.mask, chunked_only("lvb.own_m", slots.bytes(tmask))))};
   std::vector<Transport::Handle> hin(C), hdq(C);
-  for (int c = 0; c < C; ++c) hin[c] = pass_inputs(0, c, own);
-  be_.zero(a.dq, my_lq * rb.o32);
-  piece_bwd(split.first, my_lq, a.q, a.dout, a.lse, drow, a.mask, a.dq, /*accumulate_dkv=*/false);
+  first_hop_beside(
+      be_, tr_,
+      [&] {
+        be_.zero(a.dq, my_lq * rb.o32);
+        piece_bwd(split.first, my_lq, a.q, a.dout, a.lse, drow, a.mask, a.dq, /*accumulate_dkv=*/false);
+      },
+      [&] { for (int c = 0; c < C; ++c) hin[c] = pass_inputs(0, c, own); });
   mark("own1");
   for (int t = 1; t < P; ++t) {
     const int s = t % 2;

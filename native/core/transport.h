@@ -35,6 +35,10 @@ class Transport {
   virtual Handle post(const std::vector<Exchange>& batch) = 0;
   // Blocks (CPU) or orders the compute stream (CUDA) after the batch; throws PeerLost/Timeout on failure.
   virtual void wait(Handle h) = 0;
+  // The posts that follow, up to the next wait(), read their send buffers once the compute enqueued before
+  // this call is done, not all compute enqueued before each post: a schedule can enqueue compute the sends
+  // do not need first and post after it. No effect where compute runs synchronously (CPU).
+  virtual void mark_send_ready() {}
   // In-place sum across ranks of float32 device buffers; same call order on every rank.
   virtual void all_reduce_sum_f32(float* data, size_t n) = 0;
   // The same for several buffers at once, started now and finished by wait(handle): compute enqueued

@@ -53,6 +53,7 @@ class CudaBackend final : public Backend {
   // or $XATTN_FWD_MIN_WAVES): a one-wave grid runs a second wave when an NCCL kernel holds a few SMs at
   // its launch (2x H200 over NVLink: LV-XAttn / bound 1.06-1.12 with one wave, 1.02-1.04 with four).
   void set_comm_overlap(bool on) override { comm_overlap_ = on; }
+  bool enqueues() const override { return true; }
   void set_fwd_min_waves(int n) { fwd_min_waves_ = n < 1 ? 1 : n; }
   // H200 sustains 400-700 TFLOP/s in the Hopper kernels (backward to forward); the portable kernels a
   // third of that. Per SM, so smaller parts scale down.

@@ -151,8 +151,15 @@ void NcclTransport::fail_and_abort(ErrorCode code, const std::string& msg) {
 void NcclTransport::start_on_comm_stream() {
   throw_if_failed();
   backend_.activate();
-  XATTN_CUDA_CHECK(cudaEventRecord(ready_, backend_.stream()));
+  if (!ready_marked_) XATTN_CUDA_CHECK(cudaEventRecord(ready_, backend_.stream()));
   XATTN_CUDA_CHECK(cudaStreamWaitEvent(comm_stream_, ready_, 0));
+}
+
+void NcclTransport::mark_send_ready() {
+  throw_if_failed();
+  backend_.activate();
+  XATTN_CUDA_CHECK(cudaEventRecord(ready_, backend_.stream()));
+  ready_marked_ = true;
 }
 
 Transport::Handle NcclTransport::finish_on_comm_stream(bool waited) {
@@ -201,6 +208,7 @@ Transport::Handle NcclTransport::post(const std::vector<Exchange>& batch) {
 }
 
 void NcclTransport::wait(Handle h) {
+  ready_marked_ = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
     Pending* p = nullptr;
@@ -251,6 +259,7 @@ void NcclTransport::barrier() {
 }
 
 void NcclTransport::host_wait(Handle h) {
+  ready_marked_ = false;
   cudaEvent_t ev = nullptr;
   {
     std::lock_guard<std::mutex> lock(mu_);

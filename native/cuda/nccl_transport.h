@@ -32,6 +32,7 @@ class NcclTransport final : public Transport {
   const char* name() const override { return "nccl"; }
   Handle post(const std::vector<Exchange>& batch) override;
   void wait(Handle h) override;
+  void mark_send_ready() override;
   void all_reduce_sum_f32(float* data, size_t n) override;
   bool can_post_all_reduce() const override { return true; }
   Handle post_all_reduce_sum_f32(const std::vector<std::pair<float*, size_t>>& buffers) override;
@@ -52,7 +53,7 @@ class NcclTransport final : public Transport {
   };
 
   void join(const nccl::UniqueId& id);
-  void start_on_comm_stream();             // the comm stream waits for compute enqueued so far
+  void start_on_comm_stream();             // the comm stream waits for compute enqueued so far (or marked)
   Handle finish_on_comm_stream(bool waited);  // records the done event, tracks it for the watchdog
   void host_wait(Handle h);                // polls until the batch completes (or fails)
   void throw_if_failed() const;
@@ -64,6 +65,7 @@ class NcclTransport final : public Transport {
   nccl::Comm comm_ = nullptr;
   cudaStream_t comm_stream_ = nullptr;
   cudaEvent_t ready_ = nullptr;
+  bool ready_marked_ = false;  // ready_ was recorded by mark_send_ready() (until the next wait)
   float* scratch_ = nullptr;  // 64 floats for warm-up and barrier
   int hook_id_ = 0;
 
