@@ -11,12 +11,21 @@ namespace xattn {
 struct OwnPiece {
   int64_t batch_begin = 0, batches = 0;  // batches [batch_begin, batch_begin + batches)
   int64_t kv_begin = 0, kv_rows = 0;     // this rank's visual rows [kv_begin, kv_begin + kv_rows)
+  bool empty() const { return batches == 0 || kv_rows == 0; }
 };
 
 struct OwnSplit {
   OwnPiece first, second;
   bool along_kv = false;  // both pieces cover every text row (partial results to combine)
 };
+
+// The whole block as the first piece, the second empty: for links so fast that the split costs more
+// than the hops it hides.
+inline OwnSplit whole_block(int64_t batch, int64_t lkv) {
+  OwnSplit s;
+  s.first = {0, batch, 0, lkv};
+  return s;
+}
 
 // Splits the batch when there are several (disjoint outputs, contiguous in every tensor), else the
 // visual rows, at `first_share` of the work. Long visual shards split on a 128-row tile boundary.

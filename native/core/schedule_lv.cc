@@ -50,13 +50,19 @@ PieceAt piece_at(const AttnDims& d, int64_t lq, const Shard& kv, const int32_t* 
   return at;
 }
 
-// The share of the owner's block to compute before the others' blocks: as much as the first hop
-// needs to hide, relative to the last. $XATTN_LV_FIRST_SHARE (0..1) overrides it, for experiments.
-double first_share(double first_hop_bytes, double last_hop_bytes) {
+// How the owner computes its block. Two pieces hide the first and the last hop; the first piece's share
+// is what the first hop needs to hide, relative to the last. But each piece is a shorter kernel beside an
+// NCCL kernel that holds SMs (H200 over NVLink: +0.1-0.17 ms a forward at the bench shapes, against hops
+// of 0.02-0.06 ms), so where both hops take under 0.1 ms at the link's speed the block runs whole, first,
+// and the short last hop is left exposed. $XATTN_LV_FIRST_SHARE (0..1) forces a split at that share, for
+// experiments and tests.
+OwnSplit own_split(int64_t batch, int64_t kv_rows, double first_hop_bytes, double last_hop_bytes, double link_gbps) {
   static const char* forced = std::getenv("XATTN_LV_FIRST_SHARE");
-  if (forced && *forced) return std::atof(forced);
+  if (forced && *forced) return split_own_block(batch, kv_rows, std::atof(forced));
+  constexpr double kSplitWorthSeconds = 100e-6;
   const double total = first_hop_bytes + last_hop_bytes;
-  return total > 0 ? first_hop_bytes / total : 0.5;
+  if (link_gbps > 0 && total / (link_gbps * 1e9) < kSplitWorthSeconds) return whole_block(batch, kv_rows);
+  return split_own_block(batch, kv_rows, total > 0 ? first_hop_bytes / total : 0.5);
 }
 
 // Runs `compute` (the own block's first piece) beside `post_first_hop` (the posts of the block's first
@@ -149,8 +155,8 @@ void DistAttention::lv_forward(const DistFwdArgs& a) {
   float* home_o = static_cast<float*>(chunked_only("lv.home_o", my_lq * rb.o32));
   float* home_l = static_cast<float*>(chunked_only("lv.home_l", my_lq * rb.lse));
 
-  const OwnSplit split = split_own_block(d.batch, kv.length,
-                                         first_share(rb.q + (a.mask ? rb.mask : 0), rb.o32 + rb.lse));
+  const OwnSplit split = own_split(d.batch, kv.length, my_lq * (rb.q + (a.mask ? rb.mask : 0)),
+                                   my_lq * (rb.o32 + rb.lse), pb_.link_gbps);
   const auto own_piece = [&](const OwnPiece& p, float* o, float* l) {
     const PieceAt at = piece_at(d, my_lq, kv, a.mask, p);
     be_.attn_fwd(at.d, at.blk, {at_byte(a.q, at.q), at_byte(a.k, at.kv), at_byte(a.v, at.kv), at_byte(o, at.o32), at_byte(l, at.lse)});
@@ -205,7 +211,9 @@ void DistAttention::lv_forward(const DistFwdArgs& a) {
                           {l, x * rb.lse, next, at_byte(home ? home_cl : acc_l[1 - s], slots.offset(tl, c)), y * rb.lse, prev}});
     }
   }
-  if (split.along_kv) {
+  if (split.second.empty()) {
+    // the block ran whole (the first piece always runs: it starts the accumulator)
+  } else if (split.along_kv) {
     own_piece(split.second, part_o, part_l);
     be_.lse_merge(d, my_lq, own_o, own_l, part_o, part_l);
   } else {
@@ -270,10 +278,11 @@ void DistAttention::lv_backward(const DistBwdArgs& a) {
   const auto chunked_only = [&](const char* name, size_t bytes) { return C > 1 ? buf_->get(name, bytes) : nullptr; };
   float* dq_home = static_cast<float*>(chunked_only("lvb.dq_home", my_lq * rb.o32));
 
-  const OwnSplit split = split_own_block(d.batch, kv.length, first_share(my_lq * inputs_row, my_lq * rb.o32));
+  const OwnSplit split = own_split(d.batch, kv.length, my_lq * inputs_row, my_lq * rb.o32, pb_.link_gbps);
   // The backward of one piece of the local K/V rows for a block of lq text rows.
   const auto piece_bwd = [&](const OwnPiece& p, int64_t lq, const void* q, const void* dout, const float* lse,
                              const float* dr, const int32_t* m, float* dq, bool accumulate_dkv) {
+    if (p.empty()) return;  // no K/V rows: adds nothing, writes no dK/dV row
     const PieceAt at = piece_at(d, lq, kv, m, p);
     be_.attn_bwd(at.d, at.blk, {at_byte(q, at.q), at_byte(a.k, at.kv), at_byte(a.v, at.kv), at_byte(dout, at.q),
                                 at_byte(lse, at.lse), at_byte(dr, at.lse), at_byte(dq, at.o32),

@@ -31,17 +31,21 @@ const TOL: Record<string, { o: number; lse: number; grad: number }> = {
 
 // Blocks travel in row chunks where the link is the bottleneck (never at these shapes on CPU);
 // XATTN_LV_CHUNKS forces chunks (more than some blocks have rows), so the chunked forward and backward
-// are checked too.
+// are checked too. On links this fast for blocks this small, the owner computes its block whole;
+// XATTN_LV_FIRST_SHARE forces the two-piece split (along the batch or the visual rows) at that share.
 describe.each([
-  [1, '1'],
-  [2, ''],
-  [3, ''],
-  [4, ''],
-  [2, '3'],
-  [3, '4'],
-])('P = %i ranks over TCP, row chunks "%s"', (P, chunks) => {
+  [1, '', ''],
+  [2, '', ''],
+  [3, '', ''],
+  [4, '', ''],
+  [2, '3', ''],
+  [3, '4', ''],
+  [2, '', '0.4'],
+  [3, '', '0.7'],
+  [4, '2', '0.5'],
+])('P = %i ranks over TCP, row chunks "%s", first share "%s"', (P, chunks, share) => {
   it('LV-XAttn and Ring equal fp64 attention, forward and backward', async () => {
-    const ranks = await spawnRanks<RankResults>(WORKER, P, { XATTN_TEST_CASES: JSON.stringify(CASES), XATTN_LV_CHUNKS: chunks });
+    const ranks = await spawnRanks<RankResults>(WORKER, P, { XATTN_TEST_CASES: JSON.stringify(CASES), XATTN_LV_CHUNKS: chunks, XATTN_LV_FIRST_SHARE: share });
     CASES.forEach((c, ci) => {
       const tol = TOL[c.dims.dtype]!;
       for (const [algo, e] of Object.entries(caseErrors(c, ci, ranks))) {
