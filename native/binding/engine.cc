@@ -364,7 +364,7 @@ Napi::Value Engine::MeasureLink(const Napi::CallbackInfo& info) {
     require(bytes > 0 && iters > 0, ErrorCode::InvalidArgument, "measureLink(bytes > 0, iters > 0)");
     return run_on_worker<double>(
         info.Env(), open_worker(),
-        [this, bytes, iters] { return time_ring_exchange(*backend_, *transport_, size_t(bytes), iters); },
+        [this, bytes, iters] { return time_ring_exchange(*backend_, *transport_, size_t(bytes), iters).mean; },
         [](Napi::Env env, double& s) -> Napi::Value { return Napi::Number::New(env, s); });
   });
 }
