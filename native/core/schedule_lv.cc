@@ -5,6 +5,7 @@
 // come home. So the first and the last hop, which nothing inside the call used to hide, both overlap
 // compute.
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <type_traits>
 #include <vector>
@@ -79,6 +80,12 @@ void first_hop_beside(Backend& be, Transport& tr, Compute&& compute, Post&& post
   tr.mark_send_ready();
   compute();
   post_first_hop();
+}
+
+// ", link 215 GB/s, 1 chunks, whole": the choices a trace line was made under.
+std::string plan_of(const DistProblem& p, int chunks, const OwnSplit& split) {
+  return ", link " + std::to_string(std::lround(p.link_gbps)) + " GB/s, " + std::to_string(chunks) + " chunks, " +
+         (split.second.empty() ? "whole" : "split");
 }
 
 // FLOPs of one text block of `rows` rows against a K/V shard: the forward's two GEMMs, the backward's five.
@@ -173,7 +180,7 @@ void DistAttention::lv_forward(const DistFwdArgs& a) {
 
   StepClock clock(tr_, stats_);
   stats_.row_chunks = C;
-  Trace mark(be_, rank_, "lv forward " + shape_of(pb_) + ", " + std::to_string(C) + " chunks");
+  Trace mark(be_, rank_, "lv forward " + shape_of(pb_) + plan_of(pb_, C, split));
   const void* own_q = own_in_slots(be_, tq, slots, my_lq, a.q, chunked_only("lv.own_q", slots.bytes(tq)));
   const auto* own_m = static_cast<const int32_t*>(
       a.mask ? own_in_slots(be_, tmask, slots, my_lq, a.mask, chunked_only("lv.own_m", slots.bytes(tmask))) : nullptr);
@@ -315,7 +322,7 @@ void DistAttention::lv_backward(const DistBwdArgs& a) {
   be_.row_dot(d, my_lq, a.dout, a.o, drow);
   StepClock clock(tr_, stats_);
   stats_.row_chunks = C;
-  Trace mark(be_, rank_, "lv backward " + shape_of(pb_) + ", " + std::to_string(C) + " chunks");
+  Trace mark(be_, rank_, "lv backward " + shape_of(pb_) + plan_of(pb_, C, split));
   const Inputs own{own_in_slots(be_, tq, slots, my_lq, a.q, chunked_only("lvb.own_q", slots.bytes(tq))),
                    own_in_slots(be_, tq, slots, my_lq, a.dout, chunked_only("lvb.own_do", slots.bytes(tq))),
                    static_cast<const float*>(own_in_slots(be_, tl, slots, my_lq, a.lse, chunked_only("lvb.own_l", slots.bytes(tl)))),

@@ -79,10 +79,11 @@ describe('schedule trace', () => {
   it('writes one line per LV-XAttn call on every rank, with ordered marks', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'xattn-trace-'));
     try {
-      await spawnRanks<RankResults>(WORKER, 2, { XATTN_TEST_CASES: JSON.stringify([CASES[1]]), XATTN_TRACE: dir, XATTN_LV_CHUNKS: '2' });
+      await spawnRanks<RankResults>(WORKER, 2, { XATTN_TEST_CASES: JSON.stringify([CASES[1]]), XATTN_TRACE: dir, XATTN_LV_CHUNKS: '2', XATTN_LV_FIRST_SHARE: '0.5' });
       for (const rank of [0, 1]) {
         const lines = readFileSync(path.join(dir, `trace-rank${rank}.txt`), 'utf8').trim().split('\n');
-        expect(lines.map((l) => l.split('  ')[0])).toEqual(['lv forward B1 H8/1 d32 9x50, 2 chunks', 'lv backward B1 H8/1 d32 9x50, 2 chunks']);
+        const calls = lines.map((l) => l.split('  ')[0]!);
+        expect(calls.map((c) => c.replace(/link \d+ GB\/s/, 'link N GB/s'))).toEqual(['forward', 'backward'].map((dir) => `lv ${dir} B1 H8/1 d32 9x50, link N GB/s, 2 chunks, split`));
         for (const line of lines) {
           const marks = line.split('  ').slice(1).map((m) => m.split('@'));
           expect(marks[0], line).toEqual(['start', '0.000']);
