@@ -11,6 +11,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   xattn::binding::InitTransport(env, exports);
   xattn::binding::InitEngine(env, exports);
   xattn::binding::InitNn(env, exports);
+  xattn::binding::InitSchedules(env, exports);
   return exports;
 }
 

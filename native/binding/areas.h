@@ -8,4 +8,5 @@ void InitKernels(Napi::Env env, Napi::Object exports);    // kernels.cc: single-
 void InitTransport(Napi::Env env, Napi::Object exports);  // transport.cc: TCP transport test surface
 void InitEngine(Napi::Env env, Napi::Object exports);     // engine.cc: distributed attention engine
 void InitNn(Napi::Env env, Napi::Object exports);         // nn.cc: model ops (GEMM, norms, optimizer)
+void InitSchedules(Napi::Env env, Napi::Object exports);  // schedules.cc: the schedules' planning decisions
 }  // namespace xattn::binding

@@ -6,10 +6,10 @@
 // compute.
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
 #include <type_traits>
 #include <vector>
 
+#include "core/lv_plan.h"
 #include "core/own_block.h"
 #include "core/row_chunks.h"
 #include "core/schedule.h"
@@ -51,21 +51,6 @@ PieceAt piece_at(const AttnDims& d, int64_t lq, const Shard& kv, const int32_t* 
   return at;
 }
 
-// How the owner computes its block. Two pieces hide the first and the last hop; the first piece's share
-// is what the first hop needs to hide, relative to the last. But each piece is a shorter kernel beside an
-// NCCL kernel that holds SMs (H200 over NVLink: +0.1-0.17 ms a forward at the bench shapes, against hops
-// of 0.02-0.06 ms), so where both hops take under 0.1 ms at the link's speed the block runs whole, first,
-// and the short last hop is left exposed. $XATTN_LV_FIRST_SHARE (0..1) forces a split at that share, for
-// experiments and tests.
-OwnSplit own_split(int64_t batch, int64_t kv_rows, double first_hop_bytes, double last_hop_bytes, double link_gbps) {
-  static const char* forced = std::getenv("XATTN_LV_FIRST_SHARE");
-  if (forced && *forced) return split_own_block(batch, kv_rows, std::atof(forced));
-  constexpr double kSplitWorthSeconds = 100e-6;
-  const double total = first_hop_bytes + last_hop_bytes;
-  if (link_gbps > 0 && total / (link_gbps * 1e9) < kSplitWorthSeconds) return whole_block(batch, kv_rows);
-  return split_own_block(batch, kv_rows, total > 0 ? first_hop_bytes / total : 0.5);
-}
-
 // Runs `compute` (the own block's first piece) beside `post_first_hop` (the posts of the block's first
 // hop, whose sends read only what is already enqueued). Where the backend enqueues, the compute goes
 // first: posting costs the host tens of microseconds per transfer (NCCL), which an idle GPU would wait
@@ -86,11 +71,6 @@ void first_hop_beside(Backend& be, Transport& tr, Compute&& compute, Post&& post
 std::string plan_of(const DistProblem& p, int chunks, const OwnSplit& split) {
   return ", link " + std::to_string(std::lround(p.link_gbps)) + " GB/s, " + std::to_string(chunks) + " chunks, " +
          (split.second.empty() ? "whole" : "split");
-}
-
-// FLOPs of one text block of `rows` rows against a K/V shard: the forward's two GEMMs, the backward's five.
-double block_flops(const AttnDims& d, int64_t rows, int64_t kv_rows, bool backward) {
-  return (backward ? 10.0 : 4.0) * d.batch * d.heads * d.head_dim * static_cast<double>(rows) * kv_rows;
 }
 
 // A tensor of the own block in chunk slots, for its first hop: gathered into `slotted`, or, with one chunk
@@ -138,9 +118,9 @@ void DistAttention::lv_forward(const DistFwdArgs& a) {
   const int P = world_, r = rank_, next = mod(r + 1, P), prev = mod(r - 1, P);
   const Shard kv = shard_of(pb_.lkv_total, P, r);
   const int64_t mq = max_shard(pb_.lq_total, P), my_lq = local_lq();
-  const int64_t mkv = max_shard(pb_.lkv_total, P);
-  const int C = row_chunks(mq, mq * (rb.q + (a.mask ? rb.mask : 0) + rb.o32 + rb.lse), pb_.link_gbps,
-                           block_flops(d, mq, mkv, false), be_.attention_flops_per_second());
+  const LvPlan plan = plan_lv(pb_, P, r, a.mask != nullptr, LvPass::Forward, be_.attention_flops_per_second());
+  const int C = plan.chunks;
+  const OwnSplit& split = plan.split;
   const auto chunk = [&](int t, int c) { return shard_of(visiting_lq(t), C, c); };  // rows of chunk c at step t
   const size_t B = d.batch;
   const RowTensor tq{B, rb.q / B}, tmask{B, rb.mask / B}, to{B, rb.o32 / B}, tl{B * d.heads, 4};
@@ -162,8 +142,6 @@ void DistAttention::lv_forward(const DistFwdArgs& a) {
   float* home_o = static_cast<float*>(chunked_only("lv.home_o", my_lq * rb.o32));
   float* home_l = static_cast<float*>(chunked_only("lv.home_l", my_lq * rb.lse));
 
-  const OwnSplit split = own_split(d.batch, kv.length, my_lq * (rb.q + (a.mask ? rb.mask : 0)),
-                                   my_lq * (rb.o32 + rb.lse), pb_.link_gbps);
   const auto own_piece = [&](const OwnPiece& p, float* o, float* l) {
     const PieceAt at = piece_at(d, my_lq, kv, a.mask, p);
     be_.attn_fwd(at.d, at.blk, {at_byte(a.q, at.q), at_byte(a.k, at.kv), at_byte(a.v, at.kv), at_byte(o, at.o32), at_byte(l, at.lse)});
@@ -265,9 +243,9 @@ void DistAttention::lv_backward(const DistBwdArgs& a) {
   const int P = world_, r = rank_, next = mod(r + 1, P), prev = mod(r - 1, P);
   const Shard kv = shard_of(pb_.lkv_total, P, r);
   const int64_t mq = max_shard(pb_.lq_total, P), my_lq = local_lq();
-  const size_t inputs_row = 2 * rb.q + 2 * rb.lse + (a.mask ? rb.mask : 0);
-  const int C = row_chunks(mq, mq * (inputs_row + rb.o32), pb_.link_gbps,
-                           block_flops(d, mq, max_shard(pb_.lkv_total, P), true), be_.attention_flops_per_second());
+  const LvPlan plan = plan_lv(pb_, P, r, a.mask != nullptr, LvPass::Backward, be_.attention_flops_per_second());
+  const int C = plan.chunks;
+  const OwnSplit& split = plan.split;
   const auto chunk = [&](int t, int c) { return shard_of(visiting_lq(t), C, c); };  // rows of chunk c at step t
   const size_t B = d.batch;
   const RowTensor tq{B, rb.q / B}, tmask{B, rb.mask / B}, to{B, rb.o32 / B}, tl{B * d.heads, 4};
@@ -285,7 +263,6 @@ void DistAttention::lv_backward(const DistBwdArgs& a) {
   const auto chunked_only = [&](const char* name, size_t bytes) { return C > 1 ? buf_->get(name, bytes) : nullptr; };
   float* dq_home = static_cast<float*>(chunked_only("lvb.dq_home", my_lq * rb.o32));
 
-  const OwnSplit split = own_split(d.batch, kv.length, my_lq * inputs_row, my_lq * rb.o32, pb_.link_gbps);
   // The backward of one piece of the local K/V rows for a block of lq text rows.
   const auto piece_bwd = [&](const OwnPiece& p, int64_t lq, const void* q, const void* dout, const float* lse,
                              const float* dr, const int32_t* m, float* dq, bool accumulate_dkv) {

@@ -1,0 +1,53 @@
+// exports.schedules: the pure planning decisions of the schedules, for tests and tools (what pipelining
+// LV-XAttn picks for a problem on a given link), without an engine or a transport.
+#include <napi.h>
+
+#include "binding/areas.h"
+#include "binding/common.h"
+#include "binding/kernels_args.h"
+#include "core/error.h"
+#include "core/lv_plan.h"
+
+namespace xattn::binding {
+namespace {
+
+// lvPlan({dims, lqTotal, lkvTotal, world, rank, masked, pass: 'forward'|'backward', linkGbps,
+// flopsPerSecond}) -> {chunks, ownBlock: 'whole'|'batch'|'kv', firstBatches, firstKvRows}
+Napi::Value LvPlanOf(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&]() -> Napi::Value {
+    require(info.Length() == 1 && info[0].IsObject(), ErrorCode::InvalidArgument, "lvPlan expects one object");
+    const Napi::Object o = info[0].As<Napi::Object>();
+    require(o.Has("dims"), ErrorCode::InvalidArgument, "dims is required");
+    DistProblem pb;
+    pb.dims = read_dims(o.Get("dims"));
+    pb.lq_total = require_int(o, "lqTotal");
+    pb.lkv_total = require_int(o, "lkvTotal");
+    pb.link_gbps = get_number(o, "linkGbps", 0);
+    const int64_t world = require_int(o, "world"), rank = get_int(o, "rank", 0);
+    require(pb.lq_total >= 1 && pb.lkv_total >= 1, ErrorCode::InvalidArgument, "lqTotal and lkvTotal must be >= 1");
+    require(world >= 1 && rank >= 0 && rank < world, ErrorCode::InvalidArgument, "need 0 <= rank < world");
+    const std::string pass = get_string(o, "pass", "forward");
+    require(pass == "forward" || pass == "backward", ErrorCode::InvalidArgument,
+            "pass must be 'forward' or 'backward', got '" + pass + "'");
+    const bool masked = o.Has("masked") && o.Get("masked").ToBoolean().Value();
+    const LvPlan plan = plan_lv(pb, static_cast<int>(world), static_cast<int>(rank), masked,
+                                pass == "forward" ? LvPass::Forward : LvPass::Backward,
+                                get_number(o, "flopsPerSecond", 0));
+    Napi::Object out = Napi::Object::New(info.Env());
+    out.Set("chunks", plan.chunks);
+    out.Set("ownBlock", plan.split.second.empty() ? "whole" : plan.split.along_kv ? "kv" : "batch");
+    out.Set("firstBatches", static_cast<double>(plan.split.first.batches));
+    out.Set("firstKvRows", static_cast<double>(plan.split.first.kv_rows));
+    return out;
+  });
+}
+
+}  // namespace
+
+void InitSchedules(Napi::Env env, Napi::Object exports) {
+  Napi::Object s = Napi::Object::New(env);
+  s.Set("lvPlan", Napi::Function::New(env, LvPlanOf, "lvPlan"));
+  exports.Set("schedules", s);
+}
+
+}  // namespace xattn::binding

@@ -1,0 +1,67 @@
+#include "core/lv_plan.h"
+
+#include <algorithm>
+#include <cstdlib>
+
+#include "core/schedule_internal.h"
+#include "core/shard.h"
+
+namespace xattn {
+
+namespace {
+
+// FLOPs of one text block of `rows` rows against a K/V shard: the forward's two GEMMs, the backward's five.
+double block_flops(const AttnDims& d, int64_t rows, int64_t kv_rows, LvPass pass) {
+  return (pass == LvPass::Backward ? 10.0 : 4.0) * d.batch * d.heads * d.head_dim * static_cast<double>(rows) * kv_rows;
+}
+
+}  // namespace
+
+// Chunking pays where the link sets the pace: one chunk's compute and trip home then overlap the next
+// chunk's transfer. The 0.6: beside the kernels a transfer runs slower than the probe saw (NCCL's copies
+// share SMs and memory with them); on 2x H200 over host memory, chunks paid off at trip/compute 0.8
+// (forward 1024x64K, backward 4096x32K) and cost at 0.4 (backward 1024x64K). Elsewhere the owner's split
+// block hides the hops, and every extra call re-reads the K/V shard (and in the backward
+// read-modify-writes its float32 dK/dV). $XATTN_LV_CHUNKS overrides it (both passes), for experiments.
+int row_chunks(int64_t max_block_rows, double trip_bytes, double link_gbps, double block_flops,
+               double flops_per_second) {
+  static const char* forced = std::getenv("XATTN_LV_CHUNKS");
+  if (forced && *forced) return std::max(1, std::atoi(forced));
+  constexpr int64_t kMinChunkRows = 256;
+  constexpr double kLinkBoundShare = 0.6;
+  if (max_block_rows < 2 * kMinChunkRows || link_gbps <= 0 || flops_per_second <= 0) return 1;
+  const double trip_seconds = trip_bytes / (link_gbps * 1e9), compute_seconds = block_flops / flops_per_second;
+  return trip_seconds > kLinkBoundShare * compute_seconds ? 2 : 1;
+}
+
+// Two pieces hide the first and the last hop; the first piece's share is what the first hop needs to
+// hide, relative to the last. But each piece is a shorter kernel beside an NCCL kernel that holds SMs
+// (H200 over NVLink: +0.1-0.17 ms a forward at the bench shapes, against hops of 0.02-0.06 ms), so where
+// both hops take under 0.1 ms the block runs whole, first, and the short last hop is left exposed.
+// $XATTN_LV_FIRST_SHARE (0..1) forces a split at that share, for experiments and tests.
+OwnSplit own_split(int64_t batch, int64_t kv_rows, double first_hop_bytes, double last_hop_bytes, double link_gbps) {
+  static const char* forced = std::getenv("XATTN_LV_FIRST_SHARE");
+  if (forced && *forced) return split_own_block(batch, kv_rows, std::atof(forced));
+  constexpr double kSplitWorthSeconds = 100e-6;
+  const double total = first_hop_bytes + last_hop_bytes;
+  if (link_gbps > 0 && total / (link_gbps * 1e9) < kSplitWorthSeconds) return whole_block(batch, kv_rows);
+  return split_own_block(batch, kv_rows, total > 0 ? first_hop_bytes / total : 0.5);
+}
+
+// The forward sends Q (and the mask) out and brings the float32 partial O and its LSE home; the backward
+// sends Q, dO, LSE and D (and the mask) out and brings the float32 dQ home.
+LvPlan plan_lv(const DistProblem& pb, int world, int rank, bool masked, LvPass pass, double flops_per_second) {
+  const sched::RowBytes rb(pb.dims);
+  const bool fwd = pass == LvPass::Forward;
+  const size_t out_row = (fwd ? rb.q : 2 * rb.q + 2 * rb.lse) + (masked ? rb.mask : 0);
+  const size_t home_row = fwd ? rb.o32 + rb.lse : rb.o32;
+  const int64_t mq = max_shard(pb.lq_total, world), my_lq = shard_of(pb.lq_total, world, rank).length;
+  LvPlan plan;
+  plan.chunks = row_chunks(mq, static_cast<double>(mq) * (out_row + home_row), pb.link_gbps,
+                           block_flops(pb.dims, mq, max_shard(pb.lkv_total, world), pass), flops_per_second);
+  plan.split = own_split(pb.dims.batch, shard_of(pb.lkv_total, world, rank).length, static_cast<double>(my_lq) * out_row,
+                         static_cast<double>(my_lq) * home_row, pb.link_gbps);
+  return plan;
+}
+
+}  // namespace xattn

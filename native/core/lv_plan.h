@@ -1,0 +1,28 @@
+// How LV-XAttn pipelines one call on one rank: pure decisions from the problem's sizes, the ranks'
+// probed link and the backend's nominal attention rate. Every rank derives the same chunk count from
+// global sizes (the ranks' transfers must pair up); the owner's split is each rank's own business.
+#pragma once
+#include "core/own_block.h"
+#include "core/schedule.h"
+
+namespace xattn {
+
+enum class LvPass { Forward, Backward };
+
+struct LvPlan {
+  int chunks = 1;  // row chunks every travelling block is sent in
+  OwnSplit split;  // how this rank computes its own block
+};
+
+LvPlan plan_lv(const DistProblem& pb, int world, int rank, bool masked, LvPass pass, double flops_per_second);
+
+// Two chunks where a block's round trip (trip_bytes at link_gbps) takes more than 0.6 of its compute
+// (block_flops at flops_per_second) and each chunk keeps >= 256 rows, else one (lv_plan.cc says why).
+int row_chunks(int64_t max_block_rows, double trip_bytes, double link_gbps, double block_flops,
+               double flops_per_second);
+
+// The owner's block whole where both its hops take under 0.1 ms at the link's speed, else in two pieces
+// at the first hop's share of the bytes (lv_plan.cc says why).
+OwnSplit own_split(int64_t batch, int64_t kv_rows, double first_hop_bytes, double last_hop_bytes, double link_gbps);
+
+}  // namespace xattn

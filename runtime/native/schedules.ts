@@ -1,0 +1,33 @@
+// Typed facade over the addon's planning surface (exports.schedules): how LV-XAttn pipelines a problem
+// on a given link, decided without an engine or a transport. For tests and tools.
+import { loadAddon } from './addon.js';
+
+import type { AttnDims } from '../engine/engine.js';
+
+export interface LvPlanQuery {
+  dims: AttnDims;
+  lqTotal: number;
+  lkvTotal: number;
+  world: number;
+  /** This rank (its own block's split depends on its shard); default 0. */
+  rank?: number;
+  masked?: boolean;
+  pass: 'forward' | 'backward';
+  /** The ranks' probed exchange bandwidth; 0 = unknown. */
+  linkGbps: number;
+  /** The backend's nominal attention rate (CPU 5e10; Hopper 3e12 per SM). */
+  flopsPerSecond: number;
+}
+
+export interface LvPlan {
+  /** Row chunks every travelling block is sent in. */
+  chunks: number;
+  /** The owner's own block: whole, or in two pieces split along the batch or the visual rows. */
+  ownBlock: 'whole' | 'batch' | 'kv';
+  firstBatches: number;
+  firstKvRows: number;
+}
+
+export function lvPlan(query: LvPlanQuery): LvPlan {
+  return loadAddon().schedules.lvPlan(query) as LvPlan;
+}

@@ -1,0 +1,76 @@
+// LV-XAttn's pipelining decisions (native/core/lv_plan.cc), at the bench shapes on the three
+// interconnects of 2x H200 where they were measured: row chunks only where a block's trip outlasts 0.6 of
+// its compute, the owner's block whole only where both its hops are shorter than 0.1 ms.
+import { describe, expect, it } from 'vitest';
+import { lvPlan, type LvPlanQuery } from '../../runtime/native/schedules.js';
+
+const H200 = 132 * 3e12; // the CUDA backend's nominal rate on Hopper (3 TFLOP/s per SM)
+const dims = { batch: 1, heads: 32, kvHeads: 8, headDim: 128, dtype: 'bfloat16' } as const;
+const plan = (lq: number, lkv: number, linkGbps: number, pass: 'forward' | 'backward', extra: Partial<LvPlanQuery> = {}) =>
+  lvPlan({ dims, lqTotal: lq, lkvTotal: lkv, world: 2, pass, linkGbps, flopsPerSecond: H200, ...extra });
+const SHAPES = { '1024x64K': [1024, 65536], '256x128K': [256, 131072], '4096x32K': [4096, 32768] } as const;
+
+describe('LV-XAttn plan at the bench shapes, 2 ranks', () => {
+  // [shape, link GB/s, forward chunks, backward chunks, own block]
+  const cases: [keyof typeof SHAPES, number, number, number, string][] = [
+    ['1024x64K', 220, 1, 1, 'whole'], // hops of 60-80 us: the split would cost more than it hides
+    ['256x128K', 220, 1, 1, 'whole'],
+    ['4096x32K', 220, 1, 1, 'kv'],
+    ['1024x64K', 23, 2, 1, 'kv'], // forward trip 0.55 ms vs 0.69 ms of compute; backward 0.73 vs 1.7
+    ['256x128K', 23, 1, 1, 'kv'], // 128 rows a block: chunks would be too short
+    ['4096x32K', 23, 2, 2, 'kv'],
+    ['1024x64K', 2, 2, 2, 'kv'],
+    ['256x128K', 2, 1, 1, 'kv'],
+    ['4096x32K', 2, 2, 2, 'kv'],
+  ];
+  it.each(cases)('%s at %i GB/s: forward %i chunks, backward %i, own block %s', (shape, link, fwd, bwd, own) => {
+    const [lq, lkv] = SHAPES[shape];
+    const f = plan(lq, lkv, link, 'forward'), b = plan(lq, lkv, link, 'backward');
+    expect([f.chunks, b.chunks]).toEqual([fwd, bwd]);
+    expect(f.ownBlock).toBe(own);
+  });
+});
+
+describe('LV-XAttn plan, general rules', () => {
+  it('splits the own block at the first hop share of the bytes, on a 128-row tile boundary', () => {
+    // forward: Q out (8192 B a row), float32 O and LSE home (16384 + 128 B a row)
+    const share = 8192 / (8192 + 16384 + 128);
+    const p = plan(1024, 65536, 0, 'forward');
+    expect(p.ownBlock).toBe('kv');
+    expect(p.firstKvRows).toBe(Math.round((share * 32768) / 128) * 128);
+    // backward: Q, dO, LSE and D out (2 * 8192 + 2 * 128 B), float32 dQ home (16384 B)
+    const bshare = (2 * 8192 + 2 * 128) / (2 * 8192 + 2 * 128 + 16384);
+    expect(plan(1024, 65536, 0, 'backward').firstKvRows).toBe(Math.round((bshare * 32768) / 128) * 128);
+  });
+
+  it('splits along the batch when there are several', () => {
+    const p = plan(1024, 65536, 23, 'forward', { dims: { ...dims, batch: 4 } });
+    expect(p.ownBlock).toBe('batch');
+    expect(p.firstBatches).toBe(1); // a third of 4, rounded
+    expect(p.firstKvRows).toBe(32768);
+  });
+
+  it('never chunks on an unknown link, nor where compute dwarfs the trip (the CPU engine)', () => {
+    expect(plan(4096, 32768, 0, 'forward').chunks).toBe(1);
+    expect(plan(4096, 32768, 2, 'forward', { flopsPerSecond: 5e10 }).chunks).toBe(1);
+  });
+
+  it('gives every rank of ragged shards the same chunks', () => {
+    const ranks = [0, 1, 2].map((rank) => plan(4097, 32771, 23, 'backward', { world: 3, rank }).chunks);
+    expect(new Set(ranks).size).toBe(1);
+  });
+
+  it('counts the mask in the first hop', () => {
+    // one fp32 head of 8: Q 32 B a row, mask 8 B, O 32 B and LSE 4 B home, where the mask moves the split
+    const small = { dims: { batch: 1, heads: 1, kvHeads: 1, headDim: 8, dtype: 'float32' as const } };
+    const rows = (share: number) => Math.round((share * 32768) / 128) * 128;
+    expect(plan(1024, 65536, 0, 'forward', small).firstKvRows).toBe(rows(32 / (32 + 36)));
+    expect(plan(1024, 65536, 0, 'forward', { ...small, masked: true }).firstKvRows).toBe(rows(40 / (40 + 36)));
+  });
+
+  it('rejects bad queries with a clear error', () => {
+    expect(() => plan(1024, 65536, 23, 'sideways' as 'forward')).toThrow(/pass must be 'forward' or 'backward'/);
+    expect(() => plan(1024, 65536, 23, 'forward', { world: 2, rank: 2 })).toThrow(/rank < world/);
+    expect(() => plan(0, 65536, 23, 'forward')).toThrow(/lqTotal and lkvTotal must be >= 1/);
+  });
+});
