@@ -95,11 +95,11 @@ void DistAttention::lv_forward_local(const DistFwdArgs& a) {
   float* part_o = buf_->get<float>("lv.po", lq * rb.o32);
   float* part_l = buf_->get<float>("lv.pl", lq * rb.lse);
   const AttnBlock blk{lq, kv.length, kv.begin, a.mask};
-  Trace mark(be_, rank_, "lv forward " + shape_of(pb_) + ", no communication");
+  Trace mark(be_, rank_, [&] { return "lv forward " + shape_of(pb_) + ", no communication"; });
   for (int t = 0; t < world_; ++t) {
     be_.attn_fwd(d, blk, {a.q, a.k, a.v, t == 0 ? acc_o : part_o, t == 0 ? acc_l : part_l});
     if (t > 0) be_.lse_merge(d, lq, acc_o, acc_l, part_o, part_l);
-    mark("block" + std::to_string(t));
+    mark("block", t);
   }
   finish_forward(acc_o, acc_l, a);
   mark("done");
@@ -158,7 +158,7 @@ void DistAttention::lv_forward(const DistFwdArgs& a) {
 
   StepClock clock(tr_, stats_);
   stats_.row_chunks = C;
-  Trace mark(be_, rank_, "lv forward " + shape_of(pb_) + plan_of(pb_, C, split));
+  Trace mark(be_, rank_, [&] { return "lv forward " + shape_of(pb_) + plan_of(pb_, C, split); });
   const void* own_q = own_in_slots(be_, tq, slots, my_lq, a.q, chunked_only("lv.own_q", slots.bytes(tq)));
   const auto* own_m = static_cast<const int32_t*>(
       a.mask ? own_in_slots(be_, tmask, slots, my_lq, a.mask, chunked_only("lv.own_m", slots.bytes(tmask))) : nullptr);
@@ -172,7 +172,7 @@ void DistAttention::lv_forward(const DistFwdArgs& a) {
     for (int c = 0; c < C; ++c) {
       const int64_t x = chunk(t, c).length, y = chunk(t + 1, c).length;
       clock.wait(hq[c]);
-      mark("got-q" + std::to_string(t) + "." + std::to_string(c));
+      mark("got-q", t, c);
       if (t < P - 1) hq[c] = pass_query(t, c, qbuf[s], mbuf[s]);
       const int32_t* m = a.mask ? at_byte(mbuf[s], slots.offset(tmask, c)) : nullptr;
       const AttnBlock blk{x, kv.length, kv.begin, m};
@@ -191,7 +191,7 @@ void DistAttention::lv_forward(const DistFwdArgs& a) {
         clock.wait(hacc[c]);  // this chunk's accumulator, from rank r-1
         be_.lse_merge(d, x, o, l, part_o, part_l);
       }
-      mark("visit" + std::to_string(t) + "." + std::to_string(c));
+      mark("visit", t, c);
       hacc[c] = tr_.post({{o, x * rb.o32, next, at_byte(home ? home_co : acc_o[1 - s], slots.offset(to, c)), y * rb.o32, prev},
                           {l, x * rb.lse, next, at_byte(home ? home_cl : acc_l[1 - s], slots.offset(tl, c)), y * rb.lse, prev}});
     }
@@ -207,7 +207,7 @@ void DistAttention::lv_forward(const DistFwdArgs& a) {
   mark("own2");
   for (int c = 0; c < C; ++c) {
     clock.wait(hacc[c]);
-    mark("got-home" + std::to_string(c));
+    mark("got-home", c);
     if (C == 1) break;
     scatter_chunk(be_, to, slots, my_lq, c, home_co, home_o);
     scatter_chunk(be_, tl, slots, my_lq, c, home_cl, home_l);
@@ -226,10 +226,10 @@ void DistAttention::lv_backward_local(const DistBwdArgs& a) {
   be_.row_dot(d, lq, a.dout, a.o, drow);
   be_.zero(a.dq, lq * rb.o32);
   const AttnBlock blk{lq, kv.length, kv.begin, a.mask};
-  Trace mark(be_, rank_, "lv backward " + shape_of(pb_) + ", no communication");
+  Trace mark(be_, rank_, [&] { return "lv backward " + shape_of(pb_) + ", no communication"; });
   for (int t = 0; t < world_; ++t) {  // the first step writes dK/dV (no zero fill, no read)
     be_.attn_bwd(d, blk, {a.q, a.k, a.v, a.dout, a.lse, drow, a.dq, a.dk, a.dv, /*accumulate_dkv=*/t > 0});
-    mark("block" + std::to_string(t));
+    mark("block", t);
   }
 }
 
@@ -299,7 +299,7 @@ void DistAttention::lv_backward(const DistBwdArgs& a) {
   be_.row_dot(d, my_lq, a.dout, a.o, drow);
   StepClock clock(tr_, stats_);
   stats_.row_chunks = C;
-  Trace mark(be_, rank_, "lv backward " + shape_of(pb_) + plan_of(pb_, C, split));
+  Trace mark(be_, rank_, [&] { return "lv backward " + shape_of(pb_) + plan_of(pb_, C, split); });
   const Inputs own{own_in_slots(be_, tq, slots, my_lq, a.q, chunked_only("lvb.own_q", slots.bytes(tq))),
                    own_in_slots(be_, tq, slots, my_lq, a.dout, chunked_only("lvb.own_do", slots.bytes(tq))),
                    static_cast<const float*>(own_in_slots(be_, tl, slots, my_lq, a.lse, chunked_only("lvb.own_l", slots.bytes(tl)))),
@@ -320,7 +320,7 @@ void DistAttention::lv_backward(const DistBwdArgs& a) {
     for (int c = 0; c < C; ++c) {
       const int64_t x = chunk(t, c).length, y = chunk(t + 1, c).length;
       clock.wait(hin[c]);
-      mark("got-in" + std::to_string(t) + "." + std::to_string(c));
+      mark("got-in", t, c);
       if (t < P - 1) hin[c] = pass_inputs(t, c, here);
       const Inputs in = slot(here, c);
       float* acc = at_byte(dq_acc[s], slots.offset(to, c));
@@ -337,7 +337,7 @@ void DistAttention::lv_backward(const DistBwdArgs& a) {
         clock.wait(hdq[c]);  // this chunk's dQ so far, from rank r-1
         be_.add_f32(acc, dq_part, static_cast<size_t>(x * rb.o32 / 4));
       }
-      mark("visit" + std::to_string(t) + "." + std::to_string(c));
+      mark("visit", t, c);
       hdq[c] = tr_.post({{acc, x * rb.o32, next, at_byte(dq_acc[1 - s], slots.offset(to, c)), y * rb.o32, prev}});
     }
   }
@@ -346,7 +346,7 @@ void DistAttention::lv_backward(const DistBwdArgs& a) {
   const float* back = dq_acc[P % 2];  // the others' dQ for this rank's block, in slots
   for (int c = 0; c < C; ++c) {
     clock.wait(hdq[c]);
-    mark("got-home" + std::to_string(c));
+    mark("got-home", c);
     if (C > 1) scatter_chunk(be_, to, slots, my_lq, c, back, dq_home);
   }
   be_.add_f32(a.dq, C > 1 ? dq_home : back, static_cast<size_t>(my_lq * rb.o32 / 4));

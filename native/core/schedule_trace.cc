@@ -14,15 +14,19 @@ const char* trace_dir() {
 
 }  // namespace
 
+bool trace_enabled() { return trace_dir() != nullptr; }
+
+std::string Trace::label(const char* what, int step, int chunk) {
+  std::string s = what;
+  if (step >= 0) s += std::to_string(step);
+  if (chunk >= 0) s += "." + std::to_string(chunk);
+  return s;
+}
+
 std::string shape_of(const DistProblem& p) {
   const AttnDims& d = p.dims;
   return "B" + std::to_string(d.batch) + " H" + std::to_string(d.heads) + "/" + std::to_string(d.kv_heads) + " d" +
          std::to_string(d.head_dim) + " " + std::to_string(p.lq_total) + "x" + std::to_string(p.lkv_total);
-}
-
-Trace::Trace(Backend& be, int rank, std::string call) : be_(be), rank_(rank), call_(std::move(call)), on_(trace_dir()) {
-  if (on_) be_.trace_take();  // drop stale marks of a call that threw
-  (*this)("start");
 }
 
 Trace::~Trace() {

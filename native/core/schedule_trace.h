@@ -1,7 +1,7 @@
 // $XATTN_TRACE=<dir>: every distributed call appends a line to <dir>/trace-rank<r>.txt with the time (ms
 // after the call's first mark) at which the compute stream passed each mark. A jump right before a
 // "got ..." mark is compute waiting for a transfer. For diagnosing schedules; off by default, and then
-// a mark costs a branch.
+// a mark costs a branch (names and labels are only formatted when on).
 #pragma once
 #include <string>
 
@@ -13,17 +13,28 @@ namespace xattn::sched {
 // "B1 H32/8 d128 1024x65536": names a problem in trace lines.
 std::string shape_of(const DistProblem& p);
 
+bool trace_enabled();
+
 class Trace {
  public:
-  Trace(Backend& be, int rank, std::string call);
+  // `name()` gives the call's name; it runs only when tracing is on.
+  template <typename Name>
+  Trace(Backend& be, int rank, Name&& name) : be_(be), rank_(rank), on_(trace_enabled()) {
+    if (!on_) return;
+    call_ = name();
+    be_.trace_take();  // drop stale marks of a call that threw
+    be_.trace_mark("start");
+  }
   ~Trace();  // waits for the stream, then writes the line (never throws)
   Trace(const Trace&) = delete;
   Trace& operator=(const Trace&) = delete;
-  void operator()(const std::string& label) {
-    if (on_) be_.trace_mark(label);
+  // Marks `what`, followed by `step` and `.chunk` where given ("got-q1.0").
+  void operator()(const char* what, int step = -1, int chunk = -1) {
+    if (on_) be_.trace_mark(label(what, step, chunk));
   }
 
  private:
+  static std::string label(const char* what, int step, int chunk);
   Backend& be_;
   int rank_;
   std::string call_;
