@@ -35,6 +35,9 @@ const INTERCONNECTS: Record<string, Record<string, string>> = {
   'host-memory': { NCCL_P2P_DISABLE: '1' },
   sockets: { NCCL_P2P_DISABLE: '1', NCCL_SHM_DISABLE: '1' },
 };
+// Not in the default set: NVLink through NCCL's kernels instead of copy engines, the anchor for what the
+// copy engines change (same link, same run).
+const EXTRA_INTERCONNECTS: Record<string, Record<string, string>> = { 'nvlink-nccl-kernels': { XATTN_COPY_ENGINE: '0' } };
 // NCCL variables mean nothing to the CPU engine's TCP transport, so smoke runs one interconnect.
 const SCALING_INTERCONNECTS: Record<string, Record<string, string>> = SMOKE
   ? { tcp: {} }
@@ -45,7 +48,7 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 
 type Timing = Awaited<ReturnType<typeof timeCall>>;
 interface RankCase { lv: Timing; ring: Timing; nocomm: Timing }
-interface RankReport { rank: number; link_gbps: number | null; cases: RankCase[] }
+interface RankReport { rank: number; link_gbps: number | null; transport_path: string; cases: RankCase[] }
 /** What the parent tells each rank to run (argv[3], JSON). */
 interface GangSpec { shapes: Shape[]; iters: number }
 interface DistRow {
@@ -66,6 +69,8 @@ interface DistRow {
   lv_row_chunks: { fwd: number; bwd: number };
   /** Slowest rank's ring-exchange bandwidth; null at P = 1 (no link). */
   link_gbps: number | null;
+  /** How the transfers travelled (engine.info().transportPath), e.g. "nccl, copy engines to 1 of 1 peers". */
+  transport_path: string;
   lv_bytes_per_step: number;
   ring_bytes_per_step: number;
   /** LV-XAttn step / max(no-comm step, time to move its blocks at link_gbps); target <= 1.05. */
@@ -190,12 +195,12 @@ async function distributedRank({ shapes, iters }: GangSpec): Promise<RankReport>
       const [lv, ring, nocomm] = await timeCalls(engine, [callOf(s, 'lv-xattn'), callOf(s, 'ring'), callOf(s, 'lv-xattn', false)], rank, world, iters);
       cases.push({ lv: lv!, ring: ring!, nocomm: nocomm! });
     }
-    return { rank, link_gbps, cases };
+    return { rank, link_gbps, transport_path: engine.info().transportPath, cases };
   });
 }
 
 /** One shape's row from every rank's timings: a step lasts as long as its slowest rank. */
-function rowOf(s: Shape, interconnect: string, cases: RankCase[], link: number | null): DistRow {
+function rowOf(s: Shape, interconnect: string, cases: RankCase[], link: number | null, path: string): DistRow {
   const P = cases.length;
   const worst = (f: (c: RankCase) => number) => Math.max(...cases.map(f));
   const lv = worst((c) => c.lv.fwdbwd_ms), ring = worst((c) => c.ring.fwdbwd_ms), nocomm = worst((c) => c.nocomm.fwdbwd_ms);
@@ -208,6 +213,7 @@ function rowOf(s: Shape, interconnect: string, cases: RankCase[], link: number |
     lv_start_skew_ms: median(cases[0]!.lv.starts.map((_, i) => Math.max(...cases.map((c) => c.lv.starts[i]!)) - Math.min(...cases.map((c) => c.lv.starts[i]!)))),
     lv_row_chunks: cases[0]!.lv.row_chunks,
     link_gbps: link,
+    transport_path: path,
     lv_bytes_per_step: lvBytes, ring_bytes_per_step: worst((c) => c.ring.bytes_per_step),
     lv_bound_ratio: lv / Math.max(nocomm, moveMs), lv_speedup_vs_ring: ring / lv,
     lv_tflops_per_gpu: flops / P / lv / 1e9, ring_tflops_per_gpu: flops / P / ring / 1e9,
@@ -220,7 +226,7 @@ function rowOf(s: Shape, interconnect: string, cases: RankCase[], link: number |
 async function runGang(P: number, interconnect: string, env: Record<string, string>, spec: GangSpec): Promise<DistRow[]> {
   const ranks = await spawnRanks<RankReport>(process.argv[1]!, P, env, { args: ['rank', JSON.stringify(spec)], execArgv: process.execArgv, timeoutMs: GANG_TIMEOUT_MS });
   const link = P > 1 ? Math.min(...ranks.map((r) => r.link_gbps!)) : null;
-  return spec.shapes.map((s, i) => rowOf(s, interconnect, ranks.map((r) => r.cases[i]!), link));
+  return spec.shapes.map((s, i) => rowOf(s, interconnect, ranks.map((r) => r.cases[i]!), link, ranks[0]!.transport_path));
 }
 
 function withEfficiency(rows: DistRow[]): ScalingRow[] {
@@ -313,8 +319,9 @@ async function main() {
   if (!Number.isInteger(iters) || iters < 1) throw new Error(`--iters ${opts.iters}: expected a positive integer`);
   if (opts['world-sizes'] !== undefined && !opts.scaling) throw new Error('--world-sizes needs --scaling');
   const interconnects = (opts.interconnects ?? Object.keys(INTERCONNECTS).join(',')).split(',');
-  const unknown = interconnects.filter((i) => !(i in INTERCONNECTS));
-  if (unknown.length) throw new Error(`--interconnects: unknown ${unknown.join(', ')} (known: ${Object.keys(INTERCONNECTS).join(', ')})`);
+  const known = { ...INTERCONNECTS, ...EXTRA_INTERCONNECTS };
+  const unknown = interconnects.filter((i) => !(i in known));
+  if (unknown.length) throw new Error(`--interconnects: unknown ${unknown.join(', ')} (known: ${Object.keys(known).join(', ')})`);
   // In smoke runs the "GPUs" are CPU rank processes (up to 8): two unless --world-sizes says more.
   if (SMOKE) {
     if (!opts.scaling) return printRows('smoke: CPU over TCP, fwd+bwd ms', await runGang(2, 'tcp', {}, { shapes: DIST_SHAPES, iters: 5 }));
@@ -353,7 +360,7 @@ async function main() {
   // (b) two GPUs: LV-XAttn, Ring and the no-communication bound, per interconnect.
   const distributed: DistRow[] = [];
   if (gpus >= 2) {
-    for (const interconnect of interconnects) distributed.push(...(await runGang(2, interconnect, INTERCONNECTS[interconnect]!, { shapes: DIST_SHAPES, iters })));
+    for (const interconnect of interconnects) distributed.push(...(await runGang(2, interconnect, known[interconnect]!, { shapes: DIST_SHAPES, iters })));
     printRows('2 GPUs, fwd+bwd ms (slowest rank)', distributed);
   }
   const result = { device, gpus, date: new Date().toISOString(), kernels, distributed };

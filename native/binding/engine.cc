@@ -162,6 +162,7 @@ Napi::Value Engine::Info(const Napi::CallbackInfo& info) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("backend", backend_ ? backend_->name() : "closed");
   o.Set("transport", transport_ ? transport_->name() : "none");
+  o.Set("transportPath", transport_ ? transport_->describe() : "none");
   o.Set("rank", transport_ ? transport_->rank() : 0);
   o.Set("worldSize", transport_ ? transport_->world_size() : 1);
   o.Set("device", device_);

@@ -35,13 +35,13 @@ int64_t DistAttention::visiting_lq(int step) const {
 using namespace sched;
 
 void DistAttention::forward(Algorithm algo, const DistFwdArgs& a) {
-  CommOverlap overlap(be_, pb_.comm && world_ > 1);
+  CommOverlap overlap(be_, pb_.comm && world_ > 1 && tr_.transfers_use_sms());
   if (algo == Algorithm::Ring) ring_forward(a);
   else lv_forward(a);
 }
 
 void DistAttention::backward(Algorithm algo, const DistBwdArgs& a) {
-  CommOverlap overlap(be_, pb_.comm && world_ > 1);
+  CommOverlap overlap(be_, pb_.comm && world_ > 1 && tr_.transfers_use_sms());
   if (algo == Algorithm::Ring) ring_backward(a);
   else lv_backward(a);
 }

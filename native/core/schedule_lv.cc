@@ -182,7 +182,7 @@ void DistAttention::lv_forward(const DistFwdArgs& a) {
       if (t == 1) {
         // At P = 2 in one chunk no transfer is in flight here (the block has arrived, its result is not
         // posted yet): the backend's plain grid, sized for an idle GPU, is then the fastest.
-        const bool alone = P == 2 && C == 1;
+        const bool alone = P == 2 && C == 1 && tr_.transfers_use_sms();
         if (alone) be_.set_comm_overlap(false);
         be_.attn_fwd(d, blk, {q, a.k, a.v, o, l});
         if (alone) be_.set_comm_overlap(true);

@@ -50,6 +50,12 @@ class Transport {
   }
   virtual void barrier() = 0;
 
+  // Whether point-to-point transfers run on SMs beside compute (NCCL kernels), so kernels should leave
+  // room for them; copy engines and CPU threads do not.
+  virtual bool transfers_use_sms() const { return false; }
+  // How point-to-point transfers travel, for logs and engine.info() (e.g. "nccl, copy engines to 1 of 1 peers").
+  virtual std::string describe() const { return name(); }
+
   // Bytes this rank has sent since creation (for metrics and the bench).
   virtual uint64_t bytes_sent() const = 0;
 };

@@ -60,6 +60,56 @@ NcclTransport::NcclTransport(const std::vector<uint8_t>& unique_id, int rank, in
   join(id);
   hook_id_ = backend_.add_wait_hook([this] { throw_if_failed(); });
   watchdog_ = std::thread([this] { watchdog(); });
+  if (world_ > 1) {
+    try {
+      link_copy_engines();
+    } catch (...) {
+      shutdown();
+      throw;
+    }
+  }
+}
+
+void NcclTransport::gather(const void* mine, size_t bytes, void* all) {
+  backend_.activate();
+  char* buf = nullptr;
+  XATTN_CUDA_CHECK(cudaMalloc(&buf, bytes * world_));
+  try {
+    XATTN_CUDA_CHECK(cudaMemcpy(buf + bytes * rank_, mine, bytes, cudaMemcpyHostToDevice));
+    std::vector<Exchange> batch;
+    for (int p = 0; p < world_; ++p)
+      if (p != rank_) batch.push_back({buf + bytes * rank_, bytes, p, buf + bytes * p, bytes, p});
+    host_wait(post(batch));
+    XATTN_CUDA_CHECK(cudaMemcpy(all, buf, bytes * world_, cudaMemcpyDeviceToHost));
+  } catch (...) {
+    cudaFree(buf);
+    throw;
+  }
+  XATTN_CUDA_CHECK(cudaFree(buf));
+}
+
+// Copy-engine links for the peers that allow them, then one exchange with both ring neighbours through
+// them: a path that cannot work fails here, at start, not inside a step.
+void NcclTransport::link_copy_engines() {
+  auto links = std::make_unique<CopyEngineLinks>(rank_, world_, backend_.device(),
+                                                 [this](const void* mine, size_t n, void* all) { gather(mine, n, all); });
+  if (links->linked_count() == 0) return;
+  links_ = std::move(links);
+  const int next = (rank_ + 1) % world_, prev = (rank_ + world_ - 1) % world_;
+  host_wait(post({{scratch_, 64, next, scratch_ + 16, 64, prev}, {scratch_, 64, prev, scratch_ + 32, 64, next}}));
+}
+
+bool NcclTransport::transfers_use_sms() const { return world_ > 1 && (!links_ || links_->linked_count() < world_ - 1); }
+
+std::string NcclTransport::describe() const {
+  if (world_ == 1) return "nccl";
+  if (!links_) {
+    std::string why;
+    CopyEngineLinks::enabled_by_env(&why);
+    return "nccl" + (why.empty() ? std::string() : " (copy engines off: " + why + ")");
+  }
+  return "nccl, copy engines to " + std::to_string(links_->linked_count()) + " of " + std::to_string(world_ - 1) +
+         " peers";
 }
 
 // ncclCommInitRank and the warm-up block until every rank arrives, so they run on a helper thread while
@@ -105,11 +155,14 @@ void NcclTransport::join(const nccl::UniqueId& id) {
   comm_ = st->comm;
 }
 
-NcclTransport::~NcclTransport() {
+NcclTransport::~NcclTransport() { shutdown(); }
+
+void NcclTransport::shutdown() {
   backend_.remove_wait_hook(hook_id_);
   stop_ = true;
   if (watchdog_.joinable()) watchdog_.join();
   cudaSetDevice(backend_.device());
+  if (failed_ && links_) links_->release_waits();
   const nccl::Api& a = nccl::api();
   if (comm_ && !failed_) {
     const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms_);
@@ -121,6 +174,7 @@ NcclTransport::~NcclTransport() {
     else
       a.CommAbort(comm_);
   }
+  links_.reset();
   for (auto& p : pending_) cudaEventDestroy(p.done);
   for (auto ev : free_events_) cudaEventDestroy(ev);
   if (ready_) cudaEventDestroy(ready_);
@@ -144,7 +198,9 @@ void NcclTransport::fail_and_abort(ErrorCode code, const std::string& msg) {
     fail_msg_ = msg;
     failed_ = true;
   }
-  // Abort makes NCCL kernels stuck on a dead peer exit, so the streams drain and host waits return.
+  // Abort makes NCCL kernels stuck on a dead peer exit, and the release lets copy-engine streams waiting
+  // on its counters go on, so the streams drain and host waits return.
+  if (links_) links_->release_waits();
   nccl::api().CommAbort(comm_);
 }
 
@@ -189,20 +245,32 @@ Transport::Handle NcclTransport::post(const std::vector<Exchange>& batch) {
   }
   const nccl::Api& a = nccl::api();
   start_on_comm_stream();
-  nccl::check(a.GroupStart(), "ncclGroupStart", comm_);
+  auto by_ce = [&](int peer) { return links_ && links_->linked(peer); };
   uint64_t sent = 0;
-  int r = nccl::kSuccess;
-  for (const auto& x : batch) {
-    if (r == nccl::kSuccess && x.to >= 0 && x.send_bytes > 0) {
-      r = a.Send(x.send, x.send_bytes, nccl::kUint8, x.to, comm_, comm_stream_);
-      sent += x.send_bytes;
+  bool any_nccl = false;
+  for (const auto& x : batch)
+    any_nccl |= (x.to >= 0 && x.send_bytes > 0 && !by_ce(x.to)) || (x.from >= 0 && x.recv_bytes > 0 && !by_ce(x.from));
+  if (any_nccl) {
+    nccl::check(a.GroupStart(), "ncclGroupStart", comm_);
+    int r = nccl::kSuccess;
+    for (const auto& x : batch) {
+      if (r == nccl::kSuccess && x.to >= 0 && x.send_bytes > 0 && !by_ce(x.to))
+        r = a.Send(x.send, x.send_bytes, nccl::kUint8, x.to, comm_, comm_stream_);
+      if (r == nccl::kSuccess && x.from >= 0 && x.recv_bytes > 0 && !by_ce(x.from))
+        r = a.Recv(x.recv, x.recv_bytes, nccl::kUint8, x.from, comm_, comm_stream_);
     }
-    if (r == nccl::kSuccess && x.from >= 0 && x.recv_bytes > 0)
-      r = a.Recv(x.recv, x.recv_bytes, nccl::kUint8, x.from, comm_, comm_stream_);
+    const int end = a.GroupEnd();
+    nccl::check(r, "ncclSend/ncclRecv", comm_);
+    nccl::check(end, "ncclGroupEnd", comm_);
   }
-  const int end = a.GroupEnd();
-  nccl::check(r, "ncclSend/ncclRecv", comm_);
-  nccl::check(end, "ncclGroupEnd", comm_);
+  // Copy-engine transfers start from the same ready point on their own streams; the comm stream (and so
+  // the batch's done event) waits for them.
+  for (const auto& x : batch) {
+    if (x.to >= 0 && x.send_bytes > 0 && by_ce(x.to)) links_->send(x.send, x.send_bytes, x.to, ready_, comm_stream_);
+    if (x.from >= 0 && x.recv_bytes > 0 && by_ce(x.from)) links_->recv(x.recv, x.recv_bytes, x.from, ready_, comm_stream_);
+  }
+  for (const auto& x : batch)
+    if (x.to >= 0) sent += x.send_bytes;
   bytes_sent_ += sent;
   return finish_on_comm_stream(false);
 }

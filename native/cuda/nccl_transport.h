@@ -1,6 +1,8 @@
 // xattn::Transport over NCCL (loaded at run time). Transfers run on a dedicated high-priority stream,
 // ordered against the backend's compute stream with events; a watchdog thread aborts the communicator
 // when a transfer outlives the timeout or NCCL reports an async error, so no wait ever hangs.
+// Point-to-point transfers to peers on the same host with peer access go through copy engines instead
+// (CopyEngineLinks), which leave every SM to compute; collectives stay with NCCL.
 #pragma once
 #include <cuda_runtime_api.h>
 
@@ -8,6 +10,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -15,6 +18,7 @@
 
 #include "core/error.h"
 #include "core/transport.h"
+#include "cuda/ce_links.h"
 #include "cuda/cuda_backend.h"
 #include "cuda/nccl_api.h"
 
@@ -38,6 +42,8 @@ class NcclTransport final : public Transport {
   Handle post_all_reduce_sum_f32(const std::vector<std::pair<float*, size_t>>& buffers) override;
   void barrier() override;
   uint64_t bytes_sent() const override { return bytes_sent_.load(); }
+  bool transfers_use_sms() const override;
+  std::string describe() const override;
 
   cudaStream_t comm_stream() const { return comm_stream_; }
   const std::string& library() const;
@@ -53,6 +59,9 @@ class NcclTransport final : public Transport {
   };
 
   void join(const nccl::UniqueId& id);
+  void shutdown();  // the destructor's work, also run when the constructor fails after starting the watchdog
+  void link_copy_engines();                 // collective: sets up links_ and checks them with one exchange
+  void gather(const void* mine, size_t bytes, void* all);  // all-gather of host bytes over NCCL
   void start_on_comm_stream();             // the comm stream waits for compute enqueued so far (or marked)
   Handle finish_on_comm_stream(bool waited);  // records the done event, tracks it for the watchdog
   void host_wait(Handle h);                // polls until the batch completes (or fails)
@@ -79,6 +88,7 @@ class NcclTransport final : public Transport {
   std::atomic<uint64_t> bytes_sent_{0};
   std::atomic<bool> stop_{false};
   std::thread watchdog_;
+  std::unique_ptr<CopyEngineLinks> links_;  // null: every transfer goes through NCCL
 };
 
 }  // namespace xattn

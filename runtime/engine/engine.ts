@@ -54,6 +54,8 @@ export interface BackwardResult extends CommStats {
 export interface EngineInfo {
   backend: string;
   transport: string;
+  /** How point-to-point transfers travel, e.g. "nccl, copy engines to 1 of 1 peers" or "tcp". */
+  transportPath: string;
   rank: number;
   worldSize: number;
   device: number;

@@ -80,6 +80,7 @@ export async function runWorker(opts: WorkerOptions = {}): Promise<RunSummary | 
       loss: result.finalLoss,
       layers: job.spec.workload.mode === 'train' ? resolveModel(job.spec.model).layers : 1,
       linkGbps: engine.info().linkGbps, // agreed by every rank, so rank 0's is the job's
+      linkPath: engine.info().transportPath,
     });
     emit({ type: 'summary', rank: env.rank, summary });
     return summary;

@@ -19,10 +19,12 @@ export interface RunSummary {
   commWaitFraction: number;
   /** The ranks' probed ring-exchange bandwidth, GB/s (absent at P = 1 or when nothing was sent). */
   linkGbps?: number;
+  /** How the ranks' transfers travel (engine.info().transportPath), shown beside the link. */
+  linkPath?: string;
   loss?: number;
 }
 
-export function summarize(job: XAttnJob, backend: string, ranks: RankResult[], extra: { loss?: number; layers?: number; linkGbps?: number } = {}): RunSummary {
+export function summarize(job: XAttnJob, backend: string, ranks: RankResult[], extra: { loss?: number; layers?: number; linkGbps?: number; linkPath?: string } = {}): RunSummary {
   const w = job.spec.workload;
   const m = resolveModel(job.spec.model);
   const P = ranks.length;
@@ -44,7 +46,7 @@ export function summarize(job: XAttnJob, backend: string, ranks: RankResult[], e
     attentionTflopsPerWorker: flops / P / step / 1e12,
     bytesSentPerStepPerWorker: mean((r) => r.bytesSentPerStep),
     commWaitFraction: mean((r) => r.commWaitSecondsPerStep) / step,
-    ...(extra.linkGbps ? { linkGbps: extra.linkGbps } : {}),
+    ...(extra.linkGbps ? { linkGbps: extra.linkGbps, ...(extra.linkPath ? { linkPath: extra.linkPath } : {}) } : {}),
     ...(extra.loss !== undefined ? { loss: extra.loss } : {}),
   };
 }
@@ -66,7 +68,7 @@ export function formatSummary(s: RunSummary): string {
     ['sent per step/worker', si(s.bytesSentPerStepPerWorker, 'B')],
     ['waiting on transfers', `${(s.commWaitFraction * 100).toFixed(1)} % of the step`],
   ];
-  if (s.linkGbps !== undefined) rows.push(['link between ranks', `${s.linkGbps.toFixed(s.linkGbps < 10 ? 2 : 1)} GB/s (probed ring exchange)`]);
+  if (s.linkGbps !== undefined) rows.push(['link between ranks', `${s.linkGbps.toFixed(s.linkGbps < 10 ? 2 : 1)} GB/s (probed ring exchange${s.linkPath ? `; ${s.linkPath}` : ''})`]);
   if (s.loss !== undefined) rows.push(['final loss', s.loss.toPrecision(5)]);
   const w = Math.max(...rows.map(([k]) => k.length));
   return rows.map(([k, v]) => `  ${k.padEnd(w)}  ${v}`).join('\n');

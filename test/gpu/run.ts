@@ -3,6 +3,8 @@
 //  1. The CUDA engine at P = 1 and, with 2+ (4+) GPUs, LV-XAttn and Ring over NCCL at P = 2 (and 4):
 //     forward and backward against the fp64 reference (GQA 1/4/8, d64/d128, odd lengths, fully masked
 //     rows).
+//     At P = 2 also with NCCL's kernels instead of copy engines (XATTN_COPY_ENGINE=0) and with copy-engine
+//     pieces of 256 bytes (every transfer in many pieces through two slots: the credit waits).
 //  2. P = 2 equals single-GPU attention.
 // The per-op kernel checks against the CPU backend are the standalone xattn_cuda_check program.
 import { Engine } from '../../runtime/engine/engine.js';
@@ -37,16 +39,32 @@ if (process.argv[2] === 'rank') {
   console.log(`${gpus} CUDA device(s): ${Array.from({ length: gpus }, (_, i) => Engine.cudaDeviceName(i)).join(', ')}`);
   check(gpus >= 1, 'a CUDA device is visible to the addon (built with CUDA)');
   const runs: Record<number, RankResults[]> = {};
-  for (const P of [1, 2, 4].filter((p) => p <= gpus)) {
-    runs[P] = await spawnRanks<RankResults>(process.argv[1]!, P, {}, { args: ['rank'], execArgv: process.execArgv, timeoutMs: 150_000 });
+  // P = 2 transfer paths beside the default (copy engines where the GPUs can map each other's memory).
+  const PATHS: Record<string, Record<string, string>> = { 'NCCL kernels': { XATTN_COPY_ENGINE: '0' }, 'copy engines, 256 B pieces': { XATTN_CE_SLOT_BYTES: '256' } };
+  const checkRun = (label: string, ranks: RankResults[]) =>
     CASES.forEach((c, ci) => {
       const tol = TOL[c.dims.dtype]!;
-      for (const [algo, e] of Object.entries(caseErrors(c, ci, runs[P]!))) {
-        const what = `P=${P} ${algo} ${c.dims.dtype} H${c.dims.heads}/${c.dims.kvHeads} d${c.dims.headDim} ${c.lq}x${c.lkv}${c.masked ? ' masked' : ''}`;
+      for (const [algo, e] of Object.entries(caseErrors(c, ci, ranks))) {
+        const what = `${label} ${algo} ${c.dims.dtype} H${c.dims.heads}/${c.dims.kvHeads} d${c.dims.headDim} ${c.lq}x${c.lkv}${c.masked ? ' masked' : ''}`;
         const errs = `O ${e.o.toExponential(2)} LSE ${e.lse.toExponential(2)} dQ ${e.dq.toExponential(2)} dK ${e.dk.toExponential(2)} dV ${e.dv.toExponential(2)}`;
         check(e.o <= tol.o && e.lse <= tol.lse && e.dq <= tol.grad && e.dk <= tol.grad && e.dv <= tol.grad && (!c.masked || e.fullyMaskedRows > 0), `${what}: ${errs}`);
       }
     });
+  const spawn = (P: number, env: Record<string, string> = {}) =>
+    spawnRanks<RankResults>(process.argv[1]!, P, env, { args: ['rank'], execArgv: process.execArgv, timeoutMs: 150_000 });
+  for (const P of [1, 2, 4].filter((p) => p <= gpus)) {
+    runs[P] = await spawn(P);
+    if (P > 1) console.log(`P=${P} transfers: ${runs[P]![0]!.transportPath}`);
+    checkRun(`P=${P}`, runs[P]!);
+  }
+  if (runs[2]) {
+    const ce = runs[2][0]!.transportPath.includes('copy engines to');
+    if (!ce) console.log('copy engines are not linked on this machine (see the path above): the copy-engine variants run over NCCL');
+    for (const [label, env] of Object.entries(PATHS)) {
+      const ranks = await spawn(2, env);
+      if (env.XATTN_COPY_ENGINE) check(!ranks[0]!.transportPath.includes('copy engines to'), `XATTN_COPY_ENGINE=0 sends through NCCL (${ranks[0]!.transportPath})`);
+      checkRun(`P=2 ${label}`, ranks);
+    }
   }
   if (runs[2]) {
     // The distributed result must match single-GPU attention (same kernels, different merge order).

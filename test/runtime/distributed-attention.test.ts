@@ -70,6 +70,7 @@ describe.each([
       expect(links[0], 'probed link bandwidth').toBeGreaterThan(0);
       expect(new Set(links).size, `every rank agrees on the link: ${links.join(', ')}`).toBe(1);
     }
+    expect(ranks.map((r) => r.transportPath)).toEqual(ranks.map(() => (P === 1 ? 'local' : 'tcp')));
   }, 120_000);
 });
 

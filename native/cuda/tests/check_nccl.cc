@@ -117,8 +117,8 @@ int rank_main(int rank, int world, const std::string& id_path) {
   CudaBackend be(rank);
   auto t0 = Clock::now();
   auto tr = make_nccl_transport(id, rank, world, be, 5000);
-  std::printf("rank %d: joined on %s in %.0f ms\n", rank, be.device_name().c_str(),
-              std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+  std::printf("rank %d: joined on %s in %.0f ms; transfers: %s\n", rank, be.device_name().c_str(),
+              std::chrono::duration<double, std::milli>(Clock::now() - t0).count(), tr->describe().c_str());
   ring_check(be, *tr, 1001);
   ring_check(be, *tr, 16 << 20);
   ordering_check(be, *tr);

@@ -19,9 +19,15 @@ describe('run summary', () => {
     expect(formatSummary(s)).toMatch(/link between ranks\s+2\.35 GB\/s \(probed ring exchange\)/);
   });
 
+  it('names how the transfers travel beside the link', () => {
+    const s = summarize(job, 'cuda', [rank(0, 0.1), rank(1, 0.1)], { linkGbps: 240, linkPath: 'nccl, copy engines to 1 of 1 peers' });
+    expect(formatSummary(s)).toMatch(/link between ranks\s+240\.0 GB\/s \(probed ring exchange; nccl, copy engines to 1 of 1 peers\)/);
+  });
+
   it('leaves the link out where no link was probed (one rank)', () => {
-    const s = summarize(job, 'cpu', [rank(0, 0.1)], { linkGbps: 0 });
+    const s = summarize(job, 'cpu', [rank(0, 0.1)], { linkGbps: 0, linkPath: 'nccl' });
     expect(s.linkGbps).toBeUndefined();
+    expect(s.linkPath).toBeUndefined();
     expect(formatSummary(s)).not.toMatch(/link/);
   });
 });
