@@ -8,6 +8,7 @@
 #include <cstring>
 #include <fstream>
 #include <thread>
+#include <utility>
 
 #include "core/error.h"
 #include "core/hmac_sha256.h"
@@ -26,6 +27,7 @@ struct Record {
   uint32_t magic;
   uint32_t willing;
   uint64_t slot_bytes;
+  uint64_t slots;
   Digest256 host;  // hostname + boot id: IPC handles only open on the host that made them
   cudaIpcMemHandle_t handle;
 };
@@ -49,13 +51,15 @@ bool env_off(const char* name, bool zero_means_off) {
   return zero_means_off ? zero : !zero;
 }
 
-size_t slot_bytes_from_env() {
-  const char* v = std::getenv("XATTN_CE_SLOT_BYTES");
-  if (!v || !*v) return kDefaultSlotBytes;
-  const long long n = std::atoll(v);
-  require(n >= 256, ErrorCode::InvalidArgument,
-          std::string("XATTN_CE_SLOT_BYTES must be at least 256, got '") + v + "'");
-  return static_cast<size_t>(n + 255) / 256 * 256;
+long long env_int(const char* name, long long fallback, long long least, long long most) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) return fallback;
+  char* end = nullptr;
+  const long long n = std::strtoll(v, &end, 10);
+  require(*end == 0 && n >= least && n <= most, ErrorCode::InvalidArgument,
+          std::string(name) + " must be an integer in " + std::to_string(least) + ".." + std::to_string(most) +
+              ", got '" + v + "'");
+  return n;
 }
 
 void check_memop(int r, const char* what) {
@@ -77,7 +81,12 @@ bool CopyEngineLinks::enabled_by_env(std::string* why) {
 }
 
 CopyEngineLinks::CopyEngineLinks(int rank, int world, int device, Gather gather)
-    : rank_(rank), world_(world), device_(device), slot_bytes_(slot_bytes_from_env()), peers_(new Peer[world]) {
+    : rank_(rank),
+      world_(world),
+      device_(device),
+      slot_bytes_(size_t(env_int("XATTN_CE_SLOT_BYTES", kDefaultSlotBytes, 256, 1ll << 32) + 255) / 256 * 256),
+      slots_(int(env_int("XATTN_CE_SLOTS", 2, 2, 16))),
+      peers_(new Peer[world]) {
   require(world <= 512, ErrorCode::InvalidArgument, "copy-engine links support at most 512 ranks");
   XATTN_CUDA_CHECK(cudaSetDevice(device_));
   bool willing = world > 1 && enabled_by_env(&why_);
@@ -89,9 +98,10 @@ CopyEngineLinks::CopyEngineLinks(int rank, int world, int device, Gather gather)
   Record mine{};
   mine.magic = kMagic;
   mine.slot_bytes = slot_bytes_;
+  mine.slots = uint64_t(slots_);
   mine.host = host_identity();
   if (willing) {
-    const size_t bytes = kCounterBytes + size_t(world) * kSlots * slot_bytes_;
+    const size_t bytes = kCounterBytes + size_t(world) * slots_ * slot_bytes_;
     if (cudaMalloc(&region_, bytes) != cudaSuccess || cudaMemset(region_, 0, kCounterBytes) != cudaSuccess ||
         cudaIpcGetMemHandle(&mine.handle, region_) != cudaSuccess) {
       why_ = std::string("cannot export a staging region: ") + cudaGetErrorString(cudaGetLastError());
@@ -121,8 +131,8 @@ void CopyEngineLinks::link_peers(const std::vector<uint8_t>& records, const Gath
     std::memcpy(&r, records.data() + size_t(p) * sizeof(Record), sizeof(Record));
     if (r.magic != kMagic || !r.willing) {
       why_ = "rank " + std::to_string(p) + " has copy engines off";
-    } else if (r.slot_bytes != slot_bytes_) {
-      why_ = "rank " + std::to_string(p) + " uses another XATTN_CE_SLOT_BYTES";
+    } else if (r.slot_bytes != slot_bytes_ || r.slots != uint64_t(slots_)) {
+      why_ = "rank " + std::to_string(p) + " uses another XATTN_CE_SLOT_BYTES or XATTN_CE_SLOTS";
     } else if (r.host != mine.host) {
       why_ = "rank " + std::to_string(p) + " is on another host";
     } else {
@@ -170,42 +180,64 @@ int CopyEngineLinks::linked_count() const {
 }
 
 char* CopyEngineLinks::slot(char* base, int src, uint64_t piece) const {
-  return base + kCounterBytes + (size_t(src) * kSlots + (piece - 1) % kSlots) * slot_bytes_;
+  return base + kCounterBytes + (size_t(src) * slots_ + (piece - 1) % slots_) * slot_bytes_;
 }
 
-void CopyEngineLinks::send(const void* src, size_t bytes, int to, cudaEvent_t ready, cudaStream_t join) {
-  Peer& p = peers_[to];
+void CopyEngineLinks::send_piece(Peer& p, int to, const char* src, size_t bytes) {
   const auto& ops = cuda::stream_memops();
-  XATTN_CUDA_CHECK(cudaStreamWaitEvent(p.send_stream, ready, 0));
-  for (size_t off = 0; off < bytes; off += slot_bytes_) {
-    const size_t n = std::min(slot_bytes_, bytes - off);
-    const uint64_t piece = p.sent.load() + 1;
-    if (piece > kSlots)  // the receiver has copied out what this slot held before
-      check_memop(ops.wait_geq(p.send_stream, credit(region_, to), uint32_t(piece - kSlots)), "cuStreamWaitValue32");
-    XATTN_CUDA_CHECK(cudaMemcpyAsync(slot(p.base, rank_, piece), static_cast<const char*>(src) + off, n,
-                                     cudaMemcpyDefault, p.send_stream));
-    check_memop(ops.write(p.send_stream, arrived(p.base, rank_), uint32_t(piece)), "cuStreamWriteValue32");
-    p.sent = piece;
-  }
-  XATTN_CUDA_CHECK(cudaEventRecord(p.send_tail, p.send_stream));
-  XATTN_CUDA_CHECK(cudaStreamWaitEvent(join, p.send_tail, 0));
+  const uint64_t piece = p.sent.load() + 1;
+  if (piece > uint64_t(slots_))  // the receiver has copied out what this slot held before
+    check_memop(ops.wait_geq(p.send_stream, credit(region_, to), uint32_t(piece - uint64_t(slots_))), "cuStreamWaitValue32");
+  XATTN_CUDA_CHECK(cudaMemcpyAsync(slot(p.base, rank_, piece), src, bytes, cudaMemcpyDefault, p.send_stream));
+  check_memop(ops.write(p.send_stream, arrived(p.base, rank_), uint32_t(piece)), "cuStreamWriteValue32");
+  p.sent = piece;
 }
 
-void CopyEngineLinks::recv(void* dst, size_t bytes, int from, cudaEvent_t ready, cudaStream_t join) {
-  Peer& p = peers_[from];
+void CopyEngineLinks::recv_piece(Peer& p, int from, char* dst, size_t bytes) {
   const auto& ops = cuda::stream_memops();
-  XATTN_CUDA_CHECK(cudaStreamWaitEvent(p.recv_stream, ready, 0));
-  for (size_t off = 0; off < bytes; off += slot_bytes_) {
-    const size_t n = std::min(slot_bytes_, bytes - off);
-    const uint64_t piece = p.received.load() + 1;
-    check_memop(ops.wait_geq(p.recv_stream, arrived(region_, from), uint32_t(piece)), "cuStreamWaitValue32");
-    XATTN_CUDA_CHECK(cudaMemcpyAsync(static_cast<char*>(dst) + off, slot(region_, from, piece), n,
-                                     cudaMemcpyDefault, p.recv_stream));
-    check_memop(ops.write(p.recv_stream, credit(p.base, rank_), uint32_t(piece)), "cuStreamWriteValue32");
-    p.received = piece;
+  const uint64_t piece = p.received.load() + 1;
+  check_memop(ops.wait_geq(p.recv_stream, arrived(region_, from), uint32_t(piece)), "cuStreamWaitValue32");
+  XATTN_CUDA_CHECK(cudaMemcpyAsync(dst, slot(region_, from, piece), bytes, cudaMemcpyDefault, p.recv_stream));
+  check_memop(ops.write(p.recv_stream, credit(p.base, rank_), uint32_t(piece)), "cuStreamWriteValue32");
+  p.received = piece;
+}
+
+void CopyEngineLinks::post(const std::vector<Exchange>& batch, cudaEvent_t ready, cudaStream_t join) {
+  struct Job {
+    bool send;
+    int peer;
+    char* buf;
+    size_t bytes, pieces;
+  };
+  std::vector<Job> jobs;
+  std::vector<std::pair<cudaStream_t, cudaEvent_t>> used;  // each stream with its tail event
+  auto add = [&](bool send, int peer, const void* buf, size_t bytes) {
+    if (peer < 0 || bytes == 0 || !linked(peer)) return;
+    jobs.push_back({send, peer, static_cast<char*>(const_cast<void*>(buf)), bytes, (bytes + slot_bytes_ - 1) / slot_bytes_});
+    const Peer& p = peers_[peer];
+    const auto stream = send ? std::make_pair(p.send_stream, p.send_tail) : std::make_pair(p.recv_stream, p.recv_tail);
+    if (std::find(used.begin(), used.end(), stream) == used.end()) used.push_back(stream);
+  };
+  for (const auto& x : batch) {
+    add(true, x.to, x.send, x.send_bytes);
+    add(false, x.from, x.recv, x.recv_bytes);
   }
-  XATTN_CUDA_CHECK(cudaEventRecord(p.recv_tail, p.recv_stream));
-  XATTN_CUDA_CHECK(cudaStreamWaitEvent(join, p.recv_tail, 0));
+  for (const auto& [s, tail] : used) XATTN_CUDA_CHECK(cudaStreamWaitEvent(s, ready, 0));
+  // Round r enqueues piece r of every send and piece r - (slots_ - 1) of every receive.
+  size_t rounds = 0;
+  for (const Job& j : jobs) rounds = std::max(rounds, j.pieces + (j.send ? 0 : size_t(slots_) - 1));
+  for (size_t r = 0; r < rounds; ++r)
+    for (const Job& j : jobs) {
+      const size_t lag = j.send ? 0 : size_t(slots_) - 1;
+      if (r < lag || r - lag >= j.pieces) continue;
+      const size_t off = (r - lag) * slot_bytes_, n = std::min(slot_bytes_, j.bytes - off);
+      if (j.send) send_piece(peers_[j.peer], j.peer, j.buf + off, n);
+      else recv_piece(peers_[j.peer], j.peer, j.buf + off, n);
+    }
+  for (const auto& [s, tail] : used) {
+    XATTN_CUDA_CHECK(cudaEventRecord(tail, s));
+    XATTN_CUDA_CHECK(cudaStreamWaitEvent(join, tail, 0));
+  }
 }
 
 void CopyEngineLinks::release_waits() {

@@ -2,14 +2,16 @@
 // peer-to-peer). NCCL's send/recv run as kernels that hold SMs for as long as a transfer lasts, so
 // attention beside them runs slower; a copy engine takes no SMs.
 //
-// Each rank exports one device region (cudaIpc) holding, for every peer, kSlots staging slots plus two
+// Each rank exports one device region (cudaIpc) holding, for every peer, a few staging slots plus two
 // counters: "arrived" (pieces that peer has put into my slots) and "credit" (my pieces that peer has
 // copied out of its slots). A message goes in pieces of at most one slot:
-//   sender:   wait credit >= n - kSlots (the slot is free), copy into the receiver's slot, bump arrived = n
+//   sender:   wait credit >= n - slots (the slot is free), copy into the receiver's slot, bump arrived = n
 //   receiver: wait arrived >= n, copy out of the slot, bump the sender's credit = n
 // The waits and bumps are GPU stream operations (cuStreamWaitValue32 / cuStreamWriteValue32), so no host
-// thread blocks. Each peer has its own send and receive stream, and pieces between two ranks follow the
-// post order on both sides (as NCCL's do), so no pattern of posts can deadlock on credits.
+// thread blocks on the GPU. Each peer has its own send and receive stream, and pieces between two ranks
+// follow the post order on both sides (as NCCL's do). A batch enqueues its pieces interleaved, sends at
+// most slots - 1 pieces ahead of receives: a stream's queue is finite, and a host enqueuing every send
+// piece first would block on a full queue of sends waiting for credits from receives it never enqueued.
 #pragma once
 #include <cuda_runtime_api.h>
 
@@ -21,11 +23,12 @@
 #include <string>
 #include <vector>
 
+#include "core/transport.h"
+
 namespace xattn {
 
 class CopyEngineLinks {
  public:
-  static constexpr int kSlots = 2;
   // Sends `bytes` of this rank to every rank and fills world * bytes, in rank order (a blocking all-gather).
   using Gather = std::function<void(const void* mine, size_t bytes, void* all)>;
 
@@ -40,10 +43,9 @@ class CopyEngineLinks {
   int linked_count() const;
   const std::string& why_unlinked() const { return why_; }  // for logs: why some peer is not linked
 
-  // Enqueue a send/receive that starts once `ready` (recorded on the compute stream) has passed; `join`
-  // is made to wait for it to finish.
-  void send(const void* src, size_t bytes, int to, cudaEvent_t ready, cudaStream_t join);
-  void recv(void* dst, size_t bytes, int from, cudaEvent_t ready, cudaStream_t join);
+  // Enqueues the exchanges of a batch with linked peers (the others are left to the caller): they start
+  // once `ready` (recorded on the compute stream) has passed, and `join` is made to wait for them.
+  void post(const std::vector<Exchange>& batch, cudaEvent_t ready, cudaStream_t join);
 
   // After a failure (dead peer, timeout): lets every stream waiting on a counter go on, so the compute
   // stream drains instead of hanging. Safe to call from another thread.
@@ -62,11 +64,14 @@ class CopyEngineLinks {
   uint32_t* arrived(char* base, int src) const { return reinterpret_cast<uint32_t*>(base) + src; }
   uint32_t* credit(char* base, int dst) const { return reinterpret_cast<uint32_t*>(base) + world_ + dst; }
   char* slot(char* base, int src, uint64_t piece) const;
+  void send_piece(Peer& p, int to, const char* src, size_t bytes);
+  void recv_piece(Peer& p, int from, char* dst, size_t bytes);
   void link_peers(const std::vector<uint8_t>& records, const Gather& gather);
   void unlink_all();
 
   int rank_, world_, device_;
-  size_t slot_bytes_;
+  size_t slot_bytes_;  // XATTN_CE_SLOT_BYTES, 8 MiB by default
+  int slots_;          // per peer, XATTN_CE_SLOTS, 2 by default
   char* region_ = nullptr;  // this rank's exported region
   std::unique_ptr<Peer[]> peers_;
   cudaStream_t release_stream_ = nullptr;

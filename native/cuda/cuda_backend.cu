@@ -53,6 +53,10 @@ cuda::AttnGeom geom(const AttnDims& d, const AttnBlock& b) {
 }  // namespace
 
 CudaBackend::CudaBackend(int device) : device_(device) {
+  // Streams share the device's hardware queues (8 by default); a copy-engine stream waiting on a peer's
+  // counter stalls every stream in its queue. Ask for the most queues before the context exists, unless
+  // the user chose a number.
+  setenv("CUDA_DEVICE_MAX_CONNECTIONS", "32", 0);
   int count = 0;
   XATTN_CUDA_CHECK(cudaGetDeviceCount(&count));
   require(device >= 0 && device < count, ErrorCode::InvalidArgument,

@@ -265,10 +265,7 @@ Transport::Handle NcclTransport::post(const std::vector<Exchange>& batch) {
   }
   // Copy-engine transfers start from the same ready point on their own streams; the comm stream (and so
   // the batch's done event) waits for them.
-  for (const auto& x : batch) {
-    if (x.to >= 0 && x.send_bytes > 0 && by_ce(x.to)) links_->send(x.send, x.send_bytes, x.to, ready_, comm_stream_);
-    if (x.from >= 0 && x.recv_bytes > 0 && by_ce(x.from)) links_->recv(x.recv, x.recv_bytes, x.from, ready_, comm_stream_);
-  }
+  if (links_) links_->post(batch, ready_, comm_stream_);
   for (const auto& x : batch)
     if (x.to >= 0) sent += x.send_bytes;
   bytes_sent_ += sent;
