@@ -245,6 +245,13 @@ Transport::Handle NcclTransport::post(const std::vector<Exchange>& batch) {
   }
   const nccl::Api& a = nccl::api();
   start_on_comm_stream();
+  // Enqueuing can block (a stream's queue full of copy-engine pieces waiting on a dead peer) before the
+  // batch is tracked: the watchdog times the post itself too.
+  posting_since_ = Clock::now().time_since_epoch().count();
+  struct PostingDone {
+    std::atomic<Clock::rep>& since;
+    ~PostingDone() { since = 0; }
+  } posting_done{posting_since_};
   auto by_ce = [&](int peer) { return links_ && links_->linked(peer); };
   uint64_t sent = 0;
   bool any_nccl = false;
@@ -360,6 +367,14 @@ void NcclTransport::watchdog() {
     }
     ErrorCode code = ErrorCode::Nccl;
     std::string why;
+    const Clock::rep posting = posting_since_.load();
+    if (posting && Clock::now() - Clock::time_point(Clock::duration(posting)) > std::chrono::milliseconds(timeout_ms_))
+      why = "posting transfers on rank " + std::to_string(rank_) + " stalled for more than " +
+            std::to_string(timeout_ms_) + " ms (peer lost or stalled); communicator aborted";
+    if (!why.empty()) {
+      fail_and_abort(ErrorCode::Timeout, why);
+      break;
+    }
     {
       std::lock_guard<std::mutex> lock(mu_);
       const auto now = Clock::now();

@@ -87,6 +87,7 @@ class NcclTransport final : public Transport {
   std::string fail_msg_;
   std::atomic<uint64_t> bytes_sent_{0};
   std::atomic<bool> stop_{false};
+  std::atomic<std::chrono::steady_clock::rep> posting_since_{0};  // when the post in progress began; 0: none
   std::thread watchdog_;
   std::unique_ptr<CopyEngineLinks> links_;  // null: every transfer goes through NCCL
 };

@@ -185,6 +185,7 @@ int rank_main(int rank, int world, const std::string& id_path) {
 
 int main(int argc, char** argv) {
   const int world = argc > 1 ? std::atoi(argv[1]) : 2;
+  setvbuf(stdout, nullptr, _IOLBF, 0);  // every rank's progress reaches the log, even if one is killed
   setenv("NCCL_NVLS_ENABLE", "0", 0);  // never NVLink multicast (shared machines)
   const std::string id_path = "/tmp/xattn_nccl_id_" + std::to_string(getpid());
   std::remove(id_path.c_str());
