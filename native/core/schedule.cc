@@ -34,14 +34,20 @@ int64_t DistAttention::visiting_lq(int step) const {
 
 using namespace sched;
 
+// Ring moves the large K/V blocks and waits on the link, so it takes the path with the most bandwidth;
+// LV-XAttn's small blocks hide under compute, which then wants every SM.
+static TransferNeed need_of(Algorithm algo) {
+  return algo == Algorithm::Ring ? TransferNeed::PeakBandwidth : TransferNeed::ComputeBeside;
+}
+
 void DistAttention::forward(Algorithm algo, const DistFwdArgs& a) {
-  CommOverlap overlap(be_, pb_.comm && world_ > 1 && tr_.transfers_use_sms());
+  TransferScope scope(be_, tr_, need_of(algo), pb_.comm);
   if (algo == Algorithm::Ring) ring_forward(a);
   else lv_forward(a);
 }
 
 void DistAttention::backward(Algorithm algo, const DistBwdArgs& a) {
-  CommOverlap overlap(be_, pb_.comm && world_ > 1 && tr_.transfers_use_sms());
+  TransferScope scope(be_, tr_, need_of(algo), pb_.comm);
   if (algo == Algorithm::Ring) ring_backward(a);
   else lv_backward(a);
 }

@@ -64,21 +64,26 @@ class StepClock {
   uint64_t start_bytes_;
 };
 
-// Tells the backend that transfers run alongside its kernels for the lifetime of a schedule call.
-class CommOverlap {
+// For the lifetime of a schedule call: tells the transport what the call's transfers need, and the
+// backend whether transfers run on SMs beside its kernels (so its grids leave room for them).
+class TransferScope {
  public:
-  CommOverlap(Backend& be, bool on) : be_(be), on_(on) {
-    if (on_) be_.set_comm_overlap(true);
+  TransferScope(Backend& be, Transport& tr, TransferNeed need, bool comm) : be_(be), tr_(tr) {
+    tr_.set_transfer_need(need);
+    overlap_ = comm && tr_.world_size() > 1 && tr_.transfers_use_sms();
+    if (overlap_) be_.set_comm_overlap(true);
   }
-  ~CommOverlap() {
-    if (on_) be_.set_comm_overlap(false);
+  ~TransferScope() {
+    if (overlap_) be_.set_comm_overlap(false);
+    tr_.set_transfer_need(TransferNeed::ComputeBeside);
   }
-  CommOverlap(const CommOverlap&) = delete;
-  CommOverlap& operator=(const CommOverlap&) = delete;
+  TransferScope(const TransferScope&) = delete;
+  TransferScope& operator=(const TransferScope&) = delete;
 
  private:
   Backend& be_;
-  bool on_;
+  Transport& tr_;
+  bool overlap_;
 };
 
 }  // namespace sched

@@ -23,6 +23,11 @@ struct Exchange {
   int from = -1;  // -1: no receive
 };
 
+// What a schedule's transfers need most, for transports with more than one path: kernels beside them at
+// full speed (copy engines take no SMs) or the link's peak bandwidth (NCCL's kernels reach more of it
+// than copy engines with a staging copy). Every rank must set the same need for the same posts.
+enum class TransferNeed { ComputeBeside, PeakBandwidth };
+
 class Transport {
  public:
   using Handle = uint64_t;
@@ -50,6 +55,8 @@ class Transport {
   }
   virtual void barrier() = 0;
 
+  // Applies to the posts that follow, until changed; ComputeBeside is the default.
+  virtual void set_transfer_need(TransferNeed /*need*/) {}
   // Whether point-to-point transfers run on SMs beside compute (NCCL kernels), so kernels should leave
   // room for them; copy engines and CPU threads do not.
   virtual bool transfers_use_sms() const { return false; }

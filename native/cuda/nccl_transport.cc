@@ -99,7 +99,9 @@ void NcclTransport::link_copy_engines() {
   host_wait(post({{scratch_, 64, next, scratch_ + 16, 64, prev}, {scratch_, 64, prev, scratch_ + 32, 64, next}}));
 }
 
-bool NcclTransport::transfers_use_sms() const { return world_ > 1 && (!links_ || links_->linked_count() < world_ - 1); }
+bool NcclTransport::transfers_use_sms() const {
+  return world_ > 1 && (!links_ || need_ == TransferNeed::PeakBandwidth || links_->linked_count() < world_ - 1);
+}
 
 std::string NcclTransport::describe() const {
   if (world_ == 1) return "nccl";
@@ -252,7 +254,8 @@ Transport::Handle NcclTransport::post(const std::vector<Exchange>& batch) {
     std::atomic<Clock::rep>& since;
     ~PostingDone() { since = 0; }
   } posting_done{posting_since_};
-  auto by_ce = [&](int peer) { return links_ && links_->linked(peer); };
+  const bool ce = links_ && need_ == TransferNeed::ComputeBeside;
+  auto by_ce = [&](int peer) { return ce && links_->linked(peer); };
   uint64_t sent = 0;
   bool any_nccl = false;
   for (const auto& x : batch)
@@ -272,7 +275,7 @@ Transport::Handle NcclTransport::post(const std::vector<Exchange>& batch) {
   }
   // Copy-engine transfers start from the same ready point on their own streams; the comm stream (and so
   // the batch's done event) waits for them.
-  if (links_) links_->post(batch, ready_, comm_stream_);
+  if (ce) links_->post(batch, ready_, comm_stream_);
   for (const auto& x : batch)
     if (x.to >= 0) sent += x.send_bytes;
   bytes_sent_ += sent;

@@ -42,6 +42,7 @@ class NcclTransport final : public Transport {
   Handle post_all_reduce_sum_f32(const std::vector<std::pair<float*, size_t>>& buffers) override;
   void barrier() override;
   uint64_t bytes_sent() const override { return bytes_sent_.load(); }
+  void set_transfer_need(TransferNeed need) override { need_ = need; }
   bool transfers_use_sms() const override;
   std::string describe() const override;
 
@@ -90,6 +91,7 @@ class NcclTransport final : public Transport {
   std::atomic<std::chrono::steady_clock::rep> posting_since_{0};  // when the post in progress began; 0: none
   std::thread watchdog_;
   std::unique_ptr<CopyEngineLinks> links_;  // null: every transfer goes through NCCL
+  TransferNeed need_ = TransferNeed::ComputeBeside;  // PeakBandwidth: NCCL even where links_ has a peer
 };
 
 }  // namespace xattn
