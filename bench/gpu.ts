@@ -107,9 +107,12 @@ async function timeCall(engine: Engine, call: DistCall, { q, k, v, dout }: Input
   for (let i = -2; i < iters; i++) {
     const t0 = performance.now();
     if (i >= 0) starts.push(performance.timeOrigin + t0); // one clock for every rank process
+    // Calls resolve once queued on CUDA: wait for the device before reading each clock.
     const f = await engine.attentionForward(call, { q, k, v });
+    await engine.synchronize();
     const t1 = performance.now();
     const b = await engine.attentionBackward(call, { q, k, v, o: f.o, lse: f.lse, dout });
+    await engine.synchronize();
     const t2 = performance.now();
     if (i >= 0) fwd.push(t1 - t0), all.push(t2 - t0);
     bytes = f.bytesSent + b.bytesSent;

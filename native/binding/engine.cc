@@ -271,9 +271,10 @@ Napi::Value Engine::AttentionForward(const Napi::CallbackInfo& info) {
           Out r{{}, std::make_shared<DeviceTensor>(backend_, std::vector<int64_t>{d.batch, plan.lq, d.heads, d.head_dim}, d.dtype),
                 std::make_shared<DeviceTensor>(backend_, std::vector<int64_t>{d.batch, d.heads, plan.lq}, DType::F32)};
           DistAttention& s = schedule_for(plan.problem);
+          // Resolves once queued, like every other op: the outputs are ordered on the compute stream, and
+          // waiting here would leave the GPU idle while the host queues the next call.
           s.forward(plan.algo, {q->data(), k->data(), v->data(), mask ? mask->as<int32_t>() : nullptr, r.o->data(),
                                 r.lse->as<float>()});
-          backend_->synchronize();
           r.stats = s.last_stats();
           return r;
         },
@@ -316,7 +317,6 @@ Napi::Value Engine::AttentionBackward(const Napi::CallbackInfo& info) {
           DistAttention& s = schedule_for(plan.problem);
           s.backward(plan.algo, {q->data(), k->data(), v->data(), out->data(), lse->as<float>(), dout->data(),
                                  mask ? mask->as<int32_t>() : nullptr, r.dq->as<float>(), r.dk->as<float>(), r.dv->as<float>()});
-          backend_->synchronize();
           r.stats = s.last_stats();
           return r;
         },

@@ -6,8 +6,6 @@
 // like the mma.sync kernel (split-KV partials when a.splits > 1).
 #include <algorithm>
 #include <climits>
-#include <cstdlib>
-#include <string>
 
 #include "core/error.h"
 #include "cuda/attn_tile.cuh"
@@ -261,23 +259,14 @@ __global__ void __launch_bounds__(FwdCfg<D, NWG>::kThreads, 1)
 #endif
 }
 
-// Consumer warpgroups per CTA. d64 does half d128's tensor-core work per softmax element, so the softmax
-// (row maxima, exp2, bf16 packing) weighs twice as much; XATTN_FWD_D64_WARPGROUPS=3 spreads it over a
-// third warpgroup (192-row tiles, 160 registers a thread) for A/B runs.
-int fwd_warpgroups(int head_dim) {
-  static const int d64 = [] {
-    const char* v = std::getenv("XATTN_FWD_D64_WARPGROUPS");
-    return v && std::string(v) == "3" ? 3 : 2;
-  }();
-  return head_dim == 64 ? d64 : 2;
-}
+constexpr int kFwdWarpgroups = 2;
 
-template <typename T, int D, int NWG>
+template <typename T, int D>
 void launch(DType t, const AttnGeom& g, const FwdArgs& a, cudaStream_t s) {
-  using C = FwdCfg<D, NWG>;
+  using C = FwdCfg<D, kFwdWarpgroups>;
   const CUtensorMap tq = packed_rows_map(a.q, t, g, C::BM);
   const CUtensorMap tk = kv_rows_map(a.k, t, g, kBN), tv = kv_rows_map(a.v, t, g, kBN);
-  auto kern = fwd_sm90_kernel<T, D, NWG>;
+  auto kern = fwd_sm90_kernel<T, D, kFwdWarpgroups>;
   XATTN_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, C::kSmem));
   const int n_tiles = static_cast<int>((g.lkv + kBN - 1) / kBN);
   const int per_split = (n_tiles + a.splits - 1) / a.splits;
@@ -287,18 +276,10 @@ void launch(DType t, const AttnGeom& g, const FwdArgs& a, cudaStream_t s) {
   XATTN_CUDA_LAUNCHED("attn_fwd (sm90)");
 }
 
-template <typename T>
-void launch_for_dim(DType t, const AttnGeom& g, const FwdArgs& a, cudaStream_t s) {
-  if (g.head_dim == 128) return launch<T, 128, 2>(t, g, a, s);
-  if (fwd_warpgroups(64) == 3) return launch<T, 64, 3>(t, g, a, s);
-  return launch<T, 64, 2>(t, g, a, s);
-}
-
 }  // namespace
 
 int sm90_fwd_splits(const AttnGeom& g, int sm_count, int cap, int min_waves) {
-  const int bm = 64 * fwd_warpgroups(static_cast<int>(g.head_dim));
-  const int64_t ctas = ((g.lq * g.group + bm - 1) / bm) * g.batch * g.kv_heads;
+  const int64_t ctas = ((g.lq * g.group + 64 * kFwdWarpgroups - 1) / (64 * kFwdWarpgroups)) * g.batch * g.kv_heads;
   const int n_tiles = static_cast<int>((g.lkv + kBN - 1) / kBN);
   const int most = std::max(1, std::min(cap > 0 ? cap : 64, n_tiles / 2));
   // One CTA per SM: pick the fewest splits whose last wave is nearly full, else the fullest. With
@@ -322,8 +303,8 @@ int sm90_fwd_splits(const AttnGeom& g, int sm_count, int cap, int min_waves) {
 
 void sm90_attn_fwd(DType t, const AttnGeom& g, const FwdArgs& a, cudaStream_t s) {
   require(sm90_supported(t, g), ErrorCode::Internal, "sm90 attn_fwd called for an unsupported shape");
-  if (t == DType::BF16) return launch_for_dim<__nv_bfloat16>(t, g, a, s);
-  return launch_for_dim<__half>(t, g, a, s);
+  if (t == DType::BF16) return g.head_dim == 64 ? launch<__nv_bfloat16, 64>(t, g, a, s) : launch<__nv_bfloat16, 128>(t, g, a, s);
+  return g.head_dim == 64 ? launch<__half, 64>(t, g, a, s) : launch<__half, 128>(t, g, a, s);
 }
 
 }  // namespace xattn::cuda

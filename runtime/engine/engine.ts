@@ -77,6 +77,8 @@ interface NativeEngine {
   useNccl(opts: { id: Buffer; rank: number; worldSize: number; timeoutMs: number }): Promise<void>;
   upload(data: Float32Array | Uint16Array | Int32Array, shape: number[], dtype: TensorDType): Promise<Tensor>;
   empty(shape: number[], dtype: TensorDType): Promise<Tensor>;
+  /** Like every op, resolves once queued on CUDA (outputs are ordered on the device's stream); a download
+   * or synchronize() waits for the result. */
   attentionForward(args: DistCall & { q: Tensor; k: Tensor; v: Tensor; mask?: Tensor | null }): Promise<ForwardResult>;
   attentionBackward(
     args: DistCall & { q: Tensor; k: Tensor; v: Tensor; o: Tensor; lse: Tensor; dout: Tensor; mask?: Tensor | null },

@@ -64,6 +64,7 @@ export async function runAttentionBenchmark(
       const t0 = performance.now();
       const f = await engine.attentionForward(call, { q, k, v });
       const b = await engine.attentionBackward(call, { q, k, v, o: f.o, lse: f.lse, dout });
+      await engine.synchronize(); // calls resolve once queued on CUDA: the step ends when the device is done
       const dt = (performance.now() - t0) / 1000;
       for (const t of [f.o, f.lse, b.dq, b.dk, b.dv]) t.dispose();
       const ev = { step: i, steps, seconds: dt, bytesSent: f.bytesSent + b.bytesSent, commWaitSeconds: f.commWaitSeconds + b.commWaitSeconds };
