@@ -7,6 +7,7 @@
 #include "binding/kernels_args.h"
 #include "core/error.h"
 #include "core/lv_plan.h"
+#include "core/piece_order.h"
 
 namespace xattn::binding {
 namespace {
@@ -42,11 +43,40 @@ Napi::Value LvPlanOf(const Napi::CallbackInfo& info) {
   });
 }
 
+// pieceOrder({jobs: [{send, peer, pieces}], slots}) -> [[job, piece], ...]: how a batch of copy-engine
+// transfers queues its pieces (core/piece_order.h).
+Napi::Value PieceOrderOf(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&]() -> Napi::Value {
+    require(info.Length() == 1 && info[0].IsObject(), ErrorCode::InvalidArgument, "pieceOrder expects one object");
+    const Napi::Object o = info[0].As<Napi::Object>();
+    require(o.Get("jobs").IsArray(), ErrorCode::InvalidArgument, "jobs must be an array");
+    const Napi::Array arr = o.Get("jobs").As<Napi::Array>();
+    std::vector<PieceJob> jobs;
+    for (uint32_t i = 0; i < arr.Length(); ++i) {
+      require(arr.Get(i).IsObject(), ErrorCode::InvalidArgument, "each job must be an object");
+      const Napi::Object j = arr.Get(i).As<Napi::Object>();
+      const int64_t pieces = require_int(j, "pieces");
+      require(pieces >= 0, ErrorCode::InvalidArgument, "pieces must be >= 0");
+      jobs.push_back({j.Get("send").ToBoolean().Value(), static_cast<int>(require_int(j, "peer")), static_cast<size_t>(pieces)});
+    }
+    const auto order = piece_order(jobs, static_cast<int>(require_int(o, "slots")));
+    Napi::Array out = Napi::Array::New(info.Env(), order.size());
+    for (size_t i = 0; i < order.size(); ++i) {
+      Napi::Array step = Napi::Array::New(info.Env(), 2);
+      step.Set(0u, static_cast<double>(order[i].job));
+      step.Set(1u, static_cast<double>(order[i].piece));
+      out.Set(static_cast<uint32_t>(i), step);
+    }
+    return out;
+  });
+}
+
 }  // namespace
 
 void InitSchedules(Napi::Env env, Napi::Object exports) {
   Napi::Object s = Napi::Object::New(env);
   s.Set("lvPlan", Napi::Function::New(env, LvPlanOf, "lvPlan"));
+  s.Set("pieceOrder", Napi::Function::New(env, PieceOrderOf, "pieceOrder"));
   exports.Set("schedules", s);
 }
 

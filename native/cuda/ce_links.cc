@@ -12,6 +12,7 @@
 
 #include "core/error.h"
 #include "core/hmac_sha256.h"
+#include "core/piece_order.h"
 #include "cuda/cuda_check.h"
 #include "cuda/stream_memops.h"
 
@@ -207,13 +208,15 @@ void CopyEngineLinks::post(const std::vector<Exchange>& batch, cudaEvent_t ready
     bool send;
     int peer;
     char* buf;
-    size_t bytes, pieces;
+    size_t bytes;
   };
   std::vector<Job> jobs;
+  std::vector<PieceJob> shape;
   std::vector<std::pair<cudaStream_t, cudaEvent_t>> used;  // each stream with its tail event
   auto add = [&](bool send, int peer, const void* buf, size_t bytes) {
     if (peer < 0 || bytes == 0 || !linked(peer)) return;
-    jobs.push_back({send, peer, static_cast<char*>(const_cast<void*>(buf)), bytes, (bytes + slot_bytes_ - 1) / slot_bytes_});
+    jobs.push_back({send, peer, static_cast<char*>(const_cast<void*>(buf)), bytes});
+    shape.push_back({send, peer, (bytes + slot_bytes_ - 1) / slot_bytes_});
     const Peer& p = peers_[peer];
     const auto stream = send ? std::make_pair(p.send_stream, p.send_tail) : std::make_pair(p.recv_stream, p.recv_tail);
     if (std::find(used.begin(), used.end(), stream) == used.end()) used.push_back(stream);
@@ -223,17 +226,12 @@ void CopyEngineLinks::post(const std::vector<Exchange>& batch, cudaEvent_t ready
     add(false, x.from, x.recv, x.recv_bytes);
   }
   for (const auto& [s, tail] : used) XATTN_CUDA_CHECK(cudaStreamWaitEvent(s, ready, 0));
-  // Round r enqueues piece r of every send and piece r - (slots_ - 1) of every receive.
-  size_t rounds = 0;
-  for (const Job& j : jobs) rounds = std::max(rounds, j.pieces + (j.send ? 0 : size_t(slots_) - 1));
-  for (size_t r = 0; r < rounds; ++r)
-    for (const Job& j : jobs) {
-      const size_t lag = j.send ? 0 : size_t(slots_) - 1;
-      if (r < lag || r - lag >= j.pieces) continue;
-      const size_t off = (r - lag) * slot_bytes_, n = std::min(slot_bytes_, j.bytes - off);
-      if (j.send) send_piece(peers_[j.peer], j.peer, j.buf + off, n);
-      else recv_piece(peers_[j.peer], j.peer, j.buf + off, n);
-    }
+  for (const PieceStep& step : piece_order(shape, slots_)) {
+    const Job& j = jobs[step.job];
+    const size_t off = step.piece * slot_bytes_, n = std::min(slot_bytes_, j.bytes - off);
+    if (j.send) send_piece(peers_[j.peer], j.peer, j.buf + off, n);
+    else recv_piece(peers_[j.peer], j.peer, j.buf + off, n);
+  }
   for (const auto& [s, tail] : used) {
     XATTN_CUDA_CHECK(cudaEventRecord(tail, s));
     XATTN_CUDA_CHECK(cudaStreamWaitEvent(join, tail, 0));

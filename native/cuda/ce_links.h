@@ -9,9 +9,9 @@
 //   receiver: wait arrived >= n, copy out of the slot, bump the sender's credit = n
 // The waits and bumps are GPU stream operations (cuStreamWaitValue32 / cuStreamWriteValue32), so no host
 // thread blocks on the GPU. Each peer has its own send and receive stream, and pieces between two ranks
-// follow the post order on both sides (as NCCL's do). A batch enqueues its pieces interleaved, sends at
-// most slots - 1 pieces ahead of receives: a stream's queue is finite, and a host enqueuing every send
-// piece first would block on a full queue of sends waiting for credits from receives it never enqueued.
+// follow the post order on both sides (as NCCL's do). A batch queues its pieces interleaved
+// (core/piece_order.h): a stream's queue is finite, and a host queuing every send piece first would block
+// on a full queue of sends waiting for credits from receives it never queued.
 #pragma once
 #include <cuda_runtime_api.h>
 

@@ -31,3 +31,15 @@ export interface LvPlan {
 export function lvPlan(query: LvPlanQuery): LvPlan {
   return loadAddon().schedules.lvPlan(query) as LvPlan;
 }
+
+/** One transfer of a copy-engine batch: a send to or a receive from `peer`, in `pieces` slot-sized pieces. */
+export interface PieceJob {
+  send: boolean;
+  peer: number;
+  pieces: number;
+}
+
+/** The order a batch of copy-engine transfers queues its pieces in: [job index, piece index] pairs. */
+export function pieceOrder(jobs: PieceJob[], slots: number): [number, number][] {
+  return loadAddon().schedules.pieceOrder({ jobs, slots }) as [number, number][];
+}
