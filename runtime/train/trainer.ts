@@ -109,6 +109,9 @@ export class Trainer {
     const layerGrads = (l: number) => reducer.add(Object.values(this.grads.layer(l)));
     const r = await lossAndGrads(this.ctx, weights.view, this.grads, batch, this.normalizer, layerGrads).finally(weights.release);
     ledger.free(batch.x, batch.y, batch.target, r.dx, r.dy);
+    // Ops resolve once queued on CUDA: let the step's compute finish first, so the wait timed below is
+    // the gradient reduction left over after it, not compute still in the queue.
+    await this.ctx.engine.synchronize();
     const a0 = performance.now();
     const red = await reducer.finish([r.sum, stop ? 1 : 0]);
     await profile.settle();
