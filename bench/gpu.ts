@@ -47,7 +47,8 @@ const key = (s: Shape) => `H${s.heads}/Hkv${s.kvHeads} d${s.headDim} Lq${s.lq} L
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 type Timing = Awaited<ReturnType<typeof timeCall>>;
-interface RankCase { lv: Timing; ring: Timing; nocomm: Timing }
+/** lv16: LV-XAttn with float16 partials on the wire (DistCall.partials). */
+interface RankCase { lv: Timing; ring: Timing; nocomm: Timing; lv16: Timing }
 interface RankReport { rank: number; link_gbps: number | null; transport_path: string; cases: RankCase[] }
 /** What the parent tells each rank to run (argv[3], JSON). */
 interface GangSpec { shapes: Shape[]; iters: number }
@@ -75,6 +76,12 @@ interface DistRow {
   ring_bytes_per_step: number;
   /** LV-XAttn step / max(no-comm step, time to move its blocks at link_gbps); target <= 1.05. */
   lv_bound_ratio: number;
+  /** LV-XAttn with float16 partials (partials: float16): its step, forward, bytes and ratio to its own
+   * bound (its bytes at link_gbps; the same no-comm step). */
+  lvxattn_f16_ms: number;
+  lvxattn_f16_fwd_ms: number;
+  lv_f16_bytes_per_step: number;
+  lv_f16_bound_ratio: number;
   lv_speedup_vs_ring: number;
   lv_tflops_per_gpu: number;
   ring_tflops_per_gpu: number;
@@ -195,8 +202,9 @@ async function distributedRank({ shapes, iters }: GangSpec): Promise<RankReport>
     const cases: RankCase[] = [];
     for (const s of shapes) {
       phase(`shape ${key(s)}`);
-      const [lv, ring, nocomm] = await timeCalls(engine, [callOf(s, 'lv-xattn'), callOf(s, 'ring'), callOf(s, 'lv-xattn', false)], rank, world, iters);
-      cases.push({ lv: lv!, ring: ring!, nocomm: nocomm! });
+      const lv16Call: DistCall = { ...callOf(s, 'lv-xattn'), partials: 'float16' };
+      const [lv, ring, nocomm, lv16] = await timeCalls(engine, [callOf(s, 'lv-xattn'), callOf(s, 'ring'), callOf(s, 'lv-xattn', false), lv16Call], rank, world, iters);
+      cases.push({ lv: lv!, ring: ring!, nocomm: nocomm!, lv16: lv16! });
     }
     return { rank, link_gbps, transport_path: engine.info().transportPath, cases };
   });
@@ -207,8 +215,9 @@ function rowOf(s: Shape, interconnect: string, cases: RankCase[], link: number |
   const P = cases.length;
   const worst = (f: (c: RankCase) => number) => Math.max(...cases.map(f));
   const lv = worst((c) => c.lv.fwdbwd_ms), ring = worst((c) => c.ring.fwdbwd_ms), nocomm = worst((c) => c.nocomm.fwdbwd_ms);
-  const lvBytes = worst((c) => c.lv.bytes_per_step);
-  const moveMs = link ? (lvBytes / (link * 1e9)) * 1000 : 0;
+  const lvBytes = worst((c) => c.lv.bytes_per_step), lv16Bytes = worst((c) => c.lv16.bytes_per_step);
+  const moveMs = (bytes: number) => (link ? (bytes / (link * 1e9)) * 1000 : 0);
+  const lv16 = worst((c) => c.lv16.fwdbwd_ms);
   const flops = 3.5 * attentionFlops({ batch: 1, heads: s.heads, headDim: s.headDim }, s.lq, s.lkv); // fwd + bwd
   return {
     P, shape: key(s), interconnect, lvxattn_ms: lv, ring_ms: ring, nocomm_ms: nocomm,
@@ -218,7 +227,9 @@ function rowOf(s: Shape, interconnect: string, cases: RankCase[], link: number |
     link_gbps: link,
     transport_path: path,
     lv_bytes_per_step: lvBytes, ring_bytes_per_step: worst((c) => c.ring.bytes_per_step),
-    lv_bound_ratio: lv / Math.max(nocomm, moveMs), lv_speedup_vs_ring: ring / lv,
+    lv_bound_ratio: lv / Math.max(nocomm, moveMs(lvBytes)), lv_speedup_vs_ring: ring / lv,
+    lvxattn_f16_ms: lv16, lvxattn_f16_fwd_ms: worst((c) => c.lv16.fwd_ms), lv_f16_bytes_per_step: lv16Bytes,
+    lv_f16_bound_ratio: lv16 / Math.max(nocomm, moveMs(lv16Bytes)),
     lv_tflops_per_gpu: flops / P / lv / 1e9, ring_tflops_per_gpu: flops / P / ring / 1e9,
     peak_memory_bytes: { lv: worst((c) => c.lv.memory_peak_bytes), ring: worst((c) => c.ring.memory_peak_bytes) },
     memory_used_bytes: { lv: worst((c) => c.lv.memory_used_bytes), ring: worst((c) => c.ring.memory_used_bytes) },
@@ -254,6 +265,9 @@ const COLUMNS: [string, number, (r: DistRow & Partial<ScalingRow>) => string][] 
   ['skew', 5, (r) => num(r.lv_start_skew_ms, 2)],
   ['chunks', 6, (r) => `${r.lv_row_chunks.fwd}/${r.lv_row_chunks.bwd}`],
   ['LV/bound', 8, (r) => num(r.lv_bound_ratio, 3)],
+  ['LV f16', 6, (r) => num(r.lvxattn_f16_ms, 2)],
+  ['f16 fwd', 7, (r) => num(r.lvxattn_f16_fwd_ms, 2)],
+  ['f16/bound', 9, (r) => num(r.lv_f16_bound_ratio, 3)],
   ['Ring/LV', 7, (r) => num(r.lv_speedup_vs_ring, 2)],
   ['LV TF/GPU', 9, (r) => sig3(r.lv_tflops_per_gpu)],
   ['Ring TF/GPU', 11, (r) => sig3(r.ring_tflops_per_gpu)],

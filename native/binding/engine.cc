@@ -75,6 +75,7 @@ CallPlan read_plan(const Napi::Object& o, const Transport& tr) {
   p.problem.lq_total = require_int(o, "lqTotal");
   p.problem.lkv_total = require_int(o, "lkvTotal");
   p.problem.comm = !o.Has("comm") || o.Get("comm").ToBoolean().Value();
+  p.problem.partials = parse_partials(get_string(o, "partials", "float32"));
   require(p.problem.lq_total >= 1 && p.problem.lkv_total >= 1, ErrorCode::InvalidArgument,
           "lqTotal and lkvTotal must be >= 1");
   p.lq = shard_of(p.problem.lq_total, tr.world_size(), tr.rank()).length;
@@ -93,7 +94,8 @@ std::string problem_key(const DistProblem& p) {
   const AttnDims& d = p.dims;
   return std::to_string(d.batch) + "/" + std::to_string(d.heads) + "/" + std::to_string(d.kv_heads) + "/" +
          std::to_string(d.head_dim) + "/" + std::to_string(d.scale) + "/" + dtype_name(d.dtype) + "/" +
-         std::to_string(p.lq_total) + "/" + std::to_string(p.lkv_total) + "/" + (p.comm ? "c" : "n");
+         std::to_string(p.lq_total) + "/" + std::to_string(p.lkv_total) + "/" + (p.comm ? "c" : "n") +
+         (p.partials == PartialPrecision::Float16 ? "/p16" : "");
 }
 
 }  // namespace

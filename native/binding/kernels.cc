@@ -95,6 +95,37 @@ Napi::Value LseMerge(const Napi::CallbackInfo& info) {
   });
 }
 
+// partialToWire(dims, lq, o) -> {wire: Uint16Array [B, lq, H, D] float16, scale: Float32Array [B, H, lq]}
+Napi::Value PartialToWire(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    const AttnDims d = read_dims(info[0]);
+    const int64_t lq = read_count(info[1], "lq");
+    const float* o = f32_data(info[2], q_shape("o", d, lq, d.head_dim));
+    Napi::Uint16Array wire = Napi::Uint16Array::New(env, d.batch * lq * d.heads * d.head_dim);
+    Napi::Float32Array scale = new_f32(env, row_shape("scale", d, lq));
+    cpu().partial_to_wire(d, lq, o, wire.Data(), scale.Data());
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("wire", wire);
+    out.Set("scale", scale);
+    return out;
+  });
+}
+
+// partialFromWire(dims, lq, wire, scale) -> o: Float32Array [B, lq, H, D]
+Napi::Value PartialFromWire(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guard(env, [&]() -> Napi::Value {
+    const AttnDims d = read_dims(info[0]);
+    const int64_t lq = read_count(info[1], "lq");
+    const auto* wire = static_cast<const uint16_t*>(tensor_data(info[2], DType::F16, q_shape("wire", d, lq, d.head_dim)));
+    const float* scale = f32_data(info[3], row_shape("scale", d, lq));
+    Napi::Float32Array o = new_f32(env, q_shape("o", d, lq, d.head_dim));
+    cpu().partial_from_wire(d, lq, wire, scale, o.Data());
+    return o;
+  });
+}
+
 // rowDot(dims, lq, dout, out) -> drow [batch, heads, lq]
 Napi::Value RowDot(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -151,6 +182,8 @@ void InitKernels(Napi::Env env, Napi::Object exports) {
   k.Set("attnForward", Napi::Function::New(env, AttnForward, "attnForward"));
   k.Set("attnBackward", Napi::Function::New(env, AttnBackward, "attnBackward"));
   k.Set("lseMerge", Napi::Function::New(env, LseMerge, "lseMerge"));
+  k.Set("partialToWire", Napi::Function::New(env, PartialToWire, "partialToWire"));
+  k.Set("partialFromWire", Napi::Function::New(env, PartialFromWire, "partialFromWire"));
   k.Set("rowDot", Napi::Function::New(env, RowDot, "rowDot"));
   k.Set("castFromF32", Napi::Function::New(env, CastFromF32, "castFromF32"));
   k.Set("castToF32", Napi::Function::New(env, CastToF32, "castToF32"));

@@ -13,7 +13,7 @@ namespace xattn::binding {
 namespace {
 
 // lvPlan({dims, lqTotal, lkvTotal, world, rank, masked, pass: 'forward'|'backward', linkGbps,
-// flopsPerSecond}) -> {chunks, ownBlock: 'whole'|'batch'|'kv', firstBatches, firstKvRows}
+// flopsPerSecond, partials}) -> {chunks, ownBlock: 'whole'|'batch'|'kv', firstBatches, firstKvRows}
 Napi::Value LvPlanOf(const Napi::CallbackInfo& info) {
   return guard(info.Env(), [&]() -> Napi::Value {
     require(info.Length() == 1 && info[0].IsObject(), ErrorCode::InvalidArgument, "lvPlan expects one object");
@@ -24,6 +24,7 @@ Napi::Value LvPlanOf(const Napi::CallbackInfo& info) {
     pb.lq_total = require_int(o, "lqTotal");
     pb.lkv_total = require_int(o, "lkvTotal");
     pb.link_gbps = get_number(o, "linkGbps", 0);
+    pb.partials = parse_partials(get_string(o, "partials", "float32"));
     const int64_t world = require_int(o, "world"), rank = get_int(o, "rank", 0);
     require(pb.lq_total >= 1 && pb.lkv_total >= 1, ErrorCode::InvalidArgument, "lqTotal and lkvTotal must be >= 1");
     require(world >= 1 && rank >= 0 && rank < world, ErrorCode::InvalidArgument, "need 0 <= rank < world");

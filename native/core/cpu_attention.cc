@@ -1,4 +1,4 @@
-// Row-wise helpers of the CPU backend: LSE merge, rowsum(dO * O) and dtype casts.
+// Row-wise helpers of the CPU backend: LSE merge, the partial O's wire form, rowsum(dO * O) and dtype casts.
 #include "core/cpu_attention.h"
 
 #include <algorithm>
@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "core/cpu_attention_tiles.h"
+#include "core/partial_wire.h"
 #include "core/thread_pool.h"
 
 namespace xattn::cpu {
@@ -38,6 +39,35 @@ void lse_merge(const AttnDims& d, int64_t lq, float* acc_o, float* acc_lse, cons
       const float wa = a_max ? w_max : w_min, wb = a_max ? w_min : w_max;
       for (int64_t c = 0; c < D; ++c) oa[c] = wa * oa[c] + wb * ob[c];
       la = mx + std::log1p(e);
+    }
+  });
+}
+
+void partial_to_wire(const AttnDims& d, int64_t lq, const float* o, uint16_t* wire, float* scale) {
+  const int64_t H = d.heads, D = d.head_dim;
+  ThreadPool::shared().parallel_for(d.batch * lq, [&](int64_t bi) {
+    const int64_t b = bi / lq, i = bi % lq;
+    for (int64_t h = 0; h < H; ++h) {
+      const float* row = o + (bi * H + h) * D;
+      float row_max = 0.f;  // inf where the row holds inf or NaN (they travel unscaled)
+      for (int64_t c = 0; c < D; ++c) {
+        const float a = std::fabs(row[c]);
+        row_max = std::isfinite(a) ? std::max(row_max, a) : INFINITY;
+      }
+      const int e = partial_wire_exponent(row_max);
+      scale[(b * H + h) * lq + i] = std::ldexp(1.f, e);
+      for (int64_t c = 0; c < D; ++c) wire[(bi * H + h) * D + c] = f32_to_f16(std::ldexp(row[c], -e));
+    }
+  });
+}
+
+void partial_from_wire(const AttnDims& d, int64_t lq, const uint16_t* wire, const float* scale, float* o) {
+  const int64_t H = d.heads, D = d.head_dim;
+  ThreadPool::shared().parallel_for(d.batch * lq, [&](int64_t bi) {
+    const int64_t b = bi / lq, i = bi % lq;
+    for (int64_t h = 0; h < H; ++h) {
+      const float s = scale[(b * H + h) * lq + i];
+      for (int64_t c = 0; c < D; ++c) o[(bi * H + h) * D + c] = f16_to_f32(wire[(bi * H + h) * D + c]) * s;
     }
   });
 }

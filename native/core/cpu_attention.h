@@ -21,6 +21,10 @@ void attn_backward(const AttnDims& d, const AttnBlock& b, const AttnBwdIO& io);
 void lse_merge(const AttnDims& d, int64_t lq, float* acc_o, float* acc_lse, const float* part_o,
                const float* part_lse);
 
+// Backend::partial_to_wire / partial_from_wire (partial_wire.h).
+void partial_to_wire(const AttnDims& d, int64_t lq, const float* o, uint16_t* wire, float* scale);
+void partial_from_wire(const AttnDims& d, int64_t lq, const uint16_t* wire, const float* scale, float* o);
+
 // drow[b,h,i] = sum_d dO[b,i,h,d] * O[b,i,h,d], both in the storage dtype.
 void row_dot(const AttnDims& d, int64_t lq, const void* dout, const void* out, float* drow);
 

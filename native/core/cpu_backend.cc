@@ -64,6 +64,14 @@ void CpuBackend::lse_merge(const AttnDims& d, int64_t lq, float* acc_o, float* a
   cpu::lse_merge(d, lq, acc_o, acc_lse, part_o, part_lse);
 }
 
+void CpuBackend::partial_to_wire(const AttnDims& d, int64_t lq, const float* o, uint16_t* wire, float* scale) {
+  cpu::partial_to_wire(d, lq, o, wire, scale);
+}
+
+void CpuBackend::partial_from_wire(const AttnDims& d, int64_t lq, const uint16_t* wire, const float* scale, float* o) {
+  cpu::partial_from_wire(d, lq, wire, scale, o);
+}
+
 void CpuBackend::row_dot(const AttnDims& d, int64_t lq, const void* dout, const void* out, float* drow) {
   cpu::row_dot(d, lq, dout, out, drow);
 }

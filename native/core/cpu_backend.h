@@ -28,6 +28,8 @@ class CpuBackend : public Backend {
   void attn_bwd(const AttnDims& d, const AttnBlock& b, const AttnBwdIO& io) override;
   void lse_merge(const AttnDims& d, int64_t lq, float* acc_o, float* acc_lse, const float* part_o,
                  const float* part_lse) override;
+  void partial_to_wire(const AttnDims& d, int64_t lq, const float* o, uint16_t* wire, float* scale) override;
+  void partial_from_wire(const AttnDims& d, int64_t lq, const uint16_t* wire, const float* scale, float* o) override;
   void row_dot(const AttnDims& d, int64_t lq, const void* dout, const void* out, float* drow) override;
   void cast_from_f32(DType to, const float* src, void* dst, size_t n) override;
   void cast_to_f32(DType from, const void* src, float* dst, size_t n) override;

@@ -16,6 +16,12 @@ Algorithm parse_algorithm(const std::string& name) {
 
 const char* algorithm_name(Algorithm a) { return a == Algorithm::LvXAttn ? "lv-xattn" : "ring"; }
 
+PartialPrecision parse_partials(const std::string& name) {
+  if (name == "float32") return PartialPrecision::Float32;
+  if (name == "float16") return PartialPrecision::Float16;
+  fail(ErrorCode::InvalidArgument, "partials must be 'float32' or 'float16', got '" + name + "'");
+}
+
 DistAttention::DistAttention(Backend& backend, Transport& transport, const DistProblem& problem)
     : be_(backend), tr_(transport), pb_(problem), rank_(transport.rank()), world_(transport.world_size()),
       buf_(std::make_unique<Buffers>(backend)) {

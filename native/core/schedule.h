@@ -18,6 +18,7 @@ namespace xattn {
 enum class Algorithm { LvXAttn, Ring };
 Algorithm parse_algorithm(const std::string& name);  // "lv-xattn" | "ring"
 const char* algorithm_name(Algorithm a);
+PartialPrecision parse_partials(const std::string& name);  // "float32" | "float16"
 
 // Global problem: lq_total text rows and lkv_total visual rows, sharded contiguously by rank.
 struct DistProblem {
@@ -26,6 +27,8 @@ struct DistProblem {
   int64_t lkv_total = 0;
   bool comm = true;  // false: every rank computes P steps on its own blocks (the no-communication bound)
   double link_gbps = 0;  // the ranks' measured exchange bandwidth (link_probe.h); 0 = unknown
+  // How LV-XAttn's forward sends its partial O between ranks (partial_wire.h); Ring ignores it.
+  PartialPrecision partials = PartialPrecision::Float32;
 };
 
 // Device pointers of this rank's shards (layouts in attn.h; mask may be null on every rank).
@@ -60,9 +63,9 @@ class DistAttention {
   int64_t local_lq() const;
   int64_t local_lkv() const;
   int64_t visiting_lq(int step) const;  // text rows of the block this rank computes at ring step `step`
+  struct Buffers;  // the schedules' named device buffers (schedule_internal.h)
 
  private:
-  struct Buffers;
   void lv_forward(const DistFwdArgs& a);
   void lv_forward_local(const DistFwdArgs& a);
   void ring_forward(const DistFwdArgs& a);

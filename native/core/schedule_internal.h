@@ -35,11 +35,12 @@ namespace sched {
 
 // Per-row sizes of each tensor kind, in bytes.
 struct RowBytes {
-  size_t q, kv, o32, kv32, lse, mask;
+  size_t q, kv, o32, o16, kv32, lse, mask;
   explicit RowBytes(const AttnDims& d)
       : q(d.batch * d.heads * d.head_dim * dtype_size(d.dtype)),
         kv(d.batch * d.kv_heads * d.head_dim * dtype_size(d.dtype)),
         o32(d.batch * d.heads * d.head_dim * 4),
+        o16(d.batch * d.heads * d.head_dim * 2),
         kv32(d.batch * d.kv_heads * d.head_dim * 4),
         lse(d.batch * d.heads * 4),
         mask(d.batch * 2 * 4) {}

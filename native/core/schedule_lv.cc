@@ -11,6 +11,7 @@
 
 #include "core/lv_plan.h"
 #include "core/own_block.h"
+#include "core/partial_link.h"
 #include "core/row_chunks.h"
 #include "core/schedule.h"
 #include "core/schedule_internal.h"
@@ -107,8 +108,9 @@ void DistAttention::lv_forward_local(const DistFwdArgs& a) {
 
 // At step t = 1 .. P-1 rank r computes block r-t against its K/V and merges it into the float32
 // accumulator that arrived with it (step 1 starts one). After step P-1 the accumulator goes home, where
-// the owner merges it with its own result. It stays float32 on that hop: a partial over some of the keys
-// can be much larger than the final O, so rounding it to bf16 costs more than an ulp of the result.
+// the owner merges it with its own result. It travels as float32, or as float16 with a per-row scale
+// (PartialLink), never as bf16: a partial over some of the keys can be much larger than the final O, so
+// rounding it to bf16 costs more than an ulp of the result.
 // Blocks travel in row chunks (row_chunks.h): on a slow link the first chunk's compute and the first
 // results' trip home overlap the rest of the block's transfer.
 void DistAttention::lv_forward(const DistFwdArgs& a) {
@@ -141,6 +143,7 @@ void DistAttention::lv_forward(const DistFwdArgs& a) {
   const auto chunked_only = [&](const char* name, size_t bytes) { return C > 1 ? buf_->get(name, bytes) : nullptr; };
   float* home_o = static_cast<float*>(chunked_only("lv.home_o", my_lq * rb.o32));
   float* home_l = static_cast<float*>(chunked_only("lv.home_l", my_lq * rb.lse));
+  PartialLink link(be_, *buf_, d, slots, pb_.partials);
 
   const auto own_piece = [&](const OwnPiece& p, float* o, float* l) {
     const PieceAt at = piece_at(d, my_lq, kv, a.mask, p);
@@ -158,7 +161,10 @@ void DistAttention::lv_forward(const DistFwdArgs& a) {
 
   StepClock clock(tr_, stats_);
   stats_.row_chunks = C;
-  Trace mark(be_, rank_, [&] { return "lv forward " + shape_of(pb_) + plan_of(pb_, C, split); });
+  Trace mark(be_, rank_, [&] {
+    return "lv forward " + shape_of(pb_) + plan_of(pb_, C, split) +
+           (pb_.partials == PartialPrecision::Float16 ? ", float16 partials" : "");
+  });
   const void* own_q = own_in_slots(be_, tq, slots, my_lq, a.q, chunked_only("lv.own_q", slots.bytes(tq)));
   const auto* own_m = static_cast<const int32_t*>(
       a.mask ? own_in_slots(be_, tmask, slots, my_lq, a.mask, chunked_only("lv.own_m", slots.bytes(tmask))) : nullptr);
@@ -189,11 +195,13 @@ void DistAttention::lv_forward(const DistFwdArgs& a) {
       } else {
         be_.attn_fwd(d, blk, {q, a.k, a.v, part_o, part_l});
         clock.wait(hacc[c]);  // this chunk's accumulator, from rank r-1
+        link.arrived(c, static_cast<PartialSlot>(s), x, o);
         be_.lse_merge(d, x, o, l, part_o, part_l);
       }
       mark("visit", t, c);
-      hacc[c] = tr_.post({{o, x * rb.o32, next, at_byte(home ? home_co : acc_o[1 - s], slots.offset(to, c)), y * rb.o32, prev},
-                          {l, x * rb.lse, next, at_byte(home ? home_cl : acc_l[1 - s], slots.offset(tl, c)), y * rb.lse, prev}});
+      hacc[c] = tr_.post(link.exchanges(c, o, l, x, next, home ? PartialSlot::Home : static_cast<PartialSlot>(1 - s),
+                                        at_byte(home ? home_co : acc_o[1 - s], slots.offset(to, c)),
+                                        at_byte(home ? home_cl : acc_l[1 - s], slots.offset(tl, c)), y, prev));
     }
   }
   if (split.second.empty()) {
@@ -208,6 +216,7 @@ void DistAttention::lv_forward(const DistFwdArgs& a) {
   for (int c = 0; c < C; ++c) {
     clock.wait(hacc[c]);
     mark("got-home", c);
+    link.arrived(c, PartialSlot::Home, chunk(P, c).length, at_byte(home_co, slots.offset(to, c)));
     if (C == 1) break;
     scatter_chunk(be_, to, slots, my_lq, c, home_co, home_o);
     scatter_chunk(be_, tl, slots, my_lq, c, home_cl, home_l);

@@ -337,6 +337,19 @@ void CudaBackend::lse_merge(const AttnDims& d, int64_t lq, float* acc_o, float* 
                   part_lse, stream_);
 }
 
+void CudaBackend::partial_to_wire(const AttnDims& d, int64_t lq, const float* o, uint16_t* wire, float* scale) {
+  d.validate();
+  activate();
+  cuda::partial_to_wire(d.batch, lq, static_cast<int>(d.heads), static_cast<int>(d.head_dim), o, wire, scale, stream_);
+}
+
+void CudaBackend::partial_from_wire(const AttnDims& d, int64_t lq, const uint16_t* wire, const float* scale, float* o) {
+  d.validate();
+  activate();
+  cuda::partial_from_wire(d.batch, lq, static_cast<int>(d.heads), static_cast<int>(d.head_dim), wire, scale, o,
+                          stream_);
+}
+
 void CudaBackend::row_dot(const AttnDims& d, int64_t lq, const void* dout, const void* out, float* drow) {
   d.validate();
   activate();

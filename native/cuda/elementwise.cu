@@ -1,7 +1,9 @@
-// Element-wise and reduction kernels: LSE merge, split-KV combine, adds (dQ split reduce), row_dot, casts,
+// Element-wise and reduction kernels: LSE merge, the partial O's wire form, split-KV combine, adds (dQ split reduce), row_dot, casts,
 // fill.
+#include <cfloat>
 #include <cmath>
 
+#include "core/partial_wire.h"
 #include "cuda/cuda_check.h"
 #include "cuda/kernels.h"
 #include "cuda/mma_ptx.cuh"
@@ -39,6 +41,31 @@ __global__ void lse_merge_kernel(int64_t rows, int64_t lq, int heads, int D, flo
   const float* p = part_o + w * D;
   for (int d = lane; d < D; d += 32) o[d] = (wa > 0.f ? wa * o[d] : 0.f) + (wp > 0.f ? wp * p[d] : 0.f);
   if (lane == 0) acc_lse[st] = lse;
+}
+
+// One warp per (b, i, h) row: the row's largest |value| sets its power-of-two scale (partial_wire.h).
+__global__ void partial_to_wire_kernel(int64_t rows, int64_t lq, int heads, int D, const float* o, __half* wire,
+                                       float* scale) {
+  WarpRow r;
+  if (!warp_row(rows, lq, heads, r)) return;
+  const float* row = o + r.w * D;
+  float row_max = 0.f;  // inf where the row holds inf or NaN (they travel unscaled)
+  for (int d = r.lane; d < D; d += 32) {
+    const float a = fabsf(row[d]);
+    row_max = a <= FLT_MAX ? fmaxf(row_max, a) : INFINITY;
+  }
+  for (int off = 16; off > 0; off >>= 1) row_max = fmaxf(row_max, __shfl_xor_sync(0xffffffffu, row_max, off));
+  const int e = partial_wire_exponent(row_max);
+  for (int d = r.lane; d < D; d += 32) wire[r.w * D + d] = __float2half_rn(ldexpf(row[d], -e));
+  if (r.lane == 0) scale[r.stat] = ldexpf(1.f, e);
+}
+
+__global__ void partial_from_wire_kernel(int64_t rows, int64_t lq, int heads, int D, const __half* wire,
+                                         const float* scale, float* o) {
+  WarpRow r;
+  if (!warp_row(rows, lq, heads, r)) return;
+  const float s = scale[r.stat];
+  for (int d = r.lane; d < D; d += 32) o[r.w * D + d] = __half2float(wire[r.w * D + d]) * s;
 }
 
 // Split-KV forward epilogue: O = sum_s exp(lse_s - lse) O_s, lse = log sum_s exp(lse_s).
@@ -131,6 +158,24 @@ void lse_merge(int64_t batch, int64_t lq, int heads, int head_dim, float* acc_o,
   if (rows == 0) return;
   lse_merge_kernel<<<warp_blocks(rows), kThreads, 0, s>>>(rows, lq, heads, head_dim, acc_o, acc_lse, part_o, part_lse);
   XATTN_CUDA_LAUNCHED("lse_merge");
+}
+
+void partial_to_wire(int64_t batch, int64_t lq, int heads, int head_dim, const float* o, uint16_t* wire,
+                     float* scale, cudaStream_t s) {
+  const int64_t rows = batch * lq * heads;
+  if (rows == 0) return;
+  partial_to_wire_kernel<<<warp_blocks(rows), kThreads, 0, s>>>(rows, lq, heads, head_dim, o,
+                                                                 reinterpret_cast<__half*>(wire), scale);
+  XATTN_CUDA_LAUNCHED("partial_to_wire");
+}
+
+void partial_from_wire(int64_t batch, int64_t lq, int heads, int head_dim, const uint16_t* wire, const float* scale,
+                       float* o, cudaStream_t s) {
+  const int64_t rows = batch * lq * heads;
+  if (rows == 0) return;
+  partial_from_wire_kernel<<<warp_blocks(rows), kThreads, 0, s>>>(
+      rows, lq, heads, head_dim, reinterpret_cast<const __half*>(wire), scale, o);
+  XATTN_CUDA_LAUNCHED("partial_from_wire");
 }
 
 void combine_fwd_splits(const AttnGeom& g, int splits, const float* o_part, const float* lse_part, float* o,

@@ -69,6 +69,10 @@ void add_f32_parts(size_t n, int parts, const float* src, float* dst, cudaStream
 // Element-wise ops of the Backend interface.
 void lse_merge(int64_t batch, int64_t lq, int heads, int head_dim, float* acc_o, float* acc_lse,
                const float* part_o, const float* part_lse, cudaStream_t s);
+void partial_to_wire(int64_t batch, int64_t lq, int heads, int head_dim, const float* o, uint16_t* wire,
+                     float* scale, cudaStream_t s);
+void partial_from_wire(int64_t batch, int64_t lq, int heads, int head_dim, const uint16_t* wire, const float* scale,
+                       float* o, cudaStream_t s);
 void row_dot(DType t, int64_t batch, int64_t lq, int heads, int head_dim, const void* dout, const void* out,
              float* drow, cudaStream_t s);
 void cast_from_f32(DType to, const float* src, void* dst, size_t n, cudaStream_t s);

@@ -2,7 +2,7 @@
 // on a given link, decided without an engine or a transport. For tests and tools.
 import { loadAddon } from './addon.js';
 
-import type { AttnDims } from '../engine/engine.js';
+import type { AttnDims, PartialPrecision } from '../engine/engine.js';
 
 export interface LvPlanQuery {
   dims: AttnDims;
@@ -17,6 +17,8 @@ export interface LvPlanQuery {
   linkGbps: number;
   /** The backend's nominal attention rate (CPU 5e10; Hopper 3e12 per SM). */
   flopsPerSecond: number;
+  /** The forward's partial outputs on the wire (engine DistCall.partials); default 'float32'. */
+  partials?: PartialPrecision;
 }
 
 export interface LvPlan {

@@ -37,6 +37,7 @@ export function trainCall(job: XAttnJob, m: ModelShape): DistCall {
     dims: { batch: w.batch, heads: m.heads, kvHeads: m.kvHeads, headDim: m.headDim, dtype: w.dtype },
     lqTotal: w.textTokens,
     lkvTotal: w.visualTokens,
+    partials: job.spec.attention.partials,
   };
 }
 

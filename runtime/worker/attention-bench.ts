@@ -29,6 +29,7 @@ export function benchmarkCall(job: XAttnJob, algorithm = job.spec.attention.algo
     lqTotal: w.textTokens,
     lkvTotal: w.visualTokens,
     comm,
+    partials: job.spec.attention.partials,
   };
 }
 

@@ -1,6 +1,6 @@
 // LV-XAttn and Ring Attention across P = 1..4 processes (TCP) equal exact attention: forward (O, LSE)
 // and backward (dQ, dK, dV) against the independent fp64 reference, on ragged shards, GQA and masks
-// with fully masked rows.
+// with fully masked rows. 16-bit cases also run LV-XAttn with float16 partials, at the same tolerances.
 import { describe, expect, it } from 'vitest';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -60,6 +60,7 @@ describe.each([
       const lvChunks = P > 1 && chunks ? Number(chunks) : 1;
       for (const r of ranks) {
         expect(r.results[ci]!['lv-xattn']!.rowChunks, `case ${ci} rank ${r.rank}: LV-XAttn forward/backward chunks`).toEqual([lvChunks, lvChunks]);
+        if (c.dims.dtype !== 'float32') expect(r.results[ci]!['lv-xattn f16 partials']!.rowChunks, `case ${ci} rank ${r.rank}: with float16 partials`).toEqual([lvChunks, lvChunks]);
         expect(r.results[ci]!.ring!.rowChunks, `case ${ci} rank ${r.rank}: Ring chunks`).toEqual([1, 1]);
       }
     });
@@ -84,7 +85,9 @@ describe('schedule trace', () => {
       for (const rank of [0, 1]) {
         const lines = readFileSync(path.join(dir, `trace-rank${rank}.txt`), 'utf8').trim().split('\n');
         const calls = lines.map((l) => l.split('  ')[0]!);
-        expect(calls.map((c) => c.replace(/link \d+ GB\/s/, 'link N GB/s'))).toEqual(['forward', 'backward'].map((dir) => `lv ${dir} B1 H8/1 d32 9x50, link N GB/s, 2 chunks, split`));
+        // lv-xattn, then lv-xattn with float16 partials (Ring writes no trace).
+        const plan = 'B1 H8/1 d32 9x50, link N GB/s, 2 chunks, split';
+        expect(calls.map((c) => c.replace(/link \d+ GB\/s/, 'link N GB/s'))).toEqual([`lv forward ${plan}`, `lv backward ${plan}`, `lv forward ${plan}, float16 partials`, `lv backward ${plan}`]);
         for (const line of lines) {
           const marks = line.split('  ').slice(1).map((m) => m.split('@'));
           expect(marks[0], line).toEqual(['start', '0.000']);

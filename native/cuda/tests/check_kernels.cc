@@ -323,6 +323,47 @@ void check_lse_merge(CudaBackend& be) {
   if (!ok) ++g_failures;
 }
 
+// The partial O's float16 wire form must be the CPU backend's, bit for bit (NaN as any NaN): rows of
+// ordinary, huge, tiny, zero and inf/NaN values, D = 40 and 128.
+void check_partial_wire(CudaBackend& be) {
+  CpuBackend cpu;
+  ref::Rng rng(9);
+  for (int64_t D : {40, 128}) {
+    AttnDims d;
+    d.batch = 2; d.heads = 3; d.kv_heads = 1; d.head_dim = D;
+    const int64_t lq = 19, rows = d.batch * lq * d.heads, no = rows * D, ns = rows;
+    std::vector<float> o(no);
+    for (int64_t w = 0; w < rows; ++w)
+      for (int64_t c = 0; c < D; ++c) {
+        const double mag[] = {1, 1e30, 1e-30, 0, std::pow(10.0, -static_cast<double>(c % 40))};
+        o[w * D + c] = static_cast<float>(rng.normal() * mag[w % 5]);
+      }
+    o[6 * D + 3] = INFINITY;
+    o[7 * D + 5] = NAN;
+    std::vector<uint16_t> want_wire(no), got_wire(no);
+    std::vector<float> want_scale(ns), got_scale(ns), want_back(no), got_back(no);
+    cpu.partial_to_wire(d, lq, o.data(), want_wire.data(), want_scale.data());
+    cpu.partial_from_wire(d, lq, want_wire.data(), want_scale.data(), want_back.data());
+    Buf bo(be, no * 4), bw(be, no * 2), bs(be, ns * 4), bb(be, no * 4);
+    be.from_host(bo.p, o.data(), no * 4);
+    be.partial_to_wire(d, lq, bo.as<float>(), static_cast<uint16_t*>(bw.p), bs.as<float>());
+    be.partial_from_wire(d, lq, static_cast<uint16_t*>(bw.p), bs.as<float>(), bb.as<float>());
+    be.to_host(got_wire.data(), bw.p, no * 2);
+    be.to_host(got_scale.data(), bs.p, ns * 4);
+    be.to_host(got_back.data(), bb.p, no * 4);
+    const auto is_nan16 = [](uint16_t h) { return (h & 0x7c00) == 0x7c00 && (h & 0x3ff); };
+    int64_t bad = 0;
+    for (int64_t i = 0; i < no; ++i) {
+      const bool nan = is_nan16(want_wire[i]) && is_nan16(got_wire[i]) && std::isnan(want_back[i]) && std::isnan(got_back[i]);
+      if (!nan && (want_wire[i] != got_wire[i] || std::memcmp(&want_back[i], &got_back[i], 4) != 0)) ++bad;
+    }
+    for (int64_t i = 0; i < ns; ++i) bad += want_scale[i] != got_scale[i];
+    std::printf("partial O to float16 wire and back, B2 H3 lq19 D%lld: %lld mismatches with the CPU  %s\n",
+                static_cast<long long>(D), static_cast<long long>(bad), bad ? "FAIL" : "ok");
+    if (bad) ++g_failures;
+  }
+}
+
 void check_casts(CudaBackend& be) {
   ref::Rng rng(11);
   const size_t n = 10007;
@@ -426,12 +467,13 @@ int main() {
   arm_deadline(60);
   try {
     check_lse_merge(be);
+    check_partial_wire(be);
     check_casts(be);
     check_errors(be);
   } catch (const std::exception& e) {
     std::printf("EXCEPTION %s  FAIL\n", e.what());
     ++g_failures;
   }
-  std::printf("%d passed, %d failed\n", static_cast<int>(ran) + 4 - g_failures, g_failures);
+  std::printf("%d passed, %d failed\n", static_cast<int>(ran) + 6 - g_failures, g_failures);
   return g_failures ? 1 : 0;
 }

@@ -1,0 +1,79 @@
+// How LV-XAttn's forward moves a travelling partial result (O and its LSE) to the next rank: float32 as
+// computed, or, with PartialPrecision::Float16, O packed to float16 with a power-of-two scale per row
+// (partial_wire.h), which halves the bytes of the forward's heaviest transfer. The LSE stays float32.
+#pragma once
+#include <vector>
+
+#include "core/backend.h"
+#include "core/row_chunks.h"
+#include "core/schedule_internal.h"
+#include "core/transport.h"
+
+namespace xattn::sched {
+
+// Where a partial lands: the accumulator slots 0/1 of the steps in between, or home at the owner.
+enum class PartialSlot { Acc0 = 0, Acc1 = 1, Home = 2 };
+
+class PartialLink {
+ public:
+  PartialLink(Backend& be, DistAttention::Buffers& buf, const AttnDims& d, const ChunkSlots& slots,
+              PartialPrecision precision)
+      : be_(be), d_(d), slots_(slots), packed_(precision == PartialPrecision::Float16), rb_(d) {
+    if (!packed_) return;
+    send_o_ = buf.get<uint16_t>("lv.wire_o", slots.bytes(wire_o()));
+    send_s_ = buf.get<float>("lv.wire_s", slots.bytes(scale()));
+    const char* names[3][2] = {{"lv.wire_o0", "lv.wire_s0"}, {"lv.wire_o1", "lv.wire_s1"}, {"lv.wire_oh", "lv.wire_sh"}};
+    for (int i = 0; i < 3; ++i) {
+      recv_o_[i] = buf.get<uint16_t>(names[i][0], slots.bytes(wire_o()));
+      recv_s_[i] = buf.get<float>(names[i][1], slots.bytes(scale()));
+    }
+  }
+
+  // Exchanges that send chunk c (x rows, at `o` and `l` in slot c of float32 tensors) to `next`, and
+  // receive chunk c of the next partial (y rows) from `prev` for `into`: straight into `o_in`/`l_in`, or,
+  // where packed, into wire buffers that arrived() unpacks. Packing is enqueued here, before the send.
+  std::vector<Exchange> exchanges(int c, const float* o, const float* l, int64_t x, int next, PartialSlot into,
+                                  float* o_in, float* l_in, int64_t y, int prev) {
+    std::vector<Exchange> batch;
+    if (!packed_) {
+      batch.push_back({o, x * rb_.o32, next, o_in, y * rb_.o32, prev});
+    } else {
+      const int i = static_cast<int>(into);
+      uint16_t* so = at(send_o_, wire_o(), c);
+      float* ss = at(send_s_, scale(), c);
+      be_.partial_to_wire(d_, x, o, so, ss);
+      batch.push_back({so, x * rb_.o16, next, at(recv_o_[i], wire_o(), c), y * rb_.o16, prev});
+      batch.push_back({ss, x * rb_.lse, next, at(recv_s_[i], scale(), c), y * rb_.lse, prev});
+    }
+    batch.push_back({l, x * rb_.lse, next, l_in, y * rb_.lse, prev});
+    return batch;
+  }
+
+  // Once the exchange that received chunk c (x rows) for `from` is waited for: that chunk as float32 in
+  // `o_in` (where the exchange pointed it).
+  void arrived(int c, PartialSlot from, int64_t x, float* o_in) {
+    if (!packed_) return;
+    const int i = static_cast<int>(from);
+    be_.partial_from_wire(d_, x, at(recv_o_[i], wire_o(), c), at(recv_s_[i], scale(), c), o_in);
+  }
+
+ private:
+  RowTensor wire_o() const { return {static_cast<size_t>(d_.batch), rb_.o16 / d_.batch}; }
+  RowTensor scale() const { return {static_cast<size_t>(d_.batch * d_.heads), 4}; }
+  template <typename T>
+  T* at(T* base, const RowTensor& t, int c) const {
+    return reinterpret_cast<T*>(reinterpret_cast<char*>(base) + slots_.offset(t, c));
+  }
+
+  Backend& be_;
+  const AttnDims& d_;
+  const ChunkSlots& slots_;
+  const bool packed_;
+  const RowBytes rb_;
+  uint16_t* send_o_ = nullptr;
+  float* send_s_ = nullptr;
+  uint16_t* recv_o_[3] = {};
+  float* recv_s_[3] = {};
+};
+
+}  // namespace xattn::sched
