@@ -56,7 +56,7 @@ class Backend {
   // acc = merge(acc, part), max-shifted; -inf on both sides keeps O = 0, LSE = -inf.
   virtual void lse_merge(const AttnDims& d, int64_t lq, float* acc_o, float* acc_lse, const float* part_o,
                          const float* part_lse) = 0;
-  // The partial O [B, lq, H, D] to its float16 wire form and back (partial_wire.h): wire [B, lq, H, D]
+  // A float32 partial (O or dQ) [B, lq, H, D] to its float16 wire form and back (partial_wire.h): wire [B, lq, H, D]
   // float16, scale [B, H, lq] (the LSE's layout).
   virtual void partial_to_wire(const AttnDims& d, int64_t lq, const float* o, uint16_t* wire, float* scale) = 0;
   virtual void partial_from_wire(const AttnDims& d, int64_t lq, const uint16_t* wire, const float* scale,

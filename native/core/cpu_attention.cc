@@ -1,4 +1,4 @@
-// Row-wise helpers of the CPU backend: LSE merge, the partial O's wire form, rowsum(dO * O) and dtype casts.
+// Row-wise helpers of the CPU backend: LSE merge, the partials' float16 wire form, rowsum(dO * O) and dtype casts.
 #include "core/cpu_attention.h"
 
 #include <algorithm>

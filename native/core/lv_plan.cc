@@ -48,15 +48,15 @@ OwnSplit own_split(int64_t batch, int64_t kv_rows, double first_hop_bytes, doubl
   return split_own_block(batch, kv_rows, total > 0 ? first_hop_bytes / total : 0.5);
 }
 
-// The forward sends Q (and the mask) out and brings the partial O (float32, or float16 plus a scale per
-// row) and its LSE home; the backward
-// sends Q, dO, LSE and D (and the mask) out and brings the float32 dQ home.
+// The forward sends Q (and the mask) out and brings the partial O and its LSE home; the backward sends Q,
+// dO, LSE and D (and the mask) out and brings dQ home. Partials travel as float32, or as float16 plus a
+// scale per row.
 LvPlan plan_lv(const DistProblem& pb, int world, int rank, bool masked, LvPass pass, double flops_per_second) {
   const sched::RowBytes rb(pb.dims);
   const bool fwd = pass == LvPass::Forward;
   const size_t out_row = (fwd ? rb.q : 2 * rb.q + 2 * rb.lse) + (masked ? rb.mask : 0);
-  const bool packed = pb.partials == PartialPrecision::Float16;
-  const size_t home_row = !fwd ? rb.o32 : packed ? rb.o16 + 2 * rb.lse : rb.o32 + rb.lse;
+  const size_t partial_row = pb.partials == PartialPrecision::Float16 ? rb.o16 + rb.lse : rb.o32;  // with its scale
+  const size_t home_row = fwd ? partial_row + rb.lse : partial_row;
   const int64_t mq = max_shard(pb.lq_total, world), my_lq = shard_of(pb.lq_total, world, rank).length;
   LvPlan plan;
   plan.chunks = row_chunks(mq, static_cast<double>(mq) * (out_row + home_row), pb.link_gbps,

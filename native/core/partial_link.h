@@ -1,7 +1,8 @@
-// How LV-XAttn's forward moves a travelling partial result (O and its LSE) to the next rank: float32 as
-// computed, or, with PartialPrecision::Float16, O packed to float16 with a power-of-two scale per row
-// (partial_wire.h), which halves the bytes of the forward's heaviest transfer. The LSE stays float32.
+// How LV-XAttn moves a travelling float32 partial result (the forward's O, the backward's dQ; rows of
+// [B, n, H, D]) to the next rank: as computed, or, with PartialPrecision::Float16, packed to float16 with a
+// power-of-two scale per row (partial_wire.h), which halves the bytes of each pass's heaviest transfer.
 #pragma once
+#include <string>
 #include <vector>
 
 #include "core/backend.h"
@@ -16,37 +17,31 @@ enum class PartialSlot { Acc0 = 0, Acc1 = 1, Home = 2 };
 
 class PartialLink {
  public:
+  // `name` prefixes the wire buffers (one set per tensor that travels).
   PartialLink(Backend& be, DistAttention::Buffers& buf, const AttnDims& d, const ChunkSlots& slots,
-              PartialPrecision precision)
+              PartialPrecision precision, const std::string& name)
       : be_(be), d_(d), slots_(slots), packed_(precision == PartialPrecision::Float16), rb_(d) {
     if (!packed_) return;
-    send_o_ = buf.get<uint16_t>("lv.wire_o", slots.bytes(wire_o()));
-    send_s_ = buf.get<float>("lv.wire_s", slots.bytes(scale()));
-    const char* names[3][2] = {{"lv.wire_o0", "lv.wire_s0"}, {"lv.wire_o1", "lv.wire_s1"}, {"lv.wire_oh", "lv.wire_sh"}};
+    send_o_ = buf.get<uint16_t>(name + ".wire_o", slots.bytes(wire_o()));
+    send_s_ = buf.get<float>(name + ".wire_s", slots.bytes(scale()));
     for (int i = 0; i < 3; ++i) {
-      recv_o_[i] = buf.get<uint16_t>(names[i][0], slots.bytes(wire_o()));
-      recv_s_[i] = buf.get<float>(names[i][1], slots.bytes(scale()));
+      recv_o_[i] = buf.get<uint16_t>(name + ".wire_o" + std::to_string(i), slots.bytes(wire_o()));
+      recv_s_[i] = buf.get<float>(name + ".wire_s" + std::to_string(i), slots.bytes(scale()));
     }
   }
 
-  // Exchanges that send chunk c (x rows, at `o` and `l` in slot c of float32 tensors) to `next`, and
-  // receive chunk c of the next partial (y rows) from `prev` for `into`: straight into `o_in`/`l_in`, or,
-  // where packed, into wire buffers that arrived() unpacks. Packing is enqueued here, before the send.
-  std::vector<Exchange> exchanges(int c, const float* o, const float* l, int64_t x, int next, PartialSlot into,
-                                  float* o_in, float* l_in, int64_t y, int prev) {
-    std::vector<Exchange> batch;
-    if (!packed_) {
-      batch.push_back({o, x * rb_.o32, next, o_in, y * rb_.o32, prev});
-    } else {
-      const int i = static_cast<int>(into);
-      uint16_t* so = at(send_o_, wire_o(), c);
-      float* ss = at(send_s_, scale(), c);
-      be_.partial_to_wire(d_, x, o, so, ss);
-      batch.push_back({so, x * rb_.o16, next, at(recv_o_[i], wire_o(), c), y * rb_.o16, prev});
-      batch.push_back({ss, x * rb_.lse, next, at(recv_s_[i], scale(), c), y * rb_.lse, prev});
-    }
-    batch.push_back({l, x * rb_.lse, next, l_in, y * rb_.lse, prev});
-    return batch;
+  // Exchanges that send chunk c (x rows at `o`, in slot c of a float32 tensor) to `next`, and receive
+  // chunk c of the next partial (y rows) from `prev` for `into`: straight into `o_in`, or, where packed,
+  // into wire buffers that arrived() unpacks. Packing is enqueued here, before the send.
+  std::vector<Exchange> exchanges(int c, const float* o, int64_t x, int next, PartialSlot into, float* o_in, int64_t y,
+                                  int prev) {
+    if (!packed_) return {{o, x * rb_.o32, next, o_in, y * rb_.o32, prev}};
+    const int i = static_cast<int>(into);
+    uint16_t* so = at(send_o_, wire_o(), c);
+    float* ss = at(send_s_, scale(), c);
+    be_.partial_to_wire(d_, x, o, so, ss);
+    return {{so, x * rb_.o16, next, at(recv_o_[i], wire_o(), c), y * rb_.o16, prev},
+            {ss, x * rb_.lse, next, at(recv_s_[i], scale(), c), y * rb_.lse, prev}};
   }
 
   // Once the exchange that received chunk c (x rows) for `from` is waited for: that chunk as float32 in

@@ -1,4 +1,4 @@
-// The wire format of LV-XAttn's travelling partial O with PartialPrecision::Float16: each row
+// The wire format of LV-XAttn's travelling partial results (O, dQ) with PartialPrecision::Float16: each row
 // (b, i, h) of D float32 values travels as float16 values times one float32 power-of-two scale, chosen so
 // the row's largest |value| lands in [2^14, 2^15). Scaling by a power of two is exact, so the only
 // rounding is float16's own: at most 2^-11 of each value (values under 2^-29 of the row's largest round

@@ -27,7 +27,8 @@ struct DistProblem {
   int64_t lkv_total = 0;
   bool comm = true;  // false: every rank computes P steps on its own blocks (the no-communication bound)
   double link_gbps = 0;  // the ranks' measured exchange bandwidth (link_probe.h); 0 = unknown
-  // How LV-XAttn's forward sends its partial O between ranks (partial_wire.h); Ring ignores it.
+  // How LV-XAttn sends partial results (forward O, backward dQ) between ranks (partial_wire.h); Ring
+  // ignores it.
   PartialPrecision partials = PartialPrecision::Float32;
 };
 

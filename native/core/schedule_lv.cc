@@ -71,7 +71,7 @@ void first_hop_beside(Backend& be, Transport& tr, Compute&& compute, Post&& post
 // ", link 215 GB/s, 1 chunks, whole": the choices a trace line was made under.
 std::string plan_of(const DistProblem& p, int chunks, const OwnSplit& split) {
   return ", link " + std::to_string(std::lround(p.link_gbps)) + " GB/s, " + std::to_string(chunks) + " chunks, " +
-         (split.second.empty() ? "whole" : "split");
+         (split.second.empty() ? "whole" : "split") + (p.partials == PartialPrecision::Float16 ? ", float16 partials" : "");
 }
 
 // A tensor of the own block in chunk slots, for its first hop: gathered into `slotted`, or, with one chunk
@@ -143,7 +143,7 @@ void DistAttention::lv_forward(const DistFwdArgs& a) {
   const auto chunked_only = [&](const char* name, size_t bytes) { return C > 1 ? buf_->get(name, bytes) : nullptr; };
   float* home_o = static_cast<float*>(chunked_only("lv.home_o", my_lq * rb.o32));
   float* home_l = static_cast<float*>(chunked_only("lv.home_l", my_lq * rb.lse));
-  PartialLink link(be_, *buf_, d, slots, pb_.partials);
+  PartialLink link(be_, *buf_, d, slots, pb_.partials, "lv.o");
 
   const auto own_piece = [&](const OwnPiece& p, float* o, float* l) {
     const PieceAt at = piece_at(d, my_lq, kv, a.mask, p);
@@ -161,10 +161,7 @@ void DistAttention::lv_forward(const DistFwdArgs& a) {
 
   StepClock clock(tr_, stats_);
   stats_.row_chunks = C;
-  Trace mark(be_, rank_, [&] {
-    return "lv forward " + shape_of(pb_) + plan_of(pb_, C, split) +
-           (pb_.partials == PartialPrecision::Float16 ? ", float16 partials" : "");
-  });
+  Trace mark(be_, rank_, [&] { return "lv forward " + shape_of(pb_) + plan_of(pb_, C, split); });
   const void* own_q = own_in_slots(be_, tq, slots, my_lq, a.q, chunked_only("lv.own_q", slots.bytes(tq)));
   const auto* own_m = static_cast<const int32_t*>(
       a.mask ? own_in_slots(be_, tmask, slots, my_lq, a.mask, chunked_only("lv.own_m", slots.bytes(tmask))) : nullptr);
@@ -199,9 +196,10 @@ void DistAttention::lv_forward(const DistFwdArgs& a) {
         be_.lse_merge(d, x, o, l, part_o, part_l);
       }
       mark("visit", t, c);
-      hacc[c] = tr_.post(link.exchanges(c, o, l, x, next, home ? PartialSlot::Home : static_cast<PartialSlot>(1 - s),
-                                        at_byte(home ? home_co : acc_o[1 - s], slots.offset(to, c)),
-                                        at_byte(home ? home_cl : acc_l[1 - s], slots.offset(tl, c)), y, prev));
+      std::vector<Exchange> batch = link.exchanges(c, o, x, next, home ? PartialSlot::Home : static_cast<PartialSlot>(1 - s),
+                                                   at_byte(home ? home_co : acc_o[1 - s], slots.offset(to, c)), y, prev);
+      batch.push_back({l, x * rb.lse, next, at_byte(home ? home_cl : acc_l[1 - s], slots.offset(tl, c)), y * rb.lse, prev});
+      hacc[c] = tr_.post(batch);
     }
   }
   if (split.second.empty()) {
@@ -244,7 +242,7 @@ void DistAttention::lv_backward_local(const DistBwdArgs& a) {
 
 // Q, dO, LSE and D (and the mask) travel like Q in the forward, in the same row chunks where the link is
 // the bottleneck; dK/dV accumulate locally; a float32 dQ accumulator starts at step 1, travels with its
-// block and goes home after step P-1.
+// block (as float32, or as float16 with a per-row scale: PartialLink) and goes home after step P-1.
 void DistAttention::lv_backward(const DistBwdArgs& a) {
   if (!pb_.comm || world_ == 1) return lv_backward_local(a);
   const AttnDims& d = pb_.dims;
@@ -271,6 +269,7 @@ void DistAttention::lv_backward(const DistBwdArgs& a) {
   // Scratch only chunked blocks need (with one chunk, slots are the natural layout).
   const auto chunked_only = [&](const char* name, size_t bytes) { return C > 1 ? buf_->get(name, bytes) : nullptr; };
   float* dq_home = static_cast<float*>(chunked_only("lvb.dq_home", my_lq * rb.o32));
+  PartialLink dq_link(be_, *buf_, d, slots, pb_.partials, "lvb.dq");
 
   // The backward of one piece of the local K/V rows for a block of lq text rows.
   const auto piece_bwd = [&](const OwnPiece& p, int64_t lq, const void* q, const void* dout, const float* lse,
@@ -344,18 +343,22 @@ void DistAttention::lv_backward(const DistBwdArgs& a) {
       }
       if (t > 1) {
         clock.wait(hdq[c]);  // this chunk's dQ so far, from rank r-1
+        dq_link.arrived(c, static_cast<PartialSlot>(s), x, acc);
         be_.add_f32(acc, dq_part, static_cast<size_t>(x * rb.o32 / 4));
       }
       mark("visit", t, c);
-      hdq[c] = tr_.post({{acc, x * rb.o32, next, at_byte(dq_acc[1 - s], slots.offset(to, c)), y * rb.o32, prev}});
+      const bool home = t == P - 1;
+      hdq[c] = tr_.post(dq_link.exchanges(c, acc, x, next, home ? PartialSlot::Home : static_cast<PartialSlot>(1 - s),
+                                          at_byte(dq_acc[1 - s], slots.offset(to, c)), y, prev));
     }
   }
   piece_bwd(split.second, my_lq, a.q, a.dout, a.lse, drow, a.mask, a.dq, /*accumulate_dkv=*/true);
   mark("own2");
-  const float* back = dq_acc[P % 2];  // the others' dQ for this rank's block, in slots
+  float* back = dq_acc[P % 2];  // the others' dQ for this rank's block, in slots
   for (int c = 0; c < C; ++c) {
     clock.wait(hdq[c]);
     mark("got-home", c);
+    dq_link.arrived(c, PartialSlot::Home, chunk(P, c).length, at_byte(back, slots.offset(to, c)));
     if (C > 1) scatter_chunk(be_, to, slots, my_lq, c, back, dq_home);
   }
   be_.add_f32(a.dq, C > 1 ? dq_home : back, static_cast<size_t>(my_lq * rb.o32 / 4));

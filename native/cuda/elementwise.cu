@@ -1,4 +1,4 @@
-// Element-wise and reduction kernels: LSE merge, the partial O's wire form, split-KV combine, adds (dQ split reduce), row_dot, casts,
+// Element-wise and reduction kernels: LSE merge, the partials' float16 wire form, split-KV combine, adds (dQ split reduce), row_dot, casts,
 // fill.
 #include <cfloat>
 #include <cmath>

@@ -31,9 +31,9 @@ export interface DistCall {
   lkvTotal: number;
   /** false: compute every step on the local blocks, moving nothing (the no-communication bound). */
   comm?: boolean;
-  /** How LV-XAttn's forward sends partial outputs between ranks: 'float32' (default) as computed, or
-   * 'float16' with a power-of-two scale per row, half the bytes; it adds at most 2^-11 relative error per
-   * value before the output's own rounding (bf16: 2^-9). Ring ignores it. */
+  /** How LV-XAttn sends partial results between ranks (the forward's O, the backward's dQ): 'float32'
+   * (default) as computed, or 'float16' with a power-of-two scale per row, half the bytes; it adds at most
+   * 2^-11 relative error per value (a bf16 output's own rounding is 2^-9). Ring ignores it. */
   partials?: PartialPrecision;
 }
 

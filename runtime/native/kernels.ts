@@ -47,7 +47,7 @@ export interface Kernels {
   ): AttnBackwardResult;
   /** Merges (partO, partLse) into (accO, accLse) in place by log-sum-exp. */
   lseMerge(dims: AttnDims, lq: number, accO: Float32Array, accLse: Float32Array, partO: Float32Array, partLse: Float32Array): void;
-  /** The partial O's float16 wire form (native/core/partial_wire.h): float16 values and a power-of-two
+  /** A float32 partial's (O, dQ) float16 wire form (native/core/partial_wire.h): float16 values and a power-of-two
    * scale per row [B, H, lq]. */
   partialToWire(dims: AttnDims, lq: number, o: Float32Array): { wire: Uint16Array; scale: Float32Array };
   partialFromWire(dims: AttnDims, lq: number, wire: Uint16Array, scale: Float32Array): Float32Array;

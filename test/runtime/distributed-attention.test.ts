@@ -87,7 +87,7 @@ describe('schedule trace', () => {
         const calls = lines.map((l) => l.split('  ')[0]!);
         // lv-xattn, then lv-xattn with float16 partials (Ring writes no trace).
         const plan = 'B1 H8/1 d32 9x50, link N GB/s, 2 chunks, split';
-        expect(calls.map((c) => c.replace(/link \d+ GB\/s/, 'link N GB/s'))).toEqual([`lv forward ${plan}`, `lv backward ${plan}`, `lv forward ${plan}, float16 partials`, `lv backward ${plan}`]);
+        expect(calls.map((c) => c.replace(/link \d+ GB\/s/, 'link N GB/s'))).toEqual([`lv forward ${plan}`, `lv backward ${plan}`, `lv forward ${plan}, float16 partials`, `lv backward ${plan}, float16 partials`]);
         for (const line of lines) {
           const marks = line.split('  ').slice(1).map((m) => m.split('@'));
           expect(marks[0], line).toEqual(['start', '0.000']);
