@@ -39,19 +39,20 @@ int row_chunks(int64_t max_block_rows, double trip_bytes, double link_gbps, doub
 // (H200 over NVLink: +0.1-0.17 ms a forward at the bench shapes, against hops of 0.02-0.06 ms), so where
 // both hops take under 0.1 ms the block runs whole, first, and the short last hop is left exposed.
 // $XATTN_LV_FIRST_SHARE (0..1) forces a split at that share, for experiments and tests.
-OwnSplit own_split(int64_t batch, int64_t kv_rows, double first_hop_bytes, double last_hop_bytes, double link_gbps) {
+OwnSplit own_split(int64_t batch, int64_t kv_rows, double first_hop_bytes, double last_hop_bytes, double link_gbps,
+                   double wave_rows) {
   static const char* forced = std::getenv("XATTN_LV_FIRST_SHARE");
-  if (forced && *forced) return split_own_block(batch, kv_rows, std::atof(forced));
+  if (forced && *forced) return split_own_block(batch, kv_rows, std::atof(forced), wave_rows);
   constexpr double kSplitWorthSeconds = 100e-6;
   const double total = first_hop_bytes + last_hop_bytes;
   if (link_gbps > 0 && total / (link_gbps * 1e9) < kSplitWorthSeconds) return whole_block(batch, kv_rows);
-  return split_own_block(batch, kv_rows, total > 0 ? first_hop_bytes / total : 0.5);
+  return split_own_block(batch, kv_rows, total > 0 ? first_hop_bytes / total : 0.5, wave_rows);
 }
 
 // The forward sends Q (and the mask) out and brings the partial O and its LSE home; the backward sends Q,
 // dO, LSE and D (and the mask) out and brings dQ home. Partials travel as float32, or as float16 plus a
 // scale per row.
-LvPlan plan_lv(const DistProblem& pb, int world, int rank, bool masked, LvPass pass, double flops_per_second) {
+LvPlan plan_lv(const DistProblem& pb, int world, int rank, bool masked, LvPass pass, const PlanDevice& dev) {
   const sched::RowBytes rb(pb.dims);
   const bool fwd = pass == LvPass::Forward;
   const size_t out_row = (fwd ? rb.q : 2 * rb.q + 2 * rb.lse) + (masked ? rb.mask : 0);
@@ -60,9 +61,9 @@ LvPlan plan_lv(const DistProblem& pb, int world, int rank, bool masked, LvPass p
   const int64_t mq = max_shard(pb.lq_total, world), my_lq = shard_of(pb.lq_total, world, rank).length;
   LvPlan plan;
   plan.chunks = row_chunks(mq, static_cast<double>(mq) * (out_row + home_row), pb.link_gbps,
-                           block_flops(pb.dims, mq, max_shard(pb.lkv_total, world), pass), flops_per_second);
+                           block_flops(pb.dims, mq, max_shard(pb.lkv_total, world), pass), dev.flops_per_second);
   plan.split = own_split(pb.dims.batch, shard_of(pb.lkv_total, world, rank).length, static_cast<double>(my_lq) * out_row,
-                         static_cast<double>(my_lq) * home_row, pb.link_gbps);
+                         static_cast<double>(my_lq) * home_row, pb.link_gbps, fwd ? 0 : dev.bwd_kv_rows_per_wave);
   return plan;
 }
 

@@ -14,7 +14,14 @@ struct LvPlan {
   OwnSplit split;  // how this rank computes its own block
 };
 
-LvPlan plan_lv(const DistProblem& pb, int world, int rank, bool masked, LvPass pass, double flops_per_second);
+// What the plan needs to know of the backend: its nominal attention rate, and the visual rows its backward
+// kernel covers in one wave (Backend::bwd_kv_rows_per_wave; 0 = waves unknown).
+struct PlanDevice {
+  double flops_per_second = 0;
+  double bwd_kv_rows_per_wave = 0;
+};
+
+LvPlan plan_lv(const DistProblem& pb, int world, int rank, bool masked, LvPass pass, const PlanDevice& dev);
 
 // Two chunks where a block's round trip (trip_bytes at link_gbps) takes more than 0.6 of its compute
 // (block_flops at flops_per_second) and each chunk keeps >= 256 rows, else one (lv_plan.cc says why).
@@ -22,7 +29,8 @@ int row_chunks(int64_t max_block_rows, double trip_bytes, double link_gbps, doub
                double flops_per_second);
 
 // The owner's block whole where both its hops take under 0.1 ms at the link's speed, else in two pieces
-// at the first hop's share of the bytes (lv_plan.cc says why).
-OwnSplit own_split(int64_t batch, int64_t kv_rows, double first_hop_bytes, double last_hop_bytes, double link_gbps);
+// at the first hop's share of the bytes, on a whole wave where wave_rows > 0 (lv_plan.cc says why).
+OwnSplit own_split(int64_t batch, int64_t kv_rows, double first_hop_bytes, double last_hop_bytes, double link_gbps,
+                   double wave_rows);
 
 }  // namespace xattn

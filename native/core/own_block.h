@@ -28,8 +28,11 @@ inline OwnSplit whole_block(int64_t batch, int64_t lkv) {
 }
 
 // Splits the batch when there are several (disjoint outputs, contiguous in every tensor), else the
-// visual rows, at `first_share` of the work. Long visual shards split on a 128-row tile boundary.
-inline OwnSplit split_own_block(int64_t batch, int64_t lkv, double first_share) {
+// visual rows, at `first_share` of the work. Long visual shards split on a 128-row tile boundary. Where
+// the kernel covers `wave_rows` visual rows with one CTA on every SM (0: unknown), the first piece ends on
+// a whole wave: a piece that spills a few tiles into one more wave pays for all of it (2/3 of a 16K-row
+// shard at 8 kv heads on 132 SMs: 6 waves and 3 where the block whole takes 8).
+inline OwnSplit split_own_block(int64_t batch, int64_t lkv, double first_share, double wave_rows = 0) {
   const double share = std::clamp(std::isfinite(first_share) ? first_share : 0.5, 0.0, 1.0);
   OwnSplit s;
   if (batch >= 2) {
@@ -39,7 +42,12 @@ inline OwnSplit split_own_block(int64_t batch, int64_t lkv, double first_share) 
     return s;
   }
   const int64_t tile = lkv >= 1024 ? 128 : 1;
-  const int64_t k0 = std::min<int64_t>(lkv, std::llround(share * lkv / tile) * tile);
+  int64_t k0 = std::min<int64_t>(lkv, std::llround(share * lkv / tile) * tile);
+  if (wave_rows >= tile && lkv > wave_rows) {
+    const double waves = static_cast<double>(lkv) / wave_rows;
+    const int64_t k = std::clamp<int64_t>(std::llround(share * waves), 1, static_cast<int64_t>(std::ceil(waves)) - 1);
+    k0 = static_cast<int64_t>(k * wave_rows / tile) * tile;
+  }
   s.first = {0, batch, 0, k0};
   s.second = {0, batch, k0, lkv - k0};
   s.along_kv = true;

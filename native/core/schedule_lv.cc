@@ -68,6 +68,10 @@ void first_hop_beside(Backend& be, Transport& tr, Compute&& compute, Post&& post
   post_first_hop();
 }
 
+PlanDevice plan_device(const Backend& be, const AttnDims& d) {
+  return {be.attention_flops_per_second(), be.bwd_kv_rows_per_wave(d)};
+}
+
 // ", link 215 GB/s, 1 chunks, whole": the choices a trace line was made under.
 std::string plan_of(const DistProblem& p, int chunks, const OwnSplit& split) {
   return ", link " + std::to_string(std::lround(p.link_gbps)) + " GB/s, " + std::to_string(chunks) + " chunks, " +
@@ -120,7 +124,7 @@ void DistAttention::lv_forward(const DistFwdArgs& a) {
   const int P = world_, r = rank_, next = mod(r + 1, P), prev = mod(r - 1, P);
   const Shard kv = shard_of(pb_.lkv_total, P, r);
   const int64_t mq = max_shard(pb_.lq_total, P), my_lq = local_lq();
-  const LvPlan plan = plan_lv(pb_, P, r, a.mask != nullptr, LvPass::Forward, be_.attention_flops_per_second());
+  const LvPlan plan = plan_lv(pb_, P, r, a.mask != nullptr, LvPass::Forward, plan_device(be_, d));
   const int C = plan.chunks;
   const OwnSplit& split = plan.split;
   const auto chunk = [&](int t, int c) { return shard_of(visiting_lq(t), C, c); };  // rows of chunk c at step t
@@ -250,7 +254,7 @@ void DistAttention::lv_backward(const DistBwdArgs& a) {
   const int P = world_, r = rank_, next = mod(r + 1, P), prev = mod(r - 1, P);
   const Shard kv = shard_of(pb_.lkv_total, P, r);
   const int64_t mq = max_shard(pb_.lq_total, P), my_lq = local_lq();
-  const LvPlan plan = plan_lv(pb_, P, r, a.mask != nullptr, LvPass::Backward, be_.attention_flops_per_second());
+  const LvPlan plan = plan_lv(pb_, P, r, a.mask != nullptr, LvPass::Backward, plan_device(be_, d));
   const int C = plan.chunks;
   const OwnSplit& split = plan.split;
   const auto chunk = [&](int t, int c) { return shard_of(visiting_lq(t), C, c); };  // rows of chunk c at step t

@@ -29,7 +29,7 @@ struct RowStats {  // per query tile, written by the producer warp
 
 template <int D>
 struct BwdCfg {
-  static constexpr int BN = 128, BQ = D == 128 ? 64 : 128;  // KV rows per CTA, query rows per tile
+  static constexpr int BN = kSm90BwdKvRows, BQ = D == 128 ? 64 : 128;  // KV rows per CTA, query rows per tile
   static constexpr int kThreads = 384;
   static constexpr int kKVBytes = BN * D * 2;
   static constexpr int kQBytes = BQ * D * 2;   // one Q or dO stage

@@ -329,6 +329,13 @@ void CudaBackend::attn_bwd(const AttnDims& d, const AttnBlock& b, const AttnBwdI
   if (a.dq_splits > 1) cuda::add_f32_parts(dq_n, a.dq_splits, a.dq_part, io.dq, stream_);
 }
 
+// The Hopper backward runs one CTA per SM over a grid of K/V tiles x batch x kv heads; other kernels
+// leave waves to the plan's defaults.
+double CudaBackend::bwd_kv_rows_per_wave(const AttnDims& d) const {
+  if (!sm90_ || !cuda::tc_supported(d.dtype, d.head_dim) || d.batch * d.kv_heads <= 0) return 0;
+  return static_cast<double>(sm_count_) * cuda::kSm90BwdKvRows / static_cast<double>(d.batch * d.kv_heads);
+}
+
 void CudaBackend::lse_merge(const AttnDims& d, int64_t lq, float* acc_o, float* acc_lse, const float* part_o,
                             const float* part_lse) {
   d.validate();

@@ -17,7 +17,10 @@ export interface LvPlanQuery {
   linkGbps: number;
   /** The backend's nominal attention rate (CPU 5e10; Hopper 3e12 per SM). */
   flopsPerSecond: number;
-  /** The forward's partial outputs on the wire (engine DistCall.partials); default 'float32'. */
+  /** Visual rows the backend's backward kernel covers in one wave (all SMs busy once); 0 or absent where
+   * unknown (CPU). The backward's own block then splits on a whole wave. */
+  bwdKvRowsPerWave?: number;
+  /** Partial results on the wire (engine DistCall.partials); default 'float32'. */
   partials?: PartialPrecision;
 }
 

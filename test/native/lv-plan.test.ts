@@ -56,6 +56,22 @@ describe('LV-XAttn plan, general rules', () => {
     expect(() => plan(1024, 65536, 23, 'forward', { partials: 'bfloat16' as never })).toThrow(/partials must be 'float32' or 'float16', got 'bfloat16'/);
   });
 
+  it("splits the backward's own block on a whole wave of its kernel", () => {
+    // 4096x32K: 16384 visual rows a rank, 128-row tiles x 8 kv heads on 132 SMs: 2112 rows a wave, 7.76 waves
+    const wave = (132 * 128) / 8;
+    const waves = (rows: number) => Math.ceil(((rows / 128) * 8) / 132);
+    for (const partials of ['float32', 'float16'] as const) {
+      const p = plan(4096, 32768, 23, 'backward', { partials, bwdKvRowsPerWave: wave });
+      expect(p.firstKvRows % 128, partials).toBe(0);
+      expect(waves(p.firstKvRows) + waves(16384 - p.firstKvRows), `${partials}: waves of both pieces`).toBe(waves(16384));
+    }
+    // the float16 byte share (2/3) would spill: 85 tiles take 6 waves and the other 43 tiles 3
+    expect(plan(4096, 32768, 23, 'backward', { partials: 'float16' }).firstKvRows).toBe(85 * 128);
+    expect(plan(4096, 32768, 23, 'backward', { partials: 'float16', bwdKvRowsPerWave: wave }).firstKvRows).toBe(82 * 128); // 5 waves
+    // the forward's grid fills the GPU by splitting the keys: no wave to snap to
+    expect(plan(4096, 32768, 23, 'forward', { bwdKvRowsPerWave: wave })).toEqual(plan(4096, 32768, 23, 'forward'));
+  });
+
   it('splits along the batch when there are several', () => {
     const p = plan(1024, 65536, 23, 'forward', { dims: { ...dims, batch: 4 } });
     expect(p.ownBlock).toBe('batch');
