@@ -44,8 +44,9 @@ class Backend {
   // Roughly what the attention kernels sustain, in FLOP/s. Schedules weigh a block's compute against its
   // transfer time with it to choose how finely to pipeline; only its order of magnitude matters.
   virtual double attention_flops_per_second() const = 0;
-  // Visual rows the backward kernel covers with one CTA on every SM (0 where waves do not matter, as on
-  // CPU): LV-XAttn splits a block's backward on whole waves.
+  // Visual rows the backward kernel covers with one CTA on every SM it can have (fewer beside transfers
+  // that take SMs: set_comm_overlap); 0 where waves do not matter, as on CPU. LV-XAttn splits a block's
+  // backward on whole waves.
   virtual double bwd_kv_rows_per_wave(const AttnDims& /*d*/) const { return 0; }
   // Timeline marks, for diagnosing schedules ($XATTN_TRACE): a mark's time is when the compute stream
   // reaches it. trace_take() waits for the stream and returns the marks since the last take, in ms
