@@ -10,6 +10,10 @@ namespace xattn {
 
 namespace {
 
+// Beside the kernels a transfer runs slower than the probe saw (NCCL's copies share SMs and memory with
+// them): plans count on this share of the probed bandwidth.
+constexpr double kLinkBoundShare = 0.6;
+
 // FLOPs of one text block of `rows` rows against a K/V shard: the forward's two GEMMs, the backward's five.
 double block_flops(const AttnDims& d, int64_t rows, int64_t kv_rows, LvPass pass) {
   return (pass == LvPass::Backward ? 10.0 : 4.0) * d.batch * d.heads * d.head_dim * static_cast<double>(rows) * kv_rows;
@@ -18,9 +22,9 @@ double block_flops(const AttnDims& d, int64_t rows, int64_t kv_rows, LvPass pass
 }  // namespace
 
 // Chunking pays where the link sets the pace: one chunk's compute and trip home then overlap the next
-// chunk's transfer. The 0.6: beside the kernels a transfer runs slower than the probe saw (NCCL's copies
-// share SMs and memory with them); on 2x H200 over host memory, chunks paid off at trip/compute 0.8
-// (forward 1024x64K, backward 4096x32K) and cost at 0.4 (backward 1024x64K). Elsewhere the owner's split
+// chunk's transfer. Counted at the probe's speed, the trip must exceed kLinkBoundShare of the compute: on
+// 2x H200 over host memory, chunks paid off at trip/compute 0.8 (forward 1024x64K, backward 4096x32K) and
+// cost at 0.4 (backward 1024x64K). Elsewhere the owner's split
 // block hides the hops, and every extra call re-reads the K/V shard (and in the backward
 // read-modify-writes its float32 dK/dV). $XATTN_LV_CHUNKS overrides it (both passes), for experiments.
 int row_chunks(int64_t max_block_rows, double trip_bytes, double link_gbps, double block_flops,
@@ -28,7 +32,6 @@ int row_chunks(int64_t max_block_rows, double trip_bytes, double link_gbps, doub
   static const char* forced = std::getenv("XATTN_LV_CHUNKS");
   if (forced && *forced) return std::max(1, std::atoi(forced));
   constexpr int64_t kMinChunkRows = 256;
-  constexpr double kLinkBoundShare = 0.6;
   if (max_block_rows < 2 * kMinChunkRows || link_gbps <= 0 || flops_per_second <= 0) return 1;
   const double trip_seconds = trip_bytes / (link_gbps * 1e9), compute_seconds = block_flops / flops_per_second;
   return trip_seconds > kLinkBoundShare * compute_seconds ? 2 : 1;
@@ -37,7 +40,9 @@ int row_chunks(int64_t max_block_rows, double trip_bytes, double link_gbps, doub
 // Two pieces hide the first and the last hop; the first piece's share is what the first hop needs to
 // hide, relative to the last. But each piece is a shorter kernel beside an NCCL kernel that holds SMs
 // (H200 over NVLink: +0.1-0.17 ms a forward at the bench shapes, against hops of 0.02-0.06 ms), so where
-// both hops take under 0.1 ms the block runs whole, first, and the short last hop is left exposed.
+// both hops take under 0.1 ms (at kLinkBoundShare of the probed bandwidth) the block runs whole, first, and
+// the short last hop is left exposed. At the probe's full speed, 256x128K over host memory with float16
+// partials (2.1 MB of hops, 87 us) ran whole and waited 0.21 ms for its result to come home.
 // $XATTN_LV_FIRST_SHARE (0..1) forces a split at that share, for experiments and tests.
 OwnSplit own_split(int64_t batch, int64_t kv_rows, double first_hop_bytes, double last_hop_bytes, double link_gbps,
                    double wave_rows) {
@@ -45,7 +50,7 @@ OwnSplit own_split(int64_t batch, int64_t kv_rows, double first_hop_bytes, doubl
   if (forced && *forced) return split_own_block(batch, kv_rows, std::atof(forced), wave_rows);
   constexpr double kSplitWorthSeconds = 100e-6;
   const double total = first_hop_bytes + last_hop_bytes;
-  if (link_gbps > 0 && total / (link_gbps * 1e9) < kSplitWorthSeconds) return whole_block(batch, kv_rows);
+  if (link_gbps > 0 && total / (kLinkBoundShare * link_gbps * 1e9) < kSplitWorthSeconds) return whole_block(batch, kv_rows);
   return split_own_block(batch, kv_rows, total > 0 ? first_hop_bytes / total : 0.5, wave_rows);
 }
 
