@@ -11,7 +11,7 @@ namespace xattn {
 namespace {
 
 // Beside the kernels a transfer runs slower than the probe saw (NCCL's copies share SMs and memory with
-// them): plans count on this share of the probed bandwidth.
+// them): the owner's split counts on this share of the probed bandwidth.
 constexpr double kLinkBoundShare = 0.6;
 
 // FLOPs of one text block of `rows` rows against a K/V shard: the forward's two GEMMs, the backward's five.
@@ -22,9 +22,10 @@ double block_flops(const AttnDims& d, int64_t rows, int64_t kv_rows, LvPass pass
 }  // namespace
 
 // Chunking pays where the link sets the pace: one chunk's compute and trip home then overlap the next
-// chunk's transfer. Counted at the probe's speed, the trip must exceed kLinkBoundShare of the compute: on
-// 2x H200 over host memory, chunks paid off at trip/compute 0.8 (forward 1024x64K, backward 4096x32K) and
-// cost at 0.4 (backward 1024x64K). Elsewhere the owner's split
+// chunk's transfer. Counted at the probe's speed, the trip must exceed 0.7 of the compute: on 2x H200 over
+// host memory, chunks paid off at trip/compute 0.8 (forward 1024x64K) and 0.87 (backward 4096x32K), and cost
+// at 0.66 (backward 4096x32K with float16 partials: 7.66 against 7.46 ms) and 0.4 (backward 1024x64K).
+// Elsewhere the owner's split
 // block hides the hops, and every extra call re-reads the K/V shard (and in the backward
 // read-modify-writes its float32 dK/dV). $XATTN_LV_CHUNKS overrides it (both passes), for experiments.
 int row_chunks(int64_t max_block_rows, double trip_bytes, double link_gbps, double block_flops,
@@ -34,7 +35,8 @@ int row_chunks(int64_t max_block_rows, double trip_bytes, double link_gbps, doub
   constexpr int64_t kMinChunkRows = 256;
   if (max_block_rows < 2 * kMinChunkRows || link_gbps <= 0 || flops_per_second <= 0) return 1;
   const double trip_seconds = trip_bytes / (link_gbps * 1e9), compute_seconds = block_flops / flops_per_second;
-  return trip_seconds > kLinkBoundShare * compute_seconds ? 2 : 1;
+  constexpr double kChunkWorthRatio = 0.7;
+  return trip_seconds > kChunkWorthRatio * compute_seconds ? 2 : 1;
 }
 
 // Two pieces hide the first and the last hop; the first piece's share is what the first hop needs to

@@ -23,7 +23,7 @@ struct PlanDevice {
 
 LvPlan plan_lv(const DistProblem& pb, int world, int rank, bool masked, LvPass pass, const PlanDevice& dev);
 
-// Two chunks where a block's round trip (trip_bytes at link_gbps) takes more than 0.6 of its compute
+// Two chunks where a block's round trip (trip_bytes at link_gbps) takes more than 0.7 of its compute
 // (block_flops at flops_per_second) and each chunk keeps >= 256 rows, else one (lv_plan.cc says why).
 int row_chunks(int64_t max_block_rows, double trip_bytes, double link_gbps, double block_flops,
                double flops_per_second);

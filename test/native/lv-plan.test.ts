@@ -1,6 +1,6 @@
 // LV-XAttn's pipelining decisions (native/core/lv_plan.cc), at the bench shapes on the three
-// interconnects of 2x H200 where they were measured: row chunks only where a block's trip outlasts 0.6 of
-// its compute, the owner's block whole only where both its hops are shorter than 0.1 ms (both at 0.6 of the probed link).
+// interconnects of 2x H200 where they were measured: row chunks only where a block's trip outlasts 0.7 of
+// its compute, the owner's block whole only where both its hops are shorter than 0.1 ms at 0.6 of the probed link.
 import { describe, expect, it } from 'vitest';
 import { lvPlan, type LvPlanQuery } from '../../runtime/native/schedules.js';
 
@@ -53,6 +53,9 @@ describe('LV-XAttn plan, general rules', () => {
     expect(plan(1024, 65536, 0, 'backward', { partials: 'float16' }).firstKvRows).toBe(Math.round((bshare * 32768) / 128) * 128);
     // 1024x64K over host memory: the forward's trip (Q + half of O) no longer outlasts 0.6 of the compute
     expect(plan(1024, 65536, 23, 'forward', { partials: 'float16' }).chunks).toBe(1);
+    // 4096x32K backward over host memory: trip/compute 0.66 with float16 dQ (one chunk), 0.87 with float32 (two)
+    expect(plan(4096, 32768, 23, 'backward', { partials: 'float16' }).chunks).toBe(1);
+    expect(plan(4096, 32768, 23, 'backward').chunks).toBe(2);
     // 256x128K over host memory: 2.1 MB of hops, 87 us at the probe's speed but not beside the kernels
     expect(plan(256, 131072, 23, 'forward', { partials: 'float16' }).ownBlock).toBe('kv');
     expect(() => plan(1024, 65536, 23, 'forward', { partials: 'bfloat16' as never })).toThrow(/partials must be 'float32' or 'float16', got 'bfloat16'/);
