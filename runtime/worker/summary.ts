@@ -7,6 +7,8 @@ import type { RankResult } from './attention-bench.js';
 export interface RunSummary {
   job: string;
   algorithm: string;
+  /** Set where LV-XAttn's partial results travel as float16 (attention.partials). */
+  partials?: 'float16';
   mode: string;
   worldSize: number;
   backend: string;
@@ -36,6 +38,7 @@ export function summarize(job: XAttnJob, backend: string, ranks: RankResult[], e
   return {
     job: job.metadata.name,
     algorithm: job.spec.attention.algorithm,
+    ...(job.spec.attention.algorithm === 'lv-xattn' && job.spec.attention.partials === 'float16' ? { partials: 'float16' as const } : {}),
     mode: w.mode,
     worldSize: P,
     backend,
@@ -59,7 +62,7 @@ const si = (x: number, unit: string) => {
 
 export function formatSummary(s: RunSummary): string {
   const rows: [string, string][] = [
-    ['job', `${s.job} (${s.mode}, ${s.algorithm}, ${s.worldSize} worker${s.worldSize > 1 ? 's' : ''}, ${s.backend})`],
+    ['job', `${s.job} (${s.mode}, ${s.algorithm}${s.partials ? ` with ${s.partials} partials` : ''}, ${s.worldSize} worker${s.worldSize > 1 ? 's' : ''}, ${s.backend})`],
     [s.mode === 'train' ? 'steps run' : 'steps timed', String(s.steps)],
     ['step time', `${(s.stepSeconds * 1000).toFixed(2)} ms${s.mode === 'train' && s.steps > 1 ? ' (mean after the first step)' : ''}`],
     ['text tokens/s', si(s.textTokensPerSecond, 'tok/s')],

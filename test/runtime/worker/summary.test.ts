@@ -24,6 +24,14 @@ describe('run summary', () => {
     expect(formatSummary(s)).toMatch(/link between ranks\s+240\.0 GB\/s \(probed ring exchange; nccl, copy engines to 1 of 1 peers\)/);
   });
 
+  it('says where LV-XAttn sends float16 partials, and only for LV-XAttn', () => {
+    const as = (algorithm: 'lv-xattn' | 'ring', partials: 'float32' | 'float16') =>
+      formatSummary(summarize({ ...job, spec: { ...job.spec, attention: { ...job.spec.attention, algorithm, partials } } }, 'cpu', [rank(0, 0.1)]));
+    expect(as('lv-xattn', 'float16')).toMatch(/job\s+quickstart \(\w+, lv-xattn with float16 partials, 1 worker, cpu\)/);
+    expect(as('lv-xattn', 'float32')).toMatch(/lv-xattn, 1 worker/);
+    expect(as('ring', 'float16')).toMatch(/ring, 1 worker/);
+  });
+
   it('leaves the link out where no link was probed (one rank)', () => {
     const s = summarize(job, 'cpu', [rank(0, 0.1)], { linkGbps: 0, linkPath: 'nccl' });
     expect(s.linkGbps).toBeUndefined();
