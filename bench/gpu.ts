@@ -80,6 +80,7 @@ interface DistRow {
    * bound (its bytes at link_gbps; the same no-comm step). */
   lvxattn_f16_ms: number;
   lvxattn_f16_fwd_ms: number;
+  lv_f16_row_chunks: { fwd: number; bwd: number };
   lv_f16_bytes_per_step: number;
   lv_f16_bound_ratio: number;
   lv_speedup_vs_ring: number;
@@ -228,7 +229,7 @@ function rowOf(s: Shape, interconnect: string, cases: RankCase[], link: number |
     transport_path: path,
     lv_bytes_per_step: lvBytes, ring_bytes_per_step: worst((c) => c.ring.bytes_per_step),
     lv_bound_ratio: lv / Math.max(nocomm, moveMs(lvBytes)), lv_speedup_vs_ring: ring / lv,
-    lvxattn_f16_ms: lv16, lvxattn_f16_fwd_ms: worst((c) => c.lv16.fwd_ms), lv_f16_bytes_per_step: lv16Bytes,
+    lvxattn_f16_ms: lv16, lvxattn_f16_fwd_ms: worst((c) => c.lv16.fwd_ms), lv_f16_row_chunks: cases[0]!.lv16.row_chunks, lv_f16_bytes_per_step: lv16Bytes,
     lv_f16_bound_ratio: lv16 / Math.max(nocomm, moveMs(lv16Bytes)),
     lv_tflops_per_gpu: flops / P / lv / 1e9, ring_tflops_per_gpu: flops / P / ring / 1e9,
     peak_memory_bytes: { lv: worst((c) => c.lv.memory_peak_bytes), ring: worst((c) => c.ring.memory_peak_bytes) },
@@ -267,6 +268,7 @@ const COLUMNS: [string, number, (r: DistRow & Partial<ScalingRow>) => string][] 
   ['LV/bound', 8, (r) => num(r.lv_bound_ratio, 3)],
   ['LV f16', 6, (r) => num(r.lvxattn_f16_ms, 2)],
   ['f16 fwd', 7, (r) => num(r.lvxattn_f16_fwd_ms, 2)],
+  ['f16 ch', 6, (r) => `${r.lv_f16_row_chunks.fwd}/${r.lv_f16_row_chunks.bwd}`],
   ['f16/bound', 9, (r) => num(r.lv_f16_bound_ratio, 3)],
   ['Ring/LV', 7, (r) => num(r.lv_speedup_vs_ring, 2)],
   ['LV TF/GPU', 9, (r) => sig3(r.lv_tflops_per_gpu)],
