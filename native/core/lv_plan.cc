@@ -23,11 +23,11 @@ double block_flops(const AttnDims& d, int64_t rows, int64_t kv_rows, LvPass pass
 
 // Chunking pays where the link sets the pace: one chunk's compute and trip home then overlap the next
 // chunk's transfer. Counted at the probe's speed, the trip must exceed 0.7 of the compute: on 2x H200 over
-// host memory, chunks paid off at trip/compute 0.8 (forward 1024x64K) and 0.87 (backward 4096x32K), and cost
-// at 0.66 (backward 4096x32K with float16 partials: 7.66 against 7.46 ms) and 0.4 (backward 1024x64K).
-// Elsewhere the owner's split
-// block hides the hops, and every extra call re-reads the K/V shard (and in the backward
-// read-modify-writes its float32 dK/dV). $XATTN_LV_CHUNKS overrides it (both passes), for experiments.
+// host memory, chunks paid off at trip/compute 0.8 (forward 1024x64K) and 0.87 (backward 4096x32K), and
+// cost at 0.66 (backward 4096x32K with float16 partials: 7.66 against 7.46 ms) and 0.4 (backward
+// 1024x64K). Elsewhere the owner's split block hides the hops, and every extra call re-reads the K/V shard
+// (and in the backward read-modify-writes its float32 dK/dV). $XATTN_LV_CHUNKS overrides it (both
+// passes), for experiments.
 int row_chunks(int64_t max_block_rows, double trip_bytes, double link_gbps, double block_flops,
                double flops_per_second) {
   static const char* forced = std::getenv("XATTN_LV_CHUNKS");
