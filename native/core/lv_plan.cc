@@ -52,7 +52,8 @@ OwnSplit own_split(int64_t batch, int64_t kv_rows, double first_hop_bytes, doubl
   if (forced && *forced) return split_own_block(batch, kv_rows, std::atof(forced), wave_rows);
   constexpr double kSplitWorthSeconds = 100e-6;
   const double total = first_hop_bytes + last_hop_bytes;
-  if (link_gbps > 0 && total / (kLinkBoundShare * link_gbps * 1e9) < kSplitWorthSeconds) return whole_block(batch, kv_rows);
+  if (link_gbps > 0 && total / (kLinkBoundShare * link_gbps * 1e9) < kSplitWorthSeconds)
+    return whole_block(batch, kv_rows);
   return split_own_block(batch, kv_rows, total > 0 ? first_hop_bytes / total : 0.5, wave_rows);
 }
 
