@@ -5,6 +5,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "cuda/driver_entry.h"
 
 namespace xattn::cuda {
 namespace {
@@ -14,13 +15,7 @@ using EncodeTiled = CUresult (*)(CUtensorMap*, CUtensorMapDataType, cuuint32_t, 
                                  CUtensorMapSwizzle, CUtensorMapL2promotion, CUtensorMapFloatOOBfill);
 
 EncodeTiled encoder() {
-  static const EncodeTiled fn = [] {
-    void* p = nullptr;
-    cudaDriverEntryPointQueryResult q{};
-    const cudaError_t e = cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &p, 12000, cudaEnableDefault, &q);
-    if (e != cudaSuccess || q != cudaDriverEntryPointSuccess) p = nullptr;
-    return reinterpret_cast<EncodeTiled>(p);
-  }();
+  static const EncodeTiled fn = driver_fn<EncodeTiled>("cuTensorMapEncodeTiled", 12000);
   require(fn != nullptr, ErrorCode::Cuda, "the CUDA driver does not provide cuTensorMapEncodeTiled");
   return fn;
 }

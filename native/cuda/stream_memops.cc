@@ -1,5 +1,7 @@
 #include "cuda/stream_memops.h"
 
+#include "cuda/driver_entry.h"
+
 namespace xattn::cuda {
 namespace {
 
@@ -23,19 +25,13 @@ struct Loaded {
 
 Loaded load() {
   Loaded l;
-  void* w = nullptr;
-  void* v = nullptr;
-  cudaDriverEntryPointQueryResult qw{}, qv{};
   // Version 12000 selects the _v2 entry points (CUDA >= 11.7), which need no driver module option.
-  if (cudaGetDriverEntryPointByVersion("cuStreamWaitValue32", &w, 12000, cudaEnableDefault, &qw) != cudaSuccess ||
-      cudaGetDriverEntryPointByVersion("cuStreamWriteValue32", &v, 12000, cudaEnableDefault, &qv) != cudaSuccess ||
-      qw != cudaDriverEntryPointSuccess || qv != cudaDriverEntryPointSuccess || !w || !v) {
-    cudaGetLastError();
+  g_wait = driver_fn<DriverWait>("cuStreamWaitValue32", 12000);
+  g_write = driver_fn<DriverWait>("cuStreamWriteValue32", 12000);
+  if (!g_wait || !g_write) {
     l.why = "the CUDA driver has no cuStreamWaitValue32/cuStreamWriteValue32";
     return l;
   }
-  g_wait = reinterpret_cast<DriverWait>(w);
-  g_write = reinterpret_cast<DriverWait>(v);
   l.ops.wait_geq = wait_geq;
   l.ops.write = write;
   return l;
