@@ -35,9 +35,10 @@ class Backend {
   virtual uint64_t memory_total() { return 0; }  // the device's memory (0 on CPU)
   // Most bytes held in tensors at once since the last reset (0 where the backend does not track it).
   virtual uint64_t memory_peak(bool /*reset*/) { return 0; }
-  // A hint from a schedule: transfers run alongside the kernels that follow (until set back to false),
-  // so a GPU backend sizes its grids to absorb the SMs a transfer kernel holds. No effect on CPU.
-  virtual void set_comm_overlap(bool /*on*/) {}
+  // A hint from a schedule: transfers run alongside the kernels that follow, each holding about `sms` SMs
+  // (Transport::transfer_sms; 0: none, until set again), so a GPU backend sizes its grids to absorb them.
+  // No effect on CPU.
+  virtual void set_transfer_sms(int /*sms*/) {}
   // True where calls only enqueue work (CUDA): host work after a launch, such as posting a transfer,
   // then overlaps the kernel. False where every call runs to completion first (CPU).
   virtual bool enqueues() const { return false; }
@@ -45,7 +46,7 @@ class Backend {
   // transfer time with it to choose how finely to pipeline; only its order of magnitude matters.
   virtual double attention_flops_per_second() const = 0;
   // Visual rows the backward kernel covers with one CTA on every SM it can have (fewer beside transfers
-  // that take SMs: set_comm_overlap); 0 where waves do not matter, as on CPU. LV-XAttn splits a block's
+  // that take SMs: set_transfer_sms); 0 where waves do not matter, as on CPU. LV-XAttn splits a block's
   // backward on whole waves.
   virtual double bwd_kv_rows_per_wave(const AttnDims& /*d*/) const { return 0; }
   // Timeline marks, for diagnosing schedules ($XATTN_TRACE): a mark's time is when the compute stream

@@ -66,16 +66,16 @@ class StepClock {
 };
 
 // For the lifetime of a schedule call: tells the transport what the call's transfers need, and the
-// backend whether transfers run on SMs beside its kernels (so its grids leave room for them).
+// backend how many SMs its transfers hold beside its kernels (so its grids leave room for them).
 class TransferScope {
  public:
   TransferScope(Backend& be, Transport& tr, TransferNeed need, bool comm) : be_(be), tr_(tr) {
     tr_.set_transfer_need(need);
-    overlap_ = comm && tr_.world_size() > 1 && tr_.transfers_use_sms();
-    if (overlap_) be_.set_comm_overlap(true);
+    sms_ = comm && tr_.world_size() > 1 ? tr_.transfer_sms() : 0;
+    if (sms_) be_.set_transfer_sms(sms_);
   }
   ~TransferScope() {
-    if (overlap_) be_.set_comm_overlap(false);
+    if (sms_) be_.set_transfer_sms(0);
     tr_.set_transfer_need(TransferNeed::ComputeBeside);
   }
   TransferScope(const TransferScope&) = delete;
@@ -84,7 +84,7 @@ class TransferScope {
  private:
   Backend& be_;
   Transport& tr_;
-  bool overlap_;
+  int sms_;
 };
 
 }  // namespace sched

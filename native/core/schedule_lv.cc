@@ -190,9 +190,9 @@ void DistAttention::lv_forward(const DistFwdArgs& a) {
         // At P = 2 in one chunk no transfer is in flight here (the block has arrived, its result is not
         // posted yet): the backend's plain grid, sized for an idle GPU, is then the fastest.
         const bool alone = P == 2 && C == 1 && tr_.transfers_use_sms();
-        if (alone) be_.set_comm_overlap(false);
+        if (alone) be_.set_transfer_sms(0);
         be_.attn_fwd(d, blk, {q, a.k, a.v, o, l});
-        if (alone) be_.set_comm_overlap(true);
+        if (alone) be_.set_transfer_sms(tr_.transfer_sms());
       } else {
         be_.attn_fwd(d, blk, {q, a.k, a.v, part_o, part_l});
         clock.wait(hacc[c]);  // this chunk's accumulator, from rank r-1

@@ -57,9 +57,12 @@ class Transport {
 
   // Applies to the posts that follow, until changed; ComputeBeside is the default.
   virtual void set_transfer_need(TransferNeed /*need*/) {}
-  // Whether point-to-point transfers run on SMs beside compute (NCCL kernels), so kernels should leave
-  // room for them; copy engines and CPU threads do not.
-  virtual bool transfers_use_sms() const { return false; }
+  // About how many SMs a point-to-point transfer holds while it runs beside compute (NCCL's kernels: a CTA
+  // per channel), so kernels can leave room for it; 0 where transfers take none (copy engines, CPU
+  // threads), kManyTransferSms where there may be many.
+  static constexpr int kManyTransferSms = 16;
+  virtual int transfer_sms() const { return 0; }
+  bool transfers_use_sms() const { return transfer_sms() > 0; }
   // How point-to-point transfers travel, for logs and engine.info() (e.g. "nccl, copy engines to 1 of 1 peers").
   virtual std::string describe() const { return name(); }
 

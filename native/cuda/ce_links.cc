@@ -74,12 +74,14 @@ bool CopyEngineLinks::enabled_by_env(std::string* why) {
     if (why) *why = "XATTN_COPY_ENGINE=0";
     return false;
   }
-  if (env_off("NCCL_P2P_DISABLE", false)) {
+  if (nccl_p2p_disabled()) {
     if (why) *why = "NCCL_P2P_DISABLE is set";
     return false;
   }
   return true;
 }
+
+bool CopyEngineLinks::nccl_p2p_disabled() { return env_off("NCCL_P2P_DISABLE", false); }
 
 CopyEngineLinks::CopyEngineLinks(int rank, int world, int device, Gather gather)
     : rank_(rank),

@@ -52,6 +52,7 @@ class CopyEngineLinks {
   void release_waits();
 
   static bool enabled_by_env(std::string* why);
+  static bool nccl_p2p_disabled();  // $NCCL_P2P_DISABLE is set: NCCL goes through host memory or the network
 
  private:
   struct Peer {

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "core/error.h"
+#include "core/transport.h"
 #include "cuda/cuda_check.h"
 #include "cuda/kernels.h"
 
@@ -289,7 +290,9 @@ void CudaBackend::attn_fwd(const AttnDims& d, const AttnBlock& b, const AttnFwdI
   if (!fast) return cuda::generic_attn_fwd(d.dtype, g, a, stream_);
   const bool hopper = sm90_ && cuda::sm90_supported(d.dtype, g);
   const int64_t ctas = static_cast<int64_t>(cuda::tc_fwd_row_tiles(g, fwd_mtiles_)) * d.batch * d.kv_heads;
-  a.splits = hopper ? cuda::sm90_fwd_splits(g, sm_count_, max_splits_, comm_overlap_ ? fwd_min_waves_ : 1)
+  const bool many_held = transfer_sms_ >= Transport::kManyTransferSms;
+  const int free_sms = many_held ? sm_count_ : std::max(1, sm_count_ - transfer_sms_);
+  a.splits = hopper ? cuda::sm90_fwd_splits(g, free_sms, max_splits_, many_held ? fwd_min_waves_ : 1)
                     : choose_splits(ctas, cuda::tc_fwd_tiles(b.lkv, g.head_dim, fwd_mtiles_), sm_count_, max_splits_);
   if (a.splits > 1) {
     float* ws = workspace(a.splits * (o_n + lse_n));
@@ -336,7 +339,7 @@ void CudaBackend::attn_bwd(const AttnDims& d, const AttnBlock& b, const AttnBwdI
 double CudaBackend::bwd_kv_rows_per_wave(const AttnDims& d) const {
   constexpr int kTransferSms = 4;
   if (!sm90_ || !cuda::tc_supported(d.dtype, d.head_dim) || d.batch * d.kv_heads <= 0) return 0;
-  const int sms = sm_count_ - (comm_overlap_ ? kTransferSms : 0);
+  const int sms = sm_count_ - (transfer_sms_ > 0 ? kTransferSms : 0);
   return static_cast<double>(sms) * cuda::kSm90BwdKvRows / static_cast<double>(d.batch * d.kv_heads);
 }
 

@@ -51,10 +51,12 @@ class CudaBackend final : public Backend {
   void activate() const;  // makes this backend's device current on the calling thread
   // Caps the KV splits of the forward and dQ kernels (0 = automatic); for checks and tuning.
   void set_max_splits(int n) { max_splits_ = n; }
-  // With transfers alongside, a Hopper forward grid is split into at least fwd_min_waves waves (default 4,
-  // or $XATTN_FWD_MIN_WAVES): a one-wave grid runs a second wave when an NCCL kernel holds a few SMs at
-  // its launch (2x H200 over NVLink: LV-XAttn / bound 1.06-1.12 with one wave, 1.02-1.04 with four).
-  void set_comm_overlap(bool on) override { comm_overlap_ = on; }
+  // Beside transfers that hold a few SMs (NCCL over host memory or the network: 2), a Hopper forward grid
+  // is sized for the SMs left. Beside transfers that may hold many (NCCL over NVLink), it is split into at
+  // least fwd_min_waves waves (default 4, or $XATTN_FWD_MIN_WAVES) instead: a one-wave grid runs a second
+  // wave when an NCCL kernel holds SMs at its launch (2x H200 over NVLink: LV-XAttn / bound 1.06-1.12
+  // with one wave, 1.02-1.04 with four). Over host memory the four waves cost 0.1-0.2 ms a forward.
+  void set_transfer_sms(int sms) override { transfer_sms_ = sms < 0 ? 0 : sms; }
   bool enqueues() const override { return true; }
   void set_fwd_min_waves(int n) { fwd_min_waves_ = n < 1 ? 1 : n; }
   // H200 sustains 400-700 TFLOP/s in the Hopper kernels (backward to forward); the portable kernels a
@@ -86,7 +88,7 @@ class CudaBackend final : public Backend {
   int max_splits_ = 0;
   int fwd_mtiles_ = 2;
   int fwd_min_waves_ = 4;
-  bool comm_overlap_ = false;
+  int transfer_sms_ = 0;
   bool sm90_ok_ = false, sm90_ = false;
   std::string device_name_;
   cudaStream_t stream_ = nullptr;

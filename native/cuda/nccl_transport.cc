@@ -9,8 +9,13 @@
 
 namespace xattn {
 
-bool NcclTransport::transfers_use_sms() const {
-  return world_ > 1 && (!links_ || need_ == TransferNeed::PeakBandwidth || links_->linked_count() < world_ - 1);
+// NCCL drives host-memory (SHM) and network paths with 2 channels, one CTA each (NCCL_DEBUG=INFO on 2x
+// H200), and P2P paths (NVLink) with many more; with NCCL_P2P_DISABLE set every hop takes the former.
+int NcclTransport::transfer_sms() const {
+  const bool uses_sms =
+      world_ > 1 && (!links_ || need_ == TransferNeed::PeakBandwidth || links_->linked_count() < world_ - 1);
+  if (!uses_sms) return 0;
+  return nccl_p2p_disabled_ ? 2 : kManyTransferSms;
 }
 
 std::string NcclTransport::describe() const {

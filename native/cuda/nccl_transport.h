@@ -43,7 +43,7 @@ class NcclTransport final : public Transport {
   void barrier() override;
   uint64_t bytes_sent() const override { return bytes_sent_.load(); }
   void set_transfer_need(TransferNeed need) override { need_ = need; }
-  bool transfers_use_sms() const override;
+  int transfer_sms() const override;
   std::string describe() const override;
 
   cudaStream_t comm_stream() const { return comm_stream_; }
@@ -92,6 +92,7 @@ class NcclTransport final : public Transport {
   std::thread watchdog_;
   std::unique_ptr<CopyEngineLinks> links_;  // null: every transfer goes through NCCL
   TransferNeed need_ = TransferNeed::ComputeBeside;  // PeakBandwidth: NCCL even where links_ has a peer
+  const bool nccl_p2p_disabled_ = CopyEngineLinks::nccl_p2p_disabled();
 };
 
 }  // namespace xattn

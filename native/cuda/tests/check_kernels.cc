@@ -14,6 +14,7 @@
 
 #include "core/cpu_backend.h"
 #include "core/error.h"
+#include "core/transport.h"
 #include "cuda/cuda_backend.h"
 #include "cuda/cuda_factory.h"
 #include "cuda/kernels.h"
@@ -39,7 +40,7 @@ struct Case {
   int max_splits = 0;        // 0 = automatic
   bool all_masked = false;
   int mtiles = 2;            // forward m-tiles per warp
-  bool comm_overlap = false; // grids sized for transfers alongside (more, smaller forward splits)
+  int transfer_sms = 0;      // grids sized for transfers holding this many SMs alongside
 };
 
 // Device buffer of n values rounded to dtype t, plus the exact doubles the reference sees.
@@ -162,7 +163,9 @@ void run_case(CudaBackend& be, const Case& c, uint64_t seed) {
   std::printf("case %-4s D%-3d B%lld H%lld Hkv%lld lq%-4lld lkv%-5lld mask%d%s amp%.0f splits%s%s mt%d seed %llu\n",
               dtype_name(c.dt), c.D, (long long)c.B, (long long)(c.Hkv * c.G), (long long)c.Hkv, (long long)c.lq,
               (long long)c.lkv, c.mask ? 1 : 0, c.all_masked ? "(all)" : "", c.amp,
-              c.max_splits ? std::to_string(c.max_splits).c_str() : "auto", c.comm_overlap ? "(overlap)" : "", c.mtiles, (unsigned long long)seed);
+              c.max_splits ? std::to_string(c.max_splits).c_str() : "auto",
+              c.transfer_sms ? ("(beside " + std::to_string(c.transfer_sms) + " SMs)").c_str() : "", c.mtiles,
+              (unsigned long long)seed);
 
   std::vector<double> o_ref, lse_ref;
   ref::forward(p, o_ref, lse_ref);
@@ -177,7 +180,7 @@ void run_case(CudaBackend& be, const Case& c, uint64_t seed) {
   if (c.mask) be.from_host(mask.p, p.mask.data(), p.mask.size() * 4);
   be.set_max_splits(c.max_splits);
   be.set_fwd_mtiles(c.mtiles);
-  be.set_comm_overlap(c.comm_overlap);
+  be.set_transfer_sms(c.transfer_sms);
   AttnBlock blk{c.lq, c.lkv, p.kv_offset, c.mask ? mask.as<int32_t>() : nullptr};
   bool ok = true;
 
@@ -441,7 +444,8 @@ int main() {
   cases.push_back(Case{DType::BF16, 64, 1, 2, 8, 100, 1000, false, 1.0, 1, false, 1});
   cases.push_back(Case{DType::F16, 128, 1, 2, 1, 100, 33, true, 1.0, 1, false, 1});
   cases.push_back(Case{DType::BF16, 128, 1, 2, 8, 300, 700, false});                // many query tiles
-  cases.push_back(Case{DType::BF16, 128, 1, 2, 4, 100, 40000, true, 1.0, 0, false, 2, true});  // 4-wave split
+  cases.push_back(Case{DType::BF16, 128, 1, 2, 4, 100, 40000, true, 1.0, 0, false, 2, Transport::kManyTransferSms});  // 4-wave split
+  cases.push_back(Case{DType::BF16, 128, 1, 2, 4, 100, 40000, true, 1.0, 0, false, 2, 2});  // grid for 2 SMs fewer
   cases.push_back(Case{DType::F16, 64, 1, 1, 16, 20, 2000, true});                  // GQA 16
   cases.push_back(Case{DType::BF16, 128, 1, 2, 3, 33, 1000, true});                 // GQA 3: portable on Hopper
   cases.push_back(Case{DType::BF16, 96, 1, 2, 4, 7, 1000, true});                   // generic: odd head dim
