@@ -76,6 +76,10 @@ interface DistRow {
   ring_bytes_per_step: number;
   /** LV-XAttn step / max(no-comm step, time to move its blocks at link_gbps); target <= 1.05. */
   lv_bound_ratio: number;
+  /** LV-XAttn step / its phase-wise floor: the backward needs the forward's result, so each pass takes at
+   * least max(its no-comm time, its own bytes at link_gbps). Above 1.05 where one pass is link-bound and
+   * the other compute-bound (the issue's bound adds them up before taking the max). */
+  lv_phase_floor_ratio: number;
   /** LV-XAttn with float16 partials (partials: float16): its step, forward, bytes and ratio to its own
    * bound (its bytes at link_gbps; the same no-comm step). */
   lvxattn_f16_ms: number;
@@ -83,6 +87,7 @@ interface DistRow {
   lv_f16_row_chunks: { fwd: number; bwd: number };
   lv_f16_bytes_per_step: number;
   lv_f16_bound_ratio: number;
+  lv_f16_phase_floor_ratio: number;
   lv_speedup_vs_ring: number;
   lv_tflops_per_gpu: number;
   ring_tflops_per_gpu: number;
@@ -110,7 +115,7 @@ type Inputs = { q: Tensor; k: Tensor; v: Tensor; dout: Tensor };
 async function timeCall(engine: Engine, call: DistCall, { q, k, v, dout }: Inputs, iters: number) {
   engine.info({ resetPeak: true });
   const fwd: number[] = [], all: number[] = [], starts: number[] = [];
-  let bytes = 0, memory = 0;
+  let bytes = 0, fwd_bytes = 0, memory = 0;
   const row_chunks = { fwd: 1, bwd: 1 };
   for (let i = -2; i < iters; i++) {
     const t0 = performance.now();
@@ -123,13 +128,13 @@ async function timeCall(engine: Engine, call: DistCall, { q, k, v, dout }: Input
     await engine.synchronize();
     const t2 = performance.now();
     if (i >= 0) fwd.push(t1 - t0), all.push(t2 - t0);
-    bytes = f.bytesSent + b.bytesSent;
+    bytes = f.bytesSent + b.bytesSent, fwd_bytes = f.bytesSent;
     row_chunks.fwd = f.rowChunks, row_chunks.bwd = b.rowChunks;
     if (i === iters - 1) memory = engine.info().memoryUsed;
     [f.o, f.lse, b.dq, b.dk, b.dv].forEach((t) => t.dispose());
   }
   const memory_peak_bytes = engine.info().memoryPeak;
-  return { fwd_ms: median(fwd), fwdbwd_ms: median(all), bytes_per_step: bytes, memory_used_bytes: memory, memory_peak_bytes, starts, row_chunks };
+  return { fwd_ms: median(fwd), fwdbwd_ms: median(all), bytes_per_step: bytes, fwd_bytes_per_step: fwd_bytes, memory_used_bytes: memory, memory_peak_bytes, starts, row_chunks };
 }
 
 /**
@@ -162,7 +167,7 @@ async function timeQueued(engine: Engine, call: DistCall, { q, k, v, dout }: Inp
     (await bwd()).forEach((t) => t.dispose()); // warm-up
     const fwd_ms = await timed(fwd);
     const fwdbwd_ms = await timed(async () => [...(await fwd()), ...(await bwd())]);
-    return { fwd_ms, fwdbwd_ms, bytes_per_step: 0, memory_used_bytes: engine.info().memoryUsed, memory_peak_bytes: engine.info().memoryPeak, starts: [], row_chunks: { fwd: 1, bwd: 1 } };
+    return { fwd_ms, fwdbwd_ms, bytes_per_step: 0, fwd_bytes_per_step: 0, memory_used_bytes: engine.info().memoryUsed, memory_peak_bytes: engine.info().memoryPeak, starts: [], row_chunks: { fwd: 1, bwd: 1 } };
   } finally {
     o!.dispose();
     lse!.dispose();
@@ -219,6 +224,11 @@ function rowOf(s: Shape, interconnect: string, cases: RankCase[], link: number |
   const lvBytes = worst((c) => c.lv.bytes_per_step), lv16Bytes = worst((c) => c.lv16.bytes_per_step);
   const moveMs = (bytes: number) => (link ? (bytes / (link * 1e9)) * 1000 : 0);
   const lv16 = worst((c) => c.lv16.fwdbwd_ms);
+  const ncFwd = worst((c) => c.nocomm.fwd_ms), ncBwd = worst((c) => c.nocomm.fwdbwd_ms - c.nocomm.fwd_ms);
+  /** Each pass at the slower of its compute and its own bytes on the link, the slowest rank's of each. */
+  const phaseFloor = (t: (c: RankCase) => Timing) =>
+    Math.max(ncFwd, moveMs(worst((c) => t(c).fwd_bytes_per_step))) +
+    Math.max(ncBwd, moveMs(worst((c) => t(c).bytes_per_step - t(c).fwd_bytes_per_step)));
   const flops = 3.5 * attentionFlops({ batch: 1, heads: s.heads, headDim: s.headDim }, s.lq, s.lkv); // fwd + bwd
   return {
     P, shape: key(s), interconnect, lvxattn_ms: lv, ring_ms: ring, nocomm_ms: nocomm,
@@ -228,9 +238,10 @@ function rowOf(s: Shape, interconnect: string, cases: RankCase[], link: number |
     link_gbps: link,
     transport_path: path,
     lv_bytes_per_step: lvBytes, ring_bytes_per_step: worst((c) => c.ring.bytes_per_step),
-    lv_bound_ratio: lv / Math.max(nocomm, moveMs(lvBytes)), lv_speedup_vs_ring: ring / lv,
+    lv_bound_ratio: lv / Math.max(nocomm, moveMs(lvBytes)), lv_phase_floor_ratio: lv / phaseFloor((c) => c.lv),
+    lv_speedup_vs_ring: ring / lv,
     lvxattn_f16_ms: lv16, lvxattn_f16_fwd_ms: worst((c) => c.lv16.fwd_ms), lv_f16_row_chunks: cases[0]!.lv16.row_chunks, lv_f16_bytes_per_step: lv16Bytes,
-    lv_f16_bound_ratio: lv16 / Math.max(nocomm, moveMs(lv16Bytes)),
+    lv_f16_bound_ratio: lv16 / Math.max(nocomm, moveMs(lv16Bytes)), lv_f16_phase_floor_ratio: lv16 / phaseFloor((c) => c.lv16),
     lv_tflops_per_gpu: flops / P / lv / 1e9, ring_tflops_per_gpu: flops / P / ring / 1e9,
     peak_memory_bytes: { lv: worst((c) => c.lv.memory_peak_bytes), ring: worst((c) => c.ring.memory_peak_bytes) },
     memory_used_bytes: { lv: worst((c) => c.lv.memory_used_bytes), ring: worst((c) => c.ring.memory_used_bytes) },
@@ -266,10 +277,12 @@ const COLUMNS: [string, number, (r: DistRow & Partial<ScalingRow>) => string][] 
   ['skew', 5, (r) => num(r.lv_start_skew_ms, 2)],
   ['chunks', 6, (r) => `${r.lv_row_chunks.fwd}/${r.lv_row_chunks.bwd}`],
   ['LV/bound', 8, (r) => num(r.lv_bound_ratio, 3)],
+  ['LV/phase', 8, (r) => num(r.lv_phase_floor_ratio, 3)],
   ['LV f16', 6, (r) => num(r.lvxattn_f16_ms, 2)],
   ['f16 fwd', 7, (r) => num(r.lvxattn_f16_fwd_ms, 2)],
   ['f16 ch', 6, (r) => `${r.lv_f16_row_chunks.fwd}/${r.lv_f16_row_chunks.bwd}`],
   ['f16/bound', 9, (r) => num(r.lv_f16_bound_ratio, 3)],
+  ['f16/phase', 9, (r) => num(r.lv_f16_phase_floor_ratio, 3)],
   ['Ring/LV', 7, (r) => num(r.lv_speedup_vs_ring, 2)],
   ['LV TF/GPU', 9, (r) => sig3(r.lv_tflops_per_gpu)],
   ['Ring TF/GPU', 11, (r) => sig3(r.ring_tflops_per_gpu)],
