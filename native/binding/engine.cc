@@ -276,7 +276,7 @@ Napi::Value Engine::AttentionForward(const Napi::CallbackInfo& info) {
           // Resolves once queued, like every other op: the outputs are ordered on the compute stream, and
           // waiting here would leave the GPU idle while the host queues the next call.
           s.forward(plan.algo, {q->data(), k->data(), v->data(), mask ? mask->as<int32_t>() : nullptr, r.o->data(),
-                                r.lse->as<float>()});
+                                r.lse->as<float>(), q->id()});
           r.stats = s.last_stats();
           return r;
         },
@@ -318,7 +318,8 @@ Napi::Value Engine::AttentionBackward(const Napi::CallbackInfo& info) {
                 std::make_shared<DeviceTensor>(backend_, kvs, DType::F32)};
           DistAttention& s = schedule_for(plan.problem);
           s.backward(plan.algo, {q->data(), k->data(), v->data(), out->data(), lse->as<float>(), dout->data(),
-                                 mask ? mask->as<int32_t>() : nullptr, r.dq->as<float>(), r.dk->as<float>(), r.dv->as<float>()});
+                                 mask ? mask->as<int32_t>() : nullptr, r.dq->as<float>(), r.dk->as<float>(), r.dv->as<float>(),
+                                 q->id()});
           r.stats = s.last_stats();
           return r;
         },

@@ -13,7 +13,8 @@ namespace xattn::binding {
 namespace {
 
 // lvPlan({dims, lqTotal, lkvTotal, world, rank, masked, pass: 'forward'|'backward', linkGbps,
-// flopsPerSecond, bwdKvRowsPerWave, partials}) -> {chunks, ownBlock: 'whole'|'batch'|'kv', firstBatches, firstKvRows}
+// flopsPerSecond, bwdKvRowsPerWave, partials, queryKept}) -> {chunks, ownBlock: 'whole'|'batch'|'kv', firstBatches,
+// firstKvRows}
 Napi::Value LvPlanOf(const Napi::CallbackInfo& info) {
   return guard(info.Env(), [&]() -> Napi::Value {
     require(info.Length() == 1 && info[0].IsObject(), ErrorCode::InvalidArgument, "lvPlan expects one object");
@@ -34,7 +35,8 @@ Napi::Value LvPlanOf(const Napi::CallbackInfo& info) {
     const bool masked = o.Has("masked") && o.Get("masked").ToBoolean().Value();
     const LvPlan plan = plan_lv(pb, static_cast<int>(world), static_cast<int>(rank), masked,
                                 pass == "forward" ? LvPass::Forward : LvPass::Backward,
-                                {get_number(o, "flopsPerSecond", 0), get_number(o, "bwdKvRowsPerWave", 0)});
+                                {get_number(o, "flopsPerSecond", 0), get_number(o, "bwdKvRowsPerWave", 0)},
+                                o.Has("queryKept") && o.Get("queryKept").ToBoolean().Value());
     Napi::Object out = Napi::Object::New(info.Env());
     out.Set("chunks", plan.chunks);
     out.Set("ownBlock", plan.split.second.empty() ? "whole" : plan.split.along_kv ? "kv" : "batch");

@@ -1,11 +1,17 @@
 #include "core/device_tensor.h"
 
+#include <atomic>
+
 #include "core/error.h"
 
 namespace xattn {
 
+namespace {
+std::atomic<uint64_t> g_next_id{1};
+}  // namespace
+
 DeviceTensor::DeviceTensor(std::shared_ptr<Backend> be, std::vector<int64_t> shape, DType dtype, Kind kind)
-    : be_(std::move(be)), shape_(std::move(shape)), dtype_(dtype), kind_(kind) {
+    : be_(std::move(be)), shape_(std::move(shape)), dtype_(dtype), kind_(kind), id_(g_next_id.fetch_add(1)) {
   for (int64_t n : shape_) require(n >= 0, ErrorCode::InvalidArgument, "tensor dimensions must be >= 0");
   data_ = be_->alloc(bytes() ? bytes() : 1);
 }

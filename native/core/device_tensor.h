@@ -20,6 +20,9 @@ class DeviceTensor {
   DeviceTensor& operator=(const DeviceTensor&) = delete;
 
   void* data() const { return data_; }
+  // This tensor's identity: unique for the process's lifetime, unlike its address, which a later tensor
+  // may get.
+  uint64_t id() const { return id_; }
   template <typename T> T* as() const { return static_cast<T*>(data_); }
   const std::vector<int64_t>& shape() const { return shape_; }
   DType dtype() const { return dtype_; }
@@ -39,6 +42,7 @@ class DeviceTensor {
   DType dtype_;
   Kind kind_;
   void* data_ = nullptr;
+  uint64_t id_;
 };
 
 using TensorPtr = std::shared_ptr<DeviceTensor>;

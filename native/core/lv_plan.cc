@@ -57,13 +57,15 @@ OwnSplit own_split(int64_t batch, int64_t kv_rows, double first_hop_bytes, doubl
   return split_own_block(batch, kv_rows, total > 0 ? first_hop_bytes / total : 0.5, wave_rows);
 }
 
-// The forward sends Q (and the mask) out and brings the partial O and its LSE home; the backward sends Q,
-// dO, LSE and D (and the mask) out and brings dQ home. Partials travel as float32, or as float16 plus a
-// scale per row.
-LvPlan plan_lv(const DistProblem& pb, int world, int rank, bool masked, LvPass pass, const PlanDevice& dev) {
+// The forward sends Q (and the mask) out and brings the partial O and its LSE home; the backward sends Q
+// (unless the forward's blocks were kept), dO, LSE and D (and the mask) out and brings dQ home. Partials
+// travel as float32, or as float16 plus a scale per row.
+LvPlan plan_lv(const DistProblem& pb, int world, int rank, bool masked, LvPass pass, const PlanDevice& dev,
+               bool query_kept) {
   const sched::RowBytes rb(pb.dims);
   const bool fwd = pass == LvPass::Forward;
-  const size_t out_row = (fwd ? rb.q : 2 * rb.q + 2 * rb.lse) + (masked ? rb.mask : 0);
+  const size_t bwd_out_row = (query_kept ? 1 : 2) * rb.q + 2 * rb.lse;
+  const size_t out_row = (fwd ? rb.q : bwd_out_row) + (masked ? rb.mask : 0);
   const size_t partial_row = pb.partials == PartialPrecision::Float16 ? rb.o16 + rb.lse : rb.o32;  // with its scale
   const size_t home_row = fwd ? partial_row + rb.lse : partial_row;
   const int64_t mq = max_shard(pb.lq_total, world), my_lq = shard_of(pb.lq_total, world, rank).length;

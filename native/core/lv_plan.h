@@ -21,7 +21,9 @@ struct PlanDevice {
   double bwd_kv_rows_per_wave = 0;
 };
 
-LvPlan plan_lv(const DistProblem& pb, int world, int rank, bool masked, LvPass pass, const PlanDevice& dev);
+// query_kept: the backward's Q blocks stay where the forward left them (kept_queries.h), so Q does not travel.
+LvPlan plan_lv(const DistProblem& pb, int world, int rank, bool masked, LvPass pass, const PlanDevice& dev,
+               bool query_kept = false);
 
 // Two chunks where a block's round trip (trip_bytes at link_gbps) takes more than 0.7 of its compute
 // (block_flops at flops_per_second) and each chunk keeps >= 256 rows, else one (lv_plan.cc says why).

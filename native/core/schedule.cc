@@ -1,5 +1,6 @@
 #include "core/schedule.h"
 
+#include <cstdlib>
 #include <vector>
 
 #include "core/error.h"
@@ -22,9 +23,20 @@ PartialPrecision parse_partials(const std::string& name) {
   fail(ErrorCode::InvalidArgument, "partials must be 'float32' or 'float16', got '" + name + "'");
 }
 
+// How many LV-XAttn forwards keep their visiting Q blocks for their backwards.
+static size_t kept_queries_cap() {
+  const char* v = std::getenv("XATTN_LV_KEEP_Q");
+  if (!v || !*v) return DistAttention::kKeptQueries;
+  char* end = nullptr;
+  const long n = std::strtol(v, &end, 10);
+  require(*end == '\0' && n >= 0 && n <= 1024, ErrorCode::InvalidArgument,
+          std::string("XATTN_LV_KEEP_Q must be an integer in 0..1024 (0: never keep), got '") + v + "'");
+  return static_cast<size_t>(n);
+}
+
 DistAttention::DistAttention(Backend& backend, Transport& transport, const DistProblem& problem)
     : be_(backend), tr_(transport), pb_(problem), rank_(transport.rank()), world_(transport.world_size()),
-      buf_(std::make_unique<Buffers>(backend)) {
+      buf_(std::make_unique<Buffers>(backend)), kept_(std::make_unique<KeptQueries>(backend, kept_queries_cap())) {
   pb_.dims.validate();
   require(pb_.lq_total >= 1, ErrorCode::InvalidArgument, "textTokens must be >= 1");
   require(pb_.lkv_total >= 1, ErrorCode::InvalidArgument, "visualTokens must be >= 1");

@@ -11,6 +11,7 @@
 
 #include "core/attn.h"
 #include "core/backend.h"
+#include "core/kept_queries.h"
 #include "core/transport.h"
 
 namespace xattn {
@@ -32,17 +33,21 @@ struct DistProblem {
   PartialPrecision partials = PartialPrecision::Float32;
 };
 
-// Device pointers of this rank's shards (layouts in attn.h; mask may be null on every rank).
+// Device pointers of this rank's shards (layouts in attn.h; mask may be null on every rank). q_id is the
+// Q tensor's identity (DeviceTensor::id; 0 = none): LV-XAttn keeps the Q blocks a forward receives for
+// the backward of the same Q tensor, which must be unchanged since that forward (as its O and LSE are).
 struct DistFwdArgs {
   const void* q; const void* k; const void* v; const int32_t* mask;
   void* o;     // [B, lq_r, H, D] storage dtype
   float* lse;  // [B, H, lq_r]
+  uint64_t q_id = 0;
 };
 
 struct DistBwdArgs {
   const void* q; const void* k; const void* v; const void* o; const float* lse; const void* dout;
   const int32_t* mask;
   float* dq; float* dk; float* dv;  // float32 gradients of this rank's shards (overwritten)
+  uint64_t q_id = 0;
 };
 
 struct DistStats {
@@ -65,6 +70,8 @@ class DistAttention {
   int64_t local_lkv() const;
   int64_t visiting_lq(int step) const;  // text rows of the block this rank computes at ring step `step`
   struct Buffers;  // the schedules' named device buffers (schedule_internal.h)
+  // LV-XAttn forwards whose Q blocks are kept for their backwards, at most ($XATTN_LV_KEEP_Q; 0 = none).
+  static constexpr int kKeptQueries = 8;
 
  private:
   void lv_forward(const DistFwdArgs& a);
@@ -80,6 +87,7 @@ class DistAttention {
   DistProblem pb_;
   int rank_, world_;
   std::unique_ptr<Buffers> buf_;
+  std::unique_ptr<KeptQueries> kept_;
   DistStats stats_;
 };
 

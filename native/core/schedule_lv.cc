@@ -148,6 +148,10 @@ void DistAttention::lv_forward(const DistFwdArgs& a) {
   float* home_o = static_cast<float*>(chunked_only("lv.home_o", my_lq * rb.o32));
   float* home_l = static_cast<float*>(chunked_only("lv.home_l", my_lq * rb.lse));
   PartialLink link(be_, *buf_, d, slots, pb_.partials, "lv.o");
+  // The Q blocks this forward receives, kept for the backward of the same Q (kept_queries.h).
+  std::vector<size_t> kept_bytes;
+  for (int t = 1; t < P; ++t) kept_bytes.push_back(visiting_lq(t) * rb.q);
+  KeptBlocks* kept = kept_->keep(a.q_id, kept_bytes);
 
   const auto own_piece = [&](const OwnPiece& p, float* o, float* l) {
     const PieceAt at = piece_at(d, my_lq, kv, a.mask, p);
@@ -180,6 +184,7 @@ void DistAttention::lv_forward(const DistFwdArgs& a) {
       const int64_t x = chunk(t, c).length, y = chunk(t + 1, c).length;
       clock.wait(hq[c]);
       mark("got-q", t, c);
+      if (kept) scatter_chunk(be_, tq, slots, visiting_lq(t), c, qbuf[s], kept->blocks[t - 1]);
       if (t < P - 1) hq[c] = pass_query(t, c, qbuf[s], mbuf[s]);
       const int32_t* m = a.mask ? at_byte(mbuf[s], slots.offset(tmask, c)) : nullptr;
       const AttnBlock blk{x, kv.length, kv.begin, m};
@@ -254,7 +259,11 @@ void DistAttention::lv_backward(const DistBwdArgs& a) {
   const int P = world_, r = rank_, next = mod(r + 1, P), prev = mod(r - 1, P);
   const Shard kv = shard_of(pb_.lkv_total, P, r);
   const int64_t mq = max_shard(pb_.lq_total, P), my_lq = local_lq();
-  const LvPlan plan = plan_lv(pb_, P, r, a.mask != nullptr, LvPass::Backward, plan_device(be_, d));
+  // The forward of this Q kept the blocks it received: then Q does not travel again (on every rank alike).
+  std::unique_ptr<KeptBlocks> kept = kept_->take(a.q_id);
+  require(!kept || kept->blocks.size() == static_cast<size_t>(P - 1), ErrorCode::Internal,
+          "kept Q blocks do not match the ring");
+  const LvPlan plan = plan_lv(pb_, P, r, a.mask != nullptr, LvPass::Backward, plan_device(be_, d), kept != nullptr);
   const int C = plan.chunks;
   const OwnSplit& split = plan.split;
   const auto chunk = [&](int t, int c) { return shard_of(visiting_lq(t), C, c); };  // rows of chunk c at step t
@@ -291,7 +300,7 @@ void DistAttention::lv_backward(const DistBwdArgs& a) {
     const int32_t* mask;
   };
   const auto slot = [&](const Inputs& in, int c) {
-    return Inputs{at_byte(in.q, slots.offset(tq, c)), at_byte(in.dout, slots.offset(tq, c)),
+    return Inputs{in.q ? at_byte(in.q, slots.offset(tq, c)) : nullptr, at_byte(in.dout, slots.offset(tq, c)),
                   at_byte(in.lse, slots.offset(tl, c)), at_byte(in.drow, slots.offset(tl, c)),
                   in.mask ? at_byte(in.mask, slots.offset(tmask, c)) : nullptr};
   };
@@ -300,19 +309,19 @@ void DistAttention::lv_backward(const DistBwdArgs& a) {
     const int64_t x = chunk(t, c).length, y = chunk(t + 1, c).length;
     const int u = (t + 1) % 2;
     const Inputs from = slot(in, c), to_next = slot({qb[u], dob[u], lb[u], db[u], mb[u]}, c);
-    std::vector<Exchange> batch{{from.q, x * rb.q, next, const_cast<void*>(to_next.q), y * rb.q, prev},
-                                {from.dout, x * rb.q, next, const_cast<void*>(to_next.dout), y * rb.q, prev},
+    std::vector<Exchange> batch{{from.dout, x * rb.q, next, const_cast<void*>(to_next.dout), y * rb.q, prev},
                                 {from.lse, x * rb.lse, next, const_cast<float*>(to_next.lse), y * rb.lse, prev},
                                 {from.drow, x * rb.lse, next, const_cast<float*>(to_next.drow), y * rb.lse, prev}};
     if (a.mask) batch.push_back({from.mask, x * rb.mask, next, const_cast<int32_t*>(to_next.mask), y * rb.mask, prev});
+    if (!kept) batch.insert(batch.begin(), {from.q, x * rb.q, next, const_cast<void*>(to_next.q), y * rb.q, prev});
     return tr_.post(batch);
   };
 
   be_.row_dot(d, my_lq, a.dout, a.o, drow);
   StepClock clock(tr_, stats_);
   stats_.row_chunks = C;
-  Trace mark(be_, rank_, [&] { return "lv backward " + shape_of(pb_) + plan_of(pb_, C, split); });
-  const Inputs own{own_in_slots(be_, tq, slots, my_lq, a.q, chunked_only("lvb.own_q", slots.bytes(tq))),
+  Trace mark(be_, rank_, [&] { return "lv backward " + shape_of(pb_) + plan_of(pb_, C, split) + (kept ? ", Q kept" : ""); });
+  const Inputs own{kept ? nullptr : own_in_slots(be_, tq, slots, my_lq, a.q, chunked_only("lvb.own_q", slots.bytes(tq))),
                    own_in_slots(be_, tq, slots, my_lq, a.dout, chunked_only("lvb.own_do", slots.bytes(tq))),
                    static_cast<const float*>(own_in_slots(be_, tl, slots, my_lq, a.lse, chunked_only("lvb.own_l", slots.bytes(tl)))),
                    static_cast<const float*>(own_in_slots(be_, tl, slots, my_lq, drow, chunked_only("lvb.own_d", slots.bytes(tl)))),
@@ -328,9 +337,11 @@ void DistAttention::lv_backward(const DistBwdArgs& a) {
   mark("own1");
   for (int t = 1; t < P; ++t) {
     const int s = t % 2;
-    const Inputs here{qb[s], dob[s], lb[s], db[s], mb[s]};
+    // A kept block serves as it is in one chunk (slots are then the natural layout), else chunk by chunk.
+    const Inputs here{kept && C == 1 ? kept->blocks[t - 1] : qb[s], dob[s], lb[s], db[s], mb[s]};
     for (int c = 0; c < C; ++c) {
       const int64_t x = chunk(t, c).length, y = chunk(t + 1, c).length;
+      if (kept && C > 1) gather_chunk(be_, tq, slots, visiting_lq(t), c, kept->blocks[t - 1], qb[s]);
       clock.wait(hin[c]);
       mark("got-in", t, c);
       if (t < P - 1) hin[c] = pass_inputs(t, c, here);
@@ -367,6 +378,7 @@ void DistAttention::lv_backward(const DistBwdArgs& a) {
   }
   be_.add_f32(a.dq, C > 1 ? dq_home : back, static_cast<size_t>(my_lq * rb.o32 / 4));
   mark("done");
+  kept_->give_back(std::move(kept));
 }
 
 }  // namespace xattn

@@ -22,6 +22,8 @@ export interface LvPlanQuery {
   bwdKvRowsPerWave?: number;
   /** Partial results on the wire (engine DistCall.partials); default 'float32'. */
   partials?: PartialPrecision;
+  /** Backward only: the forward of the same Q kept the blocks it received, so Q does not travel again. */
+  queryKept?: boolean;
 }
 
 export interface LvPlan {

@@ -43,6 +43,18 @@ describe('LV-XAttn plan, general rules', () => {
     expect(plan(1024, 65536, 0, 'backward').firstKvRows).toBe(Math.round((bshare * 32768) / 128) * 128);
   });
 
+  it('leaves Q out of the backward\'s first hop where the forward kept its blocks', () => {
+    // dO, LSE and D out (8192 + 2 * 128 B a row), float32 dQ home (16384 B)
+    const share = (8192 + 2 * 128) / (8192 + 2 * 128 + 16384);
+    const p = plan(1024, 65536, 0, 'backward', { queryKept: true });
+    expect(p.firstKvRows).toBe(Math.round((share * 32768) / 128) * 128);
+    expect(p.firstKvRows).toBeLessThan(plan(1024, 65536, 0, 'backward').firstKvRows);
+    // 4096x32K over host memory: the lighter trip (0.65 of the compute) no longer pays for chunks
+    expect(plan(4096, 32768, 23, 'backward', { queryKept: true }).chunks).toBe(1);
+    // the forward has no Q of an earlier pass to keep
+    expect(plan(1024, 65536, 23, 'forward', { queryKept: true })).toEqual(plan(1024, 65536, 23, 'forward'));
+  });
+
   it('weighs float16 partials at their wire size: half of O or dQ, plus a scale per row', () => {
     // forward: Q out (8192 B a row), float16 O (8192 B) plus LSE and scale (2 * 128 B) home
     const share = 8192 / (8192 + 8192 + 2 * 128);

@@ -1,12 +1,13 @@
 // LV-XAttn and Ring Attention across P = 1..4 processes (TCP) equal exact attention: forward (O, LSE)
 // and backward (dQ, dK, dV) against the independent fp64 reference, on ragged shards, GQA and masks
 // with fully masked rows. 16-bit cases also run LV-XAttn with float16 partials, at the same tolerances.
+// LV-XAttn's backward runs both on the Q blocks its forward kept and with Q sent again (another tensor).
 import { describe, expect, it } from 'vitest';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { DistCase } from '../fixtures/dist-case.js';
+import { shardRange, type DistCase } from '../fixtures/dist-case.js';
 import type { RankResults } from '../fixtures/dist-attention-rank.js';
 import { caseErrors } from '../fixtures/dist-compare.js';
 import { spawnRanks } from '../fixtures/spawn-ranks.js';
@@ -29,23 +30,40 @@ const TOL: Record<string, { o: number; lse: number; grad: number }> = {
   float16: { o: 5e-4, lse: 2e-5, grad: 2e-3 },
 };
 
+const DTYPE_BYTES = { float32: 4, bfloat16: 2, float16: 2 } as const;
+
+/** Bytes of Q rank r sends in an LV-XAttn backward that does not have the forward's blocks: at ring steps
+ * 0..P-2 the block of rank r - t goes on to rank r + 1. */
+function backwardQueryBytes(c: DistCase, P: number, r: number): number {
+  const row = c.dims.batch * c.dims.heads * c.dims.headDim * DTYPE_BYTES[c.dims.dtype];
+  let rows = 0;
+  for (let t = 0; t < P - 1; t++) {
+    const [b, e] = shardRange(c.lq, P, (((r - t) % P) + P) % P);
+    rows += e - b;
+  }
+  return rows * row;
+}
+
 // Blocks travel in row chunks where the link is the bottleneck (never at these shapes on CPU);
 // XATTN_LV_CHUNKS forces chunks (more than some blocks have rows), so the chunked forward and backward
 // are checked too. On links this fast for blocks this small, the owner computes its block whole;
 // XATTN_LV_FIRST_SHARE forces the two-piece split (along the batch or the visual rows) at that share.
+// XATTN_LV_KEEP_Q=0 keeps no forward's Q blocks.
 describe.each([
-  [1, '', ''],
-  [2, '', ''],
-  [3, '', ''],
-  [4, '', ''],
-  [2, '3', ''],
-  [3, '4', ''],
-  [2, '', '0.4'],
-  [3, '', '0.7'],
-  [4, '2', '0.5'],
-])('P = %i ranks over TCP, row chunks "%s", first share "%s"', (P, chunks, share) => {
+  [1, '', '', ''],
+  [2, '', '', ''],
+  [3, '', '', ''],
+  [4, '', '', ''],
+  [2, '3', '', ''],
+  [3, '4', '', ''],
+  [2, '', '0.4', ''],
+  [3, '', '0.7', ''],
+  [4, '2', '0.5', ''],
+  [3, '', '', '0'],
+])('P = %i ranks over TCP, row chunks "%s", first share "%s", kept Q "%s"', (P, chunks, share, keepQ) => {
   it('LV-XAttn and Ring equal fp64 attention, forward and backward', async () => {
-    const ranks = await spawnRanks<RankResults>(WORKER, P, { XATTN_TEST_CASES: JSON.stringify(CASES), XATTN_LV_CHUNKS: chunks, XATTN_LV_FIRST_SHARE: share });
+    const env = { XATTN_TEST_CASES: JSON.stringify(CASES), XATTN_LV_CHUNKS: chunks, XATTN_LV_FIRST_SHARE: share, XATTN_LV_KEEP_Q: keepQ };
+    const ranks = await spawnRanks<RankResults>(WORKER, P, env);
     CASES.forEach((c, ci) => {
       const tol = TOL[c.dims.dtype]!;
       for (const [algo, e] of Object.entries(caseErrors(c, ci, ranks))) {
@@ -62,6 +80,13 @@ describe.each([
         expect(r.results[ci]!['lv-xattn']!.rowChunks, `case ${ci} rank ${r.rank}: LV-XAttn forward/backward chunks`).toEqual([lvChunks, lvChunks]);
         if (c.dims.dtype !== 'float32') expect(r.results[ci]!['lv-xattn f16 partials']!.rowChunks, `case ${ci} rank ${r.rank}: with float16 partials`).toEqual([lvChunks, lvChunks]);
         expect(r.results[ci]!.ring!.rowChunks, `case ${ci} rank ${r.rank}: Ring chunks`).toEqual([1, 1]);
+        // The backward on the kept blocks sends everything but Q; with Q in another tensor it sends Q too.
+        const [fwdKept, bwdKept] = r.results[ci]!['lv-xattn']!.bytesSent!;
+        const [fwdAgain, bwdAgain] = r.results[ci]!['lv-xattn, Q sent again']!.bytesSent!;
+        const saved = keepQ === '0' ? 0 : backwardQueryBytes(c, P, r.rank);
+        expect(fwdKept, `case ${ci} rank ${r.rank}: forward bytes`).toBe(fwdAgain);
+        expect(bwdAgain - bwdKept, `case ${ci} rank ${r.rank}: backward bytes saved by the kept Q`).toBe(saved);
+        if (P > 1 && keepQ !== '0') expect(saved).toBeGreaterThan(0);
       }
     });
     // The link probe (LV-XAttn's pipelining depends on it) must give every rank the same value.
@@ -85,9 +110,12 @@ describe('schedule trace', () => {
       for (const rank of [0, 1]) {
         const lines = readFileSync(path.join(dir, `trace-rank${rank}.txt`), 'utf8').trim().split('\n');
         const calls = lines.map((l) => l.split('  ')[0]!);
-        // lv-xattn, then lv-xattn with float16 partials (Ring writes no trace).
+        // lv-xattn, lv-xattn with Q sent again, then lv-xattn with float16 partials (Ring writes no trace).
         const plan = 'B1 H8/1 d32 9x50, link N GB/s, 2 chunks, split';
-        expect(calls.map((c) => c.replace(/link \d+ GB\/s/, 'link N GB/s'))).toEqual([`lv forward ${plan}`, `lv backward ${plan}`, `lv forward ${plan}, float16 partials`, `lv backward ${plan}, float16 partials`]);
+        expect(calls.map((c) => c.replace(/link \d+ GB\/s/, 'link N GB/s'))).toEqual([
+          `lv forward ${plan}`, `lv backward ${plan}, Q kept`, `lv forward ${plan}`, `lv backward ${plan}`,
+          `lv forward ${plan}, float16 partials`, `lv backward ${plan}, float16 partials, Q kept`,
+        ]);
         for (const line of lines) {
           const marks = line.split('  ').slice(1).map((m) => m.split('@'));
           expect(marks[0], line).toEqual(['start', '0.000']);
