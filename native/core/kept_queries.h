@@ -6,6 +6,8 @@
 // ring's transfers must pair up, so every rank has to find or miss alike: every rank runs the same calls
 // on its shards of the same tensors, and entries come and go in the same order everywhere (a forward
 // replaces its tensor's entry, the oldest goes beyond the cap, a backward takes its entry).
+// Storage comes and goes on the backend's stream order: a forward's copies into recycled blocks are
+// enqueued after the reads of the backward that gave them back.
 #pragma once
 #include <cstdint>
 #include <deque>
@@ -36,13 +38,13 @@ class KeptQueries {
  public:
   KeptQueries(Backend& be, size_t max_entries) : be_(be), max_(max_entries) {}
 
-  // Storage for the forward of q_id (replacing an older entry of q_id); nullptr where keeping is off or
-  // q_id is 0 (unknown). Storage is recycled, so steady-state steps allocate nothing: at most max_entries
-  // sets of blocks exist, kept or spare.
-  KeptBlocks* keep(uint64_t q_id, const std::vector<size_t>& bytes) {
+  // Storage for the forward of q_id: its older entry, the oldest entry beyond the cap, a spare, or new
+  // blocks; nullptr where keeping is off or q_id is 0 (unknown). Storage is recycled, so steady-state
+  // steps allocate nothing: at most max_entries sets of blocks exist, kept, spare or being filled.
+  std::unique_ptr<KeptBlocks> storage(uint64_t q_id, const std::vector<size_t>& bytes) {
     if (max_ == 0 || q_id == 0) return nullptr;
     std::unique_ptr<KeptBlocks> blocks = take(q_id);
-    if (!blocks && entries_.size() >= max_) {  // the oldest entry goes; its storage serves this one
+    if (!blocks && entries_.size() >= max_) {
       blocks = std::move(entries_.front().second);
       entries_.pop_front();
     }
@@ -51,8 +53,12 @@ class KeptQueries {
       spare_.pop_back();
     }
     if (!blocks || blocks->bytes != bytes) blocks = std::make_unique<KeptBlocks>(be_, bytes);
-    entries_.emplace_back(q_id, std::move(blocks));
-    return entries_.back().second.get();
+    return blocks;
+  }
+
+  // Files the blocks a forward filled, for the backward of q_id (a forward that fails files nothing).
+  void keep(uint64_t q_id, std::unique_ptr<KeptBlocks> blocks) {
+    if (blocks) entries_.emplace_back(q_id, std::move(blocks));
   }
 
   // The blocks kept for q_id, handed over to the caller until it gives them back; nullptr if none.
@@ -66,7 +72,7 @@ class KeptQueries {
     return nullptr;
   }
 
-  // Storage a backward is done with, for later forwards (its reads are enqueued before their writes).
+  // Storage a backward is done with, for later forwards.
   void give_back(std::unique_ptr<KeptBlocks> blocks) {
     if (blocks && entries_.size() + spare_.size() < max_) spare_.push_back(std::move(blocks));
   }

@@ -151,7 +151,7 @@ void DistAttention::lv_forward(const DistFwdArgs& a) {
   // The Q blocks this forward receives, kept for the backward of the same Q (kept_queries.h).
   std::vector<size_t> kept_bytes;
   for (int t = 1; t < P; ++t) kept_bytes.push_back(visiting_lq(t) * rb.q);
-  KeptBlocks* kept = kept_->keep(a.q_id, kept_bytes);
+  std::unique_ptr<KeptBlocks> kept = kept_->storage(a.q_id, kept_bytes);
 
   const auto own_piece = [&](const OwnPiece& p, float* o, float* l) {
     const PieceAt at = piece_at(d, my_lq, kv, a.mask, p);
@@ -231,6 +231,7 @@ void DistAttention::lv_forward(const DistFwdArgs& a) {
   be_.lse_merge(d, my_lq, own_o, own_l, C > 1 ? home_o : home_co, C > 1 ? home_l : home_cl);
   finish_forward(own_o, own_l, a);
   mark("done");
+  kept_->keep(a.q_id, std::move(kept));
 }
 
 void DistAttention::lv_backward_local(const DistBwdArgs& a) {
