@@ -1,6 +1,6 @@
 // The visiting Q blocks of LV-XAttn forwards, kept for the backwards of the same Q tensors: such a
-// backward sends only dO, LSE and D around the ring, not Q again (a third of its outbound bytes at
-// float32 dQ, half of its first hop).
+// backward sends only dO, LSE and D around the ring, not Q again: half of its first hop, and of all it
+// sends a quarter with float32 dQ, a third with float16.
 //
 // Entries are keyed by the Q tensor's identity (DeviceTensor::id, never reused, unlike an address). The
 // ring's transfers must pair up, so every rank has to find or miss alike: every rank runs the same calls
