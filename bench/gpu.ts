@@ -11,7 +11,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { projectRoot } from '../crds/root.js';
-import { attentionFlops, Engine, shardOf, type AlgorithmName, type DistCall, type Tensor } from '../runtime/engine/engine.js';
+import { attentionFlops, Engine, shardOf, type AlgorithmName, type DistCall, type PartialPrecision, type Tensor, type WirePrecision } from '../runtime/engine/engine.js';
 import { randn } from '../runtime/worker/random.js';
 import { withRankEngine } from '../test/fixtures/rank-engine.js';
 import { phase, sendToParent, spawnRanks } from '../test/fixtures/spawn-ranks.js';
@@ -47,8 +47,8 @@ const key = (s: Shape) => `H${s.heads}/Hkv${s.kvHeads} d${s.headDim} Lq${s.lq} L
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 type Timing = Awaited<ReturnType<typeof timeCall>>;
-/** lv16: LV-XAttn with float16 partials on the wire (DistCall.partials). */
-interface RankCase { lv: Timing; ring: Timing; nocomm: Timing; lv16: Timing }
+/** lv: LV-XAttn as a user runs it (partials: auto); lv32 / lv16: with float32 / float16 partials asked for. */
+interface RankCase { lv: Timing; ring: Timing; nocomm: Timing; lv32: Timing; lv16: Timing }
 interface RankReport { rank: number; link_gbps: number | null; transport_path: string; cases: RankCase[] }
 /** What the parent tells each rank to run (argv[3], JSON). */
 interface GangSpec { shapes: Shape[]; iters: number }
@@ -68,6 +68,8 @@ interface DistRow {
   /** Row chunks LV-XAttn's travelling blocks used, forward and backward (more than one where the link
    * is the bottleneck). */
   lv_row_chunks: { fwd: number; bwd: number };
+  /** How LV-XAttn's partials travelled in each pass (chosen by partials: auto). */
+  lv_partials: { fwd: WirePrecision; bwd: WirePrecision };
   /** Slowest rank's ring-exchange bandwidth; null at P = 1 (no link). */
   link_gbps: number | null;
   /** How the transfers travelled (engine.info().transportPath), e.g. "nccl, copy engines to 1 of 1 peers". */
@@ -88,6 +90,13 @@ interface DistRow {
   lv_f16_bytes_per_step: number;
   lv_f16_bound_ratio: number;
   lv_f16_phase_floor_ratio: number;
+  /** The same for LV-XAttn with float32 partials (partials: float32), the schedule before 'auto'. */
+  lvxattn_f32_ms: number;
+  lvxattn_f32_fwd_ms: number;
+  lv_f32_row_chunks: { fwd: number; bwd: number };
+  lv_f32_bytes_per_step: number;
+  lv_f32_bound_ratio: number;
+  lv_f32_phase_floor_ratio: number;
   lv_speedup_vs_ring: number;
   lv_tflops_per_gpu: number;
   ring_tflops_per_gpu: number;
@@ -117,6 +126,7 @@ async function timeCall(engine: Engine, call: DistCall, { q, k, v, dout }: Input
   const fwd: number[] = [], all: number[] = [], starts: number[] = [];
   let bytes = 0, fwd_bytes = 0, memory = 0;
   const row_chunks = { fwd: 1, bwd: 1 };
+  const partials: { fwd: WirePrecision; bwd: WirePrecision } = { fwd: 'float32', bwd: 'float32' };
   for (let i = -2; i < iters; i++) {
     const t0 = performance.now();
     if (i >= 0) starts.push(performance.timeOrigin + t0); // one clock for every rank process
@@ -130,11 +140,12 @@ async function timeCall(engine: Engine, call: DistCall, { q, k, v, dout }: Input
     if (i >= 0) fwd.push(t1 - t0), all.push(t2 - t0);
     bytes = f.bytesSent + b.bytesSent, fwd_bytes = f.bytesSent;
     row_chunks.fwd = f.rowChunks, row_chunks.bwd = b.rowChunks;
+    partials.fwd = f.partials, partials.bwd = b.partials;
     if (i === iters - 1) memory = engine.info().memoryUsed;
     [f.o, f.lse, b.dq, b.dk, b.dv].forEach((t) => t.dispose());
   }
   const memory_peak_bytes = engine.info().memoryPeak;
-  return { fwd_ms: median(fwd), fwdbwd_ms: median(all), bytes_per_step: bytes, fwd_bytes_per_step: fwd_bytes, memory_used_bytes: memory, memory_peak_bytes, starts, row_chunks };
+  return { fwd_ms: median(fwd), fwdbwd_ms: median(all), bytes_per_step: bytes, fwd_bytes_per_step: fwd_bytes, memory_used_bytes: memory, memory_peak_bytes, starts, row_chunks, partials };
 }
 
 /**
@@ -167,7 +178,7 @@ async function timeQueued(engine: Engine, call: DistCall, { q, k, v, dout }: Inp
     (await bwd()).forEach((t) => t.dispose()); // warm-up
     const fwd_ms = await timed(fwd);
     const fwdbwd_ms = await timed(async () => [...(await fwd()), ...(await bwd())]);
-    return { fwd_ms, fwdbwd_ms, bytes_per_step: 0, fwd_bytes_per_step: 0, memory_used_bytes: engine.info().memoryUsed, memory_peak_bytes: engine.info().memoryPeak, starts: [], row_chunks: { fwd: 1, bwd: 1 } };
+    return { fwd_ms, fwdbwd_ms, bytes_per_step: 0, fwd_bytes_per_step: 0, memory_used_bytes: engine.info().memoryUsed, memory_peak_bytes: engine.info().memoryPeak, starts: [], row_chunks: { fwd: 1, bwd: 1 }, partials: { fwd: 'float32' as const, bwd: 'float32' as const } };
   } finally {
     o!.dispose();
     lse!.dispose();
@@ -208,9 +219,10 @@ async function distributedRank({ shapes, iters }: GangSpec): Promise<RankReport>
     const cases: RankCase[] = [];
     for (const s of shapes) {
       phase(`shape ${key(s)}`);
-      const lv16Call: DistCall = { ...callOf(s, 'lv-xattn'), partials: 'float16' };
-      const [lv, ring, nocomm, lv16] = await timeCalls(engine, [callOf(s, 'lv-xattn'), callOf(s, 'ring'), callOf(s, 'lv-xattn', false), lv16Call], rank, world, iters);
-      cases.push({ lv: lv!, ring: ring!, nocomm: nocomm!, lv16: lv16! });
+      const asked = (partials: PartialPrecision): DistCall => ({ ...callOf(s, 'lv-xattn'), partials });
+      const calls = [callOf(s, 'lv-xattn'), callOf(s, 'ring'), callOf(s, 'lv-xattn', false), asked('float32'), asked('float16')];
+      const [lv, ring, nocomm, lv32, lv16] = await timeCalls(engine, calls, rank, world, iters);
+      cases.push({ lv: lv!, ring: ring!, nocomm: nocomm!, lv32: lv32!, lv16: lv16! });
     }
     return { rank, link_gbps, transport_path: engine.info().transportPath, cases };
   });
@@ -221,27 +233,35 @@ function rowOf(s: Shape, interconnect: string, cases: RankCase[], link: number |
   const P = cases.length;
   const worst = (f: (c: RankCase) => number) => Math.max(...cases.map(f));
   const lv = worst((c) => c.lv.fwdbwd_ms), ring = worst((c) => c.ring.fwdbwd_ms), nocomm = worst((c) => c.nocomm.fwdbwd_ms);
-  const lvBytes = worst((c) => c.lv.bytes_per_step), lv16Bytes = worst((c) => c.lv16.bytes_per_step);
+  const lvBytes = worst((c) => c.lv.bytes_per_step);
   const moveMs = (bytes: number) => (link ? (bytes / (link * 1e9)) * 1000 : 0);
-  const lv16 = worst((c) => c.lv16.fwdbwd_ms);
   const ncFwd = worst((c) => c.nocomm.fwd_ms), ncBwd = worst((c) => c.nocomm.fwdbwd_ms - c.nocomm.fwd_ms);
   /** Each pass at the slower of its compute and its own bytes on the link, the slowest rank's of each. */
   const phaseFloor = (t: (c: RankCase) => Timing) =>
     Math.max(ncFwd, moveMs(worst((c) => t(c).fwd_bytes_per_step))) +
     Math.max(ncBwd, moveMs(worst((c) => t(c).bytes_per_step - t(c).fwd_bytes_per_step)));
+  /** A variant of LV-XAttn against its own bound (its bytes at the link; the same no-comm step). */
+  const variant = (t: (c: RankCase) => Timing) => {
+    const ms = worst((c) => t(c).fwdbwd_ms), bytes = worst((c) => t(c).bytes_per_step);
+    return { ms, fwd_ms: worst((c) => t(c).fwd_ms), row_chunks: t(cases[0]!).row_chunks, bytes, bound: ms / Math.max(nocomm, moveMs(bytes)), phase: ms / phaseFloor(t) };
+  };
+  const v16 = variant((c) => c.lv16), v32 = variant((c) => c.lv32);
   const flops = 3.5 * attentionFlops({ batch: 1, heads: s.heads, headDim: s.headDim }, s.lq, s.lkv); // fwd + bwd
   return {
     P, shape: key(s), interconnect, lvxattn_ms: lv, ring_ms: ring, nocomm_ms: nocomm,
     lvxattn_fwd_ms: worst((c) => c.lv.fwd_ms), nocomm_fwd_ms: worst((c) => c.nocomm.fwd_ms),
     lv_start_skew_ms: median(cases[0]!.lv.starts.map((_, i) => Math.max(...cases.map((c) => c.lv.starts[i]!)) - Math.min(...cases.map((c) => c.lv.starts[i]!)))),
     lv_row_chunks: cases[0]!.lv.row_chunks,
+    lv_partials: cases[0]!.lv.partials,
     link_gbps: link,
     transport_path: path,
     lv_bytes_per_step: lvBytes, ring_bytes_per_step: worst((c) => c.ring.bytes_per_step),
     lv_bound_ratio: lv / Math.max(nocomm, moveMs(lvBytes)), lv_phase_floor_ratio: lv / phaseFloor((c) => c.lv),
     lv_speedup_vs_ring: ring / lv,
-    lvxattn_f16_ms: lv16, lvxattn_f16_fwd_ms: worst((c) => c.lv16.fwd_ms), lv_f16_row_chunks: cases[0]!.lv16.row_chunks, lv_f16_bytes_per_step: lv16Bytes,
-    lv_f16_bound_ratio: lv16 / Math.max(nocomm, moveMs(lv16Bytes)), lv_f16_phase_floor_ratio: lv16 / phaseFloor((c) => c.lv16),
+    lvxattn_f16_ms: v16.ms, lvxattn_f16_fwd_ms: v16.fwd_ms, lv_f16_row_chunks: v16.row_chunks, lv_f16_bytes_per_step: v16.bytes,
+    lv_f16_bound_ratio: v16.bound, lv_f16_phase_floor_ratio: v16.phase,
+    lvxattn_f32_ms: v32.ms, lvxattn_f32_fwd_ms: v32.fwd_ms, lv_f32_row_chunks: v32.row_chunks, lv_f32_bytes_per_step: v32.bytes,
+    lv_f32_bound_ratio: v32.bound, lv_f32_phase_floor_ratio: v32.phase,
     lv_tflops_per_gpu: flops / P / lv / 1e9, ring_tflops_per_gpu: flops / P / ring / 1e9,
     peak_memory_bytes: { lv: worst((c) => c.lv.memory_peak_bytes), ring: worst((c) => c.ring.memory_peak_bytes) },
     memory_used_bytes: { lv: worst((c) => c.lv.memory_used_bytes), ring: worst((c) => c.ring.memory_used_bytes) },
@@ -278,6 +298,9 @@ const COLUMNS: [string, number, (r: DistRow & Partial<ScalingRow>) => string][] 
   ['chunks', 6, (r) => `${r.lv_row_chunks.fwd}/${r.lv_row_chunks.bwd}`],
   ['LV/bound', 8, (r) => num(r.lv_bound_ratio, 3)],
   ['LV/phase', 8, (r) => num(r.lv_phase_floor_ratio, 3)],
+  ['wire', 5, (r) => `${r.lv_partials.fwd.slice(5)}/${r.lv_partials.bwd.slice(5)}`],
+  ['LV f32', 6, (r) => num(r.lvxattn_f32_ms, 2)],
+  ['f32/bound', 9, (r) => num(r.lv_f32_bound_ratio, 3)],
   ['LV f16', 6, (r) => num(r.lvxattn_f16_ms, 2)],
   ['f16 fwd', 7, (r) => num(r.lvxattn_f16_fwd_ms, 2)],
   ['f16 ch', 6, (r) => `${r.lv_f16_row_chunks.fwd}/${r.lv_f16_row_chunks.bwd}`],

@@ -9,7 +9,7 @@ export const PLURAL = 'xattnjobs';
 
 export type DTypeName = 'float32' | 'bfloat16' | 'float16';
 export type Algorithm = 'lv-xattn' | 'ring';
-export type PartialPrecision = 'float32' | 'float16';
+export type PartialPrecision = 'auto' | 'float32' | 'float16';
 export type ModelPreset = 'custom' | 'llama-3.2-11b-vision' | 'mplug-owl3-7b' | 'openflamingo-9b' | 'tiny';
 
 export interface ModelSpec {

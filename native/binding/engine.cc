@@ -75,7 +75,7 @@ CallPlan read_plan(const Napi::Object& o, const Transport& tr) {
   p.problem.lq_total = require_int(o, "lqTotal");
   p.problem.lkv_total = require_int(o, "lkvTotal");
   p.problem.comm = !o.Has("comm") || o.Get("comm").ToBoolean().Value();
-  p.problem.partials = parse_partials(get_string(o, "partials", "float32"));
+  p.problem.partials = parse_partials(get_string(o, "partials", "auto"));
   require(p.problem.lq_total >= 1 && p.problem.lkv_total >= 1, ErrorCode::InvalidArgument,
           "lqTotal and lkvTotal must be >= 1");
   p.lq = shard_of(p.problem.lq_total, tr.world_size(), tr.rank()).length;
@@ -87,6 +87,7 @@ Napi::Object stats_into(Napi::Env env, Napi::Object out, const DistStats& s) {
   out.Set("bytesSent", Napi::Number::New(env, static_cast<double>(s.bytes_sent)));
   out.Set("commWaitSeconds", Napi::Number::New(env, s.comm_wait_seconds));
   out.Set("rowChunks", Napi::Number::New(env, s.row_chunks));
+  out.Set("partials", s.partials == PartialPrecision::Float16 ? "float16" : "float32");
   return out;
 }
 
@@ -95,7 +96,7 @@ std::string problem_key(const DistProblem& p) {
   return std::to_string(d.batch) + "/" + std::to_string(d.heads) + "/" + std::to_string(d.kv_heads) + "/" +
          std::to_string(d.head_dim) + "/" + std::to_string(d.scale) + "/" + dtype_name(d.dtype) + "/" +
          std::to_string(p.lq_total) + "/" + std::to_string(p.lkv_total) + "/" + (p.comm ? "c" : "n") +
-         (p.partials == PartialPrecision::Float16 ? "/p16" : "");
+         (p.partials == PartialPrecision::Float16 ? "/p16" : p.partials == PartialPrecision::Auto ? "/pauto" : "");
 }
 
 }  // namespace
@@ -169,7 +170,7 @@ Napi::Value Engine::Info(const Napi::CallbackInfo& info) {
   o.Set("worldSize", transport_ ? transport_->world_size() : 1);
   o.Set("device", device_);
   uint64_t used = 0, peak = 0, total = 0;
-  double link_gbps = 0;
+  double link_gbps = 0, flops = 0;
   const bool reset_peak = info.Length() > 0 && info[0].IsObject() &&
                           info[0].As<Napi::Object>().Get("resetPeak").ToBoolean().Value();
   if (worker_ && backend_) worker_->run_sync([&] {
@@ -177,11 +178,13 @@ Napi::Value Engine::Info(const Napi::CallbackInfo& info) {
     total = backend_->memory_total();
     peak = backend_->memory_peak(reset_peak);
     link_gbps = link_gbps_ > 0 ? link_gbps_ : 0;
+    flops = backend_->attention_flops_per_second();
   });
   o.Set("memoryUsed", Napi::Number::New(env, static_cast<double>(used)));
   o.Set("memoryPeak", Napi::Number::New(env, static_cast<double>(peak)));
   o.Set("memoryTotal", Napi::Number::New(env, static_cast<double>(total)));
   o.Set("linkGbps", Napi::Number::New(env, link_gbps));
+  o.Set("attentionFlopsPerSecond", Napi::Number::New(env, flops));
   return o;
 }
 

@@ -14,7 +14,7 @@ namespace {
 
 // lvPlan({dims, lqTotal, lkvTotal, world, rank, masked, pass: 'forward'|'backward', linkGbps,
 // flopsPerSecond, bwdKvRowsPerWave, partials, queryKept}) -> {chunks, ownBlock: 'whole'|'batch'|'kv', firstBatches,
-// firstKvRows}
+// firstKvRows, partials: 'float32'|'float16'}
 Napi::Value LvPlanOf(const Napi::CallbackInfo& info) {
   return guard(info.Env(), [&]() -> Napi::Value {
     require(info.Length() == 1 && info[0].IsObject(), ErrorCode::InvalidArgument, "lvPlan expects one object");
@@ -25,7 +25,7 @@ Napi::Value LvPlanOf(const Napi::CallbackInfo& info) {
     pb.lq_total = require_int(o, "lqTotal");
     pb.lkv_total = require_int(o, "lkvTotal");
     pb.link_gbps = get_number(o, "linkGbps", 0);
-    pb.partials = parse_partials(get_string(o, "partials", "float32"));
+    pb.partials = parse_partials(get_string(o, "partials", "auto"));
     const int64_t world = require_int(o, "world"), rank = get_int(o, "rank", 0);
     require(pb.lq_total >= 1 && pb.lkv_total >= 1, ErrorCode::InvalidArgument, "lqTotal and lkvTotal must be >= 1");
     require(world >= 1 && rank >= 0 && rank < world, ErrorCode::InvalidArgument, "need 0 <= rank < world");
@@ -42,6 +42,7 @@ Napi::Value LvPlanOf(const Napi::CallbackInfo& info) {
     out.Set("ownBlock", plan.split.second.empty() ? "whole" : plan.split.along_kv ? "kv" : "batch");
     out.Set("firstBatches", static_cast<double>(plan.split.first.batches));
     out.Set("firstKvRows", static_cast<double>(plan.split.first.kv_rows));
+    out.Set("partials", plan.partials == PartialPrecision::Float16 ? "float16" : "float32");
     return out;
   });
 }

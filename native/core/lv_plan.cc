@@ -39,6 +39,20 @@ int row_chunks(int64_t max_block_rows, double trip_bytes, double link_gbps, doub
   return trip_seconds > kChunkWorthRatio * compute_seconds ? 2 : 1;
 }
 
+// Float16 partials halve each pass's heaviest transfer but add a pack and an unpack kernel per hop; they
+// pay where the link sets the pace. On 2x H200 (LV-XAttn ms, float32 against float16 partials, same run;
+// trip over compute at the nominal rate in brackets): NVLink, trips of a few percent, lost 1-3 % with
+// float16; over host memory the 1024x64K forward (0.8) and the 4096x32K backward (0.64) were even, the
+// 4096x32K forward (1.6) gained (steps of 10.0 against 9.45 ms); over sockets, with forward trips of 2.4 to
+// 19 times the compute, steps gained 8-30 % (4096x32K: 53-63 against 39-45 ms). Where the output is float32, float16's 2^-11 would be coarser
+// than the output's own rounding: such attention keeps float32 partials.
+PartialPrecision choose_partials(PartialPrecision asked, DType dtype, double trip_seconds, double compute_seconds) {
+  if (asked != PartialPrecision::Auto) return asked;
+  constexpr double kFloat16WorthRatio = 1.0;
+  const bool link_paced = compute_seconds > 0 && trip_seconds >= kFloat16WorthRatio * compute_seconds;
+  return dtype != DType::F32 && link_paced ? PartialPrecision::Float16 : PartialPrecision::Float32;
+}
+
 // Two pieces hide the first and the last hop; the first piece's share is what the first hop needs to
 // hide, relative to the last. But each piece is a shorter kernel beside an NCCL kernel that holds SMs
 // (H200 over NVLink: +0.1-0.17 ms a forward at the bench shapes, against hops of 0.02-0.06 ms), so where
@@ -66,14 +80,21 @@ LvPlan plan_lv(const DistProblem& pb, int world, int rank, bool masked, LvPass p
   const bool fwd = pass == LvPass::Forward;
   const size_t bwd_out_row = (query_kept ? 1 : 2) * rb.q + 2 * rb.lse;
   const size_t out_row = (fwd ? rb.q : bwd_out_row) + (masked ? rb.mask : 0);
-  const size_t partial_row = pb.partials == PartialPrecision::Float16 ? rb.o16 + rb.lse : rb.o32;  // with its scale
-  const size_t home_row = fwd ? partial_row + rb.lse : partial_row;
   const int64_t mq = max_shard(pb.lq_total, world), my_lq = shard_of(pb.lq_total, world, rank).length;
+  const double flops = block_flops(pb.dims, mq, max_shard(pb.lkv_total, world), pass);
+  const auto home_row = [&](PartialPrecision p) {  // float16 partials travel with a scale per row
+    const size_t partial_row = p == PartialPrecision::Float16 ? rb.o16 + rb.lse : rb.o32;
+    return fwd ? partial_row + rb.lse : partial_row;
+  };
+  const auto trip_bytes = [&](PartialPrecision p) { return static_cast<double>(mq) * (out_row + home_row(p)); };
   LvPlan plan;
-  plan.chunks = row_chunks(mq, static_cast<double>(mq) * (out_row + home_row), pb.link_gbps,
-                           block_flops(pb.dims, mq, max_shard(pb.lkv_total, world), pass), dev.flops_per_second);
+  plan.partials = choose_partials(pb.partials, pb.dims.dtype,
+                                  pb.link_gbps > 0 ? trip_bytes(PartialPrecision::Float32) / (pb.link_gbps * 1e9) : 0,
+                                  dev.flops_per_second > 0 ? flops / dev.flops_per_second : 0);
+  plan.chunks = row_chunks(mq, trip_bytes(plan.partials), pb.link_gbps, flops, dev.flops_per_second);
   plan.split = own_split(pb.dims.batch, shard_of(pb.lkv_total, world, rank).length, static_cast<double>(my_lq) * out_row,
-                         static_cast<double>(my_lq) * home_row, pb.link_gbps, fwd ? 0 : dev.bwd_kv_rows_per_wave);
+                         static_cast<double>(my_lq) * home_row(plan.partials), pb.link_gbps,
+                         fwd ? 0 : dev.bwd_kv_rows_per_wave);
   return plan;
 }
 

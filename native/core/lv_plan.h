@@ -12,6 +12,7 @@ enum class LvPass { Forward, Backward };
 struct LvPlan {
   int chunks = 1;  // row chunks every travelling block is sent in
   OwnSplit split;  // how this rank computes its own block
+  PartialPrecision partials = PartialPrecision::Float32;  // how the pass's partial results travel (never Auto)
 };
 
 // What the plan needs to know of the backend: its nominal attention rate, and the visual rows its backward
@@ -24,6 +25,11 @@ struct PlanDevice {
 // query_kept: the backward's Q blocks stay where the forward left them (kept_queries.h), so Q does not travel.
 LvPlan plan_lv(const DistProblem& pb, int world, int rank, bool masked, LvPass pass, const PlanDevice& dev,
                bool query_kept = false);
+
+// What PartialPrecision::Auto becomes for one pass: float16 where the attention is 16-bit and the pass's
+// trip with float32 partials (trip_seconds) takes at least its block's compute, else float32 (lv_plan.cc
+// says why). An explicit precision stays as asked.
+PartialPrecision choose_partials(PartialPrecision asked, DType dtype, double trip_seconds, double compute_seconds);
 
 // Two chunks where a block's round trip (trip_bytes at link_gbps) takes more than 0.7 of its compute
 // (block_flops at flops_per_second) and each chunk keeps >= 256 rows, else one (lv_plan.cc says why).

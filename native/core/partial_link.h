@@ -21,6 +21,7 @@ class PartialLink {
   PartialLink(Backend& be, DistAttention::Buffers& buf, const AttnDims& d, const ChunkSlots& slots,
               PartialPrecision precision, const std::string& name)
       : be_(be), d_(d), slots_(slots), packed_(precision == PartialPrecision::Float16), rb_(d) {
+    require(precision != PartialPrecision::Auto, ErrorCode::Internal, "the plan resolves partials before they travel");
     if (!packed_) return;
     send_o_ = buf.get<uint16_t>(name + ".wire_o", slots.bytes(wire_o()));
     send_s_ = buf.get<float>(name + ".wire_s", slots.bytes(scale()));

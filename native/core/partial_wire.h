@@ -16,7 +16,8 @@
 
 namespace xattn {
 
-enum class PartialPrecision { Float32, Float16 };
+// Auto is a request, not a wire format: LV-XAttn's plan resolves it per pass (lv_plan.h).
+enum class PartialPrecision { Float32, Float16, Auto };
 
 // The scale's exponent for a row whose largest |value| is `row_max`; never below float32's smallest
 // subnormal power, so the scale is never 0. Shared by the CPU and CUDA backends.

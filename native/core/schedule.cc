@@ -20,7 +20,8 @@ const char* algorithm_name(Algorithm a) { return a == Algorithm::LvXAttn ? "lv-x
 PartialPrecision parse_partials(const std::string& name) {
   if (name == "float32") return PartialPrecision::Float32;
   if (name == "float16") return PartialPrecision::Float16;
-  fail(ErrorCode::InvalidArgument, "partials must be 'float32' or 'float16', got '" + name + "'");
+  if (name == "auto") return PartialPrecision::Auto;
+  fail(ErrorCode::InvalidArgument, "partials must be 'auto', 'float32' or 'float16', got '" + name + "'");
 }
 
 // How many LV-XAttn forwards keep their visiting Q blocks for their backwards.

@@ -19,7 +19,7 @@ namespace xattn {
 enum class Algorithm { LvXAttn, Ring };
 Algorithm parse_algorithm(const std::string& name);  // "lv-xattn" | "ring"
 const char* algorithm_name(Algorithm a);
-PartialPrecision parse_partials(const std::string& name);  // "float32" | "float16"
+PartialPrecision parse_partials(const std::string& name);  // "auto" | "float32" | "float16"
 
 // Global problem: lq_total text rows and lkv_total visual rows, sharded contiguously by rank.
 struct DistProblem {
@@ -28,9 +28,9 @@ struct DistProblem {
   int64_t lkv_total = 0;
   bool comm = true;  // false: every rank computes P steps on its own blocks (the no-communication bound)
   double link_gbps = 0;  // the ranks' measured exchange bandwidth (link_probe.h); 0 = unknown
-  // How LV-XAttn sends partial results (forward O, backward dQ) between ranks (partial_wire.h); Ring
-  // ignores it.
-  PartialPrecision partials = PartialPrecision::Float32;
+  // How LV-XAttn sends partial results (forward O, backward dQ) between ranks (partial_wire.h); Auto lets
+  // each pass's plan choose (lv_plan.h). Ring ignores it.
+  PartialPrecision partials = PartialPrecision::Auto;
 };
 
 // Device pointers of this rank's shards (layouts in attn.h; mask may be null on every rank). q_id is the
@@ -54,6 +54,7 @@ struct DistStats {
   uint64_t bytes_sent = 0;     // by this rank during the last call
   double comm_wait_seconds = 0; // host time blocked on transfers (CPU); ~0 where waits are stream-ordered
   int row_chunks = 1;           // chunks each travelling text block was sent in (row_chunks.h)
+  PartialPrecision partials = PartialPrecision::Float32;  // how the last LV-XAttn call sent its partials
 };
 
 class DistAttention {

@@ -73,9 +73,10 @@ PlanDevice plan_device(const Backend& be, const AttnDims& d) {
 }
 
 // ", link 215 GB/s, 1 chunks, whole": the choices a trace line was made under.
-std::string plan_of(const DistProblem& p, int chunks, const OwnSplit& split) {
-  return ", link " + std::to_string(std::lround(p.link_gbps)) + " GB/s, " + std::to_string(chunks) + " chunks, " +
-         (split.second.empty() ? "whole" : "split") + (p.partials == PartialPrecision::Float16 ? ", float16 partials" : "");
+std::string plan_of(const DistProblem& p, const LvPlan& plan) {
+  return ", link " + std::to_string(std::lround(p.link_gbps)) + " GB/s, " + std::to_string(plan.chunks) + " chunks, " +
+         (plan.split.second.empty() ? "whole" : "split") +
+         (plan.partials == PartialPrecision::Float16 ? ", float16 partials" : "");
 }
 
 // A tensor of the own block in chunk slots, for its first hop: gathered into `slotted`, or, with one chunk
@@ -147,7 +148,7 @@ void DistAttention::lv_forward(const DistFwdArgs& a) {
   const auto chunked_only = [&](const char* name, size_t bytes) { return C > 1 ? buf_->get(name, bytes) : nullptr; };
   float* home_o = static_cast<float*>(chunked_only("lv.home_o", my_lq * rb.o32));
   float* home_l = static_cast<float*>(chunked_only("lv.home_l", my_lq * rb.lse));
-  PartialLink link(be_, *buf_, d, slots, pb_.partials, "lv.o");
+  PartialLink link(be_, *buf_, d, slots, plan.partials, "lv.o");
   // The Q blocks this forward receives, kept for the backward of the same Q (kept_queries.h).
   std::vector<size_t> kept_bytes;
   for (int t = 1; t < P; ++t) kept_bytes.push_back(visiting_lq(t) * rb.q);
@@ -169,7 +170,8 @@ void DistAttention::lv_forward(const DistFwdArgs& a) {
 
   StepClock clock(tr_, stats_);
   stats_.row_chunks = C;
-  Trace mark(be_, rank_, [&] { return "lv forward " + shape_of(pb_) + plan_of(pb_, C, split); });
+  stats_.partials = plan.partials;
+  Trace mark(be_, rank_, [&] { return "lv forward " + shape_of(pb_) + plan_of(pb_, plan); });
   const void* own_q = own_in_slots(be_, tq, slots, my_lq, a.q, chunked_only("lv.own_q", slots.bytes(tq)));
   const auto* own_m = static_cast<const int32_t*>(
       a.mask ? own_in_slots(be_, tmask, slots, my_lq, a.mask, chunked_only("lv.own_m", slots.bytes(tmask))) : nullptr);
@@ -283,7 +285,7 @@ void DistAttention::lv_backward(const DistBwdArgs& a) {
   // Scratch only chunked blocks need (with one chunk, slots are the natural layout).
   const auto chunked_only = [&](const char* name, size_t bytes) { return C > 1 ? buf_->get(name, bytes) : nullptr; };
   float* dq_home = static_cast<float*>(chunked_only("lvb.dq_home", my_lq * rb.o32));
-  PartialLink dq_link(be_, *buf_, d, slots, pb_.partials, "lvb.dq");
+  PartialLink dq_link(be_, *buf_, d, slots, plan.partials, "lvb.dq");
 
   // The backward of one piece of the local K/V rows for a block of lq text rows.
   const auto piece_bwd = [&](const OwnPiece& p, int64_t lq, const void* q, const void* dout, const float* lse,
@@ -321,7 +323,8 @@ void DistAttention::lv_backward(const DistBwdArgs& a) {
   be_.row_dot(d, my_lq, a.dout, a.o, drow);
   StepClock clock(tr_, stats_);
   stats_.row_chunks = C;
-  Trace mark(be_, rank_, [&] { return "lv backward " + shape_of(pb_) + plan_of(pb_, C, split) + (kept ? ", Q kept" : ""); });
+  stats_.partials = plan.partials;
+  Trace mark(be_, rank_, [&] { return "lv backward " + shape_of(pb_) + plan_of(pb_, plan) + (kept ? ", Q kept" : ""); });
   const Inputs own{kept ? nullptr : own_in_slots(be_, tq, slots, my_lq, a.q, chunked_only("lvb.own_q", slots.bytes(tq))),
                    own_in_slots(be_, tq, slots, my_lq, a.dout, chunked_only("lvb.own_do", slots.bytes(tq))),
                    static_cast<const float*>(own_in_slots(be_, tl, slots, my_lq, a.lse, chunked_only("lvb.own_l", slots.bytes(tl)))),

@@ -31,19 +31,30 @@ export interface DistCall {
   lkvTotal: number;
   /** false: compute every step on the local blocks, moving nothing (the no-communication bound). */
   comm?: boolean;
-  /** How LV-XAttn sends partial results between ranks (the forward's O, the backward's dQ): 'float32'
-   * (default) as computed, or 'float16' with a power-of-two scale per row, half the bytes; it adds at most
-   * 2^-11 relative error per value (a bf16 output's own rounding is 2^-9). Ring ignores it. */
+  /** How LV-XAttn sends partial results between ranks (the forward's O, the backward's dQ): 'float32' as
+   * computed, 'float16' with a power-of-two scale per row, half the bytes (it adds at most 2^-11 relative
+   * error per value; a bf16 output's own rounding is 2^-9), or 'auto' (default): float16 for a pass whose
+   * trip over the probed link would take at least its compute, where the attention is 16-bit.
+   * Ring ignores it. */
   partials?: PartialPrecision;
 }
 
-export type PartialPrecision = 'float32' | 'float16';
+export type PartialPrecision = 'auto' | WirePrecision;
+/** How partial results actually travelled (CommStats.partials). */
+export type WirePrecision = 'float32' | 'float16';
+/** How LV-XAttn's partials travelled in a forward and its backward. */
+export interface PassPartials {
+  forward: WirePrecision;
+  backward: WirePrecision;
+}
 
 export interface CommStats {
   bytesSent: number;
   commWaitSeconds: number;
   /** Chunks each travelling text block was sent in (LV-XAttn pipelines a slow link's transfers); 1 otherwise. */
   rowChunks: number;
+  /** How LV-XAttn's partial results travelled in this call ('float32' where none did). */
+  partials: WirePrecision;
 }
 
 export interface ForwardResult extends CommStats {
@@ -74,6 +85,8 @@ export interface EngineInfo {
   /** The ranks' ring-exchange bandwidth in GB/s, probed at the first distributed call (the same on every
    * rank; LV-XAttn picks its pipelining from it); 0 before that and at P = 1. */
   linkGbps: number;
+  /** The backend's nominal attention rate, which LV-XAttn's plans weigh transfers against (0 once closed). */
+  attentionFlopsPerSecond: number;
 }
 
 interface NativeEngine {

@@ -1,6 +1,6 @@
 // What the layer code runs against: the engine and its model ops, the attention call of this rank,
 // a ledger of live tensor bytes and a time profile.
-import { shardOf, type DistCall, type Engine } from '../engine/engine.js';
+import { shardOf, type DistCall, type Engine, type PassPartials } from '../engine/engine.js';
 import { TensorLedger } from './ledger.js';
 import { bindNn, type Nn } from './nn.js';
 import type { ModelShape } from './presets.js';
@@ -23,14 +23,20 @@ export interface ModelContext {
   /** What the forward keeps of each layer's projections for the backward: everything (no recomputation),
    * V only (the backward re-projects K and Q), or nothing (it re-projects K/V and Q). */
   keep: KeptProjections;
+  /** Where Q is re-projected: keep the forward's attention input Q for the backward anyway, so an LV-XAttn
+   * backward finds the Q blocks its forward received (the engine keeps them per Q tensor) and Q does not
+   * travel again. Costs one Q per layer; only where Q travels (LV-XAttn, several ranks). */
+  keepQuery: boolean;
   ledger: TensorLedger;
   profile: Profile;
+  /** How the last attention calls sent LV-XAttn's partials (set by the layers). */
+  partials: Partial<PassPartials>;
 }
 
 export function makeContext(
   engine: Engine,
   shape: ModelShape,
-  o: { call: DistCall; rank: number; worldSize: number; recomputeKV: boolean; keepValues?: boolean; exactProfile?: boolean },
+  o: { call: DistCall; rank: number; worldSize: number; recomputeKV: boolean; keepValues?: boolean; keepQuery?: boolean; exactProfile?: boolean },
 ): ModelContext {
   return {
     engine,
@@ -40,7 +46,9 @@ export function makeContext(
     lq: shardOf(o.call.lqTotal, o.worldSize, o.rank).length,
     lkv: shardOf(o.call.lkvTotal, o.worldSize, o.rank).length,
     keep: keptProjections(o.recomputeKV, o.keepValues ?? false),
+    keepQuery: o.keepQuery ?? (o.call.algorithm === 'lv-xattn' && o.worldSize > 1),
     ledger: new TensorLedger(),
     profile: new Profile(o.exactProfile ? () => engine.synchronize() : undefined),
+    partials: {},
   };
 }

@@ -24,12 +24,14 @@ interface KvSide {
   v: Tensor;
 }
 
-/** What the backward needs. With recomputation only x, O and LSE (and V when values are kept);
- * otherwise every projection too. */
+/** What the backward needs. With recomputation only x, O and LSE (and V when values are kept, the
+ * attention's Q where the context keeps it); otherwise every projection too. */
 export interface LayerSaved {
   x: Tensor;
   o: Tensor;
   lse: Tensor;
+  /** The forward's attention input Q, where re-projecting would hand the backward another tensor. */
+  query?: Tensor;
   q?: QSide;
   kv?: KvSide;
   v?: Tensor;
@@ -82,8 +84,9 @@ function projectOut(c: ModelContext, p: LayerParams, o: Tensor): Promise<Tensor>
   return track(c, c.profile.time('projection', c.nn.gemm(o, p.wo, { m: T, n: textHidden, k: H * D, transB: true })));
 }
 
-function freeQ(c: ModelContext, s: QSide): void {
-  c.ledger.free(s.xn, s.rstdX, s.qPre, s.rstdQ, s.q);
+/** Frees the Q side's tensors but `except`. */
+function freeQ(c: ModelContext, s: QSide, except?: Tensor): void {
+  c.ledger.free(...[s.xn, s.rstdX, s.qPre, s.rstdQ, s.q].filter((t) => t !== except));
 }
 
 function freeKv(c: ModelContext, s: KvSide): void {
@@ -98,15 +101,18 @@ export async function layerForward(c: ModelContext, p: LayerParams, x: Tensor, y
   const f = await c.engine.attentionForward(c.call, { q: q.q, k: kv.k, v: kv.v });
   await c.profile.settle();
   c.profile.addComm('attention_forward', 'attention', (performance.now() - t0) / 1000, f.bytesSent, f.commWaitSeconds);
+  c.partials.forward = f.partials;
   const o = c.ledger.track(f.o), lse = c.ledger.track(f.lse);
   const a = await projectOut(c, p, o);
   const out = await track(c, c.profile.time('other', c.nn.gatedResidual(x, a, p.gate)));
   if (c.keep === 'all') return { out, saved: { x, o, lse, q, kv, a } };
-  freeQ(c, q);
+  const query = c.keepQuery ? q.q : undefined;
+  freeQ(c, q, query);
   c.ledger.free(a, kv.kPre, kv.rstdK, kv.k);
-  if (c.keep === 'values') return { out, saved: { x, o, lse, v: kv.v } };
+  const kept = { x, o, lse, ...(query ? { query } : {}) };
+  if (c.keep === 'values') return { out, saved: { ...kept, v: kv.v } };
   c.ledger.free(kv.v);
-  return { out, saved: { x, o, lse } };
+  return { out, saved: kept };
 }
 
 /**
@@ -128,6 +134,11 @@ export async function layerBackward(
   const other = <R>(r: Promise<R>) => c.profile.time('other', r);
   // Recomputation: re-project Q (small) and K/V (large) from the kept x and the one shared y.
   const q = saved.q ?? (await projectQ(c, p, saved.x));
+  if (saved.query) {
+    // The same values as the forward's Q (the kernels are deterministic), but the engine knows that tensor.
+    c.ledger.free(q.q);
+    q.q = saved.query;
+  }
   const kv = saved.kv ?? (saved.v ? { ...(await projectK(c, p, y)), v: saved.v } : await projectKV(c, p, y));
   const a = saved.a ?? (await projectOut(c, p, saved.o));
 
@@ -142,6 +153,7 @@ export async function layerBackward(
   const b = await c.engine.attentionBackward(c.call, { q: q.q, k: kv.k, v: kv.v, o: saved.o, lse: saved.lse, dout: dO });
   await c.profile.settle();
   c.profile.addComm('attention_backward', 'attention', (performance.now() - t0) / 1000, b.bytesSent, b.commWaitSeconds);
+  c.partials.backward = b.partials;
   const dq = c.ledger.track(b.dq), dk = c.ledger.track(b.dk), dv = c.ledger.track(b.dv);
   c.ledger.free(dO, saved.o, saved.lse, q.q, kv.k, kv.v);
 
@@ -174,7 +186,7 @@ export async function layerBackward(
 
 /** Frees what a forward saved (not x), for forward-only use such as the teacher. */
 export function freeSaved(c: ModelContext, s: LayerSaved): void {
-  c.ledger.free(s.o, s.lse, s.a, s.v);
+  c.ledger.free(s.o, s.lse, s.a, s.v, s.query);
   if (s.q) freeQ(c, s.q);
   if (s.kv) freeKv(c, s.kv);
 }

@@ -2,7 +2,7 @@
 // on a given link, decided without an engine or a transport. For tests and tools.
 import { loadAddon } from './addon.js';
 
-import type { AttnDims, PartialPrecision } from '../engine/engine.js';
+import type { AttnDims, PartialPrecision, WirePrecision } from '../engine/engine.js';
 
 export interface LvPlanQuery {
   dims: AttnDims;
@@ -20,7 +20,7 @@ export interface LvPlanQuery {
   /** Visual rows the backend's backward kernel covers in one wave (all SMs busy once); 0 or absent where
    * unknown (CPU). The backward's own block then splits on a whole wave. */
   bwdKvRowsPerWave?: number;
-  /** Partial results on the wire (engine DistCall.partials); default 'float32'. */
+  /** Partial results on the wire (engine DistCall.partials); default 'auto'. */
   partials?: PartialPrecision;
   /** Backward only: the forward of the same Q kept the blocks it received, so Q does not travel again. */
   queryKept?: boolean;
@@ -33,6 +33,8 @@ export interface LvPlan {
   ownBlock: 'whole' | 'batch' | 'kv';
   firstBatches: number;
   firstKvRows: number;
+  /** How the pass's partial results travel ('auto' resolved). */
+  partials: WirePrecision;
 }
 
 export function lvPlan(query: LvPlanQuery): LvPlan {

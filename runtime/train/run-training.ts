@@ -128,6 +128,9 @@ export async function runTraining(engine: Engine, job: XAttnJob, o: TrainingOpti
       stopped,
       peakActivationBytes: ledger.peak,
       profile: total,
+      ...(trainer.ctx.partials.forward && trainer.ctx.partials.backward
+        ? { partials: { forward: trainer.ctx.partials.forward, backward: trainer.ctx.partials.backward } }
+        : {}),
     };
   } finally {
     // On an error, still finish the write in flight: it may be the checkpoint a restart resumes from.

@@ -72,7 +72,8 @@ export class Trainer {
       source = safetensorsSource(w.data.path!, layout);
     } else {
       source = syntheticSource(w.seed, layout);
-      const tctx = makeContext(engine, shape, { call, rank, worldSize, recomputeKV: true });
+      // Forward only: no backward would use a kept Q.
+      const tctx = makeContext(engine, shape, { call, rank, worldSize, recomputeKV: true, keepQuery: false });
       const master = await ParamSet.init(engine, shape, { seed: mixSeed(w.seed, 2), gate: TEACHER_GATE });
       teacher = { ctx: tctx, master, ...(await master.computeView(tctx.nn, w.dtype)) };
     }

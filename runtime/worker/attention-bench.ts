@@ -1,6 +1,6 @@
 // Benchmark mode: distributed cross-attention forward + backward at the manifest's shapes.
 import type { XAttnJob } from '../../crds/types.js';
-import { Engine, shardOf, type DistCall, type Tensor } from '../engine/engine.js';
+import { Engine, shardOf, type DistCall, type PassPartials, type Tensor } from '../engine/engine.js';
 import { resolveModel } from '../model/presets.js';
 import { randn } from './random.js';
 
@@ -18,6 +18,8 @@ export interface RankResult {
   meanStepSeconds: number;
   bytesSentPerStep: number;
   commWaitSecondsPerStep: number;
+  /** How LV-XAttn's partials travelled in the last step (absent where the job made no attention call). */
+  partials?: PassPartials;
 }
 
 export function benchmarkCall(job: XAttnJob, algorithm = job.spec.attention.algorithm, comm = true): DistCall {
@@ -60,6 +62,7 @@ export async function runAttentionBenchmark(
   const warmup = job.spec.workload.warmupSteps;
   const steps = job.spec.workload.steps;
   let timed = 0, seconds = 0, bytes = 0, wait = 0;
+  let partials: PassPartials | undefined;
   try {
     for (let i = 1 - warmup; i <= steps; i++) {
       const t0 = performance.now();
@@ -68,6 +71,7 @@ export async function runAttentionBenchmark(
       await engine.synchronize(); // calls resolve once queued on CUDA: the step ends when the device is done
       const dt = (performance.now() - t0) / 1000;
       for (const t of [f.o, f.lse, b.dq, b.dk, b.dv]) t.dispose();
+      partials = { forward: f.partials, backward: b.partials };
       const ev = { step: i, steps, seconds: dt, bytesSent: f.bytesSent + b.bytesSent, commWaitSeconds: f.commWaitSeconds + b.commWaitSeconds };
       if (i > 0) {
         timed++;
@@ -86,5 +90,6 @@ export async function runAttentionBenchmark(
     meanStepSeconds: seconds / Math.max(1, timed),
     bytesSentPerStep: bytes / Math.max(1, timed),
     commWaitSecondsPerStep: wait / Math.max(1, timed),
+    ...(partials ? { partials } : {}),
   };
 }

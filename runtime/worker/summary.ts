@@ -1,14 +1,15 @@
 // The end-of-run summary (pure): throughput, per-worker attention TFLOP/s and bytes moved per step.
 import type { XAttnJob } from '../../crds/types.js';
-import { attentionFlops } from '../engine/engine.js';
+import { attentionFlops, type PassPartials } from '../engine/engine.js';
 import { resolveModel } from '../model/presets.js';
 import type { RankResult } from './attention-bench.js';
 
 export interface RunSummary {
   job: string;
   algorithm: string;
-  /** Set where LV-XAttn's partial results travel as float16 (attention.partials). */
-  partials?: 'float16';
+  /** How LV-XAttn's partial results travelled, per pass, and whether the plan chose (attention.partials
+   * auto); absent where nothing travelled (Ring, one worker). */
+  partials?: PassPartials & { chosen: boolean };
   mode: string;
   worldSize: number;
   backend: string;
@@ -38,7 +39,10 @@ export function summarize(job: XAttnJob, backend: string, ranks: RankResult[], e
   return {
     job: job.metadata.name,
     algorithm: job.spec.attention.algorithm,
-    ...(job.spec.attention.algorithm === 'lv-xattn' && job.spec.attention.partials === 'float16' ? { partials: 'float16' as const } : {}),
+    // Every rank plans alike, so rank 0's choice is the job's.
+    ...(job.spec.attention.algorithm === 'lv-xattn' && P > 1 && ranks[0]!.partials
+      ? { partials: { ...ranks[0]!.partials, chosen: job.spec.attention.partials === 'auto' } }
+      : {}),
     mode: w.mode,
     worldSize: P,
     backend,
@@ -60,9 +64,11 @@ const si = (x: number, unit: string) => {
   return `${x.toFixed(2)} ${unit}`;
 };
 
+const wireOf = (p: PassPartials) => (p.forward === p.backward ? `${p.forward} in both passes` : `${p.forward} forward, ${p.backward} backward`);
+
 export function formatSummary(s: RunSummary): string {
   const rows: [string, string][] = [
-    ['job', `${s.job} (${s.mode}, ${s.algorithm}${s.partials ? ` with ${s.partials} partials` : ''}, ${s.worldSize} worker${s.worldSize > 1 ? 's' : ''}, ${s.backend})`],
+    ['job', `${s.job} (${s.mode}, ${s.algorithm}, ${s.worldSize} worker${s.worldSize > 1 ? 's' : ''}, ${s.backend})`],
     [s.mode === 'train' ? 'steps run' : 'steps timed', String(s.steps)],
     ['step time', `${(s.stepSeconds * 1000).toFixed(2)} ms${s.mode === 'train' && s.steps > 1 ? ' (mean after the first step)' : ''}`],
     ['text tokens/s', si(s.textTokensPerSecond, 'tok/s')],
@@ -71,6 +77,7 @@ export function formatSummary(s: RunSummary): string {
     ['sent per step/worker', si(s.bytesSentPerStepPerWorker, 'B')],
     ['waiting on transfers', `${(s.commWaitFraction * 100).toFixed(1)} % of the step`],
   ];
+  if (s.partials) rows.push(['partials on the wire', `${wireOf(s.partials)}${s.partials.chosen ? ' (chosen for the link: partials auto)' : ''}`]);
   if (s.linkGbps !== undefined) rows.push(['link between ranks', `${s.linkGbps.toFixed(s.linkGbps < 10 ? 2 : 1)} GB/s (probed ring exchange${s.linkPath ? `; ${s.linkPath}` : ''})`]);
   if (s.loss !== undefined) rows.push(['final loss', s.loss.toPrecision(5)]);
   const w = Math.max(...rows.map(([k]) => k.length));

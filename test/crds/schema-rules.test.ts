@@ -35,17 +35,17 @@ describe('CEL mirrors', () => {
   });
   it('fills defaults as the API server does', () => {
     const j = validateXAttnJob(manifest());
-    expect(j.spec).toMatchObject({ gpusPerWorker: 0, attention: { algorithm: 'lv-xattn', recomputeKV: true, partials: 'float32' }, runPolicy: { backoffLimit: 3, suspend: false, cleanPodPolicy: 'Running' }, scheduling: { gang: 'none', scheduleTimeoutSeconds: 300 }, networking: { shmSize: '8Gi', masterPort: 29500 } });
+    expect(j.spec).toMatchObject({ gpusPerWorker: 0, attention: { algorithm: 'lv-xattn', recomputeKV: true, partials: 'auto' }, runPolicy: { backoffLimit: 3, suspend: false, cleanPodPolicy: 'Running' }, scheduling: { gang: 'none', scheduleTimeoutSeconds: 300 }, networking: { shmSize: '8Gi', masterPort: 29500 } });
   });
 });
 
 describe('attention.partials', () => {
-  it('takes float16 and reaches the engine calls of both workload modes', async () => {
+  it.each(['float16', 'float32', 'auto'] as const)('takes %s and it reaches the engine calls of both workload modes', async (partials) => {
     const { trainCall } = await import('../../runtime/train/trainer.js');
     const { benchmarkCall } = await import('../../runtime/worker/attention-bench.js');
-    const j = validateXAttnJob(manifest({ model: { preset: 'tiny' }, attention: { partials: 'float16' } }));
-    expect(benchmarkCall(j).partials).toBe('float16');
-    expect(trainCall(j, { heads: 4, kvHeads: 2, headDim: 16 } as never).partials).toBe('float16');
+    const j = validateXAttnJob(manifest({ model: { preset: 'tiny' }, attention: { partials } }));
+    expect(benchmarkCall(j).partials).toBe(partials);
+    expect(trainCall(j, { heads: 4, kvHeads: 2, headDim: 16 } as never).partials).toBe(partials);
   });
   it('refuses anything else, naming the field', () => {
     expect(() => validateXAttnJob(manifest({ attention: { partials: 'bfloat16' } }))).toThrow(/partials/);

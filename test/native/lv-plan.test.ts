@@ -11,23 +11,24 @@ const plan = (lq: number, lkv: number, linkGbps: number, pass: 'forward' | 'back
 const SHAPES = { '1024x64K': [1024, 65536], '256x128K': [256, 131072], '4096x32K': [4096, 32768] } as const;
 
 describe('LV-XAttn plan at the bench shapes, 2 ranks', () => {
-  // [shape, link GB/s, forward chunks, backward chunks, own block]
-  const cases: [keyof typeof SHAPES, number, number, number, string][] = [
-    ['1024x64K', 220, 1, 1, 'whole'], // hops of 60-80 us: the split would cost more than it hides
-    ['256x128K', 220, 1, 1, 'whole'],
-    ['4096x32K', 220, 1, 1, 'kv'],
-    ['1024x64K', 23, 2, 1, 'kv'], // forward trip 0.55 ms vs 0.69 ms of compute; backward 0.73 vs 1.7
-    ['256x128K', 23, 1, 1, 'kv'], // 128 rows a block: chunks would be too short
-    ['4096x32K', 23, 2, 2, 'kv'],
-    ['1024x64K', 2, 2, 2, 'kv'],
-    ['256x128K', 2, 1, 1, 'kv'],
-    ['4096x32K', 2, 2, 2, 'kv'],
+  // [shape, link GB/s, forward chunks, backward chunks, own block, partials (auto) forward/backward]
+  const cases: [keyof typeof SHAPES, number, number, number, string, string][] = [
+    ['1024x64K', 220, 1, 1, 'whole', 'float32/float32'], // hops of 60-80 us: the split would cost more than it hides
+    ['256x128K', 220, 1, 1, 'whole', 'float32/float32'],
+    ['4096x32K', 220, 1, 1, 'kv', 'float32/float32'],
+    ['1024x64K', 23, 2, 1, 'kv', 'float32/float32'], // forward trip 0.55 ms vs 0.69 ms of compute; backward 0.73 vs 1.7
+    ['256x128K', 23, 1, 1, 'kv', 'float32/float32'], // 128 rows a block: chunks would be too short
+    ['4096x32K', 23, 2, 2, 'kv', 'float16/float32'], // forward trip 2.2 ms vs 1.4; backward 2.9 vs 3.5
+    ['1024x64K', 2, 2, 2, 'kv', 'float16/float16'],
+    ['256x128K', 2, 1, 1, 'kv', 'float16/float16'],
+    ['4096x32K', 2, 2, 2, 'kv', 'float16/float16'],
   ];
-  it.each(cases)('%s at %i GB/s: forward %i chunks, backward %i, own block %s', (shape, link, fwd, bwd, own) => {
+  it.each(cases)('%s at %i GB/s: forward %i chunks, backward %i, own block %s, partials %s', (shape, link, fwd, bwd, own, partials) => {
     const [lq, lkv] = SHAPES[shape];
     const f = plan(lq, lkv, link, 'forward'), b = plan(lq, lkv, link, 'backward');
     expect([f.chunks, b.chunks]).toEqual([fwd, bwd]);
     expect(f.ownBlock).toBe(own);
+    expect(`${f.partials}/${b.partials}`).toBe(partials);
   });
 });
 
@@ -70,7 +71,30 @@ describe('LV-XAttn plan, general rules', () => {
     expect(plan(4096, 32768, 23, 'backward').chunks).toBe(2);
     // 256x128K over host memory: 2.1 MB of hops, 87 us at the probe's speed but not beside the kernels
     expect(plan(256, 131072, 23, 'forward', { partials: 'float16' }).ownBlock).toBe('kv');
-    expect(() => plan(1024, 65536, 23, 'forward', { partials: 'bfloat16' as never })).toThrow(/partials must be 'float32' or 'float16', got 'bfloat16'/);
+    expect(() => plan(1024, 65536, 23, 'forward', { partials: 'bfloat16' as never })).toThrow(/partials must be 'auto', 'float32' or 'float16', got 'bfloat16'/);
+  });
+
+  it('sends float16 partials for a pass whose float32 trip would take at least its compute, 16-bit only', () => {
+    // 256x128K backward at 4 GB/s: Q, dO, LSE and D out plus float32 dQ home (4.2 MB) take 1.2 x its 0.87 ms
+    // of compute; with the forward's Q kept (3.2 MB), 0.92 x
+    expect(plan(256, 131072, 4, 'backward').partials).toBe('float16');
+    expect(plan(256, 131072, 4, 'backward', { queryKept: true }).partials).toBe('float32');
+    // the threshold: a link at which the 4096x32K forward's float32 trip (Q out; O and LSE home) equals its compute
+    const tripBytes = 2048 * (8192 + 16384 + 128), computeSeconds = (4 * 32 * 128 * 2048 * 16384) / H200;
+    const even = tripBytes / computeSeconds / 1e9;
+    expect(plan(4096, 32768, even * 0.999, 'forward').partials).toBe('float16');
+    expect(plan(4096, 32768, even * 1.001, 'forward').partials).toBe('float32');
+    // float32 attention keeps float32 partials (float16's 2^-11 would be coarser than its output)
+    expect(plan(4096, 32768, 2, 'forward', { dims: { ...dims, dtype: 'float32' } }).partials).toBe('float32');
+    expect(plan(4096, 32768, 2, 'forward', { dims: { ...dims, dtype: 'float16' } }).partials).toBe('float16');
+    // an unknown link or rate decides nothing: float32
+    expect(plan(4096, 32768, 0, 'forward').partials).toBe('float32');
+    expect(plan(4096, 32768, 2, 'forward', { flopsPerSecond: 0 }).partials).toBe('float32');
+    // an explicit choice stands, and the plan weighs what it chose
+    expect(plan(4096, 32768, 2, 'forward', { partials: 'float32' }).partials).toBe('float32');
+    expect(plan(4096, 32768, 220, 'forward', { partials: 'float16' }).partials).toBe('float16');
+    expect(plan(4096, 32768, 23, 'forward').firstKvRows).toBe(plan(4096, 32768, 23, 'forward', { partials: 'float16' }).firstKvRows);
+    expect(plan(4096, 32768, 23, 'forward').firstKvRows).not.toBe(plan(4096, 32768, 23, 'forward', { partials: 'float32' }).firstKvRows);
   });
 
   it("splits the backward's own block on a whole wave of its kernel", () => {

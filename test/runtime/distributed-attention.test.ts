@@ -9,6 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { shardRange, type DistCase } from '../fixtures/dist-case.js';
 import type { RankResults } from '../fixtures/dist-attention-rank.js';
+import { lvPlan } from '../../runtime/native/schedules.js';
 import { caseErrors } from '../fixtures/dist-compare.js';
 import { spawnRanks } from '../fixtures/spawn-ranks.js';
 
@@ -42,6 +43,16 @@ function backwardQueryBytes(c: DistCase, P: number, r: number): number {
     rows += e - b;
   }
   return rows * row;
+}
+
+/** How each pass of a variant must send its partials: as the plan decides for the ranks' probed link and
+ * the backend's nominal rate ('auto'), as asked, or float32 where nothing travels. */
+function expectedPartials(c: DistCase, P: number, r: RankResults, variant: string, keptQ: boolean): string[] {
+  if (P === 1 || variant === 'ring') return ['float32', 'float32'];
+  const q = { dims: c.dims, lqTotal: c.lq, lkvTotal: c.lkv, world: P, rank: r.rank, masked: c.masked, linkGbps: r.linkGbps, flopsPerSecond: r.flopsPerSecond };
+  const partials = variant === 'lv-xattn f16 partials' ? 'float16' : 'auto';
+  const kept = keptQ && variant !== 'lv-xattn, Q sent again';
+  return [lvPlan({ ...q, partials, pass: 'forward' }).partials, lvPlan({ ...q, partials, pass: 'backward', queryKept: kept }).partials];
 }
 
 // Blocks travel in row chunks where the link is the bottleneck (never at these shapes on CPU);
@@ -81,12 +92,16 @@ describe.each([
         if (c.dims.dtype !== 'float32') expect(r.results[ci]!['lv-xattn f16 partials']!.rowChunks, `case ${ci} rank ${r.rank}: with float16 partials`).toEqual([lvChunks, lvChunks]);
         expect(r.results[ci]!.ring!.rowChunks, `case ${ci} rank ${r.rank}: Ring chunks`).toEqual([1, 1]);
         // The backward on the kept blocks sends everything but Q; with Q in another tensor it sends Q too.
-        const [fwdKept, bwdKept] = r.results[ci]!['lv-xattn']!.bytesSent!;
-        const [fwdAgain, bwdAgain] = r.results[ci]!['lv-xattn, Q sent again']!.bytesSent!;
+        // (Where 'auto' sent dQ differently in the two, the lighter trip tipped the plan: bytes differ by more.)
+        const kept = r.results[ci]!['lv-xattn']!, again = r.results[ci]!['lv-xattn, Q sent again']!;
         const saved = keepQ === '0' ? 0 : backwardQueryBytes(c, P, r.rank);
-        expect(fwdKept, `case ${ci} rank ${r.rank}: forward bytes`).toBe(fwdAgain);
-        expect(bwdAgain - bwdKept, `case ${ci} rank ${r.rank}: backward bytes saved by the kept Q`).toBe(saved);
+        expect(kept.bytesSent[0], `case ${ci} rank ${r.rank}: forward bytes`).toBe(again.bytesSent[0]);
+        if (kept.partials[1] === again.partials[1])
+          expect(again.bytesSent[1]! - kept.bytesSent[1]!, `case ${ci} rank ${r.rank}: backward bytes saved by the kept Q`).toBe(saved);
+        if (c.dims.dtype === 'float32') expect(kept.partials, 'float32 attention keeps float32 partials').toEqual(['float32', 'float32']);
         if (P > 1 && keepQ !== '0') expect(saved).toBeGreaterThan(0);
+        for (const [name, v] of Object.entries(r.results[ci]!))
+          expect(v.partials, `case ${ci} rank ${r.rank} ${name}: partials per pass`).toEqual(expectedPartials(c, P, r, name, keepQ !== '0'));
       }
     });
     // The link probe (LV-XAttn's pipelining depends on it) must give every rank the same value.
@@ -106,14 +121,19 @@ describe('schedule trace', () => {
   it('writes one line per LV-XAttn call on every rank, with ordered marks', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'xattn-trace-'));
     try {
-      await spawnRanks<RankResults>(WORKER, 2, { XATTN_TEST_CASES: JSON.stringify([CASES[1]]), XATTN_TRACE: dir, XATTN_LV_CHUNKS: '2', XATTN_LV_FIRST_SHARE: '0.5' });
+      const ranks = await spawnRanks<RankResults>(WORKER, 2, { XATTN_TEST_CASES: JSON.stringify([CASES[1]]), XATTN_TRACE: dir, XATTN_LV_CHUNKS: '2', XATTN_LV_FIRST_SHARE: '0.5' });
       for (const rank of [0, 1]) {
         const lines = readFileSync(path.join(dir, `trace-rank${rank}.txt`), 'utf8').trim().split('\n');
         const calls = lines.map((l) => l.split('  ')[0]!);
-        // lv-xattn, lv-xattn with Q sent again, then lv-xattn with float16 partials (Ring writes no trace).
+        // lv-xattn, lv-xattn with Q sent again, then lv-xattn with float16 partials (Ring writes no trace);
+        // each line names float16 partials where that pass reported sending them.
         const plan = 'B1 H8/1 d32 9x50, link N GB/s, 2 chunks, split';
+        const sent = ranks.find((r) => r.rank === rank)!.results[0]!;
+        const p16 = (variant: string, pass: number) => (sent[variant]!.partials[pass] === 'float16' ? ', float16 partials' : '');
+        expect(sent['lv-xattn f16 partials']!.partials).toEqual(['float16', 'float16']);
         expect(calls.map((c) => c.replace(/link \d+ GB\/s/, 'link N GB/s'))).toEqual([
-          `lv forward ${plan}`, `lv backward ${plan}, Q kept`, `lv forward ${plan}`, `lv backward ${plan}`,
+          `lv forward ${plan}${p16('lv-xattn', 0)}`, `lv backward ${plan}${p16('lv-xattn', 1)}, Q kept`,
+          `lv forward ${plan}${p16('lv-xattn, Q sent again', 0)}`, `lv backward ${plan}${p16('lv-xattn, Q sent again', 1)}`,
           `lv forward ${plan}, float16 partials`, `lv backward ${plan}, float16 partials, Q kept`,
         ]);
         for (const line of lines) {

@@ -47,4 +47,21 @@ describe('distributed training', () => {
       }
     });
   }
+
+  // With recomputation the backward re-projects Q, but it hands the attention the forward's Q tensor, so
+  // LV-XAttn's backward reuses the Q blocks its forward received: Q does not travel again.
+  it('P = 2 (lv-xattn): each backward reuses its forward\'s Q blocks, sending a Q block less per layer', async () => {
+    const job = trainJob('kept-q', { workers: 2, steps: 3, attention: { algorithm: 'lv-xattn' } });
+    const stepBytes = (g: Awaited<ReturnType<typeof runGang>>, rank: number) =>
+      g.events[rank]!.flatMap((e) => (e.type === 'step' ? [e.bytesSent] : []));
+    const kept = await runGang(job), sentAgain = await runGang(job, { env: { XATTN_LV_KEEP_Q: '0' } });
+    // 2 layers x the rank's own block (6 of 12 text rows) x batch 2 x 4 heads x 8 dims x 4 B (float32)
+    const qBlock = 2 * 6 * 2 * 4 * 8 * 4;
+    for (const rank of [0, 1]) {
+      const a = stepBytes(kept, rank), b = stepBytes(sentAgain, rank);
+      expect(a.length).toBe(3);
+      expect(b.map((x, i) => x - a[i]!), `rank ${rank}: bytes saved per step`).toEqual([qBlock, qBlock, qBlock]);
+    }
+    expect([...lossesOf(kept).values()], 'the same values either way').toEqual([...lossesOf(sentAgain).values()]);
+  });
 });

@@ -87,7 +87,7 @@ export async function startGang(job: XAttnJob, o: { checkpointDir?: string; env?
 }
 
 /** Runs a gang to completion and fails with every rank's stderr unless all exit 0. */
-export async function runGang(job: XAttnJob, o: { checkpointDir?: string } = {}): Promise<Gang> {
+export async function runGang(job: XAttnJob, o: { checkpointDir?: string; env?: NodeJS.ProcessEnv } = {}): Promise<Gang> {
   const g = await startGang(job, o);
   const exits = await g.exits;
   if (exits.some((e) => e.code !== 0))

@@ -24,12 +24,16 @@ describe('run summary', () => {
     expect(formatSummary(s)).toMatch(/link between ranks\s+240\.0 GB\/s \(probed ring exchange; nccl, copy engines to 1 of 1 peers\)/);
   });
 
-  it('says where LV-XAttn sends float16 partials, and only for LV-XAttn', () => {
-    const as = (algorithm: 'lv-xattn' | 'ring', partials: 'float32' | 'float16') =>
-      formatSummary(summarize({ ...job, spec: { ...job.spec, attention: { ...job.spec.attention, algorithm, partials } } }, 'cpu', [rank(0, 0.1)]));
-    expect(as('lv-xattn', 'float16')).toMatch(/job\s+quickstart \(\w+, lv-xattn with float16 partials, 1 worker, cpu\)/);
-    expect(as('lv-xattn', 'float32')).toMatch(/lv-xattn, 1 worker/);
-    expect(as('ring', 'float16')).toMatch(/ring, 1 worker/);
+  it('says how LV-XAttn\'s partials travelled, and whether the plan chose, only where they travelled', () => {
+    const two = (partials?: { forward: 'float32' | 'float16'; backward: 'float32' | 'float16' }) => [0, 1].map((r) => ({ ...rank(r, 0.1), ...(partials ? { partials } : {}) }));
+    const as = (algorithm: 'lv-xattn' | 'ring', asked: 'auto' | 'float32' | 'float16', ranks = two({ forward: 'float16', backward: 'float32' })) =>
+      formatSummary(summarize({ ...job, spec: { ...job.spec, attention: { ...job.spec.attention, algorithm, partials: asked } } }, 'cpu', ranks));
+    expect(as('lv-xattn', 'auto')).toMatch(/partials on the wire\s+float16 forward, float32 backward \(chosen for the link: partials auto\)/);
+    expect(as('lv-xattn', 'float16', two({ forward: 'float16', backward: 'float16' }))).toMatch(/partials on the wire\s+float16 in both passes$/m);
+    expect(as('lv-xattn', 'auto')).toMatch(/job\s+quickstart \(\w+, lv-xattn, 2 workers, cpu\)/);
+    expect(as('ring', 'auto')).not.toMatch(/partials/);
+    expect(as('lv-xattn', 'auto', two())).not.toMatch(/partials/); // no call reported any
+    expect(formatSummary(summarize(job, 'cpu', [{ ...rank(0, 0.1), partials: { forward: 'float32', backward: 'float32' } }]))).not.toMatch(/partials/);
   });
 
   it('leaves the link out where no link was probed (one rank)', () => {
