@@ -40,15 +40,16 @@ int row_chunks(int64_t max_block_rows, double trip_bytes, double link_gbps, doub
 }
 
 // Float16 partials halve each pass's heaviest transfer but add a pack and an unpack kernel per hop; they
-// pay where the link sets the pace. On 2x H200 (LV-XAttn ms, float32 against float16 partials, same run;
-// trip over compute at the nominal rate in brackets): NVLink, trips of a few percent, lost 1-3 % with
-// float16; over host memory the 1024x64K forward (0.8) and the 4096x32K backward (0.64) were even, the
-// 4096x32K forward (1.6) gained (steps of 10.0 against 9.45 ms); over sockets, with forward trips of 2.4 to
-// 19 times the compute, steps gained 8-30 % (4096x32K: 53-63 against 39-45 ms). Where the output is float32, float16's 2^-11 would be coarser
-// than the output's own rounding: such attention keeps float32 partials.
+// pay where the link sets much of the pace. On 2x H200 (LV-XAttn steps, float32 against float16 partials,
+// same runs; trip over compute at the nominal rate in brackets): over NVLink (a few percent) float16 lost
+// 1-3 %; over host memory the 1024x64K forward (0.8) was even to slightly ahead (5.05-5.22 against
+// 4.99-5.19 ms over 8 runs), the 4096x32K backward with kept Q (0.64) ahead by 0.02-0.25 ms (float32 dQ
+// waits ~0.15 ms to come home) and the 4096x32K forward (1.6) by ~0.5 ms (10.0 against 9.45); over sockets
+// (2.4-19) steps gained 8-30 % (4096x32K: 53-63 against 39-45 ms). Float32 attention keeps float32
+// partials: float16's 2^-11 would be coarser than its output's own rounding.
 PartialPrecision choose_partials(PartialPrecision asked, DType dtype, double trip_seconds, double compute_seconds) {
   if (asked != PartialPrecision::Auto) return asked;
-  constexpr double kFloat16WorthRatio = 1.0;
+  constexpr double kFloat16WorthRatio = 0.6;
   const bool link_paced = compute_seconds > 0 && trip_seconds >= kFloat16WorthRatio * compute_seconds;
   return dtype != DType::F32 && link_paced ? PartialPrecision::Float16 : PartialPrecision::Float32;
 }

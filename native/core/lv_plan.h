@@ -27,8 +27,8 @@ LvPlan plan_lv(const DistProblem& pb, int world, int rank, bool masked, LvPass p
                bool query_kept = false);
 
 // What PartialPrecision::Auto becomes for one pass: float16 where the attention is 16-bit and the pass's
-// trip with float32 partials (trip_seconds) takes at least its block's compute, else float32 (lv_plan.cc
-// says why). An explicit precision stays as asked.
+// trip with float32 partials (trip_seconds) takes at least 0.6 of its block's compute, else float32
+// (lv_plan.cc says why). An explicit precision stays as asked.
 PartialPrecision choose_partials(PartialPrecision asked, DType dtype, double trip_seconds, double compute_seconds);
 
 // Two chunks where a block's round trip (trip_bytes at link_gbps) takes more than 0.7 of its compute

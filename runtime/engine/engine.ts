@@ -34,7 +34,7 @@ export interface DistCall {
   /** How LV-XAttn sends partial results between ranks (the forward's O, the backward's dQ): 'float32' as
    * computed, 'float16' with a power-of-two scale per row, half the bytes (it adds at most 2^-11 relative
    * error per value; a bf16 output's own rounding is 2^-9), or 'auto' (default): float16 for a pass whose
-   * trip over the probed link would take at least its compute, where the attention is 16-bit.
+   * trip over the probed link would take at least 0.6 of its compute, where the attention is 16-bit.
    * Ring ignores it. */
   partials?: PartialPrecision;
 }
