@@ -4,7 +4,9 @@
 //     forward and backward against the fp64 reference (GQA 1/4/8, d64/d128, odd lengths, fully masked
 //     rows).
 //     At P = 2 also with NCCL's kernels instead of copy engines (XATTN_COPY_ENGINE=0) and with copy-engine
-//     pieces of 256 bytes (every transfer in many pieces through two slots: the credit waits).
+//     pieces of 256 bytes (every transfer in many pieces through two slots: the credit waits), and with
+//     the owner's block forced into two pieces (along the text rows where a rank has 256 or more) and
+//     blocks in two row chunks.
 //  2. P = 2 equals single-GPU attention.
 // The per-op kernel checks against the CPU backend are the standalone xattn_cuda_check program.
 import { Engine } from '../../runtime/engine/engine.js';
@@ -18,6 +20,8 @@ const CASES: DistCase[] = [
   { dims: { batch: 2, heads: 4, kvHeads: 4, headDim: 64, dtype: 'float16' }, lq: 33, lkv: 777, masked: false, seed: 22 },
   { dims: { batch: 1, heads: 8, kvHeads: 1, headDim: 64, dtype: 'bfloat16' }, lq: 5, lkv: 2049, masked: true, seed: 23 },
   { dims: { batch: 1, heads: 4, kvHeads: 1, headDim: 128, dtype: 'float16' }, lq: 129, lkv: 301, masked: true, seed: 24 },
+  // 301 and 300 text rows a rank at P = 2: a forced split of the own block runs along the text rows
+  { dims: { batch: 1, heads: 8, kvHeads: 2, headDim: 128, dtype: 'bfloat16' }, lq: 601, lkv: 1000, masked: true, seed: 25 },
 ];
 
 // Relative to the largest |expected|: the GPU kernels feed bf16/fp16 probabilities to the tensor cores,
@@ -40,7 +44,11 @@ if (process.argv[2] === 'rank') {
   check(gpus >= 1, 'a CUDA device is visible to the addon (built with CUDA)');
   const runs: Record<number, RankResults[]> = {};
   // P = 2 transfer paths beside the default (copy engines where the GPUs can map each other's memory).
-  const PATHS: Record<string, Record<string, string>> = { 'NCCL kernels': { XATTN_COPY_ENGINE: '0' }, 'copy engines, 256 B pieces': { XATTN_CE_SLOT_BYTES: '256' } };
+  const PATHS: Record<string, Record<string, string>> = {
+    'NCCL kernels': { XATTN_COPY_ENGINE: '0' },
+    'copy engines, 256 B pieces': { XATTN_CE_SLOT_BYTES: '256' },
+    'own block in two pieces, 2 row chunks': { XATTN_LV_FIRST_SHARE: '0.4', XATTN_LV_CHUNKS: '2' },
+  };
   const checkRun = (label: string, ranks: RankResults[]) =>
     CASES.forEach((c, ci) => {
       const tol = TOL[c.dims.dtype]!;
