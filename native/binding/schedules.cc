@@ -13,8 +13,8 @@ namespace xattn::binding {
 namespace {
 
 // lvPlan({dims, lqTotal, lkvTotal, world, rank, masked, pass: 'forward'|'backward', linkGbps,
-// flopsPerSecond, bwdKvRowsPerWave, fwdTextRowsPerWave, partials, queryKept}) -> {chunks, ownBlock: 'whole'|'batch'|'rows'|'kv', firstBatches,
-// firstKvRows, firstRows, partials: 'float32'|'float16'}
+// flopsPerSecond, bwdKvRowsPerWave, partials, queryKept}) -> {chunks, ownBlock: 'whole'|'batch'|'kv', firstBatches,
+// firstKvRows, partials: 'float32'|'float16'}
 Napi::Value LvPlanOf(const Napi::CallbackInfo& info) {
   return guard(info.Env(), [&]() -> Napi::Value {
     require(info.Length() == 1 && info[0].IsObject(), ErrorCode::InvalidArgument, "lvPlan expects one object");
@@ -35,16 +35,13 @@ Napi::Value LvPlanOf(const Napi::CallbackInfo& info) {
     const bool masked = o.Has("masked") && o.Get("masked").ToBoolean().Value();
     const LvPlan plan = plan_lv(pb, static_cast<int>(world), static_cast<int>(rank), masked,
                                 pass == "forward" ? LvPass::Forward : LvPass::Backward,
-                                {get_number(o, "flopsPerSecond", 0), get_number(o, "bwdKvRowsPerWave", 0),
-                                 get_number(o, "fwdTextRowsPerWave", 0)},
+                                {get_number(o, "flopsPerSecond", 0), get_number(o, "bwdKvRowsPerWave", 0)},
                                 o.Has("queryKept") && o.Get("queryKept").ToBoolean().Value());
     Napi::Object out = Napi::Object::New(info.Env());
     out.Set("chunks", plan.chunks);
-    const OwnAxis axis = plan.split.axis;
-    out.Set("ownBlock", plan.split.second.empty() ? "whole" : axis == OwnAxis::Kv ? "kv" : axis == OwnAxis::Rows ? "rows" : "batch");
+    out.Set("ownBlock", plan.split.second.empty() ? "whole" : plan.split.along_kv ? "kv" : "batch");
     out.Set("firstBatches", static_cast<double>(plan.split.first.batches));
     out.Set("firstKvRows", static_cast<double>(plan.split.first.kv_rows));
-    out.Set("firstRows", static_cast<double>(plan.split.first.rows));  // -1: every text row
     out.Set("partials", plan.partials == PartialPrecision::Float16 ? "float16" : "float32");
     return out;
   });

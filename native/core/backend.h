@@ -49,9 +49,6 @@ class Backend {
   // that take SMs: set_transfer_sms); 0 where waves do not matter, as on CPU. LV-XAttn splits a block's
   // backward on whole waves.
   virtual double bwd_kv_rows_per_wave(const AttnDims& /*d*/) const { return 0; }
-  // Text rows the forward kernel covers with one CTA on every SM, unsplit (0 where waves do not matter,
-  // as on CPU). LV-XAttn splits a forward's own block along its text rows only where each piece fills one.
-  virtual double fwd_text_rows_per_wave(const AttnDims& /*d*/) const { return 0; }
   // Timeline marks, for diagnosing schedules ($XATTN_TRACE): a mark's time is when the compute stream
   // reaches it. trace_take() waits for the stream and returns the marks since the last take, in ms
   // after the first.

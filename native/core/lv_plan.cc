@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cstdlib>
-#include <string>
 
 #include "core/schedule_internal.h"
 #include "core/shard.h"
@@ -61,19 +60,16 @@ PartialPrecision choose_partials(PartialPrecision asked, DType dtype, double tri
 // both hops take under 0.1 ms (at kLinkBoundShare of the probed bandwidth) the block runs whole, first, and
 // the short last hop is left exposed. At the probe's full speed, 256x128K over host memory with float16
 // partials (2.1 MB of hops, 87 us) ran whole and waited 0.21 ms for its result to come home.
-// $XATTN_LV_FIRST_SHARE (0..1) forces a split at that share, for experiments and tests; $XATTN_LV_SPLIT_ROWS=0
-// keeps splits off the text rows (A/B runs).
+// $XATTN_LV_FIRST_SHARE (0..1) forces a split at that share, for experiments and tests.
 OwnSplit own_split(int64_t batch, int64_t kv_rows, double first_hop_bytes, double last_hop_bytes, double link_gbps,
-                   double wave_rows, int64_t text_rows) {
-  static const char* rows = std::getenv("XATTN_LV_SPLIT_ROWS");  // "0": never along the text rows (A/B runs)
-  if (rows && std::string(rows) == "0") text_rows = 0;
+                   double wave_rows) {
   static const char* forced = std::getenv("XATTN_LV_FIRST_SHARE");
-  if (forced && *forced) return split_own_block(batch, kv_rows, std::atof(forced), wave_rows, text_rows);
+  if (forced && *forced) return split_own_block(batch, kv_rows, std::atof(forced), wave_rows);
   constexpr double kSplitWorthSeconds = 100e-6;
   const double total = first_hop_bytes + last_hop_bytes;
   if (link_gbps > 0 && total / (kLinkBoundShare * link_gbps * 1e9) < kSplitWorthSeconds)
     return whole_block(batch, kv_rows);
-  return split_own_block(batch, kv_rows, total > 0 ? first_hop_bytes / total : 0.5, wave_rows, text_rows);
+  return split_own_block(batch, kv_rows, total > 0 ? first_hop_bytes / total : 0.5, wave_rows);
 }
 
 // The forward sends Q (and the mask) out and brings the partial O and its LSE home; the backward sends Q
@@ -97,14 +93,9 @@ LvPlan plan_lv(const DistProblem& pb, int world, int rank, bool masked, LvPass p
                                   pb.link_gbps > 0 ? trip_bytes(PartialPrecision::Float32) / (pb.link_gbps * 1e9) : 0,
                                   dev.flops_per_second > 0 ? flops / dev.flops_per_second : 0);
   plan.chunks = row_chunks(mq, trip_bytes(plan.partials), pb.link_gbps, flops, dev.flops_per_second);
-  // Along the text rows only in the forward (the backward's kernel works per visual tile), and only where
-  // each piece fills a wave by itself: 2x H200, 4096x32K (1024-row pieces, 528 rows a wave) gained 0.05-0.07
-  // ms a forward over the copy engines, 1024x64K (256-row pieces: half a wave, so the kernel splits the
-  // keys too) lost 0.02-0.03.
-  const bool rows_split = fwd && my_lq >= 2 * dev.fwd_text_rows_per_wave;
   plan.split = own_split(pb.dims.batch, shard_of(pb.lkv_total, world, rank).length, static_cast<double>(my_lq) * out_row,
                          static_cast<double>(my_lq) * home_row(plan.partials), pb.link_gbps,
-                         fwd ? 0 : dev.bwd_kv_rows_per_wave, rows_split ? my_lq : 0);
+                         fwd ? 0 : dev.bwd_kv_rows_per_wave);
   return plan;
 }
 

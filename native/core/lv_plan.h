@@ -20,7 +20,6 @@ struct LvPlan {
 struct PlanDevice {
   double flops_per_second = 0;
   double bwd_kv_rows_per_wave = 0;
-  double fwd_text_rows_per_wave = 0;  // Backend::fwd_text_rows_per_wave; 0 = waves unknown
 };
 
 // query_kept: the backward's Q blocks stay where the forward left them (kept_queries.h), so Q does not travel.
@@ -38,9 +37,8 @@ int row_chunks(int64_t max_block_rows, double trip_bytes, double link_gbps, doub
                double flops_per_second);
 
 // The owner's block whole where both its hops take under 0.1 ms at 0.6 of the link's speed, else in two pieces
-// at the first hop's share of the bytes: along its text_rows where given (> 0) and long enough, else on a
-// whole wave of visual rows where wave_rows > 0 (own_block.h, lv_plan.cc say why).
+// at the first hop's share of the bytes, on a whole wave where wave_rows > 0 (lv_plan.cc says why).
 OwnSplit own_split(int64_t batch, int64_t kv_rows, double first_hop_bytes, double last_hop_bytes, double link_gbps,
-                   double wave_rows, int64_t text_rows = 0);
+                   double wave_rows);
 
 }  // namespace xattn

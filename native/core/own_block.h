@@ -11,17 +11,12 @@ namespace xattn {
 struct OwnPiece {
   int64_t batch_begin = 0, batches = 0;  // batches [batch_begin, batch_begin + batches)
   int64_t kv_begin = 0, kv_rows = 0;     // this rank's visual rows [kv_begin, kv_begin + kv_rows)
-  int64_t row_begin = 0, rows = -1;      // text rows [row_begin, row_begin + rows); -1: all of them
   bool empty() const { return batches == 0 || kv_rows == 0; }
 };
 
-// Along the batch or the text rows the pieces' outputs are disjoint; along the visual rows both pieces
-// cover every text row (partial results to combine).
-enum class OwnAxis { Batch, Rows, Kv };
-
 struct OwnSplit {
   OwnPiece first, second;
-  OwnAxis axis = OwnAxis::Batch;
+  bool along_kv = false;  // both pieces cover every text row (partial results to combine)
 };
 
 // The whole block as the first piece, the second empty: for links so fast that the split costs more
@@ -32,34 +27,18 @@ inline OwnSplit whole_block(int64_t batch, int64_t lkv) {
   return s;
 }
 
-// Text rows a piece of a row split keeps at least, and the boundary it splits on: whole row tiles of the
-// forward kernels at any GQA ratio up to 128 (a tile packs 128 / ratio text rows of one kv head).
-constexpr int64_t kOwnRowTile = 128;
-
-// Splits the batch when there are several (disjoint outputs, contiguous in every tensor); else, where
-// `text_rows` is given (> 0) and leaves each piece at least a row tile, the text rows (disjoint outputs:
-// every piece runs CTAs as long as the whole block's, where a split of the visual rows halves them and
-// their fixed costs weigh twice); else the visual rows, at `first_share` of the work. Long visual shards
-// split on a 128-row tile boundary. Where the kernel covers `wave_rows` visual rows with one CTA on every
-// SM (0: unknown), the first piece ends on a whole wave: a piece that spills a few tiles into one more
-// wave pays for all of it (2/3 of a 16K-row shard at 8 kv heads on 132 SMs: 6 waves and 3 where the
-// block whole takes 8).
-inline OwnSplit split_own_block(int64_t batch, int64_t lkv, double first_share, double wave_rows = 0,
-                                int64_t text_rows = 0) {
+// Splits the batch when there are several (disjoint outputs, contiguous in every tensor), else the
+// visual rows, at `first_share` of the work. Long visual shards split on a 128-row tile boundary. Where
+// the kernel covers `wave_rows` visual rows with one CTA on every SM (0: unknown), the first piece ends on
+// a whole wave: a piece that spills a few tiles into one more wave pays for all of it (2/3 of a 16K-row
+// shard at 8 kv heads on 132 SMs: 6 waves and 3 where the block whole takes 8).
+inline OwnSplit split_own_block(int64_t batch, int64_t lkv, double first_share, double wave_rows = 0) {
   const double share = std::clamp(std::isfinite(first_share) ? first_share : 0.5, 0.0, 1.0);
   OwnSplit s;
   if (batch >= 2) {
     const int64_t b0 = std::clamp<int64_t>(std::llround(share * batch), 1, batch - 1);
     s.first = {0, b0, 0, lkv};
     s.second = {b0, batch - b0, 0, lkv};
-    return s;
-  }
-  if (text_rows >= 2 * kOwnRowTile) {
-    const int64_t tiles = text_rows / kOwnRowTile;  // a ragged tail stays with the second piece
-    const int64_t r0 = kOwnRowTile * std::clamp<int64_t>(std::llround(share * text_rows / kOwnRowTile), 1, tiles - 1);
-    s.first = {0, batch, 0, lkv, 0, r0};
-    s.second = {0, batch, 0, lkv, r0, text_rows - r0};
-    s.axis = OwnAxis::Rows;
     return s;
   }
   const int64_t tile = lkv >= 1024 ? 128 : 1;
@@ -71,7 +50,7 @@ inline OwnSplit split_own_block(int64_t batch, int64_t lkv, double first_share, 
   }
   s.first = {0, batch, 0, k0};
   s.second = {0, batch, k0, lkv - k0};
-  s.axis = OwnAxis::Kv;
+  s.along_kv = true;
   return s;
 }
 

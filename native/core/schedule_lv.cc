@@ -30,30 +30,23 @@ T* at_byte(T* p, size_t offset) {
   return reinterpret_cast<T*>(reinterpret_cast<Byte*>(p) + offset);
 }
 
-// One piece of the owner's block: its dims, block and byte offsets inside each tensor kind. A piece of
-// some text rows (one batch) has its LSE rows apart in [B, H, lq] (`lse_apart`): the caller writes them
-// elsewhere and copies them in place.
+// One piece of the owner's block: its dims, block and byte offsets inside each tensor kind.
 struct PieceAt {
   AttnDims d;
   AttnBlock blk;
   size_t q = 0, o32 = 0, lse = 0, kv = 0, kv32 = 0;
-  bool lse_apart = false;
 };
 
 PieceAt piece_at(const AttnDims& d, int64_t lq, const Shard& kv, const int32_t* mask, const OwnPiece& p) {
   PieceAt at;
   at.d = d;
   at.d.batch = p.batches;
-  const int64_t rows = p.rows < 0 ? lq : p.rows;
-  at.lse_apart = rows < lq;
-  require(!at.lse_apart || p.batches == 1, ErrorCode::Internal, "a piece of some text rows spans one batch");
-  const size_t b0 = p.batch_begin, row0 = b0 * lq + p.row_begin;  // the piece's first text row, all batches counted
-  at.blk = {rows, p.kv_rows, kv.begin + p.kv_begin, mask ? mask + row0 * 2 : nullptr};
+  at.blk = {lq, p.kv_rows, kv.begin + p.kv_begin, mask ? mask + p.batch_begin * lq * 2 : nullptr};
   const size_t es = dtype_size(d.dtype), q_row = d.heads * d.head_dim, kv_row = d.kv_heads * d.head_dim;
-  const size_t kv_first = b0 * kv.length + p.kv_begin;
-  at.q = row0 * q_row * es;
-  at.o32 = row0 * q_row * 4;
-  at.lse = (b0 * d.heads * lq + p.row_begin) * 4;
+  const size_t b0 = p.batch_begin, kv_first = b0 * kv.length + p.kv_begin;
+  at.q = b0 * lq * q_row * es;
+  at.o32 = b0 * lq * q_row * 4;
+  at.lse = b0 * d.heads * lq * 4;
   at.kv = kv_first * kv_row * es;
   at.kv32 = kv_first * kv_row * 4;
   return at;
@@ -76,16 +69,12 @@ void first_hop_beside(Backend& be, Transport& tr, Compute&& compute, Post&& post
 }
 
 PlanDevice plan_device(const Backend& be, const AttnDims& d) {
-  return {be.attention_flops_per_second(), be.bwd_kv_rows_per_wave(d), be.fwd_text_rows_per_wave(d)};
+  return {be.attention_flops_per_second(), be.bwd_kv_rows_per_wave(d)};
 }
 
 // ", link 215 GB/s, 1 chunks, whole": the choices a trace line was made under.
 std::string plan_of(const DistProblem& p, const LvPlan& plan) {
-  const OwnAxis axis = plan.split.axis;
-  const char* split = plan.split.second.empty() ? "whole"
-                      : axis == OwnAxis::Rows   ? "split along text rows"
-                      : axis == OwnAxis::Kv     ? "split along visual rows"
-                                                : "split along the batch";
+  const char* split = plan.split.second.empty() ? "whole" : plan.split.along_kv ? "split along visual rows" : "split along the batch";
   return ", link " + std::to_string(std::lround(p.link_gbps)) + " GB/s, " + std::to_string(plan.chunks) + " chunks, " +
          split + (plan.partials == PartialPrecision::Float16 ? ", float16 partials" : "");
 }
@@ -165,13 +154,9 @@ void DistAttention::lv_forward(const DistFwdArgs& a) {
   for (int t = 1; t < P; ++t) kept_bytes.push_back(visiting_lq(t) * rb.q);
   std::unique_ptr<KeptBlocks> kept = kept_->storage(a.q_id, kept_bytes);
 
-  float* piece_l = split.axis == OwnAxis::Rows ? buf_->get<float>("lv.piece_l", my_lq * rb.lse) : nullptr;
   const auto own_piece = [&](const OwnPiece& p, float* o, float* l) {
     const PieceAt at = piece_at(d, my_lq, kv, a.mask, p);
-    float* lse = at.lse_apart ? piece_l : at_byte(l, at.lse);
-    be_.attn_fwd(at.d, at.blk, {at_byte(a.q, at.q), at_byte(a.k, at.kv), at_byte(a.v, at.kv), at_byte(o, at.o32), lse});
-    const size_t row_bytes = static_cast<size_t>(at.blk.lq) * 4;  // one head's LSE over the piece's rows
-    if (at.lse_apart) be_.copy_2d(at_byte(l, at.lse), my_lq * 4, lse, row_bytes, row_bytes, d.heads);
+    be_.attn_fwd(at.d, at.blk, {at_byte(a.q, at.q), at_byte(a.k, at.kv), at_byte(a.v, at.kv), at_byte(o, at.o32), at_byte(l, at.lse)});
   };
   // Sends chunk c of the block of step t on and receives chunk c of the block of step t + 1.
   const auto pass_query = [&](int t, int c, const void* q, const int32_t* m) {
@@ -230,7 +215,7 @@ void DistAttention::lv_forward(const DistFwdArgs& a) {
   }
   if (split.second.empty()) {
     // the block ran whole (the first piece always runs: it starts the accumulator)
-  } else if (split.axis == OwnAxis::Kv) {
+  } else if (split.along_kv) {
     own_piece(split.second, part_o, part_l);
     be_.lse_merge(d, my_lq, own_o, own_l, part_o, part_l);
   } else {

@@ -332,14 +332,6 @@ void CudaBackend::attn_bwd(const AttnDims& d, const AttnBlock& b, const AttnBwdI
   if (a.dq_splits > 1) cuda::add_f32_parts(dq_n, a.dq_splits, a.dq_part, io.dq, stream_);
 }
 
-// A forward CTA covers 128 rows of a kv head's packed query heads on Hopper (64 per m-tile elsewhere), so
-// 128 / group text rows.
-double CudaBackend::fwd_text_rows_per_wave(const AttnDims& d) const {
-  if (!cuda::tc_supported(d.dtype, d.head_dim) || d.batch * d.kv_heads <= 0) return 0;
-  const double packed_rows = sm90_ ? 128 : 64 * fwd_mtiles_, group = static_cast<double>(d.heads) / d.kv_heads;
-  return sm_count_ * packed_rows / group / static_cast<double>(d.batch * d.kv_heads);
-}
-
 // The Hopper backward runs one CTA per SM over a grid of K/V tiles x batch x kv heads; other kernels
 // leave waves to the plan's defaults. Beside transfers that run as kernels (NCCL's, one CTA per channel)
 // a wave is a few SMs short: a piece sized for exactly four full waves then takes five (2x H200 over host

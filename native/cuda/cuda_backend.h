@@ -63,7 +63,6 @@ class CudaBackend final : public Backend {
   // third of that. Per SM, so smaller parts scale down.
   double attention_flops_per_second() const override { return sm_count_ * (sm90_ ? 3e12 : 1e12); }
   double bwd_kv_rows_per_wave(const AttnDims& d) const override;
-  double fwd_text_rows_per_wave(const AttnDims& d) const override;
   void trace_mark(std::string label) override;  // an event on the compute stream
   std::vector<std::pair<std::string, double>> trace_take() override;
   // Forward m-tiles per warp (1 or 2: rows per CTA 64 or 128); for checks and tuning.

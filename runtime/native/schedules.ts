@@ -20,9 +20,6 @@ export interface LvPlanQuery {
   /** Visual rows the backend's backward kernel covers in one wave (all SMs busy once); 0 or absent where
    * unknown (CPU). The backward's own block then splits on a whole wave. */
   bwdKvRowsPerWave?: number;
-  /** Text rows the backend's forward kernel covers in one wave; 0 or absent where unknown (CPU). The
-   * forward's own block splits along its text rows only where each piece fills one. */
-  fwdTextRowsPerWave?: number;
   /** Partial results on the wire (engine DistCall.partials); default 'auto'. */
   partials?: PartialPrecision;
   /** Backward only: the forward of the same Q kept the blocks it received, so Q does not travel again. */
@@ -32,13 +29,10 @@ export interface LvPlanQuery {
 export interface LvPlan {
   /** Row chunks every travelling block is sent in. */
   chunks: number;
-  /** The owner's own block: whole, or in two pieces split along the batch, the text rows (the forward of
-   * one batch of at least 256 rows) or the visual rows. */
-  ownBlock: 'whole' | 'batch' | 'rows' | 'kv';
+  /** The owner's own block: whole, or in two pieces split along the batch or the visual rows. */
+  ownBlock: 'whole' | 'batch' | 'kv';
   firstBatches: number;
   firstKvRows: number;
-  /** Text rows of the first piece; -1 where it has every one. */
-  firstRows: number;
   /** How the pass's partial results travel ('auto' resolved). */
   partials: WirePrecision;
 }

@@ -5,8 +5,7 @@
 //     rows).
 //     At P = 2 also with NCCL's kernels instead of copy engines (XATTN_COPY_ENGINE=0) and with copy-engine
 //     pieces of 256 bytes (every transfer in many pieces through two slots: the credit waits), and with
-//     the owner's block forced into two pieces (along the text rows where a rank has 256 or more) and
-//     blocks in two row chunks.
+//     the owner's block forced into two pieces and blocks in two row chunks.
 //  2. P = 2 equals single-GPU attention.
 // The per-op kernel checks against the CPU backend are the standalone xattn_cuda_check program.
 import { Engine } from '../../runtime/engine/engine.js';
@@ -20,7 +19,6 @@ const CASES: DistCase[] = [
   { dims: { batch: 2, heads: 4, kvHeads: 4, headDim: 64, dtype: 'float16' }, lq: 33, lkv: 777, masked: false, seed: 22 },
   { dims: { batch: 1, heads: 8, kvHeads: 1, headDim: 64, dtype: 'bfloat16' }, lq: 5, lkv: 2049, masked: true, seed: 23 },
   { dims: { batch: 1, heads: 4, kvHeads: 1, headDim: 128, dtype: 'float16' }, lq: 129, lkv: 301, masked: true, seed: 24 },
-  // 301 and 300 text rows a rank at P = 2: a forced split of the own block runs along the text rows
   { dims: { batch: 1, heads: 8, kvHeads: 2, headDim: 128, dtype: 'bfloat16' }, lq: 601, lkv: 1000, masked: true, seed: 25 },
 ];
 

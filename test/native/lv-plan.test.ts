@@ -15,13 +15,13 @@ describe('LV-XAttn plan at the bench shapes, 2 ranks', () => {
   const cases: [keyof typeof SHAPES, number, number, number, string, string][] = [
     ['1024x64K', 220, 1, 1, 'whole', 'float32/float32'], // hops of 60-80 us: the split would cost more than it hides
     ['256x128K', 220, 1, 1, 'whole', 'float32/float32'],
-    ['4096x32K', 220, 1, 1, 'rows', 'float32/float32'],
-    ['1024x64K', 23, 1, 1, 'rows', 'float16/float32'], // forward trip 0.55 ms vs 0.69 ms of compute (float16: 0.37, no chunks); backward 0.73 vs 1.7
+    ['4096x32K', 220, 1, 1, 'kv', 'float32/float32'],
+    ['1024x64K', 23, 1, 1, 'kv', 'float16/float32'], // forward trip 0.55 ms vs 0.69 ms of compute (float16: 0.37, no chunks); backward 0.73 vs 1.7
     ['256x128K', 23, 1, 1, 'kv', 'float32/float32'], // 128 rows a block: chunks would be too short
-    ['4096x32K', 23, 2, 1, 'rows', 'float16/float16'], // forward trip 2.2 ms vs 1.4; backward 2.9 vs 3.5 (float16: 2.2, one chunk)
-    ['1024x64K', 2, 2, 2, 'rows', 'float16/float16'],
-    ['256x128K', 2, 1, 1, 'kv', 'float16/float16'], // 128 text rows a rank: too few to split
-    ['4096x32K', 2, 2, 2, 'rows', 'float16/float16'],
+    ['4096x32K', 23, 2, 1, 'kv', 'float16/float16'], // forward trip 2.2 ms vs 1.4; backward 2.9 vs 3.5 (float16: 2.2, one chunk)
+    ['1024x64K', 2, 2, 2, 'kv', 'float16/float16'],
+    ['256x128K', 2, 1, 1, 'kv', 'float16/float16'],
+    ['4096x32K', 2, 2, 2, 'kv', 'float16/float16'],
   ];
   it.each(cases)('%s at %i GB/s: forward %i chunks, backward %i, own block %s, partials %s', (shape, link, fwd, bwd, own, partials) => {
     const [lq, lkv] = SHAPES[shape];
@@ -34,15 +34,11 @@ describe('LV-XAttn plan at the bench shapes, 2 ranks', () => {
 
 describe('LV-XAttn plan, general rules', () => {
   it('splits the own block at the first hop share of the bytes, on a 128-row tile boundary', () => {
-    // forward: Q out (8192 B a row), float32 O and LSE home (16384 + 128 B a row); 512 text rows a rank
+    // forward: Q out (8192 B a row), float32 O and LSE home (16384 + 128 B a row)
     const share = 8192 / (8192 + 16384 + 128);
-    const p = plan(1024, 65536, 0, 'forward', { partials: 'float32' });
-    expect(p.ownBlock).toBe('rows');
-    expect([p.firstRows, p.firstKvRows]).toEqual([Math.round((share * 512) / 128) * 128, 32768]);
-    // 128 text rows a rank: along the visual rows
-    const v = plan(256, 131072, 0, 'forward', { partials: 'float32' });
-    expect([v.ownBlock, v.firstRows]).toEqual(['kv', -1]);
-    expect(v.firstKvRows).toBe(Math.round((share * 65536) / 128) * 128);
+    const p = plan(1024, 65536, 0, 'forward');
+    expect(p.ownBlock).toBe('kv');
+    expect(p.firstKvRows).toBe(Math.round((share * 32768) / 128) * 128);
     // backward: Q, dO, LSE and D out (2 * 8192 + 2 * 128 B), float32 dQ home (16384 B)
     const bshare = (2 * 8192 + 2 * 128) / (2 * 8192 + 2 * 128 + 16384);
     expect(plan(1024, 65536, 0, 'backward').firstKvRows).toBe(Math.round((bshare * 32768) / 128) * 128);
@@ -64,7 +60,7 @@ describe('LV-XAttn plan, general rules', () => {
     // forward: Q out (8192 B a row), float16 O (8192 B) plus LSE and scale (2 * 128 B) home
     const share = 8192 / (8192 + 8192 + 2 * 128);
     const p = plan(1024, 65536, 0, 'forward', { partials: 'float16' });
-    expect(p.firstRows).toBe(Math.round((share * 512) / 128) * 128);
+    expect(p.firstKvRows).toBe(Math.round((share * 32768) / 128) * 128);
     // backward: Q, dO, LSE and D out, float16 dQ plus its scale (8192 + 128 B) home
     const bshare = (2 * 8192 + 2 * 128) / (2 * 8192 + 2 * 128 + 8192 + 128);
     expect(plan(1024, 65536, 0, 'backward', { partials: 'float16' }).firstKvRows).toBe(Math.round((bshare * 32768) / 128) * 128);
@@ -97,8 +93,8 @@ describe('LV-XAttn plan, general rules', () => {
     // an explicit choice stands, and the plan weighs what it chose
     expect(plan(4096, 32768, 2, 'forward', { partials: 'float32' }).partials).toBe('float32');
     expect(plan(4096, 32768, 220, 'forward', { partials: 'float16' }).partials).toBe('float16');
-    expect(plan(4096, 32768, 23, 'forward').firstRows).toBe(plan(4096, 32768, 23, 'forward', { partials: 'float16' }).firstRows);
-    expect(plan(4096, 32768, 23, 'forward').firstRows).not.toBe(plan(4096, 32768, 23, 'forward', { partials: 'float32' }).firstRows);
+    expect(plan(4096, 32768, 23, 'forward').firstKvRows).toBe(plan(4096, 32768, 23, 'forward', { partials: 'float16' }).firstKvRows);
+    expect(plan(4096, 32768, 23, 'forward').firstKvRows).not.toBe(plan(4096, 32768, 23, 'forward', { partials: 'float32' }).firstKvRows);
   });
 
   it("splits the backward's own block on a whole wave of its kernel", () => {
@@ -115,22 +111,6 @@ describe('LV-XAttn plan, general rules', () => {
     expect(plan(4096, 32768, 23, 'backward', { partials: 'float16', bwdKvRowsPerWave: wave }).firstKvRows).toBe(82 * 128); // 5 waves
     // the forward's grid fills the GPU by splitting the keys: no wave to snap to
     expect(plan(4096, 32768, 23, 'forward', { bwdKvRowsPerWave: wave })).toEqual(plan(4096, 32768, 23, 'forward'));
-  });
-
-  it("splits the forward's own block along its text rows where each piece keeps a 128-row tile", () => {
-    // 256 text rows a rank: two whole tiles, the first at the byte share rounded to a tile (at least one)
-    const p = plan(512, 65536, 23, 'forward');
-    expect([p.ownBlock, p.firstRows, p.firstKvRows]).toEqual(['rows', 128, 32768]);
-    // a ragged tail stays with the second piece; 255 rows a rank are too few
-    expect(plan(2 * 1000, 65536, 23, 'forward', { partials: 'float32' }).firstRows).toBe(Math.round(((8192 / (8192 + 16384 + 128)) * 1000) / 128) * 128);
-    expect(plan(510, 65536, 23, 'forward').ownBlock).toBe('kv');
-    // the backward's kernel works per visual tile: it splits the visual rows
-    expect(plan(4096, 32768, 23, 'backward').ownBlock).toBe('kv');
-    // where the forward kernel's wave is known, only pieces that fill one (H200: 132 CTAs x 32 text rows
-    // over 8 kv heads = 528 rows): 4096x32K's 2048 rows a rank split, 1024x64K's 512 do not
-    const wave = { fwdTextRowsPerWave: (132 * 32) / 8 };
-    expect(plan(4096, 32768, 23, 'forward', wave).ownBlock).toBe('rows');
-    expect(plan(1024, 65536, 23, 'forward', wave).ownBlock).toBe('kv');
   });
 
   it('splits along the batch when there are several', () => {
@@ -154,8 +134,8 @@ describe('LV-XAttn plan, general rules', () => {
     // one fp32 head of 8: Q 32 B a row, mask 8 B, O 32 B and LSE 4 B home, where the mask moves the split
     const small = { dims: { batch: 1, heads: 1, kvHeads: 1, headDim: 8, dtype: 'float32' as const } };
     const rows = (share: number) => Math.round((share * 32768) / 128) * 128;
-    expect(plan(128, 65536, 0, 'forward', small).firstKvRows).toBe(rows(32 / (32 + 36)));
-    expect(plan(128, 65536, 0, 'forward', { ...small, masked: true }).firstKvRows).toBe(rows(40 / (40 + 36)));
+    expect(plan(1024, 65536, 0, 'forward', small).firstKvRows).toBe(rows(32 / (32 + 36)));
+    expect(plan(1024, 65536, 0, 'forward', { ...small, masked: true }).firstKvRows).toBe(rows(40 / (40 + 36)));
   });
 
   it('rejects bad queries with a clear error', () => {
