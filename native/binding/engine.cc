@@ -65,6 +65,8 @@ struct CallPlan {
   Algorithm algo;
   DistProblem problem;
   int64_t lq = 0, lkv = 0;
+  int64_t kept_forwards = -1;  // keptForwards: forwards whose Q blocks LV-XAttn keeps at least (-1: as it was)
+  bool keep_query = true;      // keepQuery (forward): a backward of this Q follows, so keep its blocks
 };
 
 CallPlan read_plan(const Napi::Object& o, const Transport& tr) {
@@ -78,6 +80,12 @@ CallPlan read_plan(const Napi::Object& o, const Transport& tr) {
   p.problem.partials = parse_partials(get_string(o, "partials", "auto"));
   require(p.problem.lq_total >= 1 && p.problem.lkv_total >= 1, ErrorCode::InvalidArgument,
           "lqTotal and lkvTotal must be >= 1");
+  if (o.Has("keptForwards") && !o.Get("keptForwards").IsUndefined()) {
+    p.kept_forwards = require_int(o, "keptForwards");
+    require(p.kept_forwards >= 0 && p.kept_forwards <= 1024, ErrorCode::InvalidArgument,
+            "keptForwards must be an integer in 0..1024, got " + std::to_string(p.kept_forwards));
+  }
+  p.keep_query = !o.Has("keepQuery") || o.Get("keepQuery").IsUndefined() || o.Get("keepQuery").ToBoolean().Value();
   p.lq = shard_of(p.problem.lq_total, tr.world_size(), tr.rank()).length;
   p.lkv = shard_of(p.problem.lkv_total, tr.world_size(), tr.rank()).length;
   return p;
@@ -276,10 +284,11 @@ Napi::Value Engine::AttentionForward(const Napi::CallbackInfo& info) {
           Out r{{}, std::make_shared<DeviceTensor>(backend_, std::vector<int64_t>{d.batch, plan.lq, d.heads, d.head_dim}, d.dtype),
                 std::make_shared<DeviceTensor>(backend_, std::vector<int64_t>{d.batch, d.heads, plan.lq}, DType::F32)};
           DistAttention& s = schedule_for(plan.problem);
+          if (plan.kept_forwards >= 0) s.keep_forwards_at_least(static_cast<size_t>(plan.kept_forwards));
           // Resolves once queued, like every other op: the outputs are ordered on the compute stream, and
           // waiting here would leave the GPU idle while the host queues the next call.
           s.forward(plan.algo, {q->data(), k->data(), v->data(), mask ? mask->as<int32_t>() : nullptr, r.o->data(),
-                                r.lse->as<float>(), q->id()});
+                                r.lse->as<float>(), plan.keep_query ? q->id() : 0});
           r.stats = s.last_stats();
           return r;
         },

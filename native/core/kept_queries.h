@@ -9,6 +9,7 @@
 // Storage comes and goes on the backend's stream order: a forward's copies into recycled blocks are
 // enqueued after the reads of the backward that gave them back.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -36,7 +37,13 @@ struct KeptBlocks {
 
 class KeptQueries {
  public:
-  KeptQueries(Backend& be, size_t max_entries) : be_(be), max_(max_entries) {}
+  // A `fixed` cap (set by the operator of the process, $XATTN_LV_KEEP_Q) does not rise on request.
+  KeptQueries(Backend& be, size_t max_entries, bool fixed = false) : be_(be), max_(max_entries), fixed_(fixed) {}
+
+  // Room for at least n forwards (a caller that runs n forwards before their backwards: a model's layers).
+  void raise_cap(size_t n) {
+    if (!fixed_) max_ = std::max(max_, n);
+  }
 
   // Storage for the forward of q_id: its older entry, the oldest entry beyond the cap, a spare, or new
   // blocks; nullptr where keeping is off or q_id is 0 (unknown). Storage is recycled, so steady-state
@@ -80,6 +87,7 @@ class KeptQueries {
  private:
   Backend& be_;
   size_t max_;
+  bool fixed_;
   std::deque<std::pair<uint64_t, std::unique_ptr<KeptBlocks>>> entries_;
   std::vector<std::unique_ptr<KeptBlocks>> spare_;
 };

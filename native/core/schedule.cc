@@ -24,10 +24,16 @@ PartialPrecision parse_partials(const std::string& name) {
   fail(ErrorCode::InvalidArgument, "partials must be 'auto', 'float32' or 'float16', got '" + name + "'");
 }
 
-// How many LV-XAttn forwards keep their visiting Q blocks for their backwards.
+// How many LV-XAttn forwards keep their visiting Q blocks for their backwards, and whether the
+// environment fixed that.
+static bool kept_queries_fixed() {
+  const char* v = std::getenv("XATTN_LV_KEEP_Q");
+  return v && *v;
+}
+
 static size_t kept_queries_cap() {
   const char* v = std::getenv("XATTN_LV_KEEP_Q");
-  if (!v || !*v) return DistAttention::kKeptQueries;
+  if (!kept_queries_fixed()) return DistAttention::kKeptQueries;
   char* end = nullptr;
   const long n = std::strtol(v, &end, 10);
   require(*end == '\0' && n >= 0 && n <= 1024, ErrorCode::InvalidArgument,
@@ -37,7 +43,7 @@ static size_t kept_queries_cap() {
 
 DistAttention::DistAttention(Backend& backend, Transport& transport, const DistProblem& problem)
     : be_(backend), tr_(transport), pb_(problem), rank_(transport.rank()), world_(transport.world_size()),
-      buf_(std::make_unique<Buffers>(backend)), kept_(std::make_unique<KeptQueries>(backend, kept_queries_cap())) {
+      buf_(std::make_unique<Buffers>(backend)), kept_(std::make_unique<KeptQueries>(backend, kept_queries_cap(), kept_queries_fixed())) {
   pb_.dims.validate();
   require(pb_.lq_total >= 1, ErrorCode::InvalidArgument, "textTokens must be >= 1");
   require(pb_.lkv_total >= 1, ErrorCode::InvalidArgument, "visualTokens must be >= 1");

@@ -34,8 +34,9 @@ struct DistProblem {
 };
 
 // Device pointers of this rank's shards (layouts in attn.h; mask may be null on every rank). q_id is the
-// Q tensor's identity (DeviceTensor::id; 0 = none): LV-XAttn keeps the Q blocks a forward receives for
-// the backward of the same Q tensor, which must be unchanged since that forward (as its O and LSE are).
+// Q tensor's identity (DeviceTensor::id; 0 = none, or a forward no backward follows): LV-XAttn keeps the
+// Q blocks a forward receives for the backward of the same Q tensor, which must be unchanged since that
+// forward (as its O and LSE are).
 struct DistFwdArgs {
   const void* q; const void* k; const void* v; const int32_t* mask;
   void* o;     // [B, lq_r, H, D] storage dtype
@@ -67,6 +68,8 @@ class DistAttention {
   void forward(Algorithm algo, const DistFwdArgs& a);
   void backward(Algorithm algo, const DistBwdArgs& a);
   const DistStats& last_stats() const { return stats_; }
+  // Keeps the Q blocks of at least n LV-XAttn forwards (unless $XATTN_LV_KEEP_Q fixed the number).
+  void keep_forwards_at_least(size_t n) { kept_->raise_cap(n); }
   int64_t local_lq() const;
   int64_t local_lkv() const;
   int64_t visiting_lq(int step) const;  // text rows of the block this rank computes at ring step `step`

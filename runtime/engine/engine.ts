@@ -37,6 +37,20 @@ export interface DistCall {
    * trip over the probed link would take at least 0.6 of its compute, where the attention is 16-bit.
    * Ring ignores it. */
   partials?: PartialPrecision;
+  /** LV-XAttn keeps the Q blocks a forward receives for the backward of the same Q tensor, for the last 8
+   * forwards at least (`XATTN_LV_KEEP_Q` fixes the number): a caller that runs more forwards before their
+   * backwards (a model's layers) asks for room for them. */
+  keptForwards?: number;
+}
+
+/** The tensors of a forward; keepQuery: false where no backward of this Q follows (inference, a teacher),
+ * so LV-XAttn keeps none of its blocks. */
+export interface ForwardInputs {
+  q: Tensor;
+  k: Tensor;
+  v: Tensor;
+  mask?: Tensor | null;
+  keepQuery?: boolean;
 }
 
 export type PartialPrecision = 'auto' | WirePrecision;
@@ -98,7 +112,7 @@ interface NativeEngine {
   empty(shape: number[], dtype: TensorDType): Promise<Tensor>;
   /** Like every op, resolves once queued on CUDA (outputs are ordered on the device's stream); a download
    * or synchronize() waits for the result. */
-  attentionForward(args: DistCall & { q: Tensor; k: Tensor; v: Tensor; mask?: Tensor | null }): Promise<ForwardResult>;
+  attentionForward(args: DistCall & ForwardInputs): Promise<ForwardResult>;
   attentionBackward(
     args: DistCall & { q: Tensor; k: Tensor; v: Tensor; o: Tensor; lse: Tensor; dout: Tensor; mask?: Tensor | null },
   ): Promise<BackwardResult>;
@@ -149,7 +163,7 @@ export class Engine {
   empty(shape: number[], dtype: TensorDType): Promise<Tensor> {
     return this.native.empty(shape, dtype);
   }
-  attentionForward(call: DistCall, t: { q: Tensor; k: Tensor; v: Tensor; mask?: Tensor | null }): Promise<ForwardResult> {
+  attentionForward(call: DistCall, t: ForwardInputs): Promise<ForwardResult> {
     return this.native.attentionForward({ ...call, ...t });
   }
   attentionBackward(

@@ -23,9 +23,9 @@ export interface ModelContext {
   /** What the forward keeps of each layer's projections for the backward: everything (no recomputation),
    * V only (the backward re-projects K and Q), or nothing (it re-projects K/V and Q). */
   keep: KeptProjections;
-  /** Where Q is re-projected: keep the forward's attention input Q for the backward anyway, so an LV-XAttn
-   * backward finds the Q blocks its forward received (the engine keeps them per Q tensor) and Q does not
-   * travel again. Costs one Q per layer; only where Q travels (LV-XAttn, several ranks). */
+  /** A backward of each forward's Q follows and Q travels (LV-XAttn, several ranks): the engine keeps the
+   * Q blocks a forward receives (ForwardInputs.keepQuery), and where Q is re-projected the layer still
+   * hands the backward the forward's Q tensor, so Q does not travel again. Costs one Q per layer. */
   keepQuery: boolean;
   ledger: TensorLedger;
   profile: Profile;

@@ -98,7 +98,7 @@ export async function layerForward(c: ModelContext, p: LayerParams, x: Tensor, y
   const q = await projectQ(c, p, x);
   const kv = await projectKV(c, p, y);
   const t0 = performance.now();
-  const f = await c.engine.attentionForward(c.call, { q: q.q, k: kv.k, v: kv.v });
+  const f = await c.engine.attentionForward(c.call, { q: q.q, k: kv.k, v: kv.v, keepQuery: c.keepQuery });
   await c.profile.settle();
   c.profile.addComm('attention_forward', 'attention', (performance.now() - t0) / 1000, f.bytesSent, f.commWaitSeconds);
   c.partials.forward = f.partials;

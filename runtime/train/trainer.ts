@@ -38,6 +38,7 @@ export function trainCall(job: XAttnJob, m: ModelShape): DistCall {
     lqTotal: w.textTokens,
     lkvTotal: w.visualTokens,
     partials: job.spec.attention.partials,
+    keptForwards: m.layers, // every layer's forward runs before the first backward
   };
 }
 

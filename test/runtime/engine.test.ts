@@ -27,6 +27,9 @@ describe('engine input checks', () => {
     expect(() => engine.attentionForward({ ...call, dims: { ...dims, dtype: 'bfloat16' } }, { q, k, v: k })).toThrow(/q is float32\[1, 3, 4, 8\], expected bfloat16/);
     expect(() => engine.attentionForward({ ...call, algorithm: 'ulysses' as never }, { q, k, v: k })).toThrow(/unknown attention algorithm 'ulysses'/);
     expect(() => engine.attentionForward({ ...call, dims: { ...dims, dtype: 'float64' as never } }, { q, k, v: k })).toThrow(/unknown dtype 'float64'/);
+    expect(() => engine.attentionForward({ ...call, partials: 'bfloat16' as never }, { q, k, v: k })).toThrow(/partials must be 'auto', 'float32' or 'float16', got 'bfloat16'/);
+    expect(() => engine.attentionForward({ ...call, keptForwards: -1 }, { q, k, v: k })).toThrow(/keptForwards must be an integer in 0..1024, got -1/);
+    expect(() => engine.attentionForward({ ...call, keptForwards: 2.5 }, { q, k, v: k })).toThrow(/keptForwards/);
   });
 
   it('rejects uploads whose array does not fit the shape or dtype, and disposed tensors', async () => {
