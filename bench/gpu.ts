@@ -46,7 +46,6 @@ const GANG_TIMEOUT_MS = SMOKE ? 60_000 : 180_000; // a hung gang is killed, not 
 const key = (s: Shape) => `H${s.heads}/Hkv${s.kvHeads} d${s.headDim} Lq${s.lq} Lkv${s.lkv}`;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-type Timing = Awaited<ReturnType<typeof timeCall>>;
 /** lv: LV-XAttn as a user runs it (partials: auto); lv32 / lv16: with float32 / float16 partials asked for. */
 interface RankCase { lv: Timing; ring: Timing; nocomm: Timing; lv32: Timing; lv16: Timing }
 interface RankReport { rank: number; link_gbps: number | null; transport_path: string; cases: RankCase[] }
@@ -119,33 +118,57 @@ function benchData(n: number, seed: number): Float32Array {
 
 type Inputs = { q: Tensor; k: Tensor; v: Tensor; dout: Tensor };
 
-/** Median ms of forward and forward+backward of one call on this rank; its memory peak covers the
- * resident inputs and everything the call allocates. */
-async function timeCall(engine: Engine, call: DistCall, { q, k, v, dout }: Inputs, iters: number) {
-  engine.info({ resetPeak: true });
-  const fwd: number[] = [], all: number[] = [], starts: number[] = [];
-  let bytes = 0, fwd_bytes = 0, memory = 0;
-  const row_chunks = { fwd: 1, bwd: 1 };
-  const partials: { fwd: WirePrecision; bwd: WirePrecision } = { fwd: 'float32', bwd: 'float32' };
-  for (let i = -2; i < iters; i++) {
-    const t0 = performance.now();
-    if (i >= 0) starts.push(performance.timeOrigin + t0); // one clock for every rank process
-    // Calls resolve once queued on CUDA: wait for the device before reading each clock.
-    const f = await engine.attentionForward(call, { q, k, v });
-    await engine.synchronize();
-    const t1 = performance.now();
-    const b = await engine.attentionBackward(call, { q, k, v, o: f.o, lse: f.lse, dout });
-    await engine.synchronize();
-    const t2 = performance.now();
-    if (i >= 0) fwd.push(t1 - t0), all.push(t2 - t0);
-    bytes = f.bytesSent + b.bytesSent, fwd_bytes = f.bytesSent;
-    row_chunks.fwd = f.rowChunks, row_chunks.bwd = b.rowChunks;
-    partials.fwd = f.partials, partials.bwd = b.partials;
-    if (i === iters - 1) memory = engine.info().memoryUsed;
-    [f.o, f.lse, b.dq, b.dk, b.dv].forEach((t) => t.dispose());
-  }
-  const memory_peak_bytes = engine.info().memoryPeak;
-  return { fwd_ms: median(fwd), fwdbwd_ms: median(all), bytes_per_step: bytes, fwd_bytes_per_step: fwd_bytes, memory_used_bytes: memory, memory_peak_bytes, starts, row_chunks, partials };
+interface Timing {
+  fwd_ms: number;
+  fwdbwd_ms: number;
+  bytes_per_step: number;
+  fwd_bytes_per_step: number;
+  memory_used_bytes: number;
+  memory_peak_bytes: number;
+  /** When each timed step began, on one clock for every rank process. */
+  starts: number[];
+  row_chunks: { fwd: number; bwd: number };
+  partials: { fwd: WirePrecision; bwd: WirePrecision };
+}
+
+/** One step of `call` on this rank: the forward, then the backward, each waited for on the device. */
+async function timeStep(engine: Engine, call: DistCall, { q, k, v, dout }: Inputs) {
+  const t0 = performance.now();
+  // Calls resolve once queued on CUDA: wait for the device before reading each clock.
+  const f = await engine.attentionForward(call, { q, k, v });
+  await engine.synchronize();
+  const t1 = performance.now();
+  const b = await engine.attentionBackward(call, { q, k, v, o: f.o, lse: f.lse, dout });
+  await engine.synchronize();
+  const t2 = performance.now();
+  const used = engine.info().memoryUsed; // with the step's outputs alive
+  [f.o, f.lse, b.dq, b.dk, b.dv].forEach((t) => t.dispose());
+  return {
+    start: performance.timeOrigin + t0, fwd_ms: t1 - t0, fwdbwd_ms: t2 - t0, bytes: f.bytesSent + b.bytesSent, fwd_bytes: f.bytesSent, used,
+    row_chunks: { fwd: f.rowChunks, bwd: b.rowChunks }, partials: { fwd: f.partials, bwd: b.partials },
+  };
+}
+
+/**
+ * Median ms of forward and forward+backward of each call on this rank. The calls take their steps in
+ * turn (two untimed rounds first), so whatever drifts on a shared machine (clocks, a neighbour's load)
+ * falls on every call alike and their ratios hold. A call's memory peak covers the resident inputs and
+ * everything its steps allocate.
+ */
+async function timeInTurn(engine: Engine, calls: DistCall[], inputs: Inputs, iters: number): Promise<Timing[]> {
+  const runs = calls.map(() => ({ fwd: [] as number[], all: [] as number[], starts: [] as number[], peak: 0, last: undefined as Awaited<ReturnType<typeof timeStep>> | undefined }));
+  for (let i = -2; i < iters; i++)
+    for (const [j, call] of calls.entries()) {
+      const run = runs[j]!;
+      engine.info({ resetPeak: true });
+      run.last = await timeStep(engine, call, inputs);
+      run.peak = Math.max(run.peak, engine.info().memoryPeak);
+      if (i >= 0) run.fwd.push(run.last.fwd_ms), run.all.push(run.last.fwdbwd_ms), run.starts.push(run.last.start);
+    }
+  return runs.map(({ fwd, all, starts, peak, last }) => ({
+    fwd_ms: median(fwd), fwdbwd_ms: median(all), bytes_per_step: last!.bytes, fwd_bytes_per_step: last!.fwd_bytes,
+    memory_used_bytes: last!.used, memory_peak_bytes: peak, starts, row_chunks: last!.row_chunks, partials: last!.partials,
+  }));
 }
 
 /**
@@ -185,16 +208,15 @@ async function timeQueued(engine: Engine, call: DistCall, { q, k, v, dout }: Inp
   }
 }
 
-/** Uploads this rank's shard once and times each call on it (the calls share dims and lengths). */
-async function timeCalls(engine: Engine, calls: DistCall[], rank: number, world: number, iters: number, timer: typeof timeCall = timeCall): Promise<Timing[]> {
-  const { dims: { batch, heads, kvHeads, headDim, dtype }, lqTotal, lkvTotal } = calls[0]!;
+/** Uploads this rank's shard of one call's inputs once and runs `use` on them (the calls that share them
+ * share dims and lengths). */
+async function withInputs<T>(engine: Engine, call: DistCall, rank: number, world: number, use: (inputs: Inputs) => Promise<T>): Promise<T> {
+  const { dims: { batch, heads, kvHeads, headDim, dtype }, lqTotal, lkvTotal } = call;
   const lq = shardOf(lqTotal, world, rank).length, lkv = shardOf(lkvTotal, world, rank).length;
   const up = (shape: number[], seed: number) => engine.upload(benchData(shape.reduce((a, b) => a * b), seed), shape, dtype);
   const inputs = { q: await up([batch, lq, heads, headDim], 1), k: await up([batch, lkv, kvHeads, headDim], 2), v: await up([batch, lkv, kvHeads, headDim], 3), dout: await up([batch, lq, heads, headDim], 4) };
   try {
-    const out: Timing[] = [];
-    for (const call of calls) out.push(await timer(engine, call, inputs, iters));
-    return out;
+    return await use(inputs);
   } finally {
     Object.values(inputs).forEach((t) => t.dispose());
   }
@@ -221,7 +243,7 @@ async function distributedRank({ shapes, iters }: GangSpec): Promise<RankReport>
       phase(`shape ${key(s)}`);
       const asked = (partials: PartialPrecision): DistCall => ({ ...callOf(s, 'lv-xattn'), partials });
       const calls = [callOf(s, 'lv-xattn'), callOf(s, 'ring'), callOf(s, 'lv-xattn', false), asked('float32'), asked('float16')];
-      const [lv, ring, nocomm, lv32, lv16] = await timeCalls(engine, calls, rank, world, iters);
+      const [lv, ring, nocomm, lv32, lv16] = await withInputs(engine, calls[0]!, rank, world, (inputs) => timeInTurn(engine, calls, inputs, iters));
       cases.push({ lv: lv!, ring: ring!, nocomm: nocomm!, lv32: lv32!, lv16: lv16! });
     }
     return { rank, link_gbps, transport_path: engine.info().transportPath, cases };
@@ -393,7 +415,8 @@ async function main() {
   const engine = Engine.create({ backend: 'cuda', device: 0 });
   const ours = [];
   for (const s of opts['distributed-only'] ? [] : KERNEL_SHAPES) {
-    const t = (await timeCalls(engine, [callOf(s, 'lv-xattn')], 0, 1, 20, timeQueued))[0]!;
+    const call = callOf(s, 'lv-xattn');
+    const t = await withInputs(engine, call, 0, 1, (inputs) => timeQueued(engine, call, inputs, 20));
     const flops = attentionFlops({ batch: 1, heads: s.heads, headDim: s.headDim }, s.lq, s.lkv);
     ours.push({ shape: key(s), ours_fwd_tflops: flops / t.fwd_ms / 1e9, ours_fwdbwd_tflops: (3.5 * flops) / t.fwdbwd_ms / 1e9, peak_memory_bytes: t.memory_peak_bytes, memory_used_bytes: t.memory_used_bytes });
   }
