@@ -81,27 +81,24 @@ interface DistRow {
    * least max(its no-comm time, its own bytes at link_gbps). Above 1.05 where one pass is link-bound and
    * the other compute-bound (the issue's bound adds them up before taking the max). */
   lv_phase_floor_ratio: number;
-  /** LV-XAttn with float16 partials (partials: float16): its step, forward, bytes and ratio to its own
-   * bound (its bytes at link_gbps; the same no-comm step). */
-  lvxattn_f16_ms: number;
-  lvxattn_f16_fwd_ms: number;
-  lv_f16_row_chunks: { fwd: number; bwd: number };
-  lv_f16_bytes_per_step: number;
-  lv_f16_bound_ratio: number;
-  lv_f16_phase_floor_ratio: number;
-  /** The same for LV-XAttn with float32 partials (partials: float32), the schedule before 'auto'. */
-  lvxattn_f32_ms: number;
-  lvxattn_f32_fwd_ms: number;
-  lv_f32_row_chunks: { fwd: number; bwd: number };
-  lv_f32_bytes_per_step: number;
-  lv_f32_bound_ratio: number;
-  lv_f32_phase_floor_ratio: number;
+  /** LV-XAttn with its partials' precision asked for instead of chosen (partials: float32 | float16). */
+  lv_asked: Record<WirePrecision, VariantRow>;
   lv_speedup_vs_ring: number;
   lv_tflops_per_gpu: number;
   ring_tflops_per_gpu: number;
   /** engine.info().memoryPeak: most bytes in device tensors at once, inputs included (0 on CPU). */
   peak_memory_bytes: { lv: number; ring: number };
   memory_used_bytes: { lv: number; ring: number };
+}
+/** A variant of LV-XAttn: its step, forward, chunks, bytes, and ratios to its own bound (its bytes at
+ * link_gbps; the same no-comm step) and phase-wise floor. */
+interface VariantRow {
+  ms: number;
+  fwd_ms: number;
+  row_chunks: { fwd: number; bwd: number };
+  bytes_per_step: number;
+  bound_ratio: number;
+  phase_floor_ratio: number;
 }
 /** Per-GPU TFLOP/s at P over that at P = 1, same shape; null when P = 1 was not run. */
 type ScalingRow = DistRow & { lv_efficiency: number | null; ring_efficiency: number | null };
@@ -262,12 +259,10 @@ function rowOf(s: Shape, interconnect: string, cases: RankCase[], link: number |
   const phaseFloor = (t: (c: RankCase) => Timing) =>
     Math.max(ncFwd, moveMs(worst((c) => t(c).fwd_bytes_per_step))) +
     Math.max(ncBwd, moveMs(worst((c) => t(c).bytes_per_step - t(c).fwd_bytes_per_step)));
-  /** A variant of LV-XAttn against its own bound (its bytes at the link; the same no-comm step). */
-  const variant = (t: (c: RankCase) => Timing) => {
+  const variant = (t: (c: RankCase) => Timing): VariantRow => {
     const ms = worst((c) => t(c).fwdbwd_ms), bytes = worst((c) => t(c).bytes_per_step);
-    return { ms, fwd_ms: worst((c) => t(c).fwd_ms), row_chunks: t(cases[0]!).row_chunks, bytes, bound: ms / Math.max(nocomm, moveMs(bytes)), phase: ms / phaseFloor(t) };
+    return { ms, fwd_ms: worst((c) => t(c).fwd_ms), row_chunks: t(cases[0]!).row_chunks, bytes_per_step: bytes, bound_ratio: ms / Math.max(nocomm, moveMs(bytes)), phase_floor_ratio: ms / phaseFloor(t) };
   };
-  const v16 = variant((c) => c.lv16), v32 = variant((c) => c.lv32);
   const flops = 3.5 * attentionFlops({ batch: 1, heads: s.heads, headDim: s.headDim }, s.lq, s.lkv); // fwd + bwd
   return {
     P, shape: key(s), interconnect, lvxattn_ms: lv, ring_ms: ring, nocomm_ms: nocomm,
@@ -280,10 +275,7 @@ function rowOf(s: Shape, interconnect: string, cases: RankCase[], link: number |
     lv_bytes_per_step: lvBytes, ring_bytes_per_step: worst((c) => c.ring.bytes_per_step),
     lv_bound_ratio: lv / Math.max(nocomm, moveMs(lvBytes)), lv_phase_floor_ratio: lv / phaseFloor((c) => c.lv),
     lv_speedup_vs_ring: ring / lv,
-    lvxattn_f16_ms: v16.ms, lvxattn_f16_fwd_ms: v16.fwd_ms, lv_f16_row_chunks: v16.row_chunks, lv_f16_bytes_per_step: v16.bytes,
-    lv_f16_bound_ratio: v16.bound, lv_f16_phase_floor_ratio: v16.phase,
-    lvxattn_f32_ms: v32.ms, lvxattn_f32_fwd_ms: v32.fwd_ms, lv_f32_row_chunks: v32.row_chunks, lv_f32_bytes_per_step: v32.bytes,
-    lv_f32_bound_ratio: v32.bound, lv_f32_phase_floor_ratio: v32.phase,
+    lv_asked: { float32: variant((c) => c.lv32), float16: variant((c) => c.lv16) },
     lv_tflops_per_gpu: flops / P / lv / 1e9, ring_tflops_per_gpu: flops / P / ring / 1e9,
     peak_memory_bytes: { lv: worst((c) => c.lv.memory_peak_bytes), ring: worst((c) => c.ring.memory_peak_bytes) },
     memory_used_bytes: { lv: worst((c) => c.lv.memory_used_bytes), ring: worst((c) => c.ring.memory_used_bytes) },
@@ -321,13 +313,13 @@ const COLUMNS: [string, number, (r: DistRow & Partial<ScalingRow>) => string][] 
   ['LV/bound', 8, (r) => num(r.lv_bound_ratio, 3)],
   ['LV/phase', 8, (r) => num(r.lv_phase_floor_ratio, 3)],
   ['wire', 5, (r) => `${r.lv_partials.fwd.slice(5)}/${r.lv_partials.bwd.slice(5)}`],
-  ['LV f32', 6, (r) => num(r.lvxattn_f32_ms, 2)],
-  ['f32/bound', 9, (r) => num(r.lv_f32_bound_ratio, 3)],
-  ['LV f16', 6, (r) => num(r.lvxattn_f16_ms, 2)],
-  ['f16 fwd', 7, (r) => num(r.lvxattn_f16_fwd_ms, 2)],
-  ['f16 ch', 6, (r) => `${r.lv_f16_row_chunks.fwd}/${r.lv_f16_row_chunks.bwd}`],
-  ['f16/bound', 9, (r) => num(r.lv_f16_bound_ratio, 3)],
-  ['f16/phase', 9, (r) => num(r.lv_f16_phase_floor_ratio, 3)],
+  ['LV f32', 6, (r) => num(r.lv_asked.float32.ms, 2)],
+  ['f32/bound', 9, (r) => num(r.lv_asked.float32.bound_ratio, 3)],
+  ['LV f16', 6, (r) => num(r.lv_asked.float16.ms, 2)],
+  ['f16 fwd', 7, (r) => num(r.lv_asked.float16.fwd_ms, 2)],
+  ['f16 ch', 6, (r) => `${r.lv_asked.float16.row_chunks.fwd}/${r.lv_asked.float16.row_chunks.bwd}`],
+  ['f16/bound', 9, (r) => num(r.lv_asked.float16.bound_ratio, 3)],
+  ['f16/phase', 9, (r) => num(r.lv_asked.float16.phase_floor_ratio, 3)],
   ['Ring/LV', 7, (r) => num(r.lv_speedup_vs_ring, 2)],
   ['LV TF/GPU', 9, (r) => sig3(r.lv_tflops_per_gpu)],
   ['Ring TF/GPU', 11, (r) => sig3(r.ring_tflops_per_gpu)],

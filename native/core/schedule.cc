@@ -1,6 +1,7 @@
 #include "core/schedule.h"
 
 #include <cstdlib>
+#include <optional>
 #include <vector>
 
 #include "core/error.h"
@@ -24,16 +25,11 @@ PartialPrecision parse_partials(const std::string& name) {
   fail(ErrorCode::InvalidArgument, "partials must be 'auto', 'float32' or 'float16', got '" + name + "'");
 }
 
-// How many LV-XAttn forwards keep their visiting Q blocks for their backwards, and whether the
-// environment fixed that.
-static bool kept_queries_fixed() {
+// How many LV-XAttn forwards keep their visiting Q blocks for their backwards where $XATTN_LV_KEEP_Q
+// fixes it (then calls cannot raise it); nullopt where it is unset.
+static std::optional<size_t> kept_queries_fixed() {
   const char* v = std::getenv("XATTN_LV_KEEP_Q");
-  return v && *v;
-}
-
-static size_t kept_queries_cap() {
-  const char* v = std::getenv("XATTN_LV_KEEP_Q");
-  if (!kept_queries_fixed()) return DistAttention::kKeptQueries;
+  if (!v || !*v) return std::nullopt;
   char* end = nullptr;
   const long n = std::strtol(v, &end, 10);
   require(*end == '\0' && n >= 0 && n <= 1024, ErrorCode::InvalidArgument,
@@ -41,9 +37,14 @@ static size_t kept_queries_cap() {
   return static_cast<size_t>(n);
 }
 
+static std::unique_ptr<KeptQueries> kept_queries(Backend& backend) {
+  const std::optional<size_t> fixed = kept_queries_fixed();
+  return std::make_unique<KeptQueries>(backend, fixed.value_or(DistAttention::kKeptQueries), fixed.has_value());
+}
+
 DistAttention::DistAttention(Backend& backend, Transport& transport, const DistProblem& problem)
     : be_(backend), tr_(transport), pb_(problem), rank_(transport.rank()), world_(transport.world_size()),
-      buf_(std::make_unique<Buffers>(backend)), kept_(std::make_unique<KeptQueries>(backend, kept_queries_cap(), kept_queries_fixed())) {
+      buf_(std::make_unique<Buffers>(backend)), kept_(kept_queries(backend)) {
   pb_.dims.validate();
   require(pb_.lq_total >= 1, ErrorCode::InvalidArgument, "textTokens must be >= 1");
   require(pb_.lkv_total >= 1, ErrorCode::InvalidArgument, "visualTokens must be >= 1");
