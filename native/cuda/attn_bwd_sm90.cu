@@ -4,9 +4,10 @@
 //   S^T = K Q^T, dP^T = V dO^T            (wgmma, smem x smem)
 //   P^T = exp(S^T - LSE), dS^T = P^T (dP^T - D)   (registers; dS^T also to smem)
 //   dV += P^T dO, dK += dS^T Q            (wgmma, P^T / dS^T from registers)
-//   dQ_tile = dS K                        (wgmma, dS from smem; each warpgroup one half) -> fp32 atomic adds
-// dK/dV rows belong to one CTA (plain read-modify-write). CTAs start at different query tiles so the dQ
-// atomics of concurrent CTAs rarely meet on the same rows, even for short Lq.
+//   dQ_tile = dS K                        (wgmma, dS from smem; each warpgroup one half) -> smem -> TMA add
+// dK/dV rows belong to one CTA (plain read-modify-write). dQ tiles go through shared memory and a TMA
+// reduction (fp32 adds in L2, off the warps' path: red.global atomics from the registers took a third of
+// the kernel's time). CTAs start at different query tiles so concurrent CTAs rarely add to the same rows.
 #include <atomic>
 
 #include "core/error.h"
@@ -34,12 +35,20 @@ struct BwdCfg {
   static constexpr int kKVBytes = BN * D * 2;
   static constexpr int kQBytes = BQ * D * 2;   // one Q or dO stage
   static constexpr int kDSBytes = BN * BQ * 2;  // one dS^T buffer
-  static constexpr int kStages = 3;  // Q/dO/stats stages: lets the two consumer warpgroups drift apart
+  // Q/dO/stats stages. Three let the consumer warpgroups drift further apart, but the dQ staging below
+  // needs that room: on H200, two stages with whole-tile staging ran the backward 5.85 ms (2048x32K) where
+  // three stages with the two dQ boxes taking turns in one buffer ran 6.37.
+  static constexpr int kStages = 2;
+  // dQ staging: a warpgroup's 64 x 64 fp32 dQ tile is two TMA boxes of 64 rows x 32 columns (8 KB each,
+  // 128-byte swizzled).
+  static constexpr int kDqBox = 64 * 128;
   static constexpr int kQOff = 2 * kKVBytes, kOOff = kQOff + kStages * kQBytes;
   static constexpr int kDSOff = kOOff + kStages * kQBytes;
-  static constexpr int kStatsOff = kDSOff + 2 * kDSBytes;
+  static constexpr int kDqOff = kDSOff + 2 * kDSBytes;
+  static constexpr int kStatsOff = kDqOff + 2 * 2 * kDqBox;
   static constexpr int kBarOff = kStatsOff + kStages * static_cast<int>(sizeof(RowStats<BQ>));
   static constexpr int kSmem = kBarOff + 128 + 1024;
+  static_assert(kSmem <= 232448, "over the 227 KB of shared memory a block may have");
   // setmaxnreg: the CTA starts with 168 registers a thread (65536 / 384, rounded down to 8); the producer
   // gives back what the consumers take, or their setmaxnreg.inc waits forever.
   static constexpr int kProducerRegs = 24, kConsumerRegs = 240;
@@ -49,8 +58,8 @@ struct BwdCfg {
 template <typename T, int D>
 __global__ void __launch_bounds__(384, 1)
     bwd_sm90_kernel(const __grid_constant__ CUtensorMap tm_q, const __grid_constant__ CUtensorMap tm_do,
-                    const __grid_constant__ CUtensorMap tm_k, const __grid_constant__ CUtensorMap tm_v, AttnGeom g,
-                    BwdArgs a, int lag) {
+                    const __grid_constant__ CUtensorMap tm_k, const __grid_constant__ CUtensorMap tm_v,
+                    const __grid_constant__ CUtensorMap tm_dq, AttnGeom g, BwdArgs a, int lag) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using C = BwdCfg<D>;
   constexpr int BN = C::BN, BQ = C::BQ, DB = D / 64;
@@ -273,22 +282,33 @@ __global__ void __launch_bounds__(384, 1)
     reg_fence(dq);
     if (lane == 0) mbar_arrive(ds_empty + (jt & 1));
 
-    // 16-byte atomics: lane pairs swap halves so the even lane owns 4 columns of row gq, the odd one 4 of
-    // row gq + 8 (half the atomic instructions of float2 adds).
-    const int qt = (jt + blockIdx.x) % nq;
-    const bool odd = tq & 1;
-    const int64_t R = static_cast<int64_t>(qt) * BQ + dq_row0 + warp * 16 + gq + (odd ? 8 : 0);
-    float* dst = a.dq + packed_row_offset(g, b, hk, R < rows ? R : 0) + dq_col0 + 2 * (tq & 2);
+    // dQ_tile, scaled, to shared memory (box = 32-column half; rows r and r + 8; 128-byte swizzle), then one
+    // thread hands both boxes to TMA reductions. The buffers are rewritten once that thread's reductions of
+    // the previous tile have read them.
+    const int qt = (jt + blockIdx.x) % nq, r = warp * 16 + gq;
+    const bool issuer = (tid & 127) == 0;
+    unsigned char* dqb = sm + C::kDqOff + wg * 2 * C::kDqBox;
+    if (issuer) bulk_wait_read();
+    named_barrier(1 + wg, 128);
 #pragma unroll
     for (int i = 0; i < 8; ++i) {
-      const float send0 = odd ? dq[4 * i] : dq[4 * i + 2], send1 = odd ? dq[4 * i + 1] : dq[4 * i + 3];
-      const float r0 = __shfl_xor_sync(0xffffffffu, send0, 1), r1 = __shfl_xor_sync(0xffffffffu, send1, 1);
-      const float4 v = odd ? make_float4(r0, r1, dq[4 * i + 2], dq[4 * i + 3]) : make_float4(dq[4 * i], dq[4 * i + 1], r0, r1);
-      if (R < rows)
-        atomicAdd(reinterpret_cast<float4*>(dst + 8 * i),
-                  make_float4(g.scale * v.x, g.scale * v.y, g.scale * v.z, g.scale * v.w));
+      unsigned char* box = dqb + (i >> 2) * C::kDqBox;
+      const int chunk = 2 * (i & 3) + (tq >> 1);
+#pragma unroll
+      for (int h = 0; h < 2; ++h)
+        *reinterpret_cast<float2*>(box + (r + 8 * h) * 128 + ((chunk ^ gq) << 4) + (tq & 1) * 8) =
+            make_float2(g.scale * dq[4 * i + 2 * h], g.scale * dq[4 * i + 2 * h + 1]);
+    }
+    fence_proxy_async();
+    named_barrier(1 + wg, 128);
+    if (issuer) {
+      const int i0 = qt * (BQ / g.group) + dq_row0 / g.group;
+      tma_reduce_add_5d(&tm_dq, dqb, dq_col0, 0, hk, i0, b);
+      tma_reduce_add_5d(&tm_dq, dqb + C::kDqBox, dq_col0 + 32, 0, hk, i0, b);
+      bulk_commit();
     }
   }
+  if ((tid & 127) == 0) bulk_wait_all();  // the staging buffers stay valid until the reductions are done
 
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
@@ -311,23 +331,25 @@ __global__ void __launch_bounds__(384, 1)
 #endif
 }
 
-std::atomic<int> g_lag{1};
+std::atomic<int> g_lag{-1};
 
 template <typename T, int D>
 void launch(DType t, const AttnGeom& g, const BwdArgs& a, cudaStream_t s) {
   using C = BwdCfg<D>;
   const CUtensorMap tq = packed_rows_map(a.q, t, g, C::BQ), tdo = packed_rows_map(a.dout, t, g, C::BQ);
   const CUtensorMap tk = kv_rows_map(a.k, t, g, C::BN), tv = kv_rows_map(a.v, t, g, C::BN);
+  const CUtensorMap tdq = packed_rows_map_f32(a.dq, g, 64);
   auto kern = bwd_sm90_kernel<T, D>;
   XATTN_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, C::kSmem));
   const dim3 grid(static_cast<unsigned>((g.lkv + C::BN - 1) / C::BN), static_cast<unsigned>(g.batch * g.kv_heads));
-  kern<<<grid, C::kThreads, C::kSmem, s>>>(tq, tdo, tk, tv, g, a, g_lag.load(std::memory_order_relaxed));
+  const int lag = g_lag.load(std::memory_order_relaxed);
+  kern<<<grid, C::kThreads, C::kSmem, s>>>(tq, tdo, tk, tv, tdq, g, a, lag >= 0 ? lag : D == 64 ? 0 : 1);
   XATTN_CUDA_LAUNCHED("attn_bwd (sm90)");
 }
 
 }  // namespace
 
-void sm90_set_bwd_lag(int lag) { g_lag.store(lag > 0 ? 1 : 0, std::memory_order_relaxed); }
+void sm90_set_bwd_lag(int lag) { g_lag.store(lag < 0 ? -1 : lag > 0 ? 1 : 0, std::memory_order_relaxed); }
 
 void sm90_attn_bwd(DType t, const AttnGeom& g, const BwdArgs& a, cudaStream_t s) {
   require(sm90_supported(t, g), ErrorCode::Internal, "sm90 attn_bwd called for an unsupported shape");

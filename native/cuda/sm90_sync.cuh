@@ -1,5 +1,6 @@
 // sm_90 synchronisation and copy primitives for the warp-specialised kernels: mbarriers, TMA tile loads
-// (cp.async.bulk.tensor, completing on an mbarrier), proxy fences, named barriers and setmaxnreg.
+// (cp.async.bulk.tensor, completing on an mbarrier) and reductions (bulk groups), proxy fences, named
+// barriers and setmaxnreg.
 #pragma once
 #include <cuda.h>
 
@@ -55,6 +56,23 @@ __device__ __forceinline__ void tma_load_5d(void* dst, const CUtensorMap* map, u
       "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(c2), "r"(c3), "r"(c4), "r"(smem_addr(bar))
       : "memory");
 }
+
+// TMA tile reduction: adds a shared-memory box into global memory (fp32 add in L2, asynchronous; the box
+// goes out in the issuing thread's bulk group). Coordinates innermost first, in elements; parts of the box
+// outside the tensor are dropped.
+__device__ __forceinline__ void tma_reduce_add_5d(const CUtensorMap* map, const void* src, int c0, int c1, int c2,
+                                                  int c3, int c4) {
+  asm volatile(
+      "cp.reduce.async.bulk.tensor.5d.global.shared::cta.add.tile.bulk_group [%0, {%1, %2, %3, %4, %5}], [%6];\n" ::"l"(
+          reinterpret_cast<uint64_t>(map)),
+      "r"(c0), "r"(c1), "r"(c2), "r"(c3), "r"(c4), "r"(smem_addr(src))
+      : "memory");
+}
+__device__ __forceinline__ void bulk_commit() { asm volatile("cp.async.bulk.commit_group;\n" ::: "memory"); }
+// Waits until the issuing thread's bulk groups have read their shared-memory sources (so they may be
+// overwritten); bulk_wait_all also waits for their global writes.
+__device__ __forceinline__ void bulk_wait_read() { asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory"); }
+__device__ __forceinline__ void bulk_wait_all() { asm volatile("cp.async.bulk.wait_group 0;\n" ::: "memory"); }
 
 // Ordinary shared-memory stores that a wgmma (async proxy) reads next need this before the barrier.
 __device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }

@@ -274,7 +274,7 @@ void run_case(CudaBackend& be, const Case& c, uint64_t seed) {
       ok &= report("dK~cpu", ref::compare(dk_gpu, cr.dk), 2 * tol_bwd(c.dt));
       ok &= report("dV~cpu", ref::compare(dv_gpu, cr.dv), 2 * tol_bwd(c.dt));
     }
-    cuda::sm90_set_bwd_lag(1);
+    cuda::sm90_set_bwd_lag(-1);
   }
   be.set_sm90(g_hopper);
   if (!ok) ++g_failures;
