@@ -2,6 +2,7 @@
 #include "binding/tensor.h"
 
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "binding/async.h"
@@ -45,6 +46,7 @@ Napi::Function Tensor::Define(Napi::Env env) {
                                  {InstanceAccessor("shape", &Tensor::Shape, nullptr),
                                   InstanceAccessor("dtype", &Tensor::DType, nullptr),
                                   InstanceMethod("download", &Tensor::Download),
+                                  InstanceMethod("downloadInto", &Tensor::DownloadInto),
                                   InstanceMethod("dispose", &Tensor::Dispose)});
   tensor_ctor = new Napi::FunctionReference(Napi::Persistent(f));
   return f;
@@ -101,6 +103,44 @@ Napi::Value Tensor::Download(const Napi::CallbackInfo& info) {
           if (t->kind() == DeviceTensor::Kind::Int32) return Napi::Int32Array::New(env, n, ab, 0);
           if (t->dtype() == xattn::DType::F32) return Napi::Float32Array::New(env, n, ab, 0);
           return Napi::Uint16Array::New(env, n, ab, 0);
+        });
+  });
+}
+
+// downloadInto(target): the tensor's bytes copied into `target`, a TypedArray of exactly that many bytes,
+// on the engine's thread: the JS thread allocates and copies nothing (a multi-GB checkpoint snapshot would
+// stall it for seconds), and over a SharedArrayBuffer a worker thread can read the result in place.
+Napi::Value Tensor::DownloadInto(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&]() -> Napi::Value {
+    TensorPtr t = Unwrap(Value(), "tensor");
+    WorkerThread* worker = releaser_ ? releaser_->worker() : nullptr;
+    require(worker != nullptr, ErrorCode::InvalidArgument, "downloadInto: the tensor's engine is closed");
+    require(info.Length() >= 1 && info[0].IsTypedArray(), ErrorCode::InvalidArgument,
+            "downloadInto(target: TypedArray)");
+    // napi_get_typedarray_info, not TypedArray::ArrayBuffer(): the latter rejects SharedArrayBuffers.
+    void* data = nullptr;
+    size_t length = 0, offset = 0;
+    napi_typedarray_type type;
+    napi_value buffer;
+    require(napi_get_typedarray_info(info.Env(), info[0], &type, &length, &data, &buffer, &offset) == napi_ok,
+            ErrorCode::InvalidArgument, "downloadInto: cannot read the target array");
+    const size_t bytes = info[0].As<Napi::TypedArray>().ByteLength();
+    require(bytes == t->bytes(), ErrorCode::ShapeMismatch,
+            "downloadInto: the target holds " + std::to_string(bytes) + " bytes but the tensor has " +
+                std::to_string(t->bytes()));
+    // The target stays referenced (so alive, and its memory in place) until the copy is done; the
+    // reference is dropped on the JS thread.
+    auto keep = std::make_shared<Napi::ObjectReference>(Napi::Persistent(info[0].As<Napi::Object>()));
+    auto* dst = static_cast<uint8_t*>(data);
+    return run_on_worker<bool>(
+        info.Env(), *worker,
+        [t, dst] {
+          t->backend_synchronize_and_copy(dst);
+          return true;
+        },
+        [keep](Napi::Env env, bool&) -> Napi::Value {
+          keep->Reset();
+          return env.Undefined();
         });
   });
 }

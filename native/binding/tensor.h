@@ -1,4 +1,4 @@
-// JavaScript handle of a DeviceTensor: shape, dtype, download(), dispose().
+// JavaScript handle of a DeviceTensor: shape, dtype, download(), downloadInto(), dispose().
 #pragma once
 #include <napi.h>
 
@@ -25,6 +25,7 @@ class Tensor : public Napi::ObjectWrap<Tensor> {
   Napi::Value Shape(const Napi::CallbackInfo& info);
   Napi::Value DType(const Napi::CallbackInfo& info);
   Napi::Value Download(const Napi::CallbackInfo& info);
+  Napi::Value DownloadInto(const Napi::CallbackInfo& info);
   void Dispose(const Napi::CallbackInfo& info);
   TensorPtr tensor_;
   std::shared_ptr<Releaser> releaser_;

@@ -86,6 +86,7 @@ CudaBackend::~CudaBackend() {
   if (stream_) cudaStreamSynchronize(stream_);
   if (workspace_) cudaFreeAsync(workspace_, stream_);
   if (stream_) cudaStreamSynchronize(stream_);
+  staging_.reset();
   if (pool_) cudaMemPoolTrimTo(pool_, 0);
   for (auto& m : marks_) cudaEventDestroy(m.second);
   if (sync_event_) cudaEventDestroy(sync_event_);
@@ -157,6 +158,10 @@ void CudaBackend::add_f32(float* dst, const float* src, size_t n) {
 void CudaBackend::to_host(void* host, const void* dev, size_t bytes) {
   if (bytes == 0) return;
   synchronize();  // pageable copies block the host until prior work ends: make that a polled wait
+  if (bytes >= cuda::HostStaging::kMinBytes) {
+    if (!staging_) staging_ = std::make_unique<cuda::HostStaging>();
+    return staging_->to_host(host, dev, bytes, stream_, [this](cudaEvent_t ev) { wait_event(ev); });
+  }
   XATTN_CUDA_CHECK(cudaMemcpyAsync(host, dev, bytes, cudaMemcpyDeviceToHost, stream_));
   synchronize();
 }

@@ -3,12 +3,14 @@
 #include <cuda_runtime_api.h>
 
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "core/backend.h"
+#include "cuda/host_staging.h"
 
 namespace xattn {
 
@@ -96,6 +98,7 @@ class CudaBackend final : public Backend {
   cudaMemPool_t pool_ = nullptr;
   void* workspace_ = nullptr;
   size_t workspace_bytes_ = 0;
+  std::unique_ptr<cuda::HostStaging> staging_;  // pinned buffers for large downloads, made at the first one
   std::mutex hooks_mu_;
   std::vector<std::pair<int, std::function<void()>>> hooks_;
   int next_hook_ = 1;

@@ -2,11 +2,12 @@
 // renamed into place, then the manifest naming it follows the same way, then the directory is fsynced.
 // Nothing that exists is modified before the new checkpoint is complete, so a failure (a full disk, a
 // read-only volume) leaves every previous checkpoint intact; the temp files are removed.
-import { createHash, randomBytes, type Hash } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { XattnError } from '../errors.js';
 import { bytesOf, encodeHeader, type StEntry } from '../data/safetensors-write.js';
 import { nodeIO, type CheckpointIO } from './fsio.js';
+import { ThreadHash } from './thread-hash.js';
 import { CHECKPOINT_FORMAT, CHECKPOINT_VERSION, dataName, manifestName, TEMP_PREFIX, type CheckpointManifest } from './manifest.js';
 
 export interface LazyTensor {
@@ -35,16 +36,6 @@ export function describeFsError(e: unknown): string {
   const code = (e as NodeJS.ErrnoException)?.code;
   return code && REASONS[code] ? `${REASONS[code]} (${code})` : String((e as Error)?.message ?? e);
 }
-
-/** Hashes b in slices, yielding to the event loop between them: training steps go on while a large
- * checkpoint is written in the background, and a multi-GB state must not stall them for seconds. */
-async function hashCooperatively(hash: Hash, b: Uint8Array): Promise<void> {
-  for (let at = 0; at < b.length; at += HASH_SLICE) {
-    hash.update(b.subarray(at, Math.min(b.length, at + HASH_SLICE)));
-    if (at + HASH_SLICE < b.length) await new Promise((resolve) => setImmediate(resolve));
-  }
-}
-const HASH_SLICE = 4 << 20;
 
 async function writeFileAtomically(
   io: CheckpointIO,
@@ -78,18 +69,22 @@ export async function writeCheckpoint(dir: string, content: CheckpointContent, i
       throw new XattnError('XATTN_E_CHECKPOINT', `cannot create the checkpoint directory ${dir}: ${describeFsError(e)}`);
     }
     const entries: StEntry[] = content.tensors.map((t) => ({ name: t.name, dtype: 'F32', shape: t.shape }));
-    const hash = createHash('sha256');
-    let bytes = 0;
-    await writeFileAtomically(io, dir, data, async (write) => {
-      const put = async (b: Uint8Array) => {
-        const written = write(b);
-        await hashCooperatively(hash, b);
-        bytes += b.length;
-        await written;
-      };
-      await put(encodeHeader(entries, { format: CHECKPOINT_FORMAT, step: String(content.step) }));
-      for (const t of content.tensors) await put(bytesOf(await t.read()));
-    }, cleanup);
+    const hash = new ThreadHash();
+    let bytes = 0, sha256: string;
+    try {
+      await writeFileAtomically(io, dir, data, async (write) => {
+        const put = async (b: Uint8Array) => {
+          hash.update(b);
+          bytes += b.length;
+          await write(b);
+        };
+        await put(encodeHeader(entries, { format: CHECKPOINT_FORMAT, step: String(content.step) }));
+        for (const t of content.tensors) await put(bytesOf(await t.read()));
+      }, cleanup);
+      sha256 = await hash.digest();
+    } finally {
+      await hash.close();
+    }
     cleanup.push(path.join(dir, data)); // an orphan if the manifest never lands
     const { tensors, ...rest } = content;
     const manifest: CheckpointManifest = {
@@ -97,7 +92,7 @@ export async function writeCheckpoint(dir: string, content: CheckpointContent, i
       version: CHECKPOINT_VERSION,
       createdAt: new Date().toISOString(),
       ...rest,
-      file: { name: data, bytes, sha256: hash.digest('hex') },
+      file: { name: data, bytes, sha256 },
       tensors: tensors.map((t) => t.name),
     };
     await writeFileAtomically(io, dir, mname, (write) => write(Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`)), cleanup);

@@ -11,6 +11,9 @@ export interface Tensor {
   readonly shape: number[];
   readonly dtype: TensorDType | 'disposed';
   download(): Promise<Float32Array | Uint16Array | Int32Array>;
+  /** Copies the tensor's bytes into `target` (exactly that many bytes) on the engine's thread, so the
+   * event loop copies nothing; over a SharedArrayBuffer, worker threads can read it where it lies. */
+  downloadInto(target: ArrayBufferView): Promise<void>;
   dispose(): void;
 }
 

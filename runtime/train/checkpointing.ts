@@ -30,8 +30,8 @@ export interface SaveContext {
 
 /**
  * Rank 0's checkpoint writer. save() snapshots the state to host memory (ordered after the step's
- * optimizer update on the engine) and writes it in the background, so the other ranks never wait on
- * rank 0's disk (their transport would time out on a long write). One write is in flight at most; a
+ * optimizer update on the engine) and writes and hashes it in the background, off the event loop, so
+ * the other ranks never wait on rank 0's disk (their transport would time out on a long write). One write is in flight at most; a
  * failed write (full disk, unwritable directory) is thrown by the next save() or by flush().
  */
 export class CheckpointWriter {
@@ -46,11 +46,15 @@ export class CheckpointWriter {
   async save(t: Trainer, step: number): Promise<void> {
     await this.flush();
     const t0 = performance.now();
-    const snapshot: LazyTensor[] = [];
-    for (const s of stateTensors(t)) {
-      const values = (await s.tensor.download()) as Float32Array;
-      snapshot.push({ name: s.name, shape: s.shape, read: async () => values });
-    }
+    // Copied on the engine's thread into shared memory, where the writer's hashing thread reads them too:
+    // the event loop copies nothing. The copies queue ahead of the next step's optimizer update.
+    const snapshot: LazyTensor[] = await Promise.all(
+      stateTensors(t).map(async (s) => {
+        const values = new Float32Array(new SharedArrayBuffer(4 * s.shape.reduce((a, b) => a * b, 1)));
+        await s.tensor.downloadInto(values);
+        return { name: s.name, shape: s.shape, read: async () => values };
+      }),
+    );
     this.pending = this.write(snapshot, step).then(
       () => this.done((performance.now() - t0) / 1000, step),
       (e) => void (this.failure = e),
