@@ -18,6 +18,14 @@ function stateTensors(t: Trainer): { name: string; tensor: Tensor; shape: number
   return groups.flatMap(([prefix, ts]) => ts.map((tensor, i) => ({ name: `${prefix}/${t.params.specs[i]!.name}`, tensor, shape: t.params.specs[i]!.shape })));
 }
 
+export interface CheckpointStats {
+  saved: number;
+  /** Summed over the saves: training waited for the state's copy (and any earlier write still going). */
+  pauseSeconds: number;
+  /** Summed over the saves: the background writes, after the copy. */
+  writeSeconds: number;
+}
+
 export interface SaveContext {
   dir: string;
   keep: number;
@@ -37,6 +45,8 @@ export interface SaveContext {
 export class CheckpointWriter {
   private pending: Promise<void> = Promise.resolve();
   private failure: unknown;
+  /** Checkpoints written, and the seconds training waited in save() and the writes took behind it. */
+  readonly stats: CheckpointStats = { saved: 0, pauseSeconds: 0, writeSeconds: 0 };
 
   constructor(
     private c: SaveContext,
@@ -44,6 +54,7 @@ export class CheckpointWriter {
   ) {}
 
   async save(t: Trainer, step: number): Promise<void> {
+    const entered = performance.now();
     await this.flush();
     const t0 = performance.now();
     // Copied on the engine's thread into shared memory, where the writer's hashing thread reads them too:
@@ -55,8 +66,14 @@ export class CheckpointWriter {
         return { name: s.name, shape: s.shape, read: async () => values };
       }),
     );
+    const copied = performance.now();
+    this.stats.pauseSeconds += (copied - entered) / 1000;
     this.pending = this.write(snapshot, step).then(
-      () => this.done((performance.now() - t0) / 1000, step),
+      () => {
+        this.stats.saved++;
+        this.stats.writeSeconds += (performance.now() - copied) / 1000;
+        this.done((performance.now() - t0) / 1000, step);
+      },
       (e) => void (this.failure = e),
     );
   }

@@ -7,7 +7,7 @@ import { stepFlops } from '../model/flops.js';
 import type { CheckpointIO } from '../checkpoint/fsio.js';
 import type { WorkerMetrics } from '../metrics/worker-metrics.js';
 import type { RankResult } from '../worker/attention-bench.js';
-import { CheckpointWriter, resumeTraining, type SaveContext } from './checkpointing.js';
+import { CheckpointWriter, resumeTraining, type CheckpointStats, type SaveContext } from './checkpointing.js';
 import { Trainer } from './trainer.js';
 
 export interface TrainStepEvent {
@@ -49,6 +49,8 @@ export interface TrainingResult extends RankResult {
   peakActivationBytes: number;
   /** Time and communication summed over the steps run. */
   profile: Profile;
+  /** Rank 0 with a checkpoint directory: what its checkpoints cost. */
+  checkpoints?: CheckpointStats;
 }
 
 export async function runTraining(engine: Engine, job: XAttnJob, o: TrainingOptions): Promise<TrainingResult> {
@@ -128,6 +130,7 @@ export async function runTraining(engine: Engine, job: XAttnJob, o: TrainingOpti
       stopped,
       peakActivationBytes: ledger.peak,
       profile: total,
+      ...(writer ? { checkpoints: { ...writer.stats } } : {}),
       ...(trainer.ctx.partials.forward && trainer.ctx.partials.backward
         ? { partials: { forward: trainer.ctx.partials.forward, backward: trainer.ctx.partials.backward } }
         : {}),

@@ -2,6 +2,7 @@
 import type { XAttnJob } from '../../crds/types.js';
 import { Engine, shardOf, type DistCall, type PassPartials, type Tensor } from '../engine/engine.js';
 import { resolveModel } from '../model/presets.js';
+import type { CheckpointStats } from '../train/checkpointing.js';
 import { randn } from './random.js';
 
 export interface StepEvent {
@@ -20,6 +21,8 @@ export interface RankResult {
   commWaitSecondsPerStep: number;
   /** How LV-XAttn's partials travelled in the last step (absent where the job made no attention call). */
   partials?: PassPartials;
+  /** Training on the rank that writes checkpoints: how many, and what they cost. */
+  checkpoints?: CheckpointStats;
 }
 
 export function benchmarkCall(job: XAttnJob, algorithm = job.spec.attention.algorithm, comm = true): DistCall {

@@ -2,6 +2,7 @@
 import type { XAttnJob } from '../../crds/types.js';
 import { attentionFlops, type PassPartials } from '../engine/engine.js';
 import { resolveModel } from '../model/presets.js';
+import type { CheckpointStats } from '../train/checkpointing.js';
 import type { RankResult } from './attention-bench.js';
 
 export interface RunSummary {
@@ -22,6 +23,8 @@ export interface RunSummary {
   commWaitFraction: number;
   /** The ranks' probed ring-exchange bandwidth, GB/s (absent at P = 1 or when nothing was sent). */
   linkGbps?: number;
+  /** Training with a checkpoint directory: the checkpoints written and their cost (sums, seconds). */
+  checkpoints?: CheckpointStats;
   /** How the ranks' transfers travel (engine.info().transportPath), shown beside the link. */
   linkPath?: string;
   loss?: number;
@@ -55,6 +58,7 @@ export function summarize(job: XAttnJob, backend: string, ranks: RankResult[], e
     commWaitFraction: mean((r) => r.commWaitSecondsPerStep) / step,
     ...(extra.linkGbps ? { linkGbps: extra.linkGbps, ...(extra.linkPath ? { linkPath: extra.linkPath } : {}) } : {}),
     ...(extra.loss !== undefined ? { loss: extra.loss } : {}),
+    ...(ranks.find((r) => r.checkpoints) ? { checkpoints: ranks.find((r) => r.checkpoints)!.checkpoints } : {}),
   };
 }
 
@@ -79,6 +83,11 @@ export function formatSummary(s: RunSummary): string {
   ];
   if (s.partials) rows.push(['partials on the wire', `${wireOf(s.partials)}${s.partials.chosen ? ' (chosen for the link: partials auto)' : ''}`]);
   if (s.linkGbps !== undefined) rows.push(['link between ranks', `${s.linkGbps.toFixed(s.linkGbps < 10 ? 2 : 1)} GB/s (probed ring exchange${s.linkPath ? `; ${s.linkPath}` : ''})`]);
+  if (s.checkpoints?.saved) {
+    const { saved, pauseSeconds, writeSeconds } = s.checkpoints;
+    // The pause lands in some step's time (every rank waits for the copy), so the mean step shows it too.
+    rows.push(['checkpoints', `${saved} written; training paused ${(pauseSeconds / saved).toFixed(2)} s a save to copy the state, written behind it in ${(writeSeconds / saved).toFixed(2)} s`]);
+  }
   if (s.loss !== undefined) rows.push(['final loss', s.loss.toPrecision(5)]);
   const w = Math.max(...rows.map(([k]) => k.length));
   return rows.map(([k, v]) => `  ${k.padEnd(w)}  ${v}`).join('\n');

@@ -36,6 +36,15 @@ describe('run summary', () => {
     expect(formatSummary(summarize(job, 'cpu', [{ ...rank(0, 0.1), partials: { forward: 'float32', backward: 'float32' } }]))).not.toMatch(/partials/);
   });
 
+  it('says what the checkpoints cost, per save, where rank 0 wrote any', () => {
+    const checkpoints = { saved: 2, pauseSeconds: 1.9, writeSeconds: 10.1 };
+    const s = summarize(job, 'cpu', [{ ...rank(0, 0.1), checkpoints }, rank(1, 0.1)]);
+    expect(s.checkpoints).toEqual(checkpoints);
+    expect(formatSummary(s)).toMatch(/checkpoints\s+2 written; training paused 0\.95 s a save to copy the state, written behind it in 5\.05 s/);
+    expect(formatSummary(summarize(job, 'cpu', [rank(0, 0.1), rank(1, 0.1)]))).not.toMatch(/checkpoints/);
+    expect(formatSummary(summarize(job, 'cpu', [{ ...rank(0, 0.1), checkpoints: { saved: 0, pauseSeconds: 0, writeSeconds: 0 } }]))).not.toMatch(/checkpoints/);
+  });
+
   it('leaves the link out where no link was probed (one rank)', () => {
     const s = summarize(job, 'cpu', [rank(0, 0.1)], { linkGbps: 0, linkPath: 'nccl' });
     expect(s.linkGbps).toBeUndefined();
