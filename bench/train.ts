@@ -1,7 +1,8 @@
 // npm run bench:train [-- --backend cpu|cuda --steps N --visual-tokens-per-worker N --world-sizes 1,2] — training step time, TFLOP/s
 // per worker, the share of the step in attention / projections / communication / other, and peak
 // memory, with KV recomputation on versus off. Each configuration runs as its own gang of worker
-// processes (so peak RSS is per configuration). Writes bench/results/train-<date>.json with the device.
+// processes (so peak RSS is per configuration); on GPUs twice, once for the step time and once with a
+// device wait after every op for exact shares. Writes bench/results/train-<date>.json with the device.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import path from 'node:path';
@@ -35,30 +36,33 @@ async function rankMain(): Promise<void> {
   const report = await withRankEngine(backend, 120_000, async ({ engine, rank, worldSize }): Promise<RankReport> => {
     const stepSeconds: number[] = [];
     engine.info({ resetPeak: true });
-    const r = await runTraining(engine, job, { rank, worldSize, exactProfile: backend === 'cuda', onStep: (e) => stepSeconds.push(e.seconds) });
+    const r = await runTraining(engine, job, { rank, worldSize, exactProfile: process.env.BENCH_EXACT === '1', onStep: (e) => stepSeconds.push(e.seconds) });
     const peakMemoryBytes = backend === 'cuda' ? engine.info().memoryPeak : process.resourceUsage().maxRSS * 1024;
     return { stepSeconds, profile: r.profile, peakActivationBytes: r.peakActivationBytes, peakMemoryBytes, finalLoss: r.finalLoss };
   });
   await sendToParent(report);
 }
 
-async function runGang(job: XAttnJob, backend: BackendName): Promise<RankReport[]> {
+/** `exact`: every timed op waits for the device, for exact time shares (CUDA ops otherwise resolve once
+ * queued); the waits slow the step, so the step time comes from a run without them. */
+async function runGang(job: XAttnJob, backend: BackendName, exact = false): Promise<RankReport[]> {
   // One core set per rank: P pools of all cores would oversubscribe the machine.
   const threads = process.env.XATTN_CPU_THREADS ?? String(Math.max(1, Math.floor(cpus().length / job.spec.workers)));
-  const env = { XATTN_CPU_THREADS: threads, BENCH_JOB: JSON.stringify(job), BENCH_BACKEND: backend };
+  const env = { XATTN_CPU_THREADS: threads, BENCH_JOB: JSON.stringify(job), BENCH_BACKEND: backend, BENCH_EXACT: exact ? '1' : '0' };
   return spawnRanks<RankReport>(self, job.spec.workers, env, { args: ['rank'], execArgv: process.execArgv, timeoutMs: 600_000 });
 }
 
-function summarizeGang(job: XAttnJob, reports: RankReport[]) {
+/** `reports` time the steps; `shareReports` (an exact-profile run of the same job) split them. */
+function summarizeGang(job: XAttnJob, reports: RankReport[], shareReports = reports) {
   const P = job.spec.workers;
   // Step 1 pays one-time costs (schedules, first allocations): the mean is over the rest.
   const mean = (xs: number[]) => xs.slice(1).reduce((a, b) => a + b, 0) / Math.max(1, xs.length - 1);
   const step = Math.max(...reports.map((r) => mean(r.stepSeconds)));
   const { recomputeKV, keepValues } = job.spec.attention;
   const flops = stepFlops(resolveModel(job.spec.model), job.spec.workload, keptProjections(recomputeKV, keepValues));
-  const r0 = reports[0]!;
-  const total = Object.values(r0.profile.seconds).reduce((a, b) => a + b, 0);
-  const share = Object.fromEntries(Object.entries(r0.profile.seconds).map(([k, v]) => [k, +(v / total).toFixed(4)]));
+  const r0 = reports[0]!, s0 = shareReports[0]!;
+  const total = Object.values(s0.profile.seconds).reduce((a, b) => a + b, 0);
+  const share = Object.fromEntries(Object.entries(s0.profile.seconds).map(([k, v]) => [k, +(v / total).toFixed(4)]));
   return {
     workers: P,
     recomputeKV: job.spec.attention.recomputeKV,
@@ -93,7 +97,9 @@ async function main(): Promise<void> {
     const byMode: Record<string, ReturnType<typeof summarizeGang>> = {};
     for (const recomputeKV of [false, true]) {
       const job = benchJob(backend, perWorker * P, steps, P, recomputeKV);
-      const s = summarizeGang(job, await runGang(job, backend));
+      // On CPU every op has run when it resolves: one run gives both the step and exact shares.
+      const timing = await runGang(job, backend);
+      const s = summarizeGang(job, timing, gpu ? await runGang(job, backend, true) : timing);
       byMode[recomputeKV ? 'on' : 'off'] = s;
       rows.push({ visualTokens: perWorker * P, ...s });
       const pct = (k: string) => `${((s.share[k] ?? 0) * 100).toFixed(0)}%`;
