@@ -47,6 +47,7 @@ export class CheckpointWriter {
   private failure: unknown;
   /** Checkpoints written, and the seconds training waited in save() and the writes took behind it. */
   readonly stats: CheckpointStats = { saved: 0, pauseSeconds: 0, writeSeconds: 0 };
+  private readonly buffers = new Map<string, Float32Array>(); // host copies of the state, by tensor name
 
   constructor(
     private c: SaveContext,
@@ -58,10 +59,14 @@ export class CheckpointWriter {
     await this.flush();
     const t0 = performance.now();
     // Copied on the engine's thread into shared memory, where the writer's hashing thread reads them too:
-    // the event loop copies nothing. The copies queue ahead of the next step's optimizer update.
+    // the event loop copies nothing. The copies queue ahead of the next step's optimizer update. The
+    // buffers are kept for the next save (the last write is done with them): pages already touched take
+    // the copy faster than fresh ones.
     const snapshot: LazyTensor[] = await Promise.all(
       stateTensors(t).map(async (s) => {
-        const values = new Float32Array(new SharedArrayBuffer(4 * s.shape.reduce((a, b) => a * b, 1)));
+        const n = s.shape.reduce((a, b) => a * b, 1);
+        let values = this.buffers.get(s.name);
+        if (values?.length !== n) this.buffers.set(s.name, (values = new Float32Array(new SharedArrayBuffer(4 * n))));
         await s.tensor.downloadInto(values);
         return { name: s.name, shape: s.shape, read: async () => values };
       }),
