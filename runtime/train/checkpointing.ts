@@ -20,8 +20,10 @@ function stateTensors(t: Trainer): { name: string; tensor: Tensor; shape: number
 
 export interface CheckpointStats {
   saved: number;
-  /** Summed over the saves: training waited for the state's copy (and any earlier write still going). */
-  pauseSeconds: number;
+  /** Summed over the saves: training waited for the previous write to finish (one is in flight at most). */
+  waitSeconds: number;
+  /** Summed over the saves: training waited for the state's copy to host memory. */
+  copySeconds: number;
   /** Summed over the saves: the background writes, after the copy. */
   writeSeconds: number;
 }
@@ -46,7 +48,7 @@ export class CheckpointWriter {
   private pending: Promise<void> = Promise.resolve();
   private failure: unknown;
   /** Checkpoints written, and the seconds training waited in save() and the writes took behind it. */
-  readonly stats: CheckpointStats = { saved: 0, pauseSeconds: 0, writeSeconds: 0 };
+  readonly stats: CheckpointStats = { saved: 0, waitSeconds: 0, copySeconds: 0, writeSeconds: 0 };
   private readonly buffers = new Map<string, Float32Array>(); // host copies of the state, by tensor name
 
   constructor(
@@ -72,7 +74,8 @@ export class CheckpointWriter {
       }),
     );
     const copied = performance.now();
-    this.stats.pauseSeconds += (copied - entered) / 1000;
+    this.stats.waitSeconds += (t0 - entered) / 1000;
+    this.stats.copySeconds += (copied - t0) / 1000;
     this.pending = this.write(snapshot, step).then(
       () => {
         this.stats.saved++;

@@ -84,9 +84,12 @@ export function formatSummary(s: RunSummary): string {
   if (s.partials) rows.push(['partials on the wire', `${wireOf(s.partials)}${s.partials.chosen ? ' (chosen for the link: partials auto)' : ''}`]);
   if (s.linkGbps !== undefined) rows.push(['link between ranks', `${s.linkGbps.toFixed(s.linkGbps < 10 ? 2 : 1)} GB/s (probed ring exchange${s.linkPath ? `; ${s.linkPath}` : ''})`]);
   if (s.checkpoints?.saved) {
-    const { saved, pauseSeconds, writeSeconds } = s.checkpoints;
-    // The pause lands in some step's time (every rank waits for the copy), so the mean step shows it too.
-    rows.push(['checkpoints', `${saved} written; training paused ${(pauseSeconds / saved).toFixed(2)} s a save to copy the state, written behind it in ${(writeSeconds / saved).toFixed(2)} s`]);
+    const { saved, waitSeconds, copySeconds, writeSeconds } = s.checkpoints;
+    const each = (x: number) => `${(x / saved).toFixed(2)} s`;
+    // The pauses land in some step's time (every rank waits for rank 0), so the mean step shows them too;
+    // a wait for the previous write says the checkpoints come faster than the disk takes them.
+    const waited = waitSeconds > 0.005 * saved ? `${each(waitSeconds)} for the previous write and ` : '';
+    rows.push(['checkpoints', `${saved} written; each paused training ${waited}${each(copySeconds)} to copy the state, and was written behind the steps in ${each(writeSeconds)}`]);
   }
   if (s.loss !== undefined) rows.push(['final loss', s.loss.toPrecision(5)]);
   const w = Math.max(...rows.map(([k]) => k.length));

@@ -37,12 +37,16 @@ describe('run summary', () => {
   });
 
   it('says what the checkpoints cost, per save, where rank 0 wrote any', () => {
-    const checkpoints = { saved: 2, pauseSeconds: 1.9, writeSeconds: 10.1 };
-    const s = summarize(job, 'cpu', [{ ...rank(0, 0.1), checkpoints }, rank(1, 0.1)]);
-    expect(s.checkpoints).toEqual(checkpoints);
-    expect(formatSummary(s)).toMatch(/checkpoints\s+2 written; training paused 0\.95 s a save to copy the state, written behind it in 5\.05 s/);
+    const row = (checkpoints: { saved: number; waitSeconds: number; copySeconds: number; writeSeconds: number }) =>
+      formatSummary(summarize(job, 'cpu', [{ ...rank(0, 0.1), checkpoints }, rank(1, 0.1)]));
+    expect(row({ saved: 2, waitSeconds: 0, copySeconds: 1.9, writeSeconds: 10.1 })).toMatch(
+      /checkpoints\s+2 written; each paused training 0\.95 s to copy the state, and was written behind the steps in 5\.05 s$/m,
+    );
+    expect(row({ saved: 3, waitSeconds: 6, copySeconds: 3, writeSeconds: 12 })).toMatch(
+      /3 written; each paused training 2\.00 s for the previous write and 1\.00 s to copy the state, and was written behind the steps in 4\.00 s/,
+    );
     expect(formatSummary(summarize(job, 'cpu', [rank(0, 0.1), rank(1, 0.1)]))).not.toMatch(/checkpoints/);
-    expect(formatSummary(summarize(job, 'cpu', [{ ...rank(0, 0.1), checkpoints: { saved: 0, pauseSeconds: 0, writeSeconds: 0 } }]))).not.toMatch(/checkpoints/);
+    expect(row({ saved: 0, waitSeconds: 0, copySeconds: 0, writeSeconds: 0 })).not.toMatch(/checkpoints/);
   });
 
   it('leaves the link out where no link was probed (one rank)', () => {
