@@ -12,7 +12,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { projectRoot } from '../crds/root.js';
 import { attentionFlops, Engine, shardOf, type AlgorithmName, type DistCall, type PartialPrecision, type Tensor, type WirePrecision } from '../runtime/engine/engine.js';
-import { randn } from '../runtime/worker/random.js';
+import { bindNn } from '../runtime/model/nn.js';
 import { withRankEngine } from '../test/fixtures/rank-engine.js';
 import { phase, sendToParent, spawnRanks } from '../test/fixtures/spawn-ranks.js';
 
@@ -102,16 +102,6 @@ interface VariantRow {
 }
 /** Per-GPU TFLOP/s at P over that at P = 1, same shape; null when P = 1 was not run. */
 type ScalingRow = DistRow & { lv_efficiency: number | null; ring_efficiency: number | null };
-
-/** Host data for one input. Timing does not depend on the values, and randn of 2^29 samples takes
- * ~20 s in JS, so large tensors tile a 16 Mi-sample block. */
-function benchData(n: number, seed: number): Float32Array {
-  const block = randn(Math.min(n, 1 << 24), seed);
-  if (block.length === n) return block;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i += block.length) out.set(block.subarray(0, n - i), i);
-  return out;
-}
 
 type Inputs = { q: Tensor; k: Tensor; v: Tensor; dout: Tensor };
 
@@ -210,7 +200,10 @@ async function timeQueued(engine: Engine, call: DistCall, { q, k, v, dout }: Inp
 async function withInputs<T>(engine: Engine, call: DistCall, rank: number, world: number, use: (inputs: Inputs) => Promise<T>): Promise<T> {
   const { dims: { batch, heads, kvHeads, headDim, dtype }, lqTotal, lkvTotal } = call;
   const lq = shardOf(lqTotal, world, rank).length, lkv = shardOf(lkvTotal, world, rank).length;
-  const up = (shape: number[], seed: number) => engine.upload(benchData(shape.reduce((a, b) => a * b), seed), shape, dtype);
+  // Fresh N(0, 1) samples made on the device, like the cuDNN baseline's torch.randn: the forward's work
+  // depends a little on the values (it skips the O rescale where no row max moves).
+  const nn = bindNn(engine);
+  const up = (shape: number[], seed: number) => nn.randn(shape, { key: seed * 7919 + rank, rows: shape[0]! * shape[1]!, width: shape[2]! * shape[3]! }, dtype);
   const inputs = { q: await up([batch, lq, heads, headDim], 1), k: await up([batch, lkv, kvHeads, headDim], 2), v: await up([batch, lkv, kvHeads, headDim], 3), dout: await up([batch, lq, heads, headDim], 4) };
   try {
     return await use(inputs);
