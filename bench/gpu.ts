@@ -13,6 +13,7 @@ import { parseArgs } from 'node:util';
 import { projectRoot } from '../crds/root.js';
 import { attentionFlops, Engine, shardOf, type AlgorithmName, type DistCall, type PartialPrecision, type Tensor, type WirePrecision } from '../runtime/engine/engine.js';
 import { bindNn } from '../runtime/model/nn.js';
+import { median } from '../runtime/worker/median.js';
 import { withRankEngine } from '../test/fixtures/rank-engine.js';
 import { phase, sendToParent, spawnRanks } from '../test/fixtures/spawn-ranks.js';
 
@@ -44,7 +45,6 @@ const SCALING_INTERCONNECTS: Record<string, Record<string, string>> = SMOKE
   : { nvlink: INTERCONNECTS.nvlink!, 'host-memory': INTERCONNECTS['host-memory']! };
 const GANG_TIMEOUT_MS = SMOKE ? 60_000 : 180_000; // a hung gang is killed, not waited on
 const key = (s: Shape) => `H${s.heads}/Hkv${s.kvHeads} d${s.headDim} Lq${s.lq} Lkv${s.lkv}`;
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 /** lv: LV-XAttn as a user runs it (partials: auto); lv32 / lv16: with float32 / float16 partials asked for. */
 interface RankCase { lv: Timing; ring: Timing; nocomm: Timing; lv32: Timing; lv16: Timing }

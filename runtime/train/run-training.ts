@@ -7,6 +7,7 @@ import { stepFlops } from '../model/flops.js';
 import type { CheckpointIO } from '../checkpoint/fsio.js';
 import type { WorkerMetrics } from '../metrics/worker-metrics.js';
 import type { RankResult } from '../worker/attention-bench.js';
+import { median } from '../worker/median.js';
 import { CheckpointWriter, resumeTraining, type CheckpointStats, type SaveContext } from './checkpointing.js';
 import { Trainer } from './trainer.js';
 
@@ -67,6 +68,7 @@ export async function runTraining(engine: Engine, job: XAttnJob, o: TrainingOpti
   const flops = stepFlops(shape, w, trainer.ctx.keep);
   const losses: { step: number; loss: number }[] = [];
   let seconds = 0, firstSeconds = 0, bytes = 0, wait = 0, stopped = false;
+  const times: number[] = []; // every step's seconds but the run's first
   try {
     const resumed = await resumeTraining(trainer, o.rank, o.checkpointDir, job, warn);
     const startStep = resumed.step;
@@ -88,7 +90,7 @@ export async function runTraining(engine: Engine, job: XAttnJob, o: TrainingOpti
       // The run's first step pays one-time costs (cuBLAS handles, memory pool growth, transport warm-up):
       // the mean leaves it out once there are others.
       if (step === startStep + 1) firstSeconds = r.seconds;
-      else seconds += r.seconds;
+      else seconds += r.seconds, times.push(r.seconds);
       bytes += stepBytes;
       wait += attnWait + comm.all_reduce.seconds;
       losses.push({ step, loss: r.loss });
@@ -121,6 +123,7 @@ export async function runTraining(engine: Engine, job: XAttnJob, o: TrainingOpti
       rank: o.rank,
       timedSteps: ran,
       meanStepSeconds: ran > 1 ? seconds / timed : firstSeconds,
+      medianStepSeconds: ran > 1 ? median(times) : firstSeconds,
       bytesSentPerStep: bytes / Math.max(1, ran),
       commWaitSecondsPerStep: wait / Math.max(1, ran),
       startStep,

@@ -3,6 +3,7 @@ import type { XAttnJob } from '../../crds/types.js';
 import { Engine, shardOf, type DistCall, type PassPartials, type Tensor } from '../engine/engine.js';
 import { resolveModel } from '../model/presets.js';
 import type { CheckpointStats } from '../train/checkpointing.js';
+import { median } from './median.js';
 import { randn } from './random.js';
 
 export interface StepEvent {
@@ -17,6 +18,8 @@ export interface RankResult {
   rank: number;
   timedSteps: number;
   meanStepSeconds: number;
+  /** The median timed step: the steady pace, where a few slow steps (checkpoints) pull the mean up. */
+  medianStepSeconds?: number;
   bytesSentPerStep: number;
   commWaitSecondsPerStep: number;
   /** How LV-XAttn's partials travelled in the last step (absent where the job made no attention call). */
@@ -65,6 +68,7 @@ export async function runAttentionBenchmark(
   const warmup = job.spec.workload.warmupSteps;
   const steps = job.spec.workload.steps;
   let timed = 0, seconds = 0, bytes = 0, wait = 0;
+  const times: number[] = [];
   let partials: PassPartials | undefined;
   try {
     for (let i = 1 - warmup; i <= steps; i++) {
@@ -79,6 +83,7 @@ export async function runAttentionBenchmark(
       if (i > 0) {
         timed++;
         seconds += dt;
+        times.push(dt);
         bytes += ev.bytesSent;
         wait += ev.commWaitSeconds;
       }
@@ -91,6 +96,7 @@ export async function runAttentionBenchmark(
     rank,
     timedSteps: timed,
     meanStepSeconds: seconds / Math.max(1, timed),
+    ...(times.length ? { medianStepSeconds: median(times) } : {}),
     bytesSentPerStep: bytes / Math.max(1, timed),
     commWaitSecondsPerStep: wait / Math.max(1, timed),
     ...(partials ? { partials } : {}),

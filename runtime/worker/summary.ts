@@ -16,6 +16,8 @@ export interface RunSummary {
   backend: string;
   steps: number;
   stepSeconds: number;
+  /** The slowest rank's median step, where every rank reported one. */
+  medianStepSeconds?: number;
   textTokensPerSecond: number;
   visualTokensPerSecond: number;
   attentionTflopsPerWorker: number;
@@ -51,6 +53,7 @@ export function summarize(job: XAttnJob, backend: string, ranks: RankResult[], e
     backend,
     steps: Math.min(...ranks.map((r) => r.timedSteps)),
     stepSeconds: step,
+    ...(ranks.every((r) => r.medianStepSeconds !== undefined) ? { medianStepSeconds: Math.max(...ranks.map((r) => r.medianStepSeconds!)) } : {}),
     textTokensPerSecond: (w.batch * w.textTokens) / step,
     visualTokensPerSecond: (w.batch * w.visualTokens) / step,
     attentionTflopsPerWorker: flops / P / step / 1e12,
@@ -70,11 +73,13 @@ const si = (x: number, unit: string) => {
 
 const wireOf = (p: PassPartials) => (p.forward === p.backward ? `${p.forward} in both passes` : `${p.forward} forward, ${p.backward} backward`);
 
+const ms = (seconds: number) => `${(seconds * 1000).toFixed(2)} ms`;
+
 export function formatSummary(s: RunSummary): string {
   const rows: [string, string][] = [
     ['job', `${s.job} (${s.mode}, ${s.algorithm}, ${s.worldSize} worker${s.worldSize > 1 ? 's' : ''}, ${s.backend})`],
     [s.mode === 'train' ? 'steps run' : 'steps timed', String(s.steps)],
-    ['step time', `${(s.stepSeconds * 1000).toFixed(2)} ms${s.mode === 'train' && s.steps > 1 ? ' (mean after the first step)' : ''}`],
+    ['step time', `${ms(s.stepSeconds)}${s.mode === 'train' && s.steps > 1 ? ' (mean after the first step)' : ''}${s.medianStepSeconds !== undefined ? `; median ${ms(s.medianStepSeconds)}` : ''}`],
     ['text tokens/s', si(s.textTokensPerSecond, 'tok/s')],
     ['visual tokens/s', si(s.visualTokensPerSecond, 'tok/s')],
     ['attention per worker', si(s.attentionTflopsPerWorker * 1e12, 'FLOP/s')],

@@ -19,6 +19,16 @@ describe('run summary', () => {
     expect(formatSummary(s)).toMatch(/link between ranks\s+2\.35 GB\/s \(probed ring exchange\)/);
   });
 
+  it('shows the slowest rank\'s median step beside the mean, where every rank reported one', () => {
+    const withMedian = (r: number, mean: number, med: number) => ({ ...rank(r, mean), medianStepSeconds: med });
+    const s = summarize(job, 'cpu', [withMedian(0, 0.1, 0.05), withMedian(1, 0.2, 0.06)]);
+    expect(s.medianStepSeconds).toBe(0.06);
+    expect(formatSummary(s)).toMatch(/step time\s+200\.00 ms; median 60\.00 ms$/m);
+    const partial = summarize(job, 'cpu', [withMedian(0, 0.1, 0.05), rank(1, 0.2)]);
+    expect(partial.medianStepSeconds).toBeUndefined();
+    expect(formatSummary(partial)).toMatch(/step time\s+200\.00 ms$/m);
+  });
+
   it('names how the transfers travel beside the link', () => {
     const s = summarize(job, 'cuda', [rank(0, 0.1), rank(1, 0.1)], { linkGbps: 240, linkPath: 'nccl, copy engines to 1 of 1 peers' });
     expect(formatSummary(s)).toMatch(/link between ranks\s+240\.0 GB\/s \(probed ring exchange; nccl, copy engines to 1 of 1 peers\)/);
