@@ -41,8 +41,9 @@ export interface SaveContext {
 /**
  * Rank 0's checkpoint writer. save() snapshots the state to host memory (ordered after the step's
  * optimizer update on the engine) and writes and hashes it in the background, off the event loop, so
- * the other ranks never wait on rank 0's disk (their transport would time out on a long write). One write is in flight at most; a
- * failed write (full disk, unwritable directory) is thrown by the next save() or by flush().
+ * the other ranks never wait on rank 0's disk (their transport would time out on a long write). One
+ * write is in flight at most; a failed write (full disk, unwritable directory) is thrown by the next
+ * save() or by flush().
  */
 export class CheckpointWriter {
   private pending: Promise<void> = Promise.resolve();

@@ -67,7 +67,7 @@ export async function runTraining(engine: Engine, job: XAttnJob, o: TrainingOpti
   const writer = save && o.rank === 0 ? new CheckpointWriter(save, (sec, s) => o.metrics?.recordCheckpoint(sec, s)) : undefined;
   const flops = stepFlops(shape, w, trainer.ctx.keep);
   const losses: { step: number; loss: number }[] = [];
-  let seconds = 0, firstSeconds = 0, bytes = 0, wait = 0, stopped = false;
+  let firstSeconds = 0, bytes = 0, wait = 0, stopped = false;
   const times: number[] = []; // every step's seconds but the run's first
   try {
     const resumed = await resumeTraining(trainer, o.rank, o.checkpointDir, job, warn);
@@ -90,7 +90,7 @@ export async function runTraining(engine: Engine, job: XAttnJob, o: TrainingOpti
       // The run's first step pays one-time costs (cuBLAS handles, memory pool growth, transport warm-up):
       // the mean leaves it out once there are others.
       if (step === startStep + 1) firstSeconds = r.seconds;
-      else seconds += r.seconds, times.push(r.seconds);
+      else times.push(r.seconds);
       bytes += stepBytes;
       wait += attnWait + comm.all_reduce.seconds;
       losses.push({ step, loss: r.loss });
@@ -118,11 +118,11 @@ export async function runTraining(engine: Engine, job: XAttnJob, o: TrainingOpti
     if (!stopped) await checkpoint(step);
     await writer?.flush();
     if (stopped && !save) warn(`stopped after step ${step} without a checkpoint (no checkpoint directory is set)`);
-    const ran = step - startStep, timed = Math.max(1, ran - 1);
+    const ran = step - startStep;
     return {
       rank: o.rank,
       timedSteps: ran,
-      meanStepSeconds: ran > 1 ? seconds / timed : firstSeconds,
+      meanStepSeconds: ran > 1 ? times.reduce((a, b) => a + b, 0) / times.length : firstSeconds,
       medianStepSeconds: ran > 1 ? median(times) : firstSeconds,
       bytesSentPerStep: bytes / Math.max(1, ran),
       commWaitSecondsPerStep: wait / Math.max(1, ran),

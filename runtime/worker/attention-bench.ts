@@ -67,8 +67,8 @@ export async function runAttentionBenchmark(
 
   const warmup = job.spec.workload.warmupSteps;
   const steps = job.spec.workload.steps;
-  let timed = 0, seconds = 0, bytes = 0, wait = 0;
-  const times: number[] = [];
+  let bytes = 0, wait = 0;
+  const times: number[] = []; // the timed steps' seconds
   let partials: PassPartials | undefined;
   try {
     for (let i = 1 - warmup; i <= steps; i++) {
@@ -81,8 +81,6 @@ export async function runAttentionBenchmark(
       partials = { forward: f.partials, backward: b.partials };
       const ev = { step: i, steps, seconds: dt, bytesSent: f.bytesSent + b.bytesSent, commWaitSeconds: f.commWaitSeconds + b.commWaitSeconds };
       if (i > 0) {
-        timed++;
-        seconds += dt;
         times.push(dt);
         bytes += ev.bytesSent;
         wait += ev.commWaitSeconds;
@@ -92,10 +90,11 @@ export async function runAttentionBenchmark(
   } finally {
     for (const t of owned) t.dispose();
   }
+  const timed = times.length;
   return {
     rank,
     timedSteps: timed,
-    meanStepSeconds: seconds / Math.max(1, timed),
+    meanStepSeconds: times.reduce((a, b) => a + b, 0) / Math.max(1, timed),
     ...(times.length ? { medianStepSeconds: median(times) } : {}),
     bytesSentPerStep: bytes / Math.max(1, timed),
     commWaitSecondsPerStep: wait / Math.max(1, timed),

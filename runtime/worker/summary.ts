@@ -41,6 +41,7 @@ export function summarize(job: XAttnJob, backend: string, ranks: RankResult[], e
   const layers = extra.layers ?? 1;
   const flops = 3.5 * layers * attentionFlops({ batch: w.batch, heads: m.heads, headDim: m.headDim }, w.textTokens, w.visualTokens);
   const mean = (f: (r: RankResult) => number) => ranks.reduce((a, r) => a + f(r), 0) / P;
+  const writer = ranks.find((r) => r.checkpoints); // rank 0, where a checkpoint directory is set
   return {
     job: job.metadata.name,
     algorithm: job.spec.attention.algorithm,
@@ -61,7 +62,7 @@ export function summarize(job: XAttnJob, backend: string, ranks: RankResult[], e
     commWaitFraction: mean((r) => r.commWaitSecondsPerStep) / step,
     ...(extra.linkGbps ? { linkGbps: extra.linkGbps, ...(extra.linkPath ? { linkPath: extra.linkPath } : {}) } : {}),
     ...(extra.loss !== undefined ? { loss: extra.loss } : {}),
-    ...(ranks.find((r) => r.checkpoints) ? { checkpoints: ranks.find((r) => r.checkpoints)!.checkpoints } : {}),
+    ...(writer?.checkpoints ? { checkpoints: writer.checkpoints } : {}),
   };
 }
 
