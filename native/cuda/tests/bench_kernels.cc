@@ -51,15 +51,39 @@ double median_ms(CudaBackend& be, int iters, F body) {
   return ms[ms.size() / 2];
 }
 
+// "32:8:128:2048:32768,16:16:64:1024:65536" -> shapes (batch 1).
+bool parse_shapes(const char* text, std::vector<Shape>& out) {
+  std::vector<Shape> parsed;
+  for (const char* p = text; *p;) {
+    long long h, hk, dd, lq, lkv;
+    int used = 0;
+    if (std::sscanf(p, "%lld:%lld:%lld:%lld:%lld%n", &h, &hk, &dd, &lq, &lkv, &used) != 5) return false;
+    if (h < 1 || hk < 1 || h % hk || (dd != 64 && dd != 128) || lq < 1 || lkv < 1) return false;
+    parsed.push_back({1, h, hk, dd, lq, lkv});
+    p += used;
+    if (*p == ',') ++p;
+    else if (*p) return false;
+  }
+  if (parsed.empty()) return false;
+  out = parsed;
+  return true;
+}
+
 }  // namespace
 
+// Usage: xattn_cuda_bench [iters] [only] [H:Hkv:D:lq:lkv,...]
+//   only: run just that shape of the list (for profilers; -1: all); the list replaces the shapes.
 int main(int argc, char** argv) {
   const int iters = argc > 1 ? std::atoi(argv[1]) : 10;
-  const int only = argc > 2 ? std::atoi(argv[2]) : -1;  // run just this shape (for profilers)
+  const int only = argc > 2 ? std::atoi(argv[2]) : -1;
+  std::vector<Shape> shapes = {{1, 32, 8, 128, 2048, 32768}, {1, 32, 8, 128, 512, 131072}, {1, 16, 16, 64, 1024, 65536}};
+  if (argc > 3 && !parse_shapes(argv[3], shapes)) {
+    std::fprintf(stderr, "bad shape list '%s': expected H:Hkv:D:lq:lkv[,H:Hkv:D:lq:lkv...]\n", argv[3]);
+    return 2;
+  }
   CudaBackend be(0);
   const bool hopper = be.sm90();
-  const Shape shapes[] = {{1, 32, 8, 128, 2048, 32768}, {1, 32, 8, 128, 512, 131072}, {1, 16, 16, 64, 1024, 65536}};
-  for (int si = 0; si < 3; ++si) {
+  for (int si = 0; si < static_cast<int>(shapes.size()); ++si) {
     if (only >= 0 && si != only) continue;
     const Shape& s = shapes[si];
     AttnDims d;
@@ -93,11 +117,15 @@ int main(int argc, char** argv) {
       const double t_bwd = median_ms(be, iters, [&] {
         be.attn_bwd(d, blk, AttnBwdIO{q, k, v, dout, lse, drow, dq, dk, dv});
       });
+      // A schedule's first block writes dK/dV instead of adding to them (no read).
+      const double t_bwd_write = median_ms(be, iters, [&] {
+        be.attn_bwd(d, blk, AttnBwdIO{q, k, v, dout, lse, drow, dq, dk, dv, /*accumulate_dkv=*/false});
+      });
       std::printf("{\"device\":\"%s\",\"shape\":\"H%lld/Hkv%lld d%lld Lq%lld Lkv%lld\",\"path\":\"%s\","
                   "\"ours_fwd_ms\":%.3f,\"ours_fwd_tflops\":%.1f,\"ours_fwdbwd_ms\":%.3f,\"ours_fwdbwd_tflops\":%.1f,"
-                  "\"ours_bwd_kernels_ms\":%.3f}\n",
+                  "\"ours_bwd_kernels_ms\":%.3f,\"ours_bwd_write_ms\":%.3f}\n",
                   be.device_name().c_str(), (long long)s.H, (long long)s.Hkv, (long long)s.D, (long long)s.lq,
-                  (long long)s.lkv, path, t_fwd, flops / t_fwd / 1e9, t_all, 3.5 * flops / t_all / 1e9, t_bwd);
+                  (long long)s.lkv, path, t_fwd, flops / t_fwd / 1e9, t_all, 3.5 * flops / t_all / 1e9, t_bwd, t_bwd_write);
       std::fflush(stdout);
     }
     for (void* p : {q, k, v, dout, o16, static_cast<void*>(o), static_cast<void*>(lse), static_cast<void*>(drow),
