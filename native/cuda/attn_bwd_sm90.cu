@@ -109,7 +109,8 @@ __global__ void __launch_bounds__(384, 1)
       mbar_init(ds_full + s, 256);  // every consumer thread, after its dS^T stores
       mbar_init(ds_empty + s, 8);   // one arrival per consumer warp, after its dQ product
     }
-    if constexpr (C::kPersistent) mbar_init(kv_empty, 8);  // one arrival per consumer warp, after a tile's last dQ product
+    // one arrival per consumer warp, after a K/V tile's last dQ product
+    if constexpr (C::kPersistent) mbar_init(kv_empty, 8);
     mbar_init_fence();
   }
   __syncthreads();
