@@ -6,9 +6,10 @@
 //   dV += P^T dO, dK += dS^T Q            (wgmma, P^T / dS^T from registers)
 //   dQ_tile = dS K                        (wgmma, dS from smem; each warpgroup one half) -> smem -> TMA add
 // d64 runs a persistent grid instead: one CTA per SM walks K/V tiles, loading the next tile's K/V while it
-// finishes the last. dK/dV rows belong to one CTA (plain read-modify-write). dQ tiles go through shared memory and a TMA
-// reduction (fp32 adds in L2, off the warps' path: red.global atomics from the registers took a third of
-// the kernel's time). CTAs start at different query tiles so concurrent CTAs rarely add to the same rows.
+// finishes the last. dK/dV rows belong to one CTA (plain read-modify-write). dQ tiles go through shared
+// memory and a TMA reduction (fp32 adds in L2, off the warps' path: red.global atomics from the registers
+// took a third of the kernel's time). CTAs start at different query tiles so concurrent CTAs rarely add to
+// the same rows.
 #include <atomic>
 
 #include "core/error.h"
@@ -196,7 +197,7 @@ __global__ void __launch_bounds__(384, 1)
     const int j0 = x * BN;
     const int jl[2] = {j0 + kr, j0 + kr + 8};
     const int jw = j0 + wg * 64;  // first KV row of this warpgroup
-    float dk[D / 2], dv[D / 2];  // the only accumulators that live across tiles
+    float dk[D / 2], dv[D / 2];  // the only accumulators that live across query tiles
 #pragma unroll
     for (int i = 0; i < D / 2; ++i) dk[i] = dv[i] = 0.f;
 
@@ -218,13 +219,15 @@ __global__ void __launch_bounds__(384, 1)
         wgmma_fence();
 #pragma unroll
         for (int kk = 0; kk < D / 16; ++kk) {  // S^T = K Q^T
-          const uint32_t ka = (kk >> 2) * BN * 128 + wg * 64 * 128 + (kk & 3) * 32, qa = (kk >> 2) * BQ * 128 + (kk & 3) * 32;
+          const uint32_t ka = (kk >> 2) * BN * 128 + wg * 64 * 128 + (kk & 3) * 32;
+          const uint32_t qa = (kk >> 2) * BQ * 128 + (kk & 3) * 32;
           Wgmma<T, BQ>::template ss<0, 0>(sv, sw128_desc(k_base + ka, 0), sw128_desc(qs + qa, 0), kk > 0);
         }
         wgmma_commit();
 #pragma unroll
         for (int kk = 0; kk < D / 16; ++kk) {  // dP^T = V dO^T
-          const uint32_t ka = (kk >> 2) * BN * 128 + wg * 64 * 128 + (kk & 3) * 32, qa = (kk >> 2) * BQ * 128 + (kk & 3) * 32;
+          const uint32_t ka = (kk >> 2) * BN * 128 + wg * 64 * 128 + (kk & 3) * 32;
+          const uint32_t qa = (kk >> 2) * BQ * 128 + (kk & 3) * 32;
           Wgmma<T, BQ>::template ss<0, 0>(dp, sw128_desc(v_base + ka, 0), sw128_desc(os + qa, 0), kk > 0);
         }
         wgmma_commit();
@@ -244,7 +247,9 @@ __global__ void __launch_bounds__(384, 1)
 #pragma unroll
           for (int i = 0; i < BQ / 8; ++i) {
             const int c = 8 * i + 2 * tq;
-            const float2 l2 = C::kStatsEarly ? early_l2[C::kStatsEarly ? i : 0] : *reinterpret_cast<const float2*>(&st.lse2[c]);
+            float2 l2;
+            if constexpr (C::kStatsEarly) l2 = early_l2[i];
+            else l2 = *reinterpret_cast<const float2*>(&st.lse2[c]);
             int2 bg{}, en{};
             if constexpr (decltype(masked)::value)
               bg = *reinterpret_cast<const int2*>(&st.beg[c]), en = *reinterpret_cast<const int2*>(&st.end[c]);
@@ -374,8 +379,10 @@ __global__ void __launch_bounds__(384, 1)
 #pragma unroll
       for (int i = 0; i < D / 8; ++i) {
         ok[i] = ov[i] = make_float2(0.f, 0.f);
-        if (!a.dkv_overwrite)
-          ok[i] = *reinterpret_cast<const float2*>(a.dk + off + 8 * i), ov[i] = *reinterpret_cast<const float2*>(a.dv + off + 8 * i);
+        if (!a.dkv_overwrite) {
+          ok[i] = *reinterpret_cast<const float2*>(a.dk + off + 8 * i);
+          ov[i] = *reinterpret_cast<const float2*>(a.dv + off + 8 * i);
+        }
       }
 #pragma unroll
       for (int i = 0; i < D / 8; ++i) {
@@ -403,8 +410,9 @@ void launch(DType t, const AttnGeom& g, const BwdArgs& a, cudaStream_t s) {
   auto kern = bwd_sm90_kernel<T, D>;
   XATTN_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, C::kSmem));
   const int64_t nx = (g.lkv + C::BN - 1) / C::BN, ny = g.batch * g.kv_heads;
-  const dim3 grid = C::kPersistent ? dim3(static_cast<unsigned>(a.ctas > 0 ? std::min<int64_t>(a.ctas, nx * ny) : nx * ny))
-                                   : dim3(static_cast<unsigned>(nx), static_cast<unsigned>(ny));
+  const int64_t ctas = a.ctas > 0 ? std::min<int64_t>(a.ctas, nx * ny) : nx * ny;
+  const dim3 grid =
+      C::kPersistent ? dim3(static_cast<unsigned>(ctas)) : dim3(static_cast<unsigned>(nx), static_cast<unsigned>(ny));
   const int lag = g_lag.load(std::memory_order_relaxed);
   kern<<<grid, C::kThreads, C::kSmem, s>>>(tq, tdo, tk, tv, tdq, g, a, lag >= 0 ? lag : D == 64 ? 0 : 1);
   XATTN_CUDA_LAUNCHED("attn_bwd (sm90)");
