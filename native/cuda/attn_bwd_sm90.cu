@@ -5,9 +5,11 @@
 //   P^T = exp(S^T - LSE), dS^T = P^T (dP^T - D)   (registers; dS^T also to smem)
 //   dV += P^T dO, dK += dS^T Q            (wgmma, P^T / dS^T from registers)
 //   dQ_tile = dS K                        (wgmma, dS from smem; each warpgroup one half) -> smem -> TMA add
-// dK/dV rows belong to one CTA (plain read-modify-write). dQ tiles go through shared memory and a TMA
-// reduction (fp32 adds in L2, off the warps' path: red.global atomics from the registers took a third of
-// the kernel's time). CTAs start at different query tiles so concurrent CTAs rarely add to the same rows.
+// d64 runs a persistent grid instead: one CTA per SM walks K/V tiles, loading the next tile's K/V while it
+// finishes the last. dK/dV rows belong to one CTA (plain read-modify-write). dQ tiles go through shared
+// memory and a TMA reduction (fp32 adds in L2, off the warps' path: red.global atomics from the registers
+// took a third of the kernel's time). CTAs start at different query tiles so concurrent CTAs rarely add to
+// the same rows.
 #include <atomic>
 
 #include "core/error.h"
@@ -51,7 +53,12 @@ struct BwdCfg {
   static_assert(kSmem <= 232448, "over the 227 KB of shared memory a block may have");
   // setmaxnreg: the CTA starts with 168 registers a thread (65536 / 384, rounded down to 8); the producer
   // gives back what the consumers take, or their setmaxnreg.inc waits forever.
-  static constexpr int kProducerRegs = 24, kConsumerRegs = 240;
+  // d64 runs a persistent grid (one CTA per SM walks K/V tiles): its CTAs have few query tiles each (8 at Lq
+  // 1024), and the next tile's K/V and first query stages then load while the consumers finish the last
+  // one. That loop needs more producer registers than 24; d128 (one CTA per K/V tile) ran 6 % slower with
+  // 224 consumer registers.
+  static constexpr bool kPersistent = D == 64;
+  static constexpr int kProducerRegs = kPersistent ? 56 : 24, kConsumerRegs = kPersistent ? 224 : 240;
   // The tile's LSE and bounds read from smem while its S^T / dP^T GEMMs run (H200, 2048x32K: 5.57 against
   // 5.76 ms). d64's 128-row query tiles would hold 32 more registers, and there it cost 0.1 ms.
   static constexpr bool kStatsEarly = D == 128;
@@ -72,12 +79,27 @@ __global__ void __launch_bounds__(384, 1)
   uint64_t* bars = reinterpret_cast<uint64_t*>(sm + C::kBarOff);
   uint64_t *kv_full = bars, *full = bars + 1, *empty = full + C::kStages;
   uint64_t *ds_full = empty + C::kStages, *ds_empty = ds_full + 2;  // dS^T buffers: written / read by all
+  uint64_t* kv_empty = ds_empty + 2;  // persistent: K/V read for the last time
 
   const int tid = threadIdx.x, lane = tid & 31;
-  const int b = blockIdx.y / g.kv_heads, hk = blockIdx.y % g.kv_heads;
-  const int j0 = blockIdx.x * BN;
+  const int b0 = blockIdx.y / g.kv_heads, hk0 = blockIdx.y % g.kv_heads, x0 = blockIdx.x;  // one tile a CTA
   const int64_t rows = g.lq * g.group;
   const int nq = static_cast<int>((rows + BQ - 1) / BQ);
+  // A CTA's K/V tiles: x-th BN rows of kv head hk of batch b. Persistent CTAs take tiles blockIdx.x,
+  // blockIdx.x + gridDim.x, ...; query tiles are then numbered across them (tile k's query tile it is
+  // k * nq + it), so pipeline stages and dS^T buffers run on from one K/V tile to the next.
+  const int nx = static_cast<int>((g.lkv + BN - 1) / BN), tiles = nx * static_cast<int>(g.batch * g.kv_heads);
+  const auto for_each_tile = [&](auto&& body) {
+    if constexpr (C::kPersistent) {
+      int k = 0;
+      for (int t = blockIdx.x; t < tiles; t += gridDim.x, ++k) {
+        const int y = t / nx;
+        body(t % nx, y / static_cast<int>(g.kv_heads), y % static_cast<int>(g.kv_heads), k);
+      }
+    } else {
+      body(x0, b0, hk0, 0);
+    }
+  };
   if (tid == 0) {
     mbar_init(kv_full, 1);
     for (int s = 0; s < C::kStages; ++s) {
@@ -88,6 +110,8 @@ __global__ void __launch_bounds__(384, 1)
       mbar_init(ds_full + s, 256);  // every consumer thread, after its dS^T stores
       mbar_init(ds_empty + s, 8);   // one arrival per consumer warp, after its dQ product
     }
+    // one arrival per consumer warp, after a K/V tile's last dQ product
+    if constexpr (C::kPersistent) mbar_init(kv_empty, 8);
     mbar_init_fence();
   }
   __syncthreads();
@@ -95,61 +119,72 @@ __global__ void __launch_bounds__(384, 1)
   if (tid < 128) {  // producer warpgroup; warp 0 works
     regs_dealloc<C::kProducerRegs>();
     if (tid >= 32) return;
-    if (lane == 0) {
-      mbar_arrive_tx(kv_full, 2 * C::kKVBytes);
+    for_each_tile([&](const int x, const int b, const int hk, const int k) {
+      const int j0 = x * BN;
+      const auto load_kv = [&] {
+        if (lane == 0) {
+          if constexpr (C::kPersistent) mbar_wait(kv_empty, (k & 1) ^ 1);
+          mbar_arrive_tx(kv_full, 2 * C::kKVBytes);
 #pragma unroll
-      for (int cb = 0; cb < DB; ++cb) {
-        tma_load_4d(sm + cb * BN * 128, &tm_k, kv_full, cb * 64, hk, j0, b);
-        tma_load_4d(sm + C::kKVBytes + cb * BN * 128, &tm_v, kv_full, cb * 64, hk, j0, b);
-      }
-    }
-    for (int it = 0; it < nq; ++it) {
-      const int qt = (it + blockIdx.x) % nq, s = it % C::kStages;
-      mbar_wait(empty + s, ((it / C::kStages) & 1) ^ 1);
-      RowStats<BQ>& st = stats[s];
-      int lo = 0, hi = INT_MAX;
-      for (int r = lane; r < BQ; r += 32) {
-        const int64_t R = static_cast<int64_t>(qt) * BQ + r;
-        int beg, end;
-        packed_row_range(g, b, R, beg, end);
-        float l2 = -INFINITY, dr = 0.f;
-        if (R < rows) {
-          const int64_t si = packed_row_stat(g, b, hk, R);
-          l2 = a.lse[si] * kLog2e;
-          dr = a.drow[si];
+          for (int cb = 0; cb < DB; ++cb) {
+            tma_load_4d(sm + cb * BN * 128, &tm_k, kv_full, cb * 64, hk, j0, b);
+            tma_load_4d(sm + C::kKVBytes + cb * BN * 128, &tm_v, kv_full, cb * 64, hk, j0, b);
+          }
         }
-        if (l2 == -INFINITY) beg = end = 0;
-        st.lse2[r] = l2;
-        st.drow[r] = dr;
-        st.beg[r] = beg;
-        st.end[r] = end;
-        lo = max(lo, beg);
-        hi = min(hi, end);
-      }
-      lo = __reduce_max_sync(0xffffffffu, lo);
-      hi = __reduce_min_sync(0xffffffffu, hi);
-      if (lane == 0) {
-        st.lo = lo;
-        st.hi = hi;
-        mbar_arrive_tx(full + s, 2 * C::kQBytes);
-        const int i0 = qt * (BQ / g.group);
+      };
+      // After a persistent CTA's first tile, K/V go in behind the tile's first query stages: they wait for
+      // the previous tile's last dQ product, the stages only for its last dV/dK.
+      const int kv_at = C::kPersistent && k > 0 ? min(C::kStages, nq) : 0;
+      if (kv_at == 0) load_kv();
+      for (int it = 0; it < nq; ++it) {
+        if (C::kPersistent && kv_at > 0 && it == kv_at) load_kv();
+        const int gi = k * nq + it;
+        const int qt = (it + x) % nq, s = gi % C::kStages;
+        mbar_wait(empty + s, ((gi / C::kStages) & 1) ^ 1);
+        RowStats<BQ>& st = stats[s];
+        int lo = 0, hi = INT_MAX;
+        for (int r = lane; r < BQ; r += 32) {
+          const int64_t R = static_cast<int64_t>(qt) * BQ + r;
+          int beg, end;
+          packed_row_range(g, b, R, beg, end);
+          float l2 = -INFINITY, dr = 0.f;
+          if (R < rows) {
+            const int64_t si = packed_row_stat(g, b, hk, R);
+            l2 = a.lse[si] * kLog2e;
+            dr = a.drow[si];
+          }
+          if (l2 == -INFINITY) beg = end = 0;
+          st.lse2[r] = l2;
+          st.drow[r] = dr;
+          st.beg[r] = beg;
+          st.end[r] = end;
+          lo = max(lo, beg);
+          hi = min(hi, end);
+        }
+        lo = __reduce_max_sync(0xffffffffu, lo);
+        hi = __reduce_min_sync(0xffffffffu, hi);
+        if (lane == 0) {
+          st.lo = lo;
+          st.hi = hi;
+          mbar_arrive_tx(full + s, 2 * C::kQBytes);
+          const int i0 = qt * (BQ / g.group);
 #pragma unroll
-        for (int cb = 0; cb < DB; ++cb) {
-          tma_load_5d(sm + C::kQOff + s * C::kQBytes + cb * BQ * 128, &tm_q, full + s, cb * 64, 0, hk, i0, b);
-          tma_load_5d(sm + C::kOOff + s * C::kQBytes + cb * BQ * 128, &tm_do, full + s, cb * 64, 0, hk, i0, b);
+          for (int cb = 0; cb < DB; ++cb) {
+            tma_load_5d(sm + C::kQOff + s * C::kQBytes + cb * BQ * 128, &tm_q, full + s, cb * 64, 0, hk, i0, b);
+            tma_load_5d(sm + C::kOOff + s * C::kQBytes + cb * BQ * 128, &tm_do, full + s, cb * 64, 0, hk, i0, b);
+          }
+        } else {
+          mbar_arrive(full + s);
         }
-      } else {
-        mbar_arrive(full + s);
       }
-    }
+      if (C::kPersistent && kv_at > 0 && kv_at == nq) load_kv();
+    });
     return;
   }
   regs_alloc<C::kConsumerRegs>();
 
   const int wg = tid / 128 - 1, warp = (tid / 32) & 3, gq = lane >> 2, tq = lane & 3;
   const int kr = wg * 64 + warp * 16 + gq;  // this thread's KV rows in the tile: kr and kr + 8
-  const int jl[2] = {j0 + kr, j0 + kr + 8};
-  const int jw = j0 + wg * 64;  // first KV row of this warpgroup
   const float sl2 = g.scale * kLog2e;
   const uint32_t base = smem_addr(sm);
   const uint32_t k_base = base, v_base = base + C::kKVBytes, q_base = base + C::kQOff, o_base = base + C::kOOff;
@@ -158,198 +193,209 @@ __global__ void __launch_bounds__(384, 1)
   // dQ halves: d128 splits the head dim (64 columns each), d64 the 128 query rows (64 each).
   const int dq_row0 = BQ == 128 ? wg * 64 : 0, dq_col0 = D == 128 ? wg * 64 : 0;
 
-  float dk[D / 2], dv[D / 2];  // the only accumulators that live across tiles
+  for_each_tile([&](const int x, const int b, const int hk, const int k) {
+    const int j0 = x * BN;
+    const int jl[2] = {j0 + kr, j0 + kr + 8};
+    const int jw = j0 + wg * 64;  // first KV row of this warpgroup
+    float dk[D / 2], dv[D / 2];  // the only accumulators that live across query tiles
 #pragma unroll
-  for (int i = 0; i < D / 2; ++i) dk[i] = dv[i] = 0.f;
+    for (int i = 0; i < D / 2; ++i) dk[i] = dv[i] = 0.f;
 
-  // Tile it: S^T, dP^T, P^T, dS^T (to smem buffer it % 2), dV and dK. The dQ product of tile jt = it - lag
-  // needs both warpgroups' halves of dS^T; with lag 1 it reads the previous tile's buffer, so the two
-  // warpgroups need not reach the same point together and one's element-wise work overlaps the other's
-  // GEMMs. Buffers are handed over with mbarriers (ds_full: all stores done; ds_empty: both dQ products read).
-  mbar_wait(kv_full, 0);
-  for (int it = 0; it < nq + lag; ++it) {
-    if (it < nq) {
-      const int s = it % C::kStages;
-      mbar_wait(full + s, (it / C::kStages) & 1);
-      const RowStats<BQ>& st = stats[s];
-      const uint32_t qs = q_base + s * C::kQBytes, os = o_base + s * C::kQBytes;
-      float sv[BQ / 2], dp[BQ / 2];
-      uint32_t pa[BQ / 16][4], da[BQ / 16][4];
+    // Tile it: S^T, dP^T, P^T, dS^T (to smem buffer it % 2), dV and dK. The dQ product of tile jt = it - lag
+    // needs both warpgroups' halves of dS^T; with lag 1 it reads the previous tile's buffer, so the two
+    // warpgroups need not reach the same point together and one's element-wise work overlaps the other's
+    // GEMMs. Buffers are handed over with mbarriers (ds_full: all stores done; ds_empty: both dQ products read).
+    mbar_wait(kv_full, k & 1);
+    for (int it = 0; it < nq + lag; ++it) {
+      const int gi = k * nq + it;  // this query tile's number in the CTA's stream
+      if (it < nq) {
+        const int s = gi % C::kStages;
+        mbar_wait(full + s, (gi / C::kStages) & 1);
+        const RowStats<BQ>& st = stats[s];
+        const uint32_t qs = q_base + s * C::kQBytes, os = o_base + s * C::kQBytes;
+        float sv[BQ / 2], dp[BQ / 2];
+        uint32_t pa[BQ / 16][4], da[BQ / 16][4];
 
-      wgmma_fence();
+        wgmma_fence();
 #pragma unroll
-      for (int kk = 0; kk < D / 16; ++kk) {  // S^T = K Q^T
-        const uint32_t ka = (kk >> 2) * BN * 128 + wg * 64 * 128 + (kk & 3) * 32;
-        const uint32_t qa = (kk >> 2) * BQ * 128 + (kk & 3) * 32;
-        Wgmma<T, BQ>::template ss<0, 0>(sv, sw128_desc(k_base + ka, 0), sw128_desc(qs + qa, 0), kk > 0);
-      }
-      wgmma_commit();
+        for (int kk = 0; kk < D / 16; ++kk) {  // S^T = K Q^T
+          const uint32_t ka = (kk >> 2) * BN * 128 + wg * 64 * 128 + (kk & 3) * 32;
+          const uint32_t qa = (kk >> 2) * BQ * 128 + (kk & 3) * 32;
+          Wgmma<T, BQ>::template ss<0, 0>(sv, sw128_desc(k_base + ka, 0), sw128_desc(qs + qa, 0), kk > 0);
+        }
+        wgmma_commit();
 #pragma unroll
-      for (int kk = 0; kk < D / 16; ++kk) {  // dP^T = V dO^T
-        const uint32_t ka = (kk >> 2) * BN * 128 + wg * 64 * 128 + (kk & 3) * 32;
-        const uint32_t qa = (kk >> 2) * BQ * 128 + (kk & 3) * 32;
-        Wgmma<T, BQ>::template ss<0, 0>(dp, sw128_desc(v_base + ka, 0), sw128_desc(os + qa, 0), kk > 0);
-      }
-      wgmma_commit();
+        for (int kk = 0; kk < D / 16; ++kk) {  // dP^T = V dO^T
+          const uint32_t ka = (kk >> 2) * BN * 128 + wg * 64 * 128 + (kk & 3) * 32;
+          const uint32_t qa = (kk >> 2) * BQ * 128 + (kk & 3) * 32;
+          Wgmma<T, BQ>::template ss<0, 0>(dp, sw128_desc(v_base + ka, 0), sw128_desc(os + qa, 0), kk > 0);
+        }
+        wgmma_commit();
 
-      int lo = 0, hi = 0;
-      float2 early_l2[C::kStatsEarly ? BQ / 8 : 1];
-      if constexpr (C::kStatsEarly) {
-        lo = st.lo, hi = st.hi;
+        int lo = 0, hi = 0;
+        float2 early_l2[C::kStatsEarly ? BQ / 8 : 1];
+        if constexpr (C::kStatsEarly) {
+          lo = st.lo, hi = st.hi;
 #pragma unroll
-        for (int i = 0; i < BQ / 8; ++i) early_l2[i] = *reinterpret_cast<const float2*>(&st.lse2[8 * i + 2 * tq]);
-      }
-      wgmma_wait<1>();
-      reg_fence(sv);
-      if constexpr (!C::kStatsEarly) lo = st.lo, hi = st.hi;
-      // P^T = exp2(S^T scaled - LSE), zero outside each row's visible range.
-      with_bounds_tests(jw < lo || jw + 64 > hi, [&](auto masked) {
+          for (int i = 0; i < BQ / 8; ++i) early_l2[i] = *reinterpret_cast<const float2*>(&st.lse2[8 * i + 2 * tq]);
+        }
+        wgmma_wait<1>();
+        reg_fence(sv);
+        if constexpr (!C::kStatsEarly) lo = st.lo, hi = st.hi;
+        // P^T = exp2(S^T scaled - LSE), zero outside each row's visible range.
+        with_bounds_tests(jw < lo || jw + 64 > hi, [&](auto masked) {
 #pragma unroll
-        for (int i = 0; i < BQ / 8; ++i) {
-          const int c = 8 * i + 2 * tq;
-          float2 l2;
-          if constexpr (C::kStatsEarly) l2 = early_l2[i];
-          else l2 = *reinterpret_cast<const float2*>(&st.lse2[c]);
-          int2 bg{}, en{};
-          if constexpr (decltype(masked)::value)
-            bg = *reinterpret_cast<const int2*>(&st.beg[c]), en = *reinterpret_cast<const int2*>(&st.end[c]);
+          for (int i = 0; i < BQ / 8; ++i) {
+            const int c = 8 * i + 2 * tq;
+            float2 l2;
+            if constexpr (C::kStatsEarly) l2 = early_l2[i];
+            else l2 = *reinterpret_cast<const float2*>(&st.lse2[c]);
+            int2 bg{}, en{};
+            if constexpr (decltype(masked)::value)
+              bg = *reinterpret_cast<const int2*>(&st.beg[c]), en = *reinterpret_cast<const int2*>(&st.end[c]);
 #pragma unroll
-          for (int e = 0; e < 4; ++e) {
-            const bool odd = e & 1;
-            const float pe = fast_exp2(fmaf(sv[4 * i + e], sl2, -(odd ? l2.y : l2.x)));
-            if constexpr (decltype(masked)::value) {
-              const int j = jl[e >> 1];
-              sv[4 * i + e] = j >= (odd ? bg.y : bg.x) && j < (odd ? en.y : en.x) ? pe : 0.f;
-            } else {
-              sv[4 * i + e] = pe;
+            for (int e = 0; e < 4; ++e) {
+              const bool odd = e & 1;
+              const float pe = fast_exp2(fmaf(sv[4 * i + e], sl2, -(odd ? l2.y : l2.x)));
+              if constexpr (decltype(masked)::value) {
+                const int j = jl[e >> 1];
+                sv[4 * i + e] = j >= (odd ? bg.y : bg.x) && j < (odd ? en.y : en.x) ? pe : 0.f;
+              } else {
+                sv[4 * i + e] = pe;
+              }
             }
           }
+        });
+        wgmma_wait<0>();
+        reg_fence(dp);
+#pragma unroll
+        for (int i = 0; i < BQ / 8; ++i) {
+          const float2 dr = *reinterpret_cast<const float2*>(&st.drow[8 * i + 2 * tq]);
+#pragma unroll
+          for (int e = 0; e < 4; ++e) dp[4 * i + e] = sv[4 * i + e] * (dp[4 * i + e] - ((e & 1) ? dr.y : dr.x));
         }
-      });
-      wgmma_wait<0>();
-      reg_fence(dp);
 #pragma unroll
-      for (int i = 0; i < BQ / 8; ++i) {
-        const float2 dr = *reinterpret_cast<const float2*>(&st.drow[8 * i + 2 * tq]);
+        for (int kk = 0; kk < BQ / 16; ++kk)
 #pragma unroll
-        for (int e = 0; e < 4; ++e) dp[4 * i + e] = sv[4 * i + e] * (dp[4 * i + e] - ((e & 1) ? dr.y : dr.x));
+          for (int e = 0; e < 4; ++e) {
+            pa[kk][e] = Mma<T>::pack(sv[8 * kk + 2 * e], sv[8 * kk + 2 * e + 1]);
+            da[kk][e] = Mma<T>::pack(dp[8 * kk + 2 * e], dp[8 * kk + 2 * e + 1]);
+          }
+        // dS^T to smem, MN-major for the dQ product: row = KV row, 64 query columns per 128-byte row. The
+        // buffer was last read by the dQ products of tile it - 2.
+        mbar_wait(ds_empty + (gi & 1), ((gi >> 1) & 1) ^ 1);
+        unsigned char* dsb = ds_ptr + (gi & 1) * C::kDSBytes;
+#pragma unroll
+        for (int i = 0; i < BQ / 8; ++i)
+#pragma unroll
+          for (int h = 0; h < 2; ++h) {
+            const int R = kr + 8 * h, c = 8 * i + 2 * tq, cc = c & 63;
+            *reinterpret_cast<uint32_t*>(dsb + (c >> 6) * BN * 128 + R * 128 + (((cc >> 3) ^ (R & 7)) << 4) +
+                                         (cc & 7) * 2) = da[i >> 1][(i & 1) * 2 + h];
+          }
+        fence_proxy_async();
+        mbar_arrive(ds_full + (gi & 1));
+
+        reg_fence(dv);
+        reg_fence(dk);
+        reg_fence(pa);
+        reg_fence(da);
+        wgmma_fence();
+#pragma unroll
+        for (int kk = 0; kk < BQ / 16; ++kk)  // dV += P^T dO (dO MN-major)
+          Wgmma<T, D>::template rs<1>(dv, pa[kk], sw128_desc(os + kk * 2048, BQ * 128), 1);
+#pragma unroll
+        for (int kk = 0; kk < BQ / 16; ++kk)  // dK += dS^T Q
+          Wgmma<T, D>::template rs<1>(dk, da[kk], sw128_desc(qs + kk * 2048, BQ * 128), 1);
+        wgmma_commit();
+        // Done with P^T/dS^T registers before the dQ accumulators go live (register budget); the other
+        // warpgroup keeps the tensor cores busy meanwhile.
+        wgmma_wait<0>();
+        reg_fence(dv);
+        reg_fence(dk);
+        reg_fence(pa);
+        reg_fence(da);
+        if (lane == 0) mbar_arrive(empty + s);  // dV/dK of tile it are done with Q, dO, stats
       }
+
+      const int jt = it - lag, gj = gi - lag;  // tile whose dQ product runs now
+      if (jt < 0) continue;
+      float dq[32];
+      {
+        mbar_wait(ds_full + (gj & 1), (gj >> 1) & 1);
+        wgmma_fence();
 #pragma unroll
-      for (int kk = 0; kk < BQ / 16; ++kk)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          pa[kk][e] = Mma<T>::pack(sv[8 * kk + 2 * e], sv[8 * kk + 2 * e + 1]);
-          da[kk][e] = Mma<T>::pack(dp[8 * kk + 2 * e], dp[8 * kk + 2 * e + 1]);
+        for (int kk = 0; kk < BN / 16; ++kk) {  // dQ_tile = dS K: A = dS (MN-major), B = K (MN-major)
+          const uint64_t dsa =
+              sw128_desc(ds_base + (gj & 1) * C::kDSBytes + (dq_row0 / 64) * BN * 128 + kk * 2048, BN * 128);
+          const uint64_t kb = sw128_desc(k_base + (dq_col0 / 64) * BN * 128 + kk * 2048, BN * 128);
+          Wgmma<T, 64>::template ss<1, 1>(dq, dsa, kb, kk > 0);
         }
-      // dS^T to smem, MN-major for the dQ product: row = KV row, 64 query columns per 128-byte row. The
-      // buffer was last read by the dQ products of tile it - 2.
-      mbar_wait(ds_empty + (it & 1), ((it >> 1) & 1) ^ 1);
-      unsigned char* dsb = ds_ptr + (it & 1) * C::kDSBytes;
+        wgmma_commit();
+      }
+      wgmma_wait<0>();
+      reg_fence(dq);
+      if (lane == 0) mbar_arrive(ds_empty + (gj & 1));
+
+      // dQ_tile, scaled, to shared memory (box = 32-column half; rows r and r + 8; 128-byte swizzle), then one
+      // thread hands both boxes to TMA reductions. The buffers are rewritten once that thread's reductions of
+      // the previous tile have read them.
+      const int qt = (jt + x) % nq, r = warp * 16 + gq;
+      const bool issuer = (tid & 127) == 0;
+      unsigned char* dqb = sm + C::kDqOff + wg * 2 * C::kDqBox;
+      if (issuer) bulk_wait_read();
+      named_barrier(1 + wg, 128);
 #pragma unroll
-      for (int i = 0; i < BQ / 8; ++i)
+      for (int i = 0; i < 8; ++i) {
+        unsigned char* box = dqb + (i >> 2) * C::kDqBox;
+        const int chunk = 2 * (i & 3) + (tq >> 1);
 #pragma unroll
-        for (int h = 0; h < 2; ++h) {
-          const int R = kr + 8 * h, c = 8 * i + 2 * tq, cc = c & 63;
-          *reinterpret_cast<uint32_t*>(dsb + (c >> 6) * BN * 128 + R * 128 + (((cc >> 3) ^ (R & 7)) << 4) +
-                                       (cc & 7) * 2) = da[i >> 1][(i & 1) * 2 + h];
-        }
+        for (int h = 0; h < 2; ++h)
+          *reinterpret_cast<float2*>(box + (r + 8 * h) * 128 + ((chunk ^ gq) << 4) + (tq & 1) * 8) =
+              make_float2(g.scale * dq[4 * i + 2 * h], g.scale * dq[4 * i + 2 * h + 1]);
+      }
       fence_proxy_async();
-      mbar_arrive(ds_full + (it & 1));
-
-      reg_fence(dv);
-      reg_fence(dk);
-      reg_fence(pa);
-      reg_fence(da);
-      wgmma_fence();
-#pragma unroll
-      for (int kk = 0; kk < BQ / 16; ++kk)  // dV += P^T dO (dO MN-major)
-        Wgmma<T, D>::template rs<1>(dv, pa[kk], sw128_desc(os + kk * 2048, BQ * 128), 1);
-#pragma unroll
-      for (int kk = 0; kk < BQ / 16; ++kk)  // dK += dS^T Q
-        Wgmma<T, D>::template rs<1>(dk, da[kk], sw128_desc(qs + kk * 2048, BQ * 128), 1);
-      wgmma_commit();
-      // Done with P^T/dS^T registers before the dQ accumulators go live (register budget); the other
-      // warpgroup keeps the tensor cores busy meanwhile.
-      wgmma_wait<0>();
-      reg_fence(dv);
-      reg_fence(dk);
-      reg_fence(pa);
-      reg_fence(da);
-      if (lane == 0) mbar_arrive(empty + s);  // dV/dK of tile it are done with Q, dO, stats
-    }
-
-    const int jt = it - lag;  // tile whose dQ product runs now
-    if (jt < 0) continue;
-    float dq[32];
-    {
-      mbar_wait(ds_full + (jt & 1), (jt >> 1) & 1);
-      wgmma_fence();
-#pragma unroll
-      for (int kk = 0; kk < BN / 16; ++kk) {  // dQ_tile = dS K: A = dS (MN-major), B = K (MN-major)
-        const uint64_t dsa =
-            sw128_desc(ds_base + (jt & 1) * C::kDSBytes + (dq_row0 / 64) * BN * 128 + kk * 2048, BN * 128);
-        const uint64_t kb = sw128_desc(k_base + (dq_col0 / 64) * BN * 128 + kk * 2048, BN * 128);
-        Wgmma<T, 64>::template ss<1, 1>(dq, dsa, kb, kk > 0);
-      }
-      wgmma_commit();
-    }
-    wgmma_wait<0>();
-    reg_fence(dq);
-    if (lane == 0) mbar_arrive(ds_empty + (jt & 1));
-
-    // dQ_tile, scaled, to shared memory (box = 32-column half; rows r and r + 8; 128-byte swizzle), then one
-    // thread hands both boxes to TMA reductions. The buffers are rewritten once that thread's reductions of
-    // the previous tile have read them.
-    const int qt = (jt + blockIdx.x) % nq, r = warp * 16 + gq;
-    const bool issuer = (tid & 127) == 0;
-    unsigned char* dqb = sm + C::kDqOff + wg * 2 * C::kDqBox;
-    if (issuer) bulk_wait_read();
-    named_barrier(1 + wg, 128);
-#pragma unroll
-    for (int i = 0; i < 8; ++i) {
-      unsigned char* box = dqb + (i >> 2) * C::kDqBox;
-      const int chunk = 2 * (i & 3) + (tq >> 1);
-#pragma unroll
-      for (int h = 0; h < 2; ++h)
-        *reinterpret_cast<float2*>(box + (r + 8 * h) * 128 + ((chunk ^ gq) << 4) + (tq & 1) * 8) =
-            make_float2(g.scale * dq[4 * i + 2 * h], g.scale * dq[4 * i + 2 * h + 1]);
-    }
-    fence_proxy_async();
-    named_barrier(1 + wg, 128);
-    if (issuer) {
-      const int i0 = qt * (BQ / g.group) + dq_row0 / g.group;
-      tma_reduce_add_5d(&tm_dq, dqb, dq_col0, 0, hk, i0, b);
-      tma_reduce_add_5d(&tm_dq, dqb + C::kDqBox, dq_col0 + 32, 0, hk, i0, b);
-      bulk_commit();
-    }
-  }
-  if ((tid & 127) == 0) bulk_wait_all();  // the staging buffers stay valid until the reductions are done
-
-  // dK/dV rows out, a row at a time with every load in flight before the first store (interleaved, the
-  // compiler must assume a store may alias the next load: d64 1024x64K spent 0.37 ms of 2.28 waiting).
-#pragma unroll
-  for (int h = 0; h < 2; ++h) {
-    if (jl[h] >= g.lkv) continue;
-    const int64_t off = ((b * g.lkv + jl[h]) * g.kv_heads + hk) * static_cast<int64_t>(D) + 2 * tq;
-    float2 ok[D / 8], ov[D / 8];
-#pragma unroll
-    for (int i = 0; i < D / 8; ++i) {
-      ok[i] = ov[i] = make_float2(0.f, 0.f);
-      if (!a.dkv_overwrite) {
-        ok[i] = *reinterpret_cast<const float2*>(a.dk + off + 8 * i);
-        ov[i] = *reinterpret_cast<const float2*>(a.dv + off + 8 * i);
+      named_barrier(1 + wg, 128);
+      if (issuer) {
+        const int i0 = qt * (BQ / g.group) + dq_row0 / g.group;
+        tma_reduce_add_5d(&tm_dq, dqb, dq_col0, 0, hk, i0, b);
+        tma_reduce_add_5d(&tm_dq, dqb + C::kDqBox, dq_col0 + 32, 0, hk, i0, b);
+        bulk_commit();
       }
     }
-#pragma unroll
-    for (int i = 0; i < D / 8; ++i) {
-      ok[i].x += g.scale * dk[4 * i + 2 * h];
-      ok[i].y += g.scale * dk[4 * i + 2 * h + 1];
-      ov[i].x += dv[4 * i + 2 * h];
-      ov[i].y += dv[4 * i + 2 * h + 1];
-      *reinterpret_cast<float2*>(a.dk + off + 8 * i) = ok[i];
-      *reinterpret_cast<float2*>(a.dv + off + 8 * i) = ov[i];
+    if constexpr (C::kPersistent) {
+      if (lane == 0) mbar_arrive(kv_empty);  // the last dQ product has read K
+    } else if ((tid & 127) == 0) {
+      bulk_wait_all();  // the staging buffers stay valid until the reductions are done
     }
-  }
+
+    // dK/dV rows out, a row at a time with every load in flight before the first store (interleaved, the
+    // compiler must assume a store may alias the next load: d64 1024x64K spent 0.37 ms of 2.28 waiting).
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      if (jl[h] >= g.lkv) continue;
+      const int64_t off = ((b * g.lkv + jl[h]) * g.kv_heads + hk) * static_cast<int64_t>(D) + 2 * tq;
+      float2 ok[D / 8], ov[D / 8];
+#pragma unroll
+      for (int i = 0; i < D / 8; ++i) {
+        ok[i] = ov[i] = make_float2(0.f, 0.f);
+        if (!a.dkv_overwrite) {
+          ok[i] = *reinterpret_cast<const float2*>(a.dk + off + 8 * i);
+          ov[i] = *reinterpret_cast<const float2*>(a.dv + off + 8 * i);
+        }
+      }
+#pragma unroll
+      for (int i = 0; i < D / 8; ++i) {
+        ok[i].x += g.scale * dk[4 * i + 2 * h];
+        ok[i].y += g.scale * dk[4 * i + 2 * h + 1];
+        ov[i].x += dv[4 * i + 2 * h];
+        ov[i].y += dv[4 * i + 2 * h + 1];
+        *reinterpret_cast<float2*>(a.dk + off + 8 * i) = ok[i];
+        *reinterpret_cast<float2*>(a.dv + off + 8 * i) = ov[i];
+      }
+    }
+  });
+  if (C::kPersistent && (tid & 127) == 0) bulk_wait_all();
 #endif
 }
 
@@ -363,7 +409,10 @@ void launch(DType t, const AttnGeom& g, const BwdArgs& a, cudaStream_t s) {
   const CUtensorMap tdq = packed_rows_map_f32(a.dq, g, 64);
   auto kern = bwd_sm90_kernel<T, D>;
   XATTN_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, C::kSmem));
-  const dim3 grid(static_cast<unsigned>((g.lkv + C::BN - 1) / C::BN), static_cast<unsigned>(g.batch * g.kv_heads));
+  const int64_t nx = (g.lkv + C::BN - 1) / C::BN, ny = g.batch * g.kv_heads;
+  const int64_t ctas = a.ctas > 0 ? std::min<int64_t>(a.ctas, nx * ny) : nx * ny;
+  const dim3 grid =
+      C::kPersistent ? dim3(static_cast<unsigned>(ctas)) : dim3(static_cast<unsigned>(nx), static_cast<unsigned>(ny));
   const int lag = g_lag.load(std::memory_order_relaxed);
   kern<<<grid, C::kThreads, C::kSmem, s>>>(tq, tdo, tk, tv, tdq, g, a, lag >= 0 ? lag : D == 64 ? 0 : 1);
   XATTN_CUDA_LAUNCHED("attn_bwd (sm90)");

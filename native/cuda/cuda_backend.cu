@@ -328,7 +328,13 @@ void CudaBackend::attn_bwd(const AttnDims& d, const AttnBlock& b, const AttnBwdI
   cuda::BwdArgs a{io.q, io.k, io.v, io.dout, io.lse, io.drow, io.dq, io.dk, io.dv};
   a.dkv_overwrite = sm90 && !io.accumulate_dkv;
   if (!fast) return cuda::generic_attn_bwd(d.dtype, g, a, stream_);
-  if (sm90) return cuda::sm90_attn_bwd(d.dtype, g, a, stream_);
+  if (sm90) {
+    // A persistent grid (d64) keeps to the SMs transfers leave free; beside transfers that hold many SMs
+    // (NCCL's P2P kernels) a CTA that cannot start would hold back all its tiles, so there each K/V tile
+    // gets its own CTA.
+    if (transfer_sms_ < Transport::kManyTransferSms) a.ctas = std::max(1, sm_count_ - transfer_sms_);
+    return cuda::sm90_attn_bwd(d.dtype, g, a, stream_);
+  }
   const size_t dq_n = static_cast<size_t>(d.batch * b.lq * d.heads * d.head_dim);
   const int64_t ctas = static_cast<int64_t>(cuda::tc_dq_row_tiles(g)) * d.batch * d.kv_heads;
   a.dq_splits = choose_splits(ctas, cuda::tc_dq_tiles(g.head_dim, b.lkv), sm_count_, max_splits_);

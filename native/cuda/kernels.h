@@ -30,6 +30,7 @@ struct BwdArgs {
   const float* lse; const float* drow;
   float* dq; float* dk; float* dv;
   bool dkv_overwrite = false;  // sm90: write dK/dV instead of adding to them
+  int ctas = 0;                // sm90 persistent grids (d64): CTAs that walk the K/V tiles (0: one per tile)
   int dq_splits = 1;          // KV splits of the dQ kernel (> 1: partials in dq_part, then a reduce kernel)
   float* dq_part = nullptr;   // [dq_splits, B, lq, H, D]
 };
