@@ -447,6 +447,11 @@ int main() {
   cases.push_back(Case{DType::BF16, 128, 1, 2, 4, 100, 40000, true, 1.0, 0, false, 2, Transport::kManyTransferSms});  // 4-wave split
   cases.push_back(Case{DType::BF16, 128, 1, 2, 4, 100, 40000, true, 1.0, 0, false, 2, 2});  // grid for 2 SMs fewer
   cases.push_back(Case{DType::F16, 64, 1, 1, 16, 20, 2000, true});                  // GQA 16
+  // d64's persistent grid with more K/V tiles than CTAs: 626 tiles, 4 query tiles each (the next K/V load
+  // behind two stages); 628 tiles of one query tile each (the load after the tile's stages); a grid 2 SMs short.
+  cases.push_back(Case{DType::BF16, 64, 1, 2, 4, 100, 40000, true});
+  cases.push_back(Case{DType::F16, 64, 2, 2, 4, 7, 20000, false});
+  cases.push_back(Case{DType::BF16, 64, 1, 2, 4, 100, 40000, false, 1.0, 0, false, 2, 2});
   cases.push_back(Case{DType::BF16, 128, 1, 2, 3, 33, 1000, true});                 // GQA 3: portable on Hopper
   cases.push_back(Case{DType::BF16, 96, 1, 2, 4, 7, 1000, true});                   // generic: odd head dim
   cases.push_back(Case{DType::F16, 40, 2, 1, 1, 33, 100, false});                   // generic
