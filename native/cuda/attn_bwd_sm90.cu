@@ -183,7 +183,9 @@ __global__ void __launch_bounds__(384, 1)
   }
   regs_alloc<C::kConsumerRegs>();
 
-  const int wg = tid / 128 - 1, warp = (tid / 32) & 3, gq = lane >> 2, tq = lane & 3;
+  // Warp-uniform by construction; read from lane 0 so the compiler knows, and keeps the wgmma descriptors
+  // that depend on it in uniform registers.
+  const int wg = __shfl_sync(0xffffffffu, tid / 128 - 1, 0), warp = (tid / 32) & 3, gq = lane >> 2, tq = lane & 3;
   const int kr = wg * 64 + warp * 16 + gq;  // this thread's KV rows in the tile: kr and kr + 8
   const float sl2 = g.scale * kLog2e;
   const uint32_t base = smem_addr(sm);
@@ -192,6 +194,10 @@ __global__ void __launch_bounds__(384, 1)
   unsigned char* ds_ptr = sm + C::kDSOff;
   // dQ halves: d128 splits the head dim (64 columns each), d64 the 128 query rows (64 each).
   const int dq_row0 = BQ == 128 ? wg * 64 : 0, dq_col0 = D == 128 ? wg * 64 : 0;
+  // Descriptors of the tiles every query tile reads: this warpgroup's K and V rows (K-major, for S^T and dP^T)
+  // and K as the dQ product's MN-major B operand; the loops step along K with desc_plus.
+  const uint64_t k_desc = sw128_desc(k_base + wg * 64 * 128, 0), v_desc = sw128_desc(v_base + wg * 64 * 128, 0);
+  const uint64_t kdq_desc = sw128_desc(k_base + (dq_col0 / 64) * BN * 128, BN * 128);
 
   for_each_tile([&](const int x, const int b, const int hk, const int k) {
     const int j0 = x * BN;
@@ -216,19 +222,18 @@ __global__ void __launch_bounds__(384, 1)
         float sv[BQ / 2], dp[BQ / 2];
         uint32_t pa[BQ / 16][4], da[BQ / 16][4];
 
+        const uint64_t q_desc = sw128_desc(qs, 0), o_desc = sw128_desc(os, 0);
         wgmma_fence();
 #pragma unroll
         for (int kk = 0; kk < D / 16; ++kk) {  // S^T = K Q^T
-          const uint32_t ka = (kk >> 2) * BN * 128 + wg * 64 * 128 + (kk & 3) * 32;
-          const uint32_t qa = (kk >> 2) * BQ * 128 + (kk & 3) * 32;
-          Wgmma<T, BQ>::template ss<0, 0>(sv, sw128_desc(k_base + ka, 0), sw128_desc(qs + qa, 0), kk > 0);
+          const uint32_t ka = (kk >> 2) * BN * 128 + (kk & 3) * 32, qa = (kk >> 2) * BQ * 128 + (kk & 3) * 32;
+          Wgmma<T, BQ>::template ss<0, 0>(sv, desc_plus(k_desc, ka), desc_plus(q_desc, qa), kk > 0);
         }
         wgmma_commit();
 #pragma unroll
         for (int kk = 0; kk < D / 16; ++kk) {  // dP^T = V dO^T
-          const uint32_t ka = (kk >> 2) * BN * 128 + wg * 64 * 128 + (kk & 3) * 32;
-          const uint32_t qa = (kk >> 2) * BQ * 128 + (kk & 3) * 32;
-          Wgmma<T, BQ>::template ss<0, 0>(dp, sw128_desc(v_base + ka, 0), sw128_desc(os + qa, 0), kk > 0);
+          const uint32_t ka = (kk >> 2) * BN * 128 + (kk & 3) * 32, qa = (kk >> 2) * BQ * 128 + (kk & 3) * 32;
+          Wgmma<T, BQ>::template ss<0, 0>(dp, desc_plus(v_desc, ka), desc_plus(o_desc, qa), kk > 0);
         }
         wgmma_commit();
 
@@ -300,13 +305,14 @@ __global__ void __launch_bounds__(384, 1)
         reg_fence(dk);
         reg_fence(pa);
         reg_fence(da);
+        const uint64_t o_mn_desc = sw128_desc(os, BQ * 128), q_mn_desc = sw128_desc(qs, BQ * 128);
         wgmma_fence();
 #pragma unroll
         for (int kk = 0; kk < BQ / 16; ++kk)  // dV += P^T dO (dO MN-major)
-          Wgmma<T, D>::template rs<1>(dv, pa[kk], sw128_desc(os + kk * 2048, BQ * 128), 1);
+          Wgmma<T, D>::template rs<1>(dv, pa[kk], desc_plus(o_mn_desc, kk * 2048), 1);
 #pragma unroll
         for (int kk = 0; kk < BQ / 16; ++kk)  // dK += dS^T Q
-          Wgmma<T, D>::template rs<1>(dk, da[kk], sw128_desc(qs + kk * 2048, BQ * 128), 1);
+          Wgmma<T, D>::template rs<1>(dk, da[kk], desc_plus(q_mn_desc, kk * 2048), 1);
         wgmma_commit();
         // Done with P^T/dS^T registers before the dQ accumulators go live (register budget); the other
         // warpgroup keeps the tensor cores busy meanwhile.
@@ -323,14 +329,11 @@ __global__ void __launch_bounds__(384, 1)
       float dq[32];
       {
         mbar_wait(ds_full + (gj & 1), (gj >> 1) & 1);
+        const uint64_t ds_desc = sw128_desc(ds_base + (gj & 1) * C::kDSBytes + (dq_row0 / 64) * BN * 128, BN * 128);
         wgmma_fence();
 #pragma unroll
-        for (int kk = 0; kk < BN / 16; ++kk) {  // dQ_tile = dS K: A = dS (MN-major), B = K (MN-major)
-          const uint64_t dsa =
-              sw128_desc(ds_base + (gj & 1) * C::kDSBytes + (dq_row0 / 64) * BN * 128 + kk * 2048, BN * 128);
-          const uint64_t kb = sw128_desc(k_base + (dq_col0 / 64) * BN * 128 + kk * 2048, BN * 128);
-          Wgmma<T, 64>::template ss<1, 1>(dq, dsa, kb, kk > 0);
-        }
+        for (int kk = 0; kk < BN / 16; ++kk)  // dQ_tile = dS K: A = dS (MN-major), B = K (MN-major)
+          Wgmma<T, 64>::template ss<1, 1>(dq, desc_plus(ds_desc, kk * 2048), desc_plus(kdq_desc, kk * 2048), kk > 0);
         wgmma_commit();
       }
       wgmma_wait<0>();

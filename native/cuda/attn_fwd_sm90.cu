@@ -113,14 +113,18 @@ __global__ void __launch_bounds__(FwdCfg<D, NWG>::kThreads, 1)
   }
   regs_alloc<C::kConsumerRegs>();
 
-  const int wg = tid / 128 - 1, warp = (tid / 32) & 3, lane = tid & 31, gq = lane >> 2, tq = lane & 3;
+  // Warp-uniform by construction; read from lane 0 so the compiler knows, and keeps the wgmma descriptors
+  // that depend on it in uniform registers.
+  const int wg = __shfl_sync(0xffffffffu, tid / 128 - 1, 0), warp = (tid / 32) & 3, lane = tid & 31, gq = lane >> 2,
+            tq = lane & 3;
   const int rl = wg * 64 + warp * 16 + gq;  // this thread's tile rows: rl and rl + 8
   const int rb[2] = {row_beg[rl], row_beg[rl + 8]}, re[2] = {row_end[rl], row_end[rl + 8]};
   // Tiles inside every row's range of this warp need no per-element mask.
   const int w_beg = __reduce_max_sync(0xffffffffu, max(rb[0], rb[1]));
   const int w_end = __reduce_min_sync(0xffffffffu, min(re[0], re[1]));
   const float sl2 = g.scale * kLog2e;
-  const uint32_t q_base = smem_addr(Qs) + wg * 64 * 128, k_base = smem_addr(Ks), v_base = smem_addr(Vs);
+  const uint32_t k_base = smem_addr(Ks), v_base = smem_addr(Vs);
+  const uint64_t q_desc = sw128_desc(smem_addr(Qs) + wg * 64 * 128, 0);  // steps along K with desc_plus
 
   float o[D / 2], s[kBN / 2];
   uint32_t p[kBN / 16][4];
@@ -132,24 +136,24 @@ __global__ void __launch_bounds__(FwdCfg<D, NWG>::kThreads, 1)
     if (lane == 0) mbar_arrive(bar);
   };
   auto qk = [&](int st) {  // S = Q K^T from stage st
+    const uint64_t k_desc = sw128_desc(k_base + st * C::kKVBytes, 0);
     reg_fence(s);
     wgmma_fence();
 #pragma unroll
     for (int kk = 0; kk < D / 16; ++kk) {
       const uint32_t col = (kk & 3) * 32;  // 16 elements along K inside the 128-byte row
-      const uint64_t da = sw128_desc(q_base + (kk >> 2) * BM * 128 + col, 0);
-      const uint64_t db = sw128_desc(k_base + st * C::kKVBytes + (kk >> 2) * kBN * 128 + col, 0);
-      Wgmma<T, kBN>::template ss<0, 0>(s, da, db, kk > 0);
+      Wgmma<T, kBN>::template ss<0, 0>(s, desc_plus(q_desc, (kk >> 2) * BM * 128 + col),
+                                       desc_plus(k_desc, (kk >> 2) * kBN * 128 + col), kk > 0);
     }
     wgmma_commit();
   };
   auto pv = [&](int st) {  // O += P V from stage st (V is MN-major: trans-b)
     reg_fence(o);
     reg_fence(p);
+    const uint64_t v_desc = sw128_desc(v_base + st * C::kKVBytes, kBN * 128);
     wgmma_fence();
 #pragma unroll
-    for (int kk = 0; kk < kBN / 16; ++kk)
-      Wgmma<T, D>::template rs<1>(o, p[kk], sw128_desc(v_base + st * C::kKVBytes + kk * 2048, kBN * 128), 1);
+    for (int kk = 0; kk < kBN / 16; ++kk) Wgmma<T, D>::template rs<1>(o, p[kk], desc_plus(v_desc, kk * 2048), 1);
     wgmma_commit();
   };
   // Masked, scaled, base-2 online softmax of S for the tile at KV row j0: S becomes P (unnormalised), alpha

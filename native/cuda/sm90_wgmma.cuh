@@ -100,4 +100,9 @@ __device__ __forceinline__ uint64_t sw128_desc(uint32_t saddr, uint32_t lbo_byte
          (static_cast<uint64_t>(1024u >> 4) << 32) | (1ull << 62);
 }
 
+// The descriptor of the tile `bytes` (a multiple of 16) past `desc`'s: the start-address field holds address >> 4
+// in 14 bits, and shared addresses stay below 256 KB, so the add never carries out of it. One integer add per
+// wgmma where rebuilding the descriptor from the address takes several.
+__device__ __forceinline__ uint64_t desc_plus(uint64_t desc, uint32_t bytes) { return desc + (bytes >> 4); }
+
 }  // namespace xattn::cuda
