@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Builds the standalone kernel bench and check of several revisions, for an A/B on the GPU machine:
+#   bash scripts/kernel-variants.sh base=HEAD~1 new=HEAD [wip=WORKTREE]
+# Each NAME=REV checks native/ out at REV into the build tree (WORKTREE: the files as they are now), builds
+# xattn_cuda_bench and xattn_cuda_check in build/gpu, and copies them, stripped, to build/exp/NAME/{bench,check};
+# native/ is restored afterwards. Carry build/exp (static binaries: no .device needed) and run
+# `python3 scripts/kernel-ab.py` there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ $# -gt 0 ] || { sed -n 2,7p "$0"; exit 2; }
+[ -f build/gpu/build.ninja ] || { echo "build/gpu is not configured: configure the CUDA build first (native/cuda/NOTES.md)"; exit 1; }
+stash=""
+if ! git diff --quiet -- native; then stash=$(git stash create); fi
+restore() {
+  git checkout -q HEAD -- native
+  if [ -n "$stash" ]; then git checkout -q "$stash" -- native; fi
+}
+trap restore EXIT
+for spec in "$@"; do
+  name=${spec%%=*} rev=${spec#*=}
+  [[ "$name" =~ ^[A-Za-z0-9_-]+$ && "$spec" == *=* ]] || { echo "bad variant '$spec': expected NAME=REV"; exit 2; }
+  restore
+  [ "$rev" = WORKTREE ] || git checkout -q "$rev" -- native
+  echo "== $name ($rev)"
+  ninja -C build/gpu xattn_cuda_bench xattn_cuda_check | tail -1
+  mkdir -p "build/exp/$name"
+  strip -o "build/exp/$name/bench" build/gpu/xattn_cuda_bench
+  strip -o "build/exp/$name/check" build/gpu/xattn_cuda_check
+done
