@@ -9,18 +9,26 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ $# -gt 0 ] || { sed -n 2,7p "$0"; exit 2; }
 [ -f build/gpu/build.ninja ] || { echo "build/gpu is not configured: configure the CUDA build first (native/cuda/NOTES.md)"; exit 1; }
-stash=""
-if ! git diff --quiet -- native; then stash=$(git stash create); fi
+# The tree to come back to: HEAD, or a stash commit of the tracked files as they are now. Only the working
+# tree changes (git restore --worktree), never the index.
+orig=HEAD
+if ! git diff --quiet HEAD -- native; then orig=$(git stash create); fi
+added=()  # files the current variant has that the original tree does not
 restore() {
-  git checkout -q HEAD -- native
-  if [ -n "$stash" ]; then git checkout -q "$stash" -- native; fi
+  for f in ${added[@]+"${added[@]}"}; do rm -f "$f"; done
+  added=()
+  git restore --source="$orig" --worktree -- native
 }
 trap restore EXIT
 for spec in "$@"; do
   name=${spec%%=*} rev=${spec#*=}
   [[ "$name" =~ ^[A-Za-z0-9_-]+$ && "$spec" == *=* ]] || { echo "bad variant '$spec': expected NAME=REV"; exit 2; }
   restore
-  [ "$rev" = WORKTREE ] || git checkout -q "$rev" -- native
+  if [ "$rev" != WORKTREE ]; then
+    git rev-parse --verify -q "$rev^{commit}" >/dev/null || { echo "unknown revision '$rev'"; exit 2; }
+    mapfile -t added < <(git diff --name-only --diff-filter=A "$orig" "$rev" -- native)
+    git restore --source="$rev" --worktree -- native
+  fi
   echo "== $name ($rev)"
   ninja -C build/gpu xattn_cuda_bench xattn_cuda_check | tail -1
   mkdir -p "build/exp/$name"

@@ -55,8 +55,8 @@ void sm90_attn_fwd(DType t, const AttnGeom& g, const FwdArgs& a, cudaStream_t s)
 void sm90_attn_bwd(DType t, const AttnGeom& g, const BwdArgs& a, cudaStream_t s);
 constexpr int kSm90BwdKvRows = 128;  // K/V rows per CTA of sm90_attn_bwd (its grid: K/V tiles x batch x kv heads)
 // Backward schedule knob for checks and tuning (process-wide): 1 runs each tile's dQ product one tile late so
-// the consumer warpgroups need not meet every tile; 0 runs it in the same tile; -1 (default) picks per head
-// dim (0 for d64, 1 for d128: the faster of the two on H200 with dQ through TMA reductions).
+// the consumer warpgroups need not meet every tile; 0 runs it in the same tile; -1 restores the default, 1
+// at both head dims (the faster on H200 once the dS^T stores ran under the dV/dK GEMMs).
 void sm90_set_bwd_lag(int lag);
 
 // Generic kernels: any dtype (float32 too), head_dim <= 256, any alignment; slower.
