@@ -11,6 +11,8 @@
 // took a third of the kernel's time). CTAs start at different query tiles so concurrent CTAs rarely add to
 // the same rows.
 #include <atomic>
+#include <cmath>
+#include <type_traits>
 
 #include "core/error.h"
 #include "cuda/attn_tile.cuh"
@@ -29,6 +31,12 @@ struct RowStats {  // per query tile, written by the producer warp
   int beg[BQ], end[BQ];  // visible KV range (block-local); empty for dead rows
   int lo, hi;            // every row of the tile sees [lo, hi)
 };
+
+// bf16 takes the softmax scale into P^T through the LSE (P^T' = scale P^T, so dS^T' = scale dS^T): dQ and dK
+// come out scaled and dV is divided once at the end, which saves the dQ staging's 32 multiplies a tile.
+// fp16 keeps P^T unscaled: at long K/V lengths P^T is already near fp16's subnormal range.
+template <typename T>
+constexpr bool kScaleInP = std::is_same_v<T, __nv_bfloat16>;
 
 template <int D>
 struct BwdCfg {
@@ -69,7 +77,8 @@ template <typename T, int D>
 __global__ void __launch_bounds__(384, 1)
     bwd_sm90_kernel(const __grid_constant__ CUtensorMap tm_q, const __grid_constant__ CUtensorMap tm_do,
                     const __grid_constant__ CUtensorMap tm_k, const __grid_constant__ CUtensorMap tm_v,
-                    const __grid_constant__ CUtensorMap tm_dq, AttnGeom g, BwdArgs a, int lag) {
+                    const __grid_constant__ CUtensorMap tm_dq, AttnGeom g, BwdArgs a, int lag,
+                    float lse2_shift) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using C = BwdCfg<D>;
   constexpr int BN = C::BN, BQ = C::BQ, DB = D / 64;
@@ -150,7 +159,7 @@ __global__ void __launch_bounds__(384, 1)
           float l2 = -INFINITY, dr = 0.f;
           if (R < rows) {
             const int64_t si = packed_row_stat(g, b, hk, R);
-            l2 = a.lse[si] * kLog2e;
+            l2 = a.lse[si] * kLog2e - lse2_shift;
             dr = a.drow[si];
           }
           if (l2 == -INFINITY) beg = end = 0;
@@ -188,10 +197,16 @@ __global__ void __launch_bounds__(384, 1)
   const int wg = __shfl_sync(0xffffffffu, tid / 128 - 1, 0), warp = (tid / 32) & 3, gq = lane >> 2, tq = lane & 3;
   const int kr = wg * 64 + warp * 16 + gq;  // this thread's KV rows in the tile: kr and kr + 8
   const float sl2 = g.scale * kLog2e;
+  // What the products still need multiplied by (see kScaleInP); 1 where the compiler can drop the multiply.
+  const float dq_scale = kScaleInP<T> ? 1.f : g.scale, dk_scale = kScaleInP<T> ? 1.f : g.scale;
+  const float dv_scale = kScaleInP<T> ? 1.f / g.scale : 1.f;
   const uint32_t base = smem_addr(sm);
   const uint32_t k_base = base, v_base = base + C::kKVBytes, q_base = base + C::kQOff, o_base = base + C::kOOff;
   const uint32_t ds_base = base + C::kDSOff;
-  unsigned char* ds_ptr = sm + C::kDSOff;
+  // This lane's row address for the dS^T stores (see there): row wg*64 + warp*16 + 8(j & 1) + r, and the
+  // swizzle's part that does not depend on the column block.
+  const int st_j = lane >> 3, st_r = lane & 7;
+  const uint32_t ds_lane = ds_base + (wg * 64 + warp * 16 + 8 * (st_j & 1) + st_r) * 128 + (((st_j >> 1) ^ st_r) << 4);
   // dQ halves: d128 splits the head dim (64 columns each), d64 the 128 query rows (64 each).
   const int dq_row0 = BQ == 128 ? wg * 64 : 0, dq_col0 = D == 128 ? wg * 64 : 0;
   // Descriptors of the tiles every query tile reads: this warpgroup's K and V rows (K-major, for S^T and dP^T)
@@ -302,15 +317,11 @@ __global__ void __launch_bounds__(384, 1)
         // dS^T to smem while dV/dK run (both only read its registers), MN-major for the dQ product: row = KV
         // row, 64 query columns per 128-byte row. The buffer was last read by the dQ products of tile it - 2.
         mbar_wait(ds_empty + (gi & 1), ((gi >> 1) & 1) ^ 1);
-        unsigned char* dsb = ds_ptr + (gi & 1) * C::kDSBytes;
+        // da[m] holds four 8x8 blocks: query columns 16m + 8(j >> 1), K/V rows 8(j & 1) on from the warp's
+        // 16; one stmatrix stores them, lane 8j + r giving block j's row r (16-byte chunks swizzled by row).
+        const uint32_t dsb = ds_lane + (gi & 1) * C::kDSBytes;
 #pragma unroll
-        for (int i = 0; i < BQ / 8; ++i)
-#pragma unroll
-          for (int h = 0; h < 2; ++h) {
-            const int R = kr + 8 * h, c = 8 * i + 2 * tq, cc = c & 63;
-            *reinterpret_cast<uint32_t*>(dsb + (c >> 6) * BN * 128 + R * 128 + (((cc >> 3) ^ (R & 7)) << 4) +
-                                         (cc & 7) * 2) = da[i >> 1][(i & 1) * 2 + h];
-          }
+        for (int m = 0; m < BQ / 16; ++m) stmatrix_x4((dsb ^ (((2 * m) & 7) << 4)) + (m >> 2) * BN * 128, da[m]);
         fence_proxy_async();
         mbar_arrive(ds_full + (gi & 1));
         // Done with P^T/dS^T registers before the dQ accumulators go live (register budget); the other
@@ -354,7 +365,7 @@ __global__ void __launch_bounds__(384, 1)
 #pragma unroll
         for (int h = 0; h < 2; ++h)
           *reinterpret_cast<float2*>(box + (r + 8 * h) * 128 + ((chunk ^ gq) << 4) + (tq & 1) * 8) =
-              make_float2(g.scale * dq[4 * i + 2 * h], g.scale * dq[4 * i + 2 * h + 1]);
+              make_float2(dq_scale * dq[4 * i + 2 * h], dq_scale * dq[4 * i + 2 * h + 1]);
       }
       fence_proxy_async();
       named_barrier(1 + wg, 128);
@@ -388,10 +399,10 @@ __global__ void __launch_bounds__(384, 1)
       }
 #pragma unroll
       for (int i = 0; i < D / 8; ++i) {
-        ok[i].x += g.scale * dk[4 * i + 2 * h];
-        ok[i].y += g.scale * dk[4 * i + 2 * h + 1];
-        ov[i].x += dv[4 * i + 2 * h];
-        ov[i].y += dv[4 * i + 2 * h + 1];
+        ok[i].x += dk_scale * dk[4 * i + 2 * h];
+        ok[i].y += dk_scale * dk[4 * i + 2 * h + 1];
+        ov[i].x += dv_scale * dv[4 * i + 2 * h];
+        ov[i].y += dv_scale * dv[4 * i + 2 * h + 1];
         *reinterpret_cast<float2*>(a.dk + off + 8 * i) = ok[i];
         *reinterpret_cast<float2*>(a.dv + off + 8 * i) = ov[i];
       }
@@ -418,7 +429,8 @@ void launch(DType t, const AttnGeom& g, const BwdArgs& a, cudaStream_t s) {
   const int lag = g_lag.load(std::memory_order_relaxed);
   // Lag 1 is the default at both head dims (d64 ran lag 0 until its dS^T stores moved behind the dV/dK
   // GEMMs; H200: 1.82 -> 1.76 ms at 1024x64K). sm90_set_bwd_lag picks one for checks and benchmarks.
-  kern<<<grid, C::kThreads, C::kSmem, s>>>(tq, tdo, tk, tv, tdq, g, a, lag >= 0 ? lag : 1);
+  const float lse2_shift = kScaleInP<T> ? static_cast<float>(std::log2(static_cast<double>(g.scale))) : 0.f;
+  kern<<<grid, C::kThreads, C::kSmem, s>>>(tq, tdo, tk, tv, tdq, g, a, lag >= 0 ? lag : 1, lse2_shift);
   XATTN_CUDA_LAUNCHED("attn_bwd (sm90)");
 }
 

@@ -89,6 +89,14 @@ __device__ __forceinline__ void reg_fence(uint32_t (&r)[N][4]) {
     for (int e = 0; e < 4; ++e) asm volatile("" : "+r"(r[i][e])::"memory");
 }
 
+// Stores four 8x8 16-bit matrices, one register each in the mma.sync C layout (lane 4*g + t holds row g,
+// columns 2t and 2t + 1); lanes 8j..8j+7 give the addresses of matrix j's eight rows.
+__device__ __forceinline__ void stmatrix_x4(uint32_t row_saddr, const uint32_t (&r)[4]) {
+  asm volatile("stmatrix.sync.aligned.m8n8.x4.shared.b16 [%0], {%1, %2, %3, %4};\n" ::"r"(row_saddr), "r"(r[0]),
+               "r"(r[1]), "r"(r[2]), "r"(r[3])
+               : "memory");
+}
+
 // Shared-memory matrix descriptor for a 128-byte-swizzled tile (PTX ISA "matrix descriptor"): start address,
 // leading and stride byte offsets (all >> 4), layout type 1 = 128B swizzle. The tile base must be 1024-byte
 // aligned; moving along K inside a swizzle atom is done by adding the plain byte offset to the start.
