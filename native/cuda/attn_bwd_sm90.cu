@@ -151,24 +151,34 @@ __global__ void __launch_bounds__(384, 1)
         const int qt = (it + x) % nq, s = gi % C::kStages;
         mbar_wait(empty + s, ((gi / C::kStages) & 1) ^ 1);
         RowStats<BQ>& st = stats[s];
-        int lo = 0, hi = INT_MAX;
-        for (int r = lane; r < BQ; r += 32) {
-          const int64_t R = static_cast<int64_t>(qt) * BQ + r;
-          int beg, end;
-          packed_row_range(g, b, R, beg, end);
-          float l2 = -INFINITY, dr = 0.f;
+        // Every row's loads before the first store to smem: the compiler cannot tell a global load from a
+        // shared store through generic pointers, and interleaved they would pay one load latency a row.
+        constexpr int kRowsPerLane = BQ / 32;
+        float l2[kRowsPerLane], dr[kRowsPerLane];
+        int beg[kRowsPerLane], end[kRowsPerLane];
+#pragma unroll
+        for (int k = 0; k < kRowsPerLane; ++k) {
+          const int64_t R = static_cast<int64_t>(qt) * BQ + 32 * k + lane;
+          const PackedRow pr = split_packed_row<true>(g, R);
+          packed_row_range(g, b, pr, beg[k], end[k]);
+          l2[k] = -INFINITY, dr[k] = 0.f;
           if (R < rows) {
-            const int64_t si = packed_row_stat(g, b, hk, R);
-            l2 = a.lse[si] * kLog2e - lse2_shift;
-            dr = a.drow[si];
+            const int64_t si = packed_row_stat(g, b, hk, pr);
+            l2[k] = a.lse[si] * kLog2e - lse2_shift;
+            dr[k] = a.drow[si];
           }
-          if (l2 == -INFINITY) beg = end = 0;
-          st.lse2[r] = l2;
-          st.drow[r] = dr;
-          st.beg[r] = beg;
-          st.end[r] = end;
-          lo = max(lo, beg);
-          hi = min(hi, end);
+        }
+        int lo = 0, hi = INT_MAX;
+#pragma unroll
+        for (int k = 0; k < kRowsPerLane; ++k) {
+          if (l2[k] == -INFINITY) beg[k] = end[k] = 0;
+          const int r = 32 * k + lane;
+          st.lse2[r] = l2[k];
+          st.drow[r] = dr[k];
+          st.beg[r] = beg[k];
+          st.end[r] = end[k];
+          lo = max(lo, beg[k]);
+          hi = min(hi, end[k]);
         }
         lo = __reduce_max_sync(0xffffffffu, lo);
         hi = __reduce_min_sync(0xffffffffu, hi);

@@ -36,23 +36,38 @@ __device__ __forceinline__ int64_t packed_row_offset(const AttnGeom& g, int b, i
   int h = hk * g.group + static_cast<int>(r % g.group);
   return ((b * g.lq + i) * g.heads + h) * static_cast<int64_t>(g.head_dim);
 }
-// Offset of LSE/D for packed row r ([B, H, lq]).
-__device__ __forceinline__ int64_t packed_row_stat(const AttnGeom& g, int b, int hk, int64_t r) {
-  int64_t i = r / g.group;
-  int h = hk * g.group + static_cast<int>(r % g.group);
-  return (static_cast<int64_t>(b) * g.heads + h) * g.lq + i;
+// Packed row r = i * group + j: query position i, head j of the KV head's group. Kernels that only run
+// groups that are powers of two (sm90: 64 % group == 0) split with shifts, not a 64-bit division.
+struct PackedRow {
+  int64_t i;
+  int j;
+};
+template <bool kPow2Group = false>
+__device__ __forceinline__ PackedRow split_packed_row(const AttnGeom& g, int64_t r) {
+  if constexpr (kPow2Group) return {r >> (__ffs(g.group) - 1), static_cast<int>(r & (g.group - 1))};
+  else return {r / g.group, static_cast<int>(r % g.group)};
 }
-// Visible KV range of packed row r in block-local coordinates, clamped to [0, lkv]; empty for rows past
+// Offset of LSE/D for a packed row ([B, H, lq]).
+__device__ __forceinline__ int64_t packed_row_stat(const AttnGeom& g, int b, int hk, PackedRow p) {
+  return (static_cast<int64_t>(b) * g.heads + hk * g.group + p.j) * g.lq + p.i;
+}
+__device__ __forceinline__ int64_t packed_row_stat(const AttnGeom& g, int b, int hk, int64_t r) {
+  return packed_row_stat(g, b, hk, split_packed_row(g, r));
+}
+// Visible KV range of a packed row in block-local coordinates, clamped to [0, lkv]; empty for rows past
 // the end.
-__device__ __forceinline__ void packed_row_range(const AttnGeom& g, int b, int64_t r, int& beg, int& end) {
-  if (r >= g.lq * g.group) { beg = end = 0; return; }
+__device__ __forceinline__ void packed_row_range(const AttnGeom& g, int b, PackedRow p, int& beg, int& end) {
+  if (p.i >= g.lq) { beg = end = 0; return; }
   if (!g.mask) { beg = 0; end = static_cast<int>(g.lkv); return; }
-  const int32_t* m = g.mask + (b * g.lq + r / g.group) * 2;
+  const int32_t* m = g.mask + (b * g.lq + p.i) * 2;
   int64_t lo = static_cast<int64_t>(m[0]) - g.kv_offset, hi = static_cast<int64_t>(m[1]) - g.kv_offset;
   lo = lo < 0 ? 0 : (lo > g.lkv ? g.lkv : lo);
   hi = hi < 0 ? 0 : (hi > g.lkv ? g.lkv : hi);
   beg = static_cast<int>(lo);
   end = static_cast<int>(hi > lo ? hi : lo);
+}
+__device__ __forceinline__ void packed_row_range(const AttnGeom& g, int b, int64_t r, int& beg, int& end) {
+  packed_row_range(g, b, split_packed_row(g, r), beg, end);
 }
 
 // cp.async a [ROWS][D] tile of packed query rows starting at r0 (rows past the end are zero-filled).
