@@ -17,11 +17,13 @@
 namespace xattn::cuda {
 namespace {
 
-constexpr int kBN = 128;  // KV rows per tile
+// KV rows per tile. d64 takes 192: its GEMMs per tile are half d128's while the per-tile costs (barriers,
+// row maxima, the rescale test) stay, so a longer tile amortises them (s and P fit in the registers).
+constexpr int fwd_kv_rows(int d) { return d == 64 ? 192 : 128; }
 
 template <int D, int NWG>
 struct FwdCfg {
-  static constexpr int BM = 64 * NWG;
+  static constexpr int BM = 64 * NWG, kBN = fwd_kv_rows(D);
   static constexpr int kThreads = 128 * (NWG + 1);
   static constexpr int kQBytes = BM * D * 2;
   static constexpr int kKVBytes = kBN * D * 2;  // one K or V stage
@@ -40,7 +42,7 @@ __global__ void __launch_bounds__(FwdCfg<D, NWG>::kThreads, 1)
                     const __grid_constant__ CUtensorMap tm_v, AttnGeom g, FwdArgs a, int tiles_per_split) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using C = FwdCfg<D, NWG>;
-  constexpr int BM = C::BM, DB = D / 64, SN = kBN / 8;
+  constexpr int BM = C::BM, kBN = C::kBN, DB = D / 64, SN = kBN / 8;
   extern __shared__ unsigned char smem_raw[];
   unsigned char* Qs = align1024(smem_raw);
   unsigned char* Ks = Qs + C::kQBytes;       // [2 stages]
@@ -269,6 +271,7 @@ template <typename T, int D>
 void launch(DType t, const AttnGeom& g, const FwdArgs& a, cudaStream_t s) {
   using C = FwdCfg<D, kFwdWarpgroups>;
   const CUtensorMap tq = packed_rows_map(a.q, t, g, C::BM);
+  constexpr int kBN = C::kBN;
   const CUtensorMap tk = kv_rows_map(a.k, t, g, kBN), tv = kv_rows_map(a.v, t, g, kBN);
   auto kern = fwd_sm90_kernel<T, D, kFwdWarpgroups>;
   XATTN_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, C::kSmem));
@@ -284,6 +287,7 @@ void launch(DType t, const AttnGeom& g, const FwdArgs& a, cudaStream_t s) {
 
 int sm90_fwd_splits(const AttnGeom& g, int sm_count, int cap, int min_waves) {
   const int64_t ctas = ((g.lq * g.group + 64 * kFwdWarpgroups - 1) / (64 * kFwdWarpgroups)) * g.batch * g.kv_heads;
+  const int kBN = fwd_kv_rows(static_cast<int>(g.head_dim));
   const int n_tiles = static_cast<int>((g.lkv + kBN - 1) / kBN);
   const int most = std::max(1, std::min(cap > 0 ? cap : 64, n_tiles / 2));
   // One CTA per SM: pick the fewest splits whose last wave is nearly full, else the fullest. With

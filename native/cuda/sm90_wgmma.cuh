@@ -26,6 +26,14 @@ struct Wgmma;
   "%22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, "   \
   "%42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, "   \
   "%62, %63}"
+#define XATTN_REGS96 \
+  "{" "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, " \
+  "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, " \
+  "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, " \
+  "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, " \
+  "%64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, " \
+  "%80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95" "}"
+#define XATTN_ACC96 XATTN_ACC64, XATTN_ACC8(64), XATTN_ACC8(72), XATTN_ACC8(80), XATTN_ACC8(88)
 
 // One specialisation per (type, N); NA = N / 2 accumulators per thread. The operand numbers after the
 // accumulators are spelled out because inline PTX cannot compute them.
@@ -54,15 +62,19 @@ struct Wgmma;
   XATTN_WGMMA_SPEC(CT, TY, 64, 32, XATTN_REGS32, XATTN_ACC32, "%32, %33, p, 1, 1, %35, %36",          \
                    "{%32, %33, %34, %35}, %36, p, 1, 1, %38", "%34", "%37")                           \
   XATTN_WGMMA_SPEC(CT, TY, 128, 64, XATTN_REGS64, XATTN_ACC64, "%64, %65, p, 1, 1, %67, %68",         \
-                   "{%64, %65, %66, %67}, %68, p, 1, 1, %70", "%66", "%69")
+                   "{%64, %65, %66, %67}, %68, p, 1, 1, %70", "%66", "%69")                           \
+  XATTN_WGMMA_SPEC(CT, TY, 192, 96, XATTN_REGS96, XATTN_ACC96, "%96, %97, p, 1, 1, %99, %100",        \
+                   "{%96, %97, %98, %99}, %100, p, 1, 1, %102", "%98", "%101")
 
 XATTN_WGMMA_TYPE(__nv_bfloat16, "bf16")
 XATTN_WGMMA_TYPE(__half, "f16")
 
 #undef XATTN_WGMMA_TYPE
 #undef XATTN_WGMMA_SPEC
+#undef XATTN_REGS96
 #undef XATTN_REGS64
 #undef XATTN_REGS32
+#undef XATTN_ACC96
 #undef XATTN_ACC64
 #undef XATTN_ACC32
 #undef XATTN_ACC8
