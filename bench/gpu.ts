@@ -158,10 +158,13 @@ async function timeInTurn(engine: Engine, calls: DistCall[], inputs: Inputs, ite
   }));
 }
 
+/** Calls a kernel batch queues, ours and cuDNN's alike. */
+const KERNEL_ITERS = 20;
+
 /**
- * Kernel throughput at P = 1, timed the way PyTorch times cuDNN: `iters` calls queued back to back and
- * one wait for the device at the end, so no host round trip sits between two kernels. The backwards
- * reuse one forward's O and LSE (their time does not depend on the values).
+ * Kernel throughput at P = 1: `iters` calls queued back to back and one wait for the device at the end,
+ * so no host round trip sits between two kernels (the cuDNN baseline's events likewise time only the
+ * device). The backwards reuse one forward's O and LSE (their time does not depend on the values).
  */
 async function timeQueued(engine: Engine, call: DistCall, { q, k, v, dout }: Inputs, iters: number): Promise<Timing> {
   engine.info({ resetPeak: true });
@@ -175,7 +178,7 @@ async function timeQueued(engine: Engine, call: DistCall, { q, k, v, dout }: Inp
     return [b.dq, b.dk, b.dv];
   };
   /** Mean ms of `iters` queued runs; each run returns the tensors it made, disposed afterwards. */
-  const timed = async (run: () => Promise<Tensor[]>) => {
+  const batch = async (run: () => Promise<Tensor[]>) => {
     await engine.synchronize();
     const t0 = performance.now();
     const made = await Promise.all(Array.from({ length: iters }, run));
@@ -183,6 +186,12 @@ async function timeQueued(engine: Engine, call: DistCall, { q, k, v, dout }: Inp
     const ms = (performance.now() - t0) / iters;
     made.flat().forEach((t) => t.dispose());
     return ms;
+  };
+  /** Median of three batches after an untimed one: a batch holds `iters` runs' outputs at once, and the
+   * memory pool grows to that size only in the first (a training loop's pool is warm after its first step). */
+  const timed = async (run: () => Promise<Tensor[]>) => {
+    await batch(run);
+    return median([await batch(run), await batch(run), await batch(run)]);
   };
   try {
     (await bwd()).forEach((t) => t.dispose()); // warm-up
@@ -401,14 +410,14 @@ async function main() {
   const ours = [];
   for (const s of opts['distributed-only'] ? [] : KERNEL_SHAPES) {
     const call = callOf(s, 'lv-xattn');
-    const t = await withInputs(engine, call, 0, 1, (inputs) => timeQueued(engine, call, inputs, 20));
+    const t = await withInputs(engine, call, 0, 1, (inputs) => timeQueued(engine, call, inputs, KERNEL_ITERS));
     const flops = attentionFlops({ batch: 1, heads: s.heads, headDim: s.headDim }, s.lq, s.lkv);
     ours.push({ shape: key(s), ours_fwd_tflops: flops / t.fwd_ms / 1e9, ours_fwdbwd_tflops: (3.5 * flops) / t.fwdbwd_ms / 1e9, peak_memory_bytes: t.memory_peak_bytes, memory_used_bytes: t.memory_used_bytes });
   }
   await engine.close();
   let cudnn: Record<string, { cudnn_fwd_tflops: number; cudnn_fwdbwd_tflops: number }> = {};
   if (ours.length) try {
-    const out = execFileSync('python3', [path.join(projectRoot(), 'native/cuda/tests/cudnn_baseline.py'), '10'], { encoding: 'utf8' });
+    const out = execFileSync('python3', [path.join(projectRoot(), 'native/cuda/tests/cudnn_baseline.py'), String(KERNEL_ITERS)], { encoding: 'utf8' });
     cudnn = Object.fromEntries(out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l)).map((r) => [r.shape, r]));
   } catch (e) {
     console.log(`cuDNN baseline unavailable: ${(e as Error).message.split('\n')[0]}`);
