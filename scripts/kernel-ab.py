@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """A/B of kernel builds on one GPU, same machine, same call (see scripts/kernel-variants.sh):
-    python3 scripts/kernel-ab.py [--rounds 3] [--iters 20] [--shapes H:Hkv:D:lq:lkv,...] [--check] [VARIANT ...]
+    python3 scripts/kernel-ab.py [--rounds 3] [--iters 20] [--shapes H:Hkv:D:lq:lkv,...] [--paths sm90,...] [--check] [VARIANT ...]
 Runs build/exp/VARIANT/bench in turn (every variant once per round, so drift hits all alike), prints the
 median of each timing per shape, path and variant, and writes the raw lines and the table to $OUT (or
 /tmp/kernel-ab). --check first runs each variant's xattn_cuda_check and stops if one fails."""
@@ -16,8 +16,10 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--iters", type=int, default=20)
     ap.add_argument("--shapes", default=ISSUE_SHAPES)
+    ap.add_argument("--paths", default="sm90,sm90lag0", help="kernels to time, of sm90,sm90lag0,mma (the portable mma path is slow: only when it changed)")
     ap.add_argument("--check", action="store_true")
     a = ap.parse_args()
+    paths = a.paths.split(",")
     variants = a.variants or sorted(d for d in os.listdir("build/exp") if os.path.isfile(f"build/exp/{d}/bench"))
     if not variants:
         sys.exit("no variants in build/exp: build them with scripts/kernel-variants.sh")
@@ -35,13 +37,15 @@ def main():
     with open(f"{out}/ab.jsonl", "w") as raw:
         for rnd in range(a.rounds):
             for v in variants:
-                r = subprocess.run([f"build/exp/{v}/bench", str(a.iters), "-1", a.shapes], capture_output=True, text=True, timeout=600)
+                r = subprocess.run([f"build/exp/{v}/bench", str(a.iters), "-1", a.shapes, a.paths], capture_output=True, text=True, timeout=600)
                 if r.returncode != 0:
                     sys.exit(f"bench {v} failed in round {rnd + 1}:\n{r.stderr[-2000:]}")
                 for line in r.stdout.splitlines():
                     if not line.startswith("{"):
                         continue
                     d = json.loads(line)
+                    if d["path"] not in paths:
+                        continue  # a bench built before it took a path list times them all
                     raw.write(json.dumps({"variant": v, "round": rnd + 1, **d}) + "\n")
                     row = times.setdefault((d["shape"], d["path"], v), {})
                     for name, key in FIELDS:

@@ -22,7 +22,10 @@ function exp(variants: Record<string, { base: number; checkLine?: string; checkC
     const bench = `#!/bin/bash
 echo ${name} >> "${root}/runs.log"
 n=$(grep -c . "${root}/runs-${name}.log" 2>/dev/null || echo 0); echo x >> "${root}/runs-${name}.log"; n=$((n + 1))
-echo "{\\"device\\":\\"Stand-in GPU\\",\\"shape\\":\\"H2/Hkv1 d64 Lq8 Lkv16\\",\\"path\\":\\"sm90\\",\\"ours_fwd_ms\\":$((${v.base} + n)),\\"ours_fwd_tflops\\":1,\\"ours_fwdbwd_ms\\":7,\\"ours_fwdbwd_tflops\\":1,\\"ours_bwd_kernels_ms\\":5,\\"ours_bwd_write_ms\\":4}"
+echo "$*" > "${root}/args-${name}.txt"
+for p in sm90 mma; do  # like a bench built before it took a path list: every path
+echo "{\\"device\\":\\"Stand-in GPU\\",\\"shape\\":\\"H2/Hkv1 d64 Lq8 Lkv16\\",\\"path\\":\\"$p\\",\\"ours_fwd_ms\\":$((${v.base} + n)),\\"ours_fwd_tflops\\":1,\\"ours_fwdbwd_ms\\":7,\\"ours_fwdbwd_tflops\\":1,\\"ours_bwd_kernels_ms\\":5,\\"ours_bwd_write_ms\\":4}"
+done
 `;
     writeFileSync(path.join(dir, 'bench'), bench);
     writeFileSync(path.join(dir, 'check'), `#!/bin/bash\necho "${v.checkLine ?? '54 passed, 0 failed'}"\nexit ${v.checkCode ?? 0}\n`);
@@ -47,6 +50,19 @@ describe('kernel-ab.py', () => {
     expect(table).toMatch(/H2\/Hkv1 d64 Lq8 Lkv16\s+sm90\s+base\s+12\.000\s+5\.000\s+4\.000\s+7\.000/);
     expect(table).toMatch(/H2\/Hkv1 d64 Lq8 Lkv16\s+sm90\s+fast\s+2\.000\s+5\.000\s+4\.000\s+7\.000/);
     expect(readFileSync(path.join(root, 'out/ab.jsonl'), 'utf8').trim().split('\n')).toHaveLength(6);
+    // The portable path is left out unless asked for, and the bench is told which paths to time.
+    expect(table).not.toMatch(/\bmma\b/);
+    expect(readFileSync(path.join(root, 'args-base.txt'), 'utf8').trim().split(' ').at(-1)).toBe('sm90,sm90lag0');
+  });
+
+  it('times the paths asked for', () => {
+    const root = exp({ only: { base: 0 } });
+    const r = run(root, ['--rounds', '1', '--paths', 'mma']);
+    expect(r.status, r.stderr).toBe(0);
+    const table = readFileSync(path.join(root, 'out/ab.txt'), 'utf8');
+    expect(table).toMatch(/\smma\s+only\s/);
+    expect(table).not.toMatch(/\bsm90\b/);
+    expect(readFileSync(path.join(root, 'args-only.txt'), 'utf8').trim().split(' ').at(-1)).toBe('mma');
   });
 
   it('stops before timing when a variant fails its check, naming it', () => {

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <exception>
 #include <string>
 #include <vector>
 
@@ -69,16 +70,40 @@ bool parse_shapes(const char* text, std::vector<Shape>& out) {
   return true;
 }
 
+constexpr const char* kPaths[] = {"sm90", "sm90lag0", "mma"};
+
+// "sm90,mma" -> which of kPaths to time; false on an unknown or empty name.
+bool parse_paths(const char* text, bool (&on)[3]) {
+  bool parsed[3] = {false, false, false};
+  std::string list(text);
+  for (size_t at = 0; at <= list.size();) {
+    const size_t end = std::min(list.find(',', at), list.size());
+    const std::string name = list.substr(at, end - at);
+    const auto* hit = std::find_if(std::begin(kPaths), std::end(kPaths), [&](const char* p) { return name == p; });
+    if (hit == std::end(kPaths)) return false;
+    parsed[hit - std::begin(kPaths)] = true;
+    at = end + 1;
+  }
+  std::copy(std::begin(parsed), std::end(parsed), on);
+  return true;
+}
+
 }  // namespace
 
-// Usage: xattn_cuda_bench [iters] [only] [H:Hkv:D:lq:lkv,...]
+// Usage: xattn_cuda_bench [iters] [only] [H:Hkv:D:lq:lkv,...] [paths]
 //   only: run just that shape of the list (for profilers; -1: all); the list replaces the shapes.
-int main(int argc, char** argv) {
+//   paths: which kernels to time, of sm90,sm90lag0,mma (default all; the sm90 ones only on Hopper).
+int run(int argc, char** argv) {
   const int iters = argc > 1 ? std::atoi(argv[1]) : 10;
   const int only = argc > 2 ? std::atoi(argv[2]) : -1;
   std::vector<Shape> shapes = {{1, 32, 8, 128, 2048, 32768}, {1, 32, 8, 128, 512, 131072}, {1, 16, 16, 64, 1024, 65536}};
   if (argc > 3 && !parse_shapes(argv[3], shapes)) {
     std::fprintf(stderr, "bad shape list '%s': expected H:Hkv:D:lq:lkv[,H:Hkv:D:lq:lkv...]\n", argv[3]);
+    return 2;
+  }
+  bool path_on[3] = {true, true, true};
+  if (argc > 4 && !parse_paths(argv[4], path_on)) {
+    std::fprintf(stderr, "bad path list '%s': expected names from sm90,sm90lag0,mma\n", argv[4]);
     return 2;
   }
   CudaBackend be(0);
@@ -109,9 +134,10 @@ int main(int argc, char** argv) {
     // sm90 kernels (default on Hopper: the backward's dQ one tile late, then in the same tile), then the
     // portable ones.
     for (int variant = hopper ? 0 : 2; variant < 3; ++variant) {
+      if (!path_on[variant]) continue;
       be.set_sm90(variant < 2);
       cuda::sm90_set_bwd_lag(variant == 1 ? 0 : -1);
-      const char* path = variant == 0 ? "sm90" : variant == 1 ? "sm90lag0" : "mma";
+      const char* path = kPaths[variant];
       const double t_fwd = median_ms(be, iters, fwd), t_all = median_ms(be, iters, fwdbwd);
       const double t_bwd = median_ms(be, iters, [&] {
         be.attn_bwd(d, blk, AttnBwdIO{q, k, v, dout, lse, drow, dq, dk, dv});
@@ -132,4 +158,13 @@ int main(int argc, char** argv) {
       be.free(p);
   }
   return 0;
+}
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {  // no GPU, out of memory, a failed launch: say so, no abort
+    std::fprintf(stderr, "xattn_cuda_bench: %s\n", e.what());
+    return 1;
+  }
 }
