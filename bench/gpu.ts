@@ -7,13 +7,13 @@
 // Both print tables and write into $XATTN_BENCH_OUT when set. Runs from source (tsx) or bundled
 // (node dist/bench-gpu.mjs).
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { projectRoot } from '../crds/root.js';
 import { attentionFlops, Engine, shardOf, type AlgorithmName, type DistCall, type PartialPrecision, type Tensor, type WirePrecision } from '../runtime/engine/engine.js';
 import { bindNn } from '../runtime/model/nn.js';
 import { median } from '../runtime/worker/median.js';
+import { printRows, writeResult, type DistRow, type ScalingRow, type VariantRow } from './gpu-report.js';
 import { withRankEngine } from '../test/fixtures/rank-engine.js';
 import { phase, sendToParent, spawnRanks } from '../test/fixtures/spawn-ranks.js';
 
@@ -51,58 +51,6 @@ interface RankCase { lv: Timing; ring: Timing; nocomm: Timing; lv32: Timing; lv1
 interface RankReport { rank: number; link_gbps: number | null; transport_path: string; cases: RankCase[] }
 /** What the parent tells each rank to run (argv[3], JSON). */
 interface GangSpec { shapes: Shape[]; iters: number }
-interface DistRow {
-  P: number;
-  shape: string;
-  interconnect: string;
-  lvxattn_ms: number;
-  ring_ms: number;
-  nocomm_ms: number;
-  /** The forward alone (same steps): where the step's time goes. */
-  lvxattn_fwd_ms: number;
-  nocomm_fwd_ms: number;
-  /** Median gap between the first and the last rank starting the same LV-XAttn step: time the ranks wait
-   * for each other at the first hop, which the no-communication bound never pays. */
-  lv_start_skew_ms: number;
-  /** Row chunks LV-XAttn's travelling blocks used, forward and backward (more than one where the link
-   * is the bottleneck). */
-  lv_row_chunks: { fwd: number; bwd: number };
-  /** How LV-XAttn's partials travelled in each pass (chosen by partials: auto). */
-  lv_partials: { fwd: WirePrecision; bwd: WirePrecision };
-  /** Slowest rank's ring-exchange bandwidth; null at P = 1 (no link). */
-  link_gbps: number | null;
-  /** How the transfers travelled (engine.info().transportPath), e.g. "nccl, copy engines to 1 of 1 peers". */
-  transport_path: string;
-  lv_bytes_per_step: number;
-  ring_bytes_per_step: number;
-  /** LV-XAttn step / max(no-comm step, time to move its blocks at link_gbps); target <= 1.05. */
-  lv_bound_ratio: number;
-  /** LV-XAttn step / its phase-wise floor: the backward needs the forward's result, so each pass takes at
-   * least max(its no-comm time, its own bytes at link_gbps). Above 1.05 where one pass is link-bound and
-   * the other compute-bound (the issue's bound adds them up before taking the max). */
-  lv_phase_floor_ratio: number;
-  /** LV-XAttn with its partials' precision asked for instead of chosen (partials: float32 | float16). */
-  lv_asked: Record<WirePrecision, VariantRow>;
-  lv_speedup_vs_ring: number;
-  lv_tflops_per_gpu: number;
-  ring_tflops_per_gpu: number;
-  /** engine.info().memoryPeak: most bytes in device tensors at once, inputs included (0 on CPU). */
-  peak_memory_bytes: { lv: number; ring: number };
-  memory_used_bytes: { lv: number; ring: number };
-}
-/** A variant of LV-XAttn: its step, forward, chunks, bytes, and ratios to its own bound (its bytes at
- * link_gbps; the same no-comm step) and phase-wise floor. */
-interface VariantRow {
-  ms: number;
-  fwd_ms: number;
-  row_chunks: { fwd: number; bwd: number };
-  bytes_per_step: number;
-  bound_ratio: number;
-  phase_floor_ratio: number;
-}
-/** Per-GPU TFLOP/s at P over that at P = 1, same shape; null when P = 1 was not run. */
-type ScalingRow = DistRow & { lv_efficiency: number | null; ring_efficiency: number | null };
-
 type Inputs = { q: Tensor; k: Tensor; v: Tensor; dout: Tensor };
 
 interface Timing {
@@ -187,8 +135,9 @@ async function timeQueued(engine: Engine, call: DistCall, { q, k, v, dout }: Inp
     made.flat().forEach((t) => t.dispose());
     return ms;
   };
-  /** Median of three batches after an untimed one: a batch holds `iters` runs' outputs at once, and the
-   * memory pool grows to that size only in the first (a training loop's pool is warm after its first step). */
+  /** Median of three batches after an untimed one (which also grows the memory pool to a batch's outputs):
+   * sustained load, as in training and as cudnn_baseline.py times cuDNN. An H200 then runs at its power
+   * cap, below the boost clock that short bursts see. */
   const timed = async (run: () => Promise<Tensor[]>) => {
     await batch(run);
     return median([await batch(run), await batch(run), await batch(run)]);
@@ -296,52 +245,6 @@ function withEfficiency(rows: DistRow[]): ScalingRow[] {
     const base = rows.find((b) => b.P === 1 && b.shape === r.shape);
     return { ...r, lv_efficiency: base ? r.lv_tflops_per_gpu / base.lv_tflops_per_gpu : null, ring_efficiency: base ? r.ring_tflops_per_gpu / base.ring_tflops_per_gpu : null };
   });
-}
-
-const num = (x: number | null | undefined, digits: number) => (x == null ? '-' : x.toFixed(digits));
-const sig3 = (x: number) => x.toPrecision(3); // TFLOP/s: hundreds on a GPU, hundredths in smoke runs
-const COLUMNS: [string, number, (r: DistRow & Partial<ScalingRow>) => string][] = [
-  ['P', 2, (r) => String(r.P)],
-  ['shape', -32, (r) => r.shape],
-  ['interconnect', 12, (r) => r.interconnect],
-  ['link GB/s', 9, (r) => num(r.link_gbps, 1)],
-  ['LV-XAttn', 9, (r) => num(r.lvxattn_ms, 2)],
-  ['Ring', 8, (r) => num(r.ring_ms, 2)],
-  ['no-comm', 8, (r) => num(r.nocomm_ms, 2)],
-  ['LV fwd', 6, (r) => num(r.lvxattn_fwd_ms, 2)],
-  ['nc fwd', 6, (r) => num(r.nocomm_fwd_ms, 2)],
-  ['skew', 5, (r) => num(r.lv_start_skew_ms, 2)],
-  ['chunks', 6, (r) => `${r.lv_row_chunks.fwd}/${r.lv_row_chunks.bwd}`],
-  ['LV/bound', 8, (r) => num(r.lv_bound_ratio, 3)],
-  ['LV/phase', 8, (r) => num(r.lv_phase_floor_ratio, 3)],
-  ['wire', 5, (r) => `${r.lv_partials.fwd.slice(5)}/${r.lv_partials.bwd.slice(5)}`],
-  ['LV f32', 6, (r) => num(r.lv_asked.float32.ms, 2)],
-  ['f32/bound', 9, (r) => num(r.lv_asked.float32.bound_ratio, 3)],
-  ['LV f16', 6, (r) => num(r.lv_asked.float16.ms, 2)],
-  ['f16 fwd', 7, (r) => num(r.lv_asked.float16.fwd_ms, 2)],
-  ['f16 ch', 6, (r) => `${r.lv_asked.float16.row_chunks.fwd}/${r.lv_asked.float16.row_chunks.bwd}`],
-  ['f16/bound', 9, (r) => num(r.lv_asked.float16.bound_ratio, 3)],
-  ['f16/phase', 9, (r) => num(r.lv_asked.float16.phase_floor_ratio, 3)],
-  ['Ring/LV', 7, (r) => num(r.lv_speedup_vs_ring, 2)],
-  ['LV TF/GPU', 9, (r) => sig3(r.lv_tflops_per_gpu)],
-  ['Ring TF/GPU', 11, (r) => sig3(r.ring_tflops_per_gpu)],
-  ['LV eff', 6, (r) => num(r.lv_efficiency, 2)],
-  ['Ring eff', 8, (r) => num(r.ring_efficiency, 2)],
-  ['LV peak GiB', 11, (r) => num(r.peak_memory_bytes.lv / 2 ** 30, 2)],
-];
-/** A table of rows; a negative width left-aligns. */
-function printRows(title: string, rows: (DistRow & Partial<ScalingRow>)[]) {
-  const pad = (s: string, w: number) => (w < 0 ? s.padEnd(-w) : s.padStart(w));
-  console.log(`\n${title}\n${COLUMNS.map(([h, w]) => pad(h, w)).join('  ')}`);
-  for (const r of rows) console.log(COLUMNS.map(([, w, f]) => pad(f(r), w)).join('  '));
-}
-
-function writeResult(name: string, result: { date: string }) {
-  const dir = process.env.XATTN_BENCH_OUT ?? path.join(projectRoot(), 'bench/results');
-  mkdirSync(dir, { recursive: true });
-  const file = path.join(dir, `${name.replace(/[^A-Za-z0-9]+/g, '-')}-${result.date.slice(0, 10)}.json`);
-  writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
-  console.log(`\nwrote ${file}`);
 }
 
 /** (c) Every P in worldSizes over each interconnect; P = 1 runs once, with nothing to move. */
