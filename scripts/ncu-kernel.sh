@@ -1,26 +1,32 @@
 #!/usr/bin/env bash
-# On the GPU machine: Nsight Compute on one launch of a kernel that xattn_cuda_bench runs, for the stall
-# reasons and pipe activity behind a timing (native/cuda/NOTES.md, session 11). Writes to ${OUT:-/tmp/ncu}:
-# NAME.ncu-rep, NAME-details.csv (every section's metrics) and NAME-source.csv (per-SASS-line samples).
-#   bash scripts/ncu-kernel.sh NAME KERNEL_REGEX SHAPE [BENCH] [PATH]
+# On the GPU machine: Nsight Compute on one launch of a kernel, for the stall reasons and pipe activity
+# behind a timing (native/cuda/NOTES.md). Writes to ${OUT:-/tmp/ncu}: NAME.ncu-rep, NAME-details.csv (every
+# section's metrics), NAME-raw.csv (every metric) and NAME-source.csv (per-SASS-line samples), and prints
+# the duration, issue activity, busiest pipes and top stall reasons.
+#   bash scripts/ncu-kernel.sh NAME KERNEL_REGEX SHAPE [BENCH] [PATH]     (a kernel of xattn_cuda_bench)
+#   bash scripts/ncu-kernel.sh NAME KERNEL_REGEX -- COMMAND...            (any program, e.g. cuDNN's)
 #   e.g. bash scripts/ncu-kernel.sh fwd-d64 fwd_sm90 16:16:64:1024:65536 build/exp/main/bench sm90
+# NCU_SKIP launches matching the regex are skipped first (default 2: the bench's untimed runs).
 # Clocks stay as they are (--clock-control none: ncu would otherwise lock them below the boost clock).
 set -euo pipefail
-[ $# -ge 3 ] || { sed -n 2,6p "$0"; exit 2; }
-name=$1 regex=$2 shape=$3 bench=${4:-build/gpu/xattn_cuda_bench} path=${5:-sm90}
+[ $# -ge 3 ] || { sed -n 2,10p "$0"; exit 2; }
+name=$1 regex=$2
+shift 2
+if [ "$1" = -- ]; then
+  shift
+  cmd=("$@")
+else
+  shape=$1 bench=${2:-build/gpu/xattn_cuda_bench} path=${3:-sm90}
+  [ -x "$bench" ] || { echo "no kernel bench at $bench: build it (kernel-variants.sh) and carry it"; exit 1; }
+  cmd=("$bench" 3 0 "$shape" "$path")
+fi
 out=${OUT:-/tmp/ncu}
 mkdir -p "$out"
 command -v ncu >/dev/null || { echo "ncu is not on the PATH here"; exit 1; }
-[ -x "$bench" ] || { echo "no kernel bench at $bench: build it (kernel-variants.sh) and carry it"; exit 1; }
-# The bench runs each kernel twice untimed first; skip those, profile the third launch.
-ncu --clock-control none -k "regex:$regex" --launch-skip 2 --launch-count 1 --set full -f -o "$out/$name" "$bench" 3 0 "$shape" "$path" > "$out/$name-ncu.log" 2>&1 || { tail -20 "$out/$name-ncu.log"; exit 1; }
+ncu --clock-control none -k "regex:$regex" --launch-skip "${NCU_SKIP:-2}" --launch-count 1 --set full \
+  --import-source no -f -o "$out/$name" "${cmd[@]}" > "$out/$name-ncu.log" 2>&1 || { tail -20 "$out/$name-ncu.log"; exit 1; }
 ncu --import "$out/$name.ncu-rep" --page details --csv > "$out/$name-details.csv"
-ncu --import "$out/$name.ncu-rep" --page source --csv --print-source sass > "$out/$name-source.csv"
-python3 - "$out/$name-details.csv" <<'PY'
-import csv, sys
-keep = {"Duration", "SM Frequency", "Issue Slots Busy", "Compute (SM) Throughput", "Memory Throughput"}
-for row in csv.DictReader(open(sys.argv[1])):
-    if row.get("Metric Name") in keep:
-        print(f'{row["Metric Name"]:28} {row.get("Metric Value", "")} {row.get("Metric Unit", "")}')
-PY
+ncu --import "$out/$name.ncu-rep" --page raw --csv > "$out/$name-raw.csv"
+ncu --import "$out/$name.ncu-rep" --page source --csv --print-source sass > "$out/$name-source.csv" || true
+python3 "$(dirname "$0")/ncu-summary.py" "$out/$name-details.csv" "$out/$name-raw.csv"
 echo "wrote $out/$name.ncu-rep and its csv pages"
