@@ -55,6 +55,9 @@ type Inputs = { q: Tensor; k: Tensor; v: Tensor; dout: Tensor };
 
 interface Timing {
   fwd_ms: number;
+  /** Kernel rows, per forward queued back to back: the host's ms to queue it, and the wall-clock ms. */
+  fwd_host_ms?: number;
+  fwd_wall_ms?: number;
   fwdbwd_ms: number;
   bytes_per_step: number;
   fwd_bytes_per_step: number;
@@ -106,8 +109,9 @@ async function timeInTurn(engine: Engine, calls: DistCall[], inputs: Inputs, ite
   }));
 }
 
-/** Calls a kernel batch queues, ours and cuDNN's alike. */
+/** Calls a kernel batch queues, and seconds of untimed batches before the timed ones, ours and cuDNN's alike. */
 const KERNEL_ITERS = 20;
+const WARM_S = 2;
 
 /**
  * Kernel throughput at P = 1: `iters` calls queued back to back and one wait for the device at the end,
@@ -125,28 +129,39 @@ async function timeQueued(engine: Engine, call: DistCall, { q, k, v, dout }: Inp
     const b = await engine.attentionBackward(call, { q, k, v, o: o!, lse: lse!, dout });
     return [b.dq, b.dk, b.dv];
   };
-  /** Mean ms of `iters` queued runs; each run returns the tensors it made, disposed afterwards. */
+  /** Of the last batch, per run: the host's ms to queue it (near the device's ms, the host paces the device)
+   * and the wall-clock ms until the host saw it done. */
+  let hostMs = 0, wallMs = 0;
+  /** Mean device ms of `iters` queued runs, between stopwatch marks on the stream as cuDNN's baseline times
+   * with CUDA events. Each run's tensors are disposed once it is queued (frees are stream-ordered), as
+   * PyTorch drops each call's outputs: holding all of a batch's would grow the memory pool to many steps
+   * (21 GB of dK/dV at 512x131072) and report that as the case's peak. */
   const batch = async (run: () => Promise<Tensor[]>) => {
     await engine.synchronize();
     const t0 = performance.now();
-    const made = await Promise.all(Array.from({ length: iters }, run));
-    await engine.synchronize();
-    const ms = (performance.now() - t0) / iters;
-    made.flat().forEach((t) => t.dispose());
+    const started = engine.stopwatchMark(); // queued ahead of the runs, not awaited: no host gap after it
+    await Promise.all(Array.from({ length: iters }, () => run().then((made) => made.forEach((t) => t.dispose()))));
+    await started;
+    hostMs = (performance.now() - t0) / iters;
+    await engine.stopwatchMark();
+    const ms = (await engine.stopwatchMs()) / iters;
+    wallMs = (performance.now() - t0) / iters;
     return ms;
   };
-  /** Median of three batches after an untimed one (which also grows the memory pool to a batch's outputs):
-   * sustained load, as in training and as cudnn_baseline.py times cuDNN. An H200 then runs at its power
-   * cap, below the boost clock that short bursts see. */
+  /** Median of three batches after WARM_S seconds of untimed ones: sustained load, as in training and as
+   * cudnn_baseline.py times cuDNN. An H200 then runs at its power cap, below the boost clock that short
+   * bursts see, and where it settles depends on how hot the previous case left it: a d64 forward timed
+   * right after the d128 cases read 0.62 ms against 0.575 as the first case, in one untimed batch (12 ms). */
   const timed = async (run: () => Promise<Tensor[]>) => {
-    await batch(run);
+    for (const t0 = performance.now(); performance.now() - t0 < WARM_S * 1000; ) await batch(run);
     return median([await batch(run), await batch(run), await batch(run)]);
   };
   try {
     (await bwd()).forEach((t) => t.dispose()); // warm-up
     const fwd_ms = await timed(fwd);
+    const fwd_host_ms = hostMs, fwd_wall_ms = wallMs;
     const fwdbwd_ms = await timed(async () => [...(await fwd()), ...(await bwd())]);
-    return { fwd_ms, fwdbwd_ms, bytes_per_step: 0, fwd_bytes_per_step: 0, memory_used_bytes: engine.info().memoryUsed, memory_peak_bytes: engine.info().memoryPeak, starts: [], row_chunks: { fwd: 1, bwd: 1 }, partials: { fwd: 'float32' as const, bwd: 'float32' as const } };
+    return { fwd_ms, fwd_host_ms, fwd_wall_ms, fwdbwd_ms, bytes_per_step: 0, fwd_bytes_per_step: 0, memory_used_bytes: engine.info().memoryUsed, memory_peak_bytes: engine.info().memoryPeak, starts: [], row_chunks: { fwd: 1, bwd: 1 }, partials: { fwd: 'float32' as const, bwd: 'float32' as const } };
   } finally {
     o!.dispose();
     lse!.dispose();
@@ -287,9 +302,12 @@ async function main() {
       'distributed-only': { type: 'boolean', default: false }, // skip (a): A/B runs of the schedules
       iters: { type: 'string', default: '9' }, // timed steps per distributed case (median)
       interconnects: { type: 'string' }, // e.g. nvlink,sockets: a subset of (b), for experiments
+      'kernel-shapes': { type: 'string' }, // (a)'s shapes by index, in this order (e.g. 2 or 2,1,2), for experiments
     },
   });
   const iters = Number(opts.iters);
+  const picked = opts['kernel-shapes']?.split(',').map(Number) ?? KERNEL_SHAPES.map((_, i) => i);
+  if (!picked.every((i) => Number.isInteger(i) && i >= 0 && i < KERNEL_SHAPES.length)) throw new Error(`--kernel-shapes ${opts['kernel-shapes']}: expected indices from 0 to ${KERNEL_SHAPES.length - 1}`);
   if (!Number.isInteger(iters) || iters < 1) throw new Error(`--iters ${opts.iters}: expected a positive integer`);
   if (opts['world-sizes'] !== undefined && !opts.scaling) throw new Error('--world-sizes needs --scaling');
   const interconnects = (opts.interconnects ?? Object.keys(INTERCONNECTS).join(',')).split(',');
@@ -309,18 +327,17 @@ async function main() {
   if (opts.scaling) return scaling(device, gpus, worldSizesOf(opts['world-sizes'], gpus));
 
   // (a) kernels: ours at P = 1 through the engine; cuDNN through PyTorch in the same run.
-  const engine = Engine.create({ backend: 'cuda', device: 0 });
   const ours = [];
-  for (const s of opts['distributed-only'] ? [] : KERNEL_SHAPES) {
+  for (const s of opts['distributed-only'] ? [] : picked.map((i) => KERNEL_SHAPES[i]!)) {
     const call = callOf(s, 'lv-xattn');
-    const t = await withInputs(engine, call, 0, 1, (inputs) => timeQueued(engine, call, inputs, KERNEL_ITERS));
+    const engine = Engine.create({ backend: 'cuda', device: 0 }); // one per shape: no pool or state carried over
+    const t = await withInputs(engine, call, 0, 1, (inputs) => timeQueued(engine, call, inputs, KERNEL_ITERS)).finally(() => engine.close());
     const flops = attentionFlops({ batch: 1, heads: s.heads, headDim: s.headDim }, s.lq, s.lkv);
-    ours.push({ shape: key(s), ours_fwd_tflops: flops / t.fwd_ms / 1e9, ours_fwdbwd_tflops: (3.5 * flops) / t.fwdbwd_ms / 1e9, peak_memory_bytes: t.memory_peak_bytes, memory_used_bytes: t.memory_used_bytes });
+    ours.push({ shape: key(s), ours_fwd_tflops: flops / t.fwd_ms / 1e9, ours_fwdbwd_tflops: (3.5 * flops) / t.fwdbwd_ms / 1e9, ours_fwd_ms: t.fwd_ms, ours_fwd_host_ms: t.fwd_host_ms ?? null, ours_fwd_wall_ms: t.fwd_wall_ms ?? null, peak_memory_bytes: t.memory_peak_bytes, memory_used_bytes: t.memory_used_bytes });
   }
-  await engine.close();
   let cudnn: Record<string, { cudnn_fwd_tflops: number; cudnn_fwdbwd_tflops: number }> = {};
   if (ours.length) try {
-    const out = execFileSync('python3', [path.join(projectRoot(), 'native/cuda/tests/cudnn_baseline.py'), String(KERNEL_ITERS)], { encoding: 'utf8' });
+    const out = execFileSync('python3', [path.join(projectRoot(), 'native/cuda/tests/cudnn_baseline.py'), String(KERNEL_ITERS), String(picked.length === 1 ? picked[0] : -1), String(WARM_S)], { encoding: 'utf8' });
     cudnn = Object.fromEntries(out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l)).map((r) => [r.shape, r]));
   } catch (e) {
     console.log(`cuDNN baseline unavailable: ${(e as Error).message.split('\n')[0]}`);
@@ -331,6 +348,9 @@ async function main() {
     const r = (a: number, b: number | null) => (b ? (a / b).toFixed(2) : '  - ');
     console.log(`${k.shape.padEnd(34)} ${k.ours_fwd_tflops.toFixed(1).padStart(7)} ${String(k.cudnn_fwd_tflops ?? '-').padStart(10)} ${r(k.ours_fwd_tflops, k.cudnn_fwd_tflops).padStart(6)} ${k.ours_fwdbwd_tflops.toFixed(1).padStart(10)} ${String(k.cudnn_fwdbwd_tflops ?? '-').padStart(10)} ${r(k.ours_fwdbwd_tflops, k.cudnn_fwdbwd_tflops).padStart(6)}`);
   }
+  for (const k of kernels)
+    if (k.ours_fwd_host_ms !== null && k.ours_fwd_wall_ms !== null)
+      console.log(`${k.shape}: a forward takes ${k.ours_fwd_ms.toFixed(3)} ms on the device, ${k.ours_fwd_wall_ms.toFixed(3)} by the wall clock; the host queues one in ${k.ours_fwd_host_ms.toFixed(3)}`);
 
   // (b) two GPUs: LV-XAttn, Ring and the no-communication bound, per interconnect.
   const distributed: DistRow[] = [];

@@ -122,6 +122,8 @@ Napi::Function Engine::Define(Napi::Env env) {
                                   InstanceMethod("allReduce", &Engine::AllReduce),
                                   InstanceMethod("measureLink", &Engine::MeasureLink),
                                   InstanceMethod("synchronize", &Engine::Synchronize),
+                                  InstanceMethod("stopwatchMark", &Engine::StopwatchMark),
+                                  InstanceMethod("stopwatchMs", &Engine::StopwatchMs),
                                   InstanceMethod("close", &Engine::Close)});
   engine_ctor = new Napi::FunctionReference(Napi::Persistent(f));
   return f;
@@ -368,6 +370,24 @@ Napi::Value Engine::Synchronize(const Napi::CallbackInfo& info) {
     return run_on_worker<bool>(
         info.Env(), open_worker(), [this] { return backend_->synchronize(), true; },
         [](Napi::Env env, bool&) -> Napi::Value { return env.Undefined(); });
+  });
+}
+
+// stopwatchMark() / stopwatchMs(): ms on the device between the last two marks (Backend::stopwatch_mark),
+// queued in order with the ops around them; for benchmarks that time the device as CUDA events do.
+Napi::Value Engine::StopwatchMark(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&]() -> Napi::Value {
+    return run_on_worker<bool>(
+        info.Env(), open_worker(), [this] { return backend_->stopwatch_mark(), true; },
+        [](Napi::Env env, bool&) -> Napi::Value { return env.Undefined(); });
+  });
+}
+
+Napi::Value Engine::StopwatchMs(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&]() -> Napi::Value {
+    return run_on_worker<double>(
+        info.Env(), open_worker(), [this] { return backend_->stopwatch_ms(); },
+        [](Napi::Env env, double& ms) -> Napi::Value { return Napi::Number::New(env, ms); });
   });
 }
 

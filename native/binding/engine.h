@@ -43,6 +43,8 @@ class Engine : public Napi::ObjectWrap<Engine> {
   Napi::Value AllReduce(const Napi::CallbackInfo& info);
   Napi::Value MeasureLink(const Napi::CallbackInfo& info);
   Napi::Value Synchronize(const Napi::CallbackInfo& info);
+  Napi::Value StopwatchMark(const Napi::CallbackInfo& info);
+  Napi::Value StopwatchMs(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
 
   DistAttention& schedule_for(const DistProblem& p);

@@ -39,6 +39,9 @@ struct AttnFwdIO {
   const void* q; const void* k; const void* v;
   float* o;   // [B, lq, H, D]
   float* lse; // [B, H, lq]
+  // Where set, O also goes here in the call's dtype, rounded once (a one-block forward's final output), and
+  // o's content is unspecified afterwards: a backend may write this alone and save a pass over float32 O.
+  void* o_out = nullptr;
 };
 
 // Backward on one block, accumulating (+=) into float32 dq/dk/dv.

@@ -54,6 +54,11 @@ class Backend {
   // after the first.
   virtual void trace_mark(std::string label) = 0;
   virtual std::vector<std::pair<std::string, double>> trace_take() = 0;
+  // A stopwatch on the compute stream, for benchmarks: stopwatch_ms() waits for the stream and returns the
+  // ms between the last two stopwatch_mark() calls, as the stream reached them (host gaps before the first
+  // op after a mark count, the host's wait for the result does not).
+  virtual void stopwatch_mark() = 0;
+  virtual double stopwatch_ms() = 0;
 
   // Kernels (see attn.h for layouts).
   virtual void attn_fwd(const AttnDims& d, const AttnBlock& b, const AttnFwdIO& io) = 0;

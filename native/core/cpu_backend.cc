@@ -47,6 +47,7 @@ void CpuBackend::from_host(void* dev, const void* host, size_t bytes) { copy(dev
 void CpuBackend::attn_fwd(const AttnDims& d, const AttnBlock& b, const AttnFwdIO& io) {
   d.validate();
   cpu::attn_forward(d, b, io);
+  if (io.o_out) cast_from_f32(d.dtype, io.o, io.o_out, static_cast<size_t>(d.batch * b.lq * d.heads * d.head_dim));
 }
 
 void CpuBackend::attn_bwd(const AttnDims& d, const AttnBlock& b, const AttnBwdIO& io) {
@@ -88,6 +89,17 @@ std::vector<std::pair<std::string, double>> CpuBackend::trace_take() {
     out.emplace_back(std::move(label), std::chrono::duration<double, std::milli>(t - marks_.front().second).count());
   marks_.clear();
   return out;
+}
+
+void CpuBackend::stopwatch_mark() {
+  watch_[0] = watch_[1];
+  watch_[1] = std::chrono::steady_clock::now();
+  ++watch_marks_;
+}
+
+double CpuBackend::stopwatch_ms() {
+  require(watch_marks_ >= 2, ErrorCode::InvalidArgument, "the stopwatch needs two marks before a reading");
+  return std::chrono::duration<double, std::milli>(watch_[1] - watch_[0]).count();
 }
 
 }  // namespace xattn

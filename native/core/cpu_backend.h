@@ -23,6 +23,8 @@ class CpuBackend : public Backend {
   double attention_flops_per_second() const override { return 5e10; }  // a multi-core AVX2 host, generously
   void trace_mark(std::string label) override;
   std::vector<std::pair<std::string, double>> trace_take() override;
+  void stopwatch_mark() override;
+  double stopwatch_ms() override;
 
   void attn_fwd(const AttnDims& d, const AttnBlock& b, const AttnFwdIO& io) override;
   void attn_bwd(const AttnDims& d, const AttnBlock& b, const AttnBwdIO& io) override;
@@ -36,6 +38,8 @@ class CpuBackend : public Backend {
 
  private:
   std::vector<std::pair<std::string, std::chrono::steady_clock::time_point>> marks_;
+  std::chrono::steady_clock::time_point watch_[2];
+  int watch_marks_ = 0;
 };
 
 }  // namespace xattn

@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "cuda/attn_tile.cuh"
 #include "cuda/cuda_check.h"
+#include "cuda/scalar_io.cuh"
 #include "cuda/sm90_sync.cuh"
 #include "cuda/sm90_tma.h"
 #include "cuda/sm90_wgmma.cuh"
@@ -256,10 +257,20 @@ __global__ void __launch_bounds__(FwdCfg<D, NWG>::kThreads, 1)
     const int64_t r = row0 + rl + 8 * h;
     if (r >= rows) continue;
     const float inv = lt > 0.f ? 1.f / lt : 0.f;
-    float* dst = od + packed_row_offset(g, b, hk, r) + 2 * tq;
+    const int64_t at = packed_row_offset(g, b, hk, r) + 2 * tq;
+    if (a.o_out) {  // the final O, rounded once, as the cast kernel would round it
+      T* dst = static_cast<T*>(a.o_out) + at;
 #pragma unroll
-    for (int i = 0; i < D / 8; ++i)
-      *reinterpret_cast<float2*>(dst + 8 * i) = make_float2(o[4 * i + 2 * h] * inv, o[4 * i + 2 * h + 1] * inv);
+      for (int i = 0; i < D / 8; ++i) {
+        alignas(4) const T pair[2] = {from_f32<T>(o[4 * i + 2 * h] * inv), from_f32<T>(o[4 * i + 2 * h + 1] * inv)};
+        *reinterpret_cast<uint32_t*>(dst + 8 * i) = *reinterpret_cast<const uint32_t*>(pair);
+      }
+    } else {
+      float* dst = od + at;
+#pragma unroll
+      for (int i = 0; i < D / 8; ++i)
+        *reinterpret_cast<float2*>(dst + 8 * i) = make_float2(o[4 * i + 2 * h] * inv, o[4 * i + 2 * h + 1] * inv);
+    }
     if (tq == 0) ld[packed_row_stat(g, b, hk, r)] = lt > 0.f ? (m[h] + __log2f(lt)) * kLn2 : -INFINITY;
   }
 #endif

@@ -89,6 +89,8 @@ CudaBackend::~CudaBackend() {
   staging_.reset();
   if (pool_) cudaMemPoolTrimTo(pool_, 0);
   for (auto& m : marks_) cudaEventDestroy(m.second);
+  for (cudaEvent_t e : watch_)
+    if (e) cudaEventDestroy(e);
   if (sync_event_) cudaEventDestroy(sync_event_);
   if (stream_) cudaStreamDestroy(stream_);
 }
@@ -200,6 +202,23 @@ std::vector<std::pair<std::string, double>> CudaBackend::trace_take() {
   return out;
 }
 
+void CudaBackend::stopwatch_mark() {
+  activate();
+  std::swap(watch_[0], watch_[1]);
+  if (!watch_[1]) XATTN_CUDA_CHECK(cudaEventCreate(&watch_[1]));
+  XATTN_CUDA_CHECK(cudaEventRecord(watch_[1], stream_));
+  ++watch_marks_;
+}
+
+double CudaBackend::stopwatch_ms() {
+  require(watch_marks_ >= 2, ErrorCode::InvalidArgument, "the stopwatch needs two marks before a reading");
+  activate();
+  wait_event(watch_[1]);
+  float ms = 0;
+  XATTN_CUDA_CHECK(cudaEventElapsedTime(&ms, watch_[0], watch_[1]));
+  return ms;
+}
+
 uint64_t CudaBackend::memory_used() {
   activate();
   size_t free_bytes = 0, total = 0;
@@ -284,7 +303,8 @@ void CudaBackend::attn_fwd(const AttnDims& d, const AttnBlock& b, const AttnFwdI
   const size_t o_n = static_cast<size_t>(d.batch * b.lq * d.heads * d.head_dim);
   const size_t lse_n = static_cast<size_t>(d.batch * d.heads * b.lq);
   if (b.lkv == 0) {  // nothing visible: O = 0, LSE = -inf
-    zero(io.o, o_n * sizeof(float));
+    if (io.o_out) zero(io.o_out, o_n * dtype_size(d.dtype));
+    else zero(io.o, o_n * sizeof(float));
     cuda::fill_f32(io.lse, lse_n, -INFINITY, stream_);
     return;
   }
@@ -292,7 +312,15 @@ void CudaBackend::attn_fwd(const AttnDims& d, const AttnBlock& b, const AttnFwdI
   cuda::FwdArgs a{io.q, io.k, io.v, io.o, io.lse};
   const bool fast = cuda::tc_supported(d.dtype, g.head_dim) && aligned16(io.q) && aligned16(io.k) &&
                     aligned16(io.v) && aligned16(io.o);
-  if (!fast) return cuda::generic_attn_fwd(d.dtype, g, a, stream_);
+  // A final O in the storage dtype: the sm90 kernel writes it when there is no KV split; elsewhere float32
+  // O is cast.
+  const auto cast_out = [&] {
+    if (io.o_out) cuda::cast_from_f32(d.dtype, io.o, io.o_out, o_n, stream_);
+  };
+  if (!fast) {
+    cuda::generic_attn_fwd(d.dtype, g, a, stream_);
+    return cast_out();
+  }
   const bool hopper = sm90_ && cuda::sm90_supported(d.dtype, g);
   const int64_t ctas = static_cast<int64_t>(cuda::tc_fwd_row_tiles(g, fwd_mtiles_)) * d.batch * d.kv_heads;
   const bool many_held = transfer_sms_ >= Transport::kManyTransferSms;
@@ -304,11 +332,13 @@ void CudaBackend::attn_fwd(const AttnDims& d, const AttnBlock& b, const AttnFwdI
     a.o_part = ws;
     a.lse_part = ws + a.splits * o_n;
   }
+  if (hopper && a.splits == 1 && aligned16(io.o_out)) a.o_out = io.o_out;
   if (hopper)
     cuda::sm90_attn_fwd(d.dtype, g, a, stream_);
   else
     cuda::tc_attn_fwd(d.dtype, g, a, fwd_mtiles_, stream_);
   if (a.splits > 1) cuda::combine_fwd_splits(g, a.splits, a.o_part, a.lse_part, io.o, io.lse, stream_);
+  if (!a.o_out) cast_out();
 }
 
 void CudaBackend::attn_bwd(const AttnDims& d, const AttnBlock& b, const AttnBwdIO& io) {

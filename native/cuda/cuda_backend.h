@@ -67,6 +67,8 @@ class CudaBackend final : public Backend {
   double bwd_kv_rows_per_wave(const AttnDims& d) const override;
   void trace_mark(std::string label) override;  // an event on the compute stream
   std::vector<std::pair<std::string, double>> trace_take() override;
+  void stopwatch_mark() override;
+  double stopwatch_ms() override;
   // Forward m-tiles per warp (1 or 2: rows per CTA 64 or 128); for checks and tuning.
   void set_fwd_mtiles(int n) { fwd_mtiles_ = n; }
   // Hopper (sm_90a wgmma) kernels: on by default where the device and the binary support them; off forces
@@ -82,6 +84,8 @@ class CudaBackend final : public Backend {
 
  private:
   std::vector<std::pair<std::string, cudaEvent_t>> marks_;
+  cudaEvent_t watch_[2] = {nullptr, nullptr};
+  int watch_marks_ = 0;
   float* workspace(size_t floats);  // scratch for split-KV partials, grown on demand
   void run_hooks();
 

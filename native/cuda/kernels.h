@@ -23,6 +23,7 @@ struct FwdArgs {
   int splits = 1;          // KV splits (> 1: partials go to o_part/lse_part, then a combine kernel)
   float* o_part = nullptr;   // [splits, B, lq, H, D]
   float* lse_part = nullptr; // [splits, B, H, lq]
+  void* o_out = nullptr;     // sm90, splits == 1: O in the storage dtype, written instead of o
 };
 
 struct BwdArgs {

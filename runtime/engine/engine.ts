@@ -122,6 +122,8 @@ interface NativeEngine {
   allReduce(t: Tensor): Promise<void>;
   measureLink(bytes: number, iters: number): Promise<number>;
   synchronize(): Promise<void>;
+  stopwatchMark(): Promise<void>;
+  stopwatchMs(): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -181,6 +183,15 @@ export class Engine {
   /** Resolves when all queued device work has finished (ops resolve when queued on CUDA, not when done). */
   synchronize(): Promise<void> {
     return this.native.synchronize();
+  }
+  /** Marks the device's stream for a stopwatch, in order with the ops queued around it (for benchmarks). */
+  stopwatchMark(): Promise<void> {
+    return this.native.stopwatchMark();
+  }
+  /** Ms on the device between the last two stopwatch marks, as the stream reached them (waits for the
+   * second): device time, like CUDA events, without the host's wait for the result. */
+  stopwatchMs(): Promise<number> {
+    return this.native.stopwatchMs();
   }
   /** Seconds per ring exchange of `bytes` (send to rank+1, receive from rank-1) over the transport. */
   measureLink(bytes: number, iters: number): Promise<number> {

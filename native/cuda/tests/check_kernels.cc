@@ -18,14 +18,15 @@
 #include "cuda/cuda_backend.h"
 #include "cuda/cuda_factory.h"
 #include "cuda/kernels.h"
+#include "check_kernels_ops.h"
+#include "check_kernels_util.h"
 #include "reference.h"
 
 using namespace xattn;
+using namespace xattn::check;
 
 namespace {
 
-const double kInf = std::numeric_limits<double>::infinity();
-int g_failures = 0;
 // A kernel that never finishes (a lost mbarrier arrival, say) ends the check at once instead of hanging it.
 std::chrono::steady_clock::time_point g_deadline = std::chrono::steady_clock::time_point::max();
 void arm_deadline(int seconds) { g_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds); }
@@ -42,54 +43,6 @@ struct Case {
   int mtiles = 2;            // forward m-tiles per warp
   int transfer_sms = 0;      // grids sized for transfers holding this many SMs alongside
 };
-
-// Device buffer of n values rounded to dtype t, plus the exact doubles the reference sees.
-struct Buf {
-  Backend& be;
-  void* p = nullptr;
-  Buf(Backend& b, size_t bytes) : be(b) { p = be.alloc(bytes); }
-  ~Buf() { be.free(p); }
-  template <typename T> T* as() { return static_cast<T*>(p); }
-};
-
-std::vector<double> random_values(ref::Rng& rng, size_t n, DType t, double amp) {
-  std::vector<double> v(n);
-  for (auto& x : v) {
-    const float f = static_cast<float>(rng.normal() * amp);
-    std::vector<uint8_t> tmp(4);
-    store_from_f32(tmp.data(), t, 0, f);
-    x = load_as_f32(tmp.data(), t, 0);
-  }
-  return v;
-}
-
-std::vector<uint8_t> to_bytes(const std::vector<double>& v, DType t) {
-  std::vector<uint8_t> host(v.size() * dtype_size(t));
-  for (size_t i = 0; i < v.size(); ++i) store_from_f32(host.data(), t, i, static_cast<float>(v[i]));
-  return host;
-}
-
-void upload(Backend& be, void* dev, const std::vector<double>& v, DType t) {
-  const std::vector<uint8_t> host = to_bytes(v, t);
-  be.from_host(dev, host.data(), host.size());
-}
-
-std::vector<double> download_f32(Backend& be, const float* dev, size_t n) {
-  std::vector<float> host(n);
-  be.to_host(host.data(), dev, n * sizeof(float));
-  return std::vector<double>(host.begin(), host.end());
-}
-
-bool report(const std::string& what, const ref::Err& e, double tol, bool use_abs = false) {
-  const double metric = use_abs ? e.max_abs : e.rel_l2;
-  const bool ok = e.bad == 0 && metric <= tol && std::isfinite(metric);
-  std::printf("  %-6s max_abs %.3e rel_l2 %.3e bad %lld  %s\n", what.c_str(), e.max_abs, e.rel_l2,
-              static_cast<long long>(e.bad), ok ? "ok" : "FAIL");
-  return ok;
-}
-
-double tol_fwd(DType t) { return t == DType::BF16 ? 2e-2 : t == DType::F16 ? 4e-3 : 1e-4; }
-double tol_bwd(DType t) { return t == DType::BF16 ? 3e-2 : t == DType::F16 ? 6e-3 : 1e-4; }
 
 // The same block on the CPU backend (another helper's implementation), for a GPU-vs-CPU comparison beside
 // the fp64 one. Gradients start at zero here.
@@ -125,6 +78,33 @@ CpuResult run_cpu(const ref::Problem& p, const AttnBlock& blk_dev, const std::ve
   CpuResult r{get(o, nq), get(lse, ns), get(dq, nq), get(dk, nk), get(dv, nk)};
   for (void* ptr : owned) cpu.free(ptr);
   return r;
+}
+
+// The forward that also writes the final O in the storage dtype (a one-block forward, o_out) into poisoned
+// outputs: that O is the float32 O just checked, rounded once (bit for bit), and the LSE is unchanged.
+bool check_final_o(CudaBackend& be, const ref::Problem& p, const AttnBlock& blk, const void* q, const void* k,
+                   const void* v, Buf& o, Buf& lse, Buf& out, const std::vector<double>& o_f32,
+                   const std::vector<double>& lse_f32, const std::vector<double>& o_ref) {
+  const DType t = p.d.dtype;
+  const size_t nq = o_f32.size(), nstat = lse_f32.size();
+  be.fill_f32(o.as<float>(), nq, std::nanf(""));
+  be.fill_f32(lse.as<float>(), nstat, std::nanf(""));
+  const std::vector<double> nans(nq, std::nan(""));
+  upload(be, out.p, nans, t);
+  AttnFwdIO io{q, k, v, o.as<float>(), lse.as<float>()};
+  io.o_out = out.p;
+  be.attn_fwd(p.d, blk, io);
+  const std::vector<double> got = download_as(be, out.p, nq, t), got_lse = download_f32(be, lse.as<float>(), nstat);
+  std::vector<uint8_t> tmp(4);
+  int64_t bad = 0;
+  for (size_t i = 0; i < nq; ++i) {
+    store_from_f32(tmp.data(), t, 0, static_cast<float>(o_f32[i]));
+    bad += !(got[i] == load_as_f32(tmp.data(), t, 0));  // NaN never matches
+  }
+  for (size_t i = 0; i < nstat; ++i) bad += !(got_lse[i] == lse_f32[i] || (std::isinf(got_lse[i]) && got_lse[i] == lse_f32[i]));
+  std::printf("  O %s: %lld differ from the float32 O rounded  %s\n", dtype_name(t), static_cast<long long>(bad),
+              bad ? "FAIL" : "ok");
+  return report("O " + std::string(dtype_name(t)), ref::compare(got, o_ref), tol_fwd(t)) && bad == 0;
 }
 
 void run_case(CudaBackend& be, const Case& c, uint64_t seed) {
@@ -239,6 +219,7 @@ void run_case(CudaBackend& be, const Case& c, uint64_t seed) {
 
     ok &= report("O~cpu", ref::compare(o_gpu, cr.o), 2 * tol_fwd(c.dt));
     ok &= report("L~cpu", ref::compare(lse_gpu, cr.lse), 4e-3, true);
+    ok &= check_final_o(be, p, blk, q.p, k.p, v.p, o, lse, ostore, o_gpu, lse_gpu, o_ref);
 
     // The sm90 backward has two schedules (dQ product in the same tile or one tile late): check both.
     for (int lag = pass == 0 ? 0 : 1; lag < 2; ++lag) {
@@ -278,135 +259,6 @@ void run_case(CudaBackend& be, const Case& c, uint64_t seed) {
   }
   be.set_sm90(g_hopper);
   if (!ok) ++g_failures;
-}
-
-void check_lse_merge(CudaBackend& be) {
-  ref::Rng rng(7);
-  AttnDims d;
-  d.batch = 2; d.heads = 3; d.kv_heads = 1; d.head_dim = 40;
-  const int64_t lq = 37, no = d.batch * lq * d.heads * d.head_dim, ns = d.batch * d.heads * lq;
-  std::vector<double> ao = random_values(rng, no, DType::F32, 1), po = random_values(rng, no, DType::F32, 1);
-  std::vector<double> al(ns), pl(ns);
-  for (int64_t i = 0; i < ns; ++i) {
-    al[i] = rng.uniform() < 0.2 ? -kInf : rng.normal() * 5;
-    pl[i] = rng.uniform() < 0.2 ? -kInf : rng.normal() * 5;
-    if (i % 11 == 0) al[i] = pl[i] = -kInf;
-  }
-  for (int64_t w = 0; w < d.batch * lq * d.heads; ++w) {  // rows with -inf LSE hold O = 0
-    const int64_t h = w % d.heads, i = (w / d.heads) % lq, b = w / (d.heads * lq), st = (b * d.heads + h) * lq + i;
-    for (int64_t c = 0; c < d.head_dim; ++c) {
-      if (std::isinf(al[st])) ao[w * d.head_dim + c] = 0;
-      if (std::isinf(pl[st])) po[w * d.head_dim + c] = 0;
-    }
-  }
-  std::vector<double> eo(no), el(ns);
-  for (int64_t w = 0; w < d.batch * lq * d.heads; ++w) {
-    const int64_t h = w % d.heads, i = (w / d.heads) % lq, b = w / (d.heads * lq), st = (b * d.heads + h) * lq + i;
-    const double mx = std::max(al[st], pl[st]);
-    double wa = 0, wp = 0;
-    el[st] = -kInf;
-    if (!std::isinf(mx)) {
-      const double s = std::exp(al[st] - mx) + std::exp(pl[st] - mx);
-      wa = std::exp(al[st] - mx) / s;
-      wp = std::exp(pl[st] - mx) / s;
-      el[st] = mx + std::log(s);
-    }
-    for (int64_t c = 0; c < d.head_dim; ++c)
-      eo[w * d.head_dim + c] = wa * ao[w * d.head_dim + c] + wp * po[w * d.head_dim + c];
-  }
-  Buf bao(be, no * 4), bpo(be, no * 4), bal(be, ns * 4), bpl(be, ns * 4);
-  upload(be, bao.p, ao, DType::F32);
-  upload(be, bpo.p, po, DType::F32);
-  upload(be, bal.p, al, DType::F32);
-  upload(be, bpl.p, pl, DType::F32);
-  be.lse_merge(d, lq, bao.as<float>(), bal.as<float>(), bpo.as<float>(), bpl.as<float>());
-  std::printf("lse_merge B2 H3 lq37 D40 (with -inf rows)\n");
-  bool ok = report("O", ref::compare(download_f32(be, bao.as<float>(), no), eo), 1e-5);
-  ok &= report("LSE", ref::compare(download_f32(be, bal.as<float>(), ns), el), 1e-5, true);
-  if (!ok) ++g_failures;
-}
-
-// The partial O's float16 wire form must be the CPU backend's, bit for bit (NaN as any NaN): rows of
-// ordinary, huge, tiny, zero and inf/NaN values, D = 40 and 128.
-void check_partial_wire(CudaBackend& be) {
-  CpuBackend cpu;
-  ref::Rng rng(9);
-  for (int64_t D : {40, 128}) {
-    AttnDims d;
-    d.batch = 2; d.heads = 3; d.kv_heads = 1; d.head_dim = D;
-    const int64_t lq = 19, rows = d.batch * lq * d.heads, no = rows * D, ns = rows;
-    std::vector<float> o(no);
-    for (int64_t w = 0; w < rows; ++w)
-      for (int64_t c = 0; c < D; ++c) {
-        const double mag[] = {1, 1e30, 1e-30, 0, std::pow(10.0, -static_cast<double>(c % 40))};
-        o[w * D + c] = static_cast<float>(rng.normal() * mag[w % 5]);
-      }
-    o[6 * D + 3] = INFINITY;
-    o[7 * D + 5] = NAN;
-    std::vector<uint16_t> want_wire(no), got_wire(no);
-    std::vector<float> want_scale(ns), got_scale(ns), want_back(no), got_back(no);
-    cpu.partial_to_wire(d, lq, o.data(), want_wire.data(), want_scale.data());
-    cpu.partial_from_wire(d, lq, want_wire.data(), want_scale.data(), want_back.data());
-    Buf bo(be, no * 4), bw(be, no * 2), bs(be, ns * 4), bb(be, no * 4);
-    be.from_host(bo.p, o.data(), no * 4);
-    be.partial_to_wire(d, lq, bo.as<float>(), static_cast<uint16_t*>(bw.p), bs.as<float>());
-    be.partial_from_wire(d, lq, static_cast<uint16_t*>(bw.p), bs.as<float>(), bb.as<float>());
-    be.to_host(got_wire.data(), bw.p, no * 2);
-    be.to_host(got_scale.data(), bs.p, ns * 4);
-    be.to_host(got_back.data(), bb.p, no * 4);
-    const auto is_nan16 = [](uint16_t h) { return (h & 0x7c00) == 0x7c00 && (h & 0x3ff); };
-    int64_t bad = 0;
-    for (int64_t i = 0; i < no; ++i) {
-      const bool nan = is_nan16(want_wire[i]) && is_nan16(got_wire[i]) && std::isnan(want_back[i]) && std::isnan(got_back[i]);
-      if (!nan && (want_wire[i] != got_wire[i] || std::memcmp(&want_back[i], &got_back[i], 4) != 0)) ++bad;
-    }
-    for (int64_t i = 0; i < ns; ++i) bad += want_scale[i] != got_scale[i];
-    std::printf("partial O to float16 wire and back, B2 H3 lq19 D%lld: %lld mismatches with the CPU  %s\n",
-                static_cast<long long>(D), static_cast<long long>(bad), bad ? "FAIL" : "ok");
-    if (bad) ++g_failures;
-  }
-}
-
-void check_casts(CudaBackend& be) {
-  ref::Rng rng(11);
-  const size_t n = 10007;
-  std::vector<float> x(n);
-  for (size_t i = 0; i < n; ++i)
-    x[i] = static_cast<float>(rng.normal() * std::pow(10.0, rng.uniform() * 16 - 10));
-  const float specials[] = {0.f, -0.f, INFINITY, -INFINITY, 65504.f, 65520.f, 1e-8f, -3e38f, 5.96e-8f};
-  for (size_t i = 0; i < sizeof(specials) / sizeof(float); ++i) x[i] = specials[i];
-  Buf src(be, n * 4), mid(be, n * 2), back(be, n * 4);
-  be.from_host(src.p, x.data(), n * 4);
-  for (DType t : {DType::BF16, DType::F16}) {
-    be.cast_from_f32(t, src.as<float>(), mid.p, n);
-    be.cast_to_f32(t, mid.p, back.as<float>(), n);
-    std::vector<uint16_t> h16(n);
-    std::vector<float> hb(n);
-    be.to_host(h16.data(), mid.p, n * 2);
-    be.to_host(hb.data(), back.p, n * 4);
-    int64_t bad = 0;
-    for (size_t i = 0; i < n; ++i) {
-      uint16_t want = t == DType::BF16 ? f32_to_bf16(x[i]) : f32_to_f16(x[i]);
-      float want_back = t == DType::BF16 ? bf16_to_f32(want) : f16_to_f32(want);
-      if (h16[i] != want || std::memcmp(&hb[i], &want_back, 4) != 0) ++bad;
-    }
-    std::printf("cast %s round trip of %zu values: %lld mismatches  %s\n", dtype_name(t), n, (long long)bad,
-                bad ? "FAIL" : "ok");
-    if (bad) ++g_failures;
-  }
-}
-
-void check_errors(CudaBackend& be) {
-  AttnDims d;
-  d.heads = 6; d.kv_heads = 4; d.head_dim = 64; d.dtype = DType::BF16;
-  bool ok = false;
-  try {
-    be.attn_fwd(d, AttnBlock{1, 1, 0, nullptr}, AttnFwdIO{nullptr, nullptr, nullptr, nullptr, nullptr});
-  } catch (const XattnError& e) {
-    ok = e.code() == ErrorCode::InvalidArgument;
-    std::printf("bad dims rejected: %s\n", e.what());
-  }
-  if (!ok) { std::printf("bad dims NOT rejected  FAIL\n"); ++g_failures; }
 }
 
 }  // namespace
@@ -474,15 +326,13 @@ int main() {
     }
   }
   arm_deadline(60);
+  int others = 0;
   try {
-    check_lse_merge(be);
-    check_partial_wire(be);
-    check_casts(be);
-    check_errors(be);
+    others = check_elementwise_ops(be);
   } catch (const std::exception& e) {
     std::printf("EXCEPTION %s  FAIL\n", e.what());
     ++g_failures;
   }
-  std::printf("%d passed, %d failed\n", static_cast<int>(ran) + 6 - g_failures, g_failures);
+  std::printf("%d passed, %d failed\n", static_cast<int>(ran) + others - g_failures, g_failures);
   return g_failures ? 1 : 0;
 }

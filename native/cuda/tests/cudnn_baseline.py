@@ -5,6 +5,7 @@ the timed region. fwd+bwd = forward + backward of the output (flops 3.5x forward
 """
 import json
 import sys
+import time
 
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
@@ -13,10 +14,11 @@ import torch.nn.functional as F
 SHAPES = [(1, 32, 8, 128, 2048, 32768), (1, 32, 8, 128, 512, 131072), (1, 16, 16, 64, 1024, 65536)]
 
 
-def queued_ms(fn, iters):
-    """Mean ms of `iters` calls queued back to back, median of three batches after an untimed one, the
-    way bench:gpu times ours. Sustained load, like training: an H200 then runs at its 700 W cap (about
-    1.7-1.8 GHz, not the 1.98 GHz boost that short timed bursts see), and no host gap sits between calls."""
+def queued_ms(fn, iters, warm_s):
+    """Mean ms of `iters` calls queued back to back, median of three batches after `warm_s` seconds of
+    untimed ones, the way bench:gpu times ours. Sustained load, like training: an H200 then runs at its
+    700 W cap (about 1.7-1.8 GHz, not the 1.98 GHz boost that short timed bursts see), and no host gap sits
+    between calls; the warm-up brings the card to the same heat whatever ran before."""
     def batch():
         a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         a.record()
@@ -25,14 +27,18 @@ def queued_ms(fn, iters):
         b.record()
         torch.cuda.synchronize()
         return a.elapsed_time(b) / iters
-    batch()
+    start = time.monotonic()
+    while time.monotonic() - start < warm_s:
+        batch()
     return sorted(batch() for _ in range(3))[1]
 
 
 def main():
     iters = int(sys.argv[1]) if len(sys.argv) > 1 else 20
+    only = int(sys.argv[2]) if len(sys.argv) > 2 else -1  # one shape's index, as xattn_cuda_bench takes it
+    warm_s = float(sys.argv[3]) if len(sys.argv) > 3 else 2.0
     dev = torch.cuda.get_device_name(0)
-    for B, H, Hkv, D, lq, lkv in SHAPES:
+    for B, H, Hkv, D, lq, lkv in (s for i, s in enumerate(SHAPES) if only in (-1, i)):
         g = torch.Generator(device="cuda").manual_seed(0)
         mk = lambda *s: torch.randn(*s, device="cuda", dtype=torch.bfloat16, generator=g)
         q = mk(B, lq, H, D).transpose(1, 2).requires_grad_()
@@ -58,8 +64,8 @@ def main():
         def fwdbwd():
             torch.autograd.grad(run(kk, vv, **kw), (q, kk, vv), do)
         with torch.no_grad():
-            t_fwd = queued_ms(fwd, iters)
-        t_all = queued_ms(fwdbwd, iters)
+            t_fwd = queued_ms(fwd, iters, warm_s)
+        t_all = queued_ms(fwdbwd, iters, warm_s)
         flops = 4.0 * B * H * lq * lkv * D
         print(json.dumps({
             "device": dev, "shape": f"H{H}/Hkv{Hkv} d{D} Lq{lq} Lkv{lkv}", "gqa": note,
