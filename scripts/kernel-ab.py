@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """A/B of kernel builds on one GPU, same machine, same call (see scripts/kernel-variants.sh):
-    python3 scripts/kernel-ab.py [--rounds 3] [--iters 20] [--shapes H:Hkv:D:lq:lkv,...] [--paths sm90,...] [--check] [VARIANT ...]
-Runs build/exp/VARIANT/bench in turn (every variant once per round, so drift hits all alike), prints the
+    python3 scripts/kernel-ab.py [--rounds 4] [--iters 20] [--shapes H:Hkv:D:lq:lkv,...] [--paths sm90,...] [--check] [VARIANT ...]
+Runs build/exp/VARIANT/bench in turn (every variant once per round, in reverse order every other round, so
+drift and heat hit all alike), prints the
 median of each timing per shape, path and variant, and writes the raw lines and the table to $OUT (or
 /tmp/kernel-ab). --check first runs each variant's xattn_cuda_check and stops if one fails."""
 import argparse, json, os, statistics, subprocess, sys
@@ -13,7 +14,7 @@ FIELDS = [("fwd", "ours_fwd_ms"), ("bwd add", "ours_bwd_kernels_ms"), ("bwd writ
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("variants", nargs="*", help="names under build/exp (default: all)")
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=4, help="even counts put each variant first as often as last")
     ap.add_argument("--iters", type=int, default=20)
     ap.add_argument("--shapes", default=ISSUE_SHAPES)
     ap.add_argument("--paths", default="sm90,sm90lag0", help="kernels to time, of sm90,sm90lag0,mma (the portable mma path is slow: only when it changed)")
@@ -36,7 +37,9 @@ def main():
     times = {}  # (shape, path, variant) -> field -> [ms]
     with open(f"{out}/ab.jsonl", "w") as raw:
         for rnd in range(a.rounds):
-            for v in variants:
+            # The order turns round each round: a variant run right after another meets a hotter card
+            # (session 14: +1.5 % on an unchanged forward), which must not fall on one variant only.
+            for v in variants if rnd % 2 == 0 else variants[::-1]:
                 r = subprocess.run([f"build/exp/{v}/bench", str(a.iters), "-1", a.shapes, a.paths], capture_output=True, text=True, timeout=600)
                 if r.returncode != 0:
                     sys.exit(f"bench {v} failed in round {rnd + 1}:\n{r.stderr[-2000:]}")

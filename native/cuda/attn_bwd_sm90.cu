@@ -15,6 +15,7 @@
 #include <type_traits>
 
 #include "core/error.h"
+#include "cuda/attn_bwd_sm90_parts.cuh"
 #include "cuda/attn_tile.cuh"
 #include "cuda/cuda_check.h"
 #include "cuda/sm90_sync.cuh"
@@ -24,54 +25,9 @@
 namespace xattn::cuda {
 namespace {
 
-template <int BQ>
-struct RowStats {  // per query tile, written by the producer warp
-  float lse2[BQ];  // LSE in log2 units (-inf: row has no gradient)
-  float drow[BQ];
-  int beg[BQ], end[BQ];  // visible KV range (block-local); empty for dead rows
-  int lo, hi;            // every row of the tile sees [lo, hi)
-};
-
-// bf16 takes the softmax scale into P^T through the LSE (P^T' = scale P^T, so dS^T' = scale dS^T): dQ and dK
-// come out scaled and dV is divided once at the end, which saves the dQ staging's 32 multiplies a tile.
-// fp16 keeps P^T unscaled: at long K/V lengths P^T is already near fp16's subnormal range.
-template <typename T>
-constexpr bool kScaleInP = std::is_same_v<T, __nv_bfloat16>;
-
-template <int D>
-struct BwdCfg {
-  static constexpr int BN = kSm90BwdKvRows, BQ = D == 128 ? 64 : 128;  // KV rows per CTA, query rows per tile
-  static constexpr int kThreads = 384;
-  static constexpr int kKVBytes = BN * D * 2;
-  static constexpr int kQBytes = BQ * D * 2;   // one Q or dO stage
-  static constexpr int kDSBytes = BN * BQ * 2;  // one dS^T buffer
-  // Q/dO/stats stages. Three let the consumer warpgroups drift further apart, but the dQ staging below
-  // needs that room: on H200, two stages with whole-tile staging ran the backward 5.85 ms (2048x32K) where
-  // three stages with the two dQ boxes taking turns in one buffer ran 6.37.
-  static constexpr int kStages = 2;
-  // dQ staging: a warpgroup's 64 x 64 fp32 dQ tile is two TMA boxes of 64 rows x 32 columns (8 KB each,
-  // 128-byte swizzled).
-  static constexpr int kDqBox = 64 * 128;
-  static constexpr int kQOff = 2 * kKVBytes, kOOff = kQOff + kStages * kQBytes;
-  static constexpr int kDSOff = kOOff + kStages * kQBytes;
-  static constexpr int kDqOff = kDSOff + 2 * kDSBytes;
-  static constexpr int kStatsOff = kDqOff + 2 * 2 * kDqBox;
-  static constexpr int kBarOff = kStatsOff + kStages * static_cast<int>(sizeof(RowStats<BQ>));
-  static constexpr int kSmem = kBarOff + 128 + 1024;
-  static_assert(kSmem <= 232448, "over the 227 KB of shared memory a block may have");
-  // setmaxnreg: the CTA starts with 168 registers a thread (65536 / 384, rounded down to 8); the producer
-  // gives back what the consumers take, or their setmaxnreg.inc waits forever.
-  // d64 runs a persistent grid (one CTA per SM walks K/V tiles): its CTAs have few query tiles each (8 at Lq
-  // 1024), and the next tile's K/V and first query stages then load while the consumers finish the last
-  // one. That loop needs more producer registers than 24; d128 (one CTA per K/V tile) ran 6 % slower with
-  // 224 consumer registers.
-  static constexpr bool kPersistent = D == 64;
-  static constexpr int kProducerRegs = kPersistent ? 56 : 24, kConsumerRegs = kPersistent ? 224 : 240;
-  // The tile's LSE and bounds read from smem while its S^T / dP^T GEMMs run (H200, 2048x32K: 5.57 against
-  // 5.76 ms). d64's 128-row query tiles would hold 32 more registers, and there it cost 0.1 ms.
-  static constexpr bool kStatsEarly = D == 128;
-  static_assert(kProducerRegs * 128 + kConsumerRegs * 256 <= 168 * 384, "register pool overcommitted");
-};
+using sm90_bwd::BwdCfg;
+using sm90_bwd::kScaleInP;
+using sm90_bwd::RowStats;
 
 template <typename T, int D>
 __global__ void __launch_bounds__(384, 1)
@@ -81,7 +37,7 @@ __global__ void __launch_bounds__(384, 1)
                     float lse2_shift) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using C = BwdCfg<D>;
-  constexpr int BN = C::BN, BQ = C::BQ, DB = D / 64;
+  constexpr int BN = C::BN, BQ = C::BQ;
   extern __shared__ unsigned char smem_raw[];
   unsigned char* sm = align1024(smem_raw);
   RowStats<BQ>* stats = reinterpret_cast<RowStats<BQ>*>(sm + C::kStatsOff);
@@ -128,76 +84,9 @@ __global__ void __launch_bounds__(384, 1)
   if (tid < 128) {  // producer warpgroup; warp 0 works
     regs_dealloc<C::kProducerRegs>();
     if (tid >= 32) return;
-    for_each_tile([&](const int x, const int b, const int hk, const int k) {
-      const int j0 = x * BN;
-      const auto load_kv = [&] {
-        if (lane == 0) {
-          if constexpr (C::kPersistent) mbar_wait(kv_empty, (k & 1) ^ 1);
-          mbar_arrive_tx(kv_full, 2 * C::kKVBytes);
-#pragma unroll
-          for (int cb = 0; cb < DB; ++cb) {
-            tma_load_4d(sm + cb * BN * 128, &tm_k, kv_full, cb * 64, hk, j0, b);
-            tma_load_4d(sm + C::kKVBytes + cb * BN * 128, &tm_v, kv_full, cb * 64, hk, j0, b);
-          }
-        }
-      };
-      // After a persistent CTA's first tile, K/V go in behind the tile's first query stages: they wait for
-      // the previous tile's last dQ product, the stages only for its last dV/dK.
-      const int kv_at = C::kPersistent && k > 0 ? min(C::kStages, nq) : 0;
-      if (kv_at == 0) load_kv();
-      for (int it = 0; it < nq; ++it) {
-        if (C::kPersistent && kv_at > 0 && it == kv_at) load_kv();
-        const int gi = k * nq + it;
-        const int qt = (it + x) % nq, s = gi % C::kStages;
-        mbar_wait(empty + s, ((gi / C::kStages) & 1) ^ 1);
-        RowStats<BQ>& st = stats[s];
-        // Every row's loads before the first store to smem: the compiler cannot tell a global load from a
-        // shared store through generic pointers, and interleaved they would pay one load latency a row.
-        constexpr int kRowsPerLane = BQ / 32;
-        float l2[kRowsPerLane], dr[kRowsPerLane];
-        int beg[kRowsPerLane], end[kRowsPerLane];
-#pragma unroll
-        for (int k = 0; k < kRowsPerLane; ++k) {
-          const int64_t R = static_cast<int64_t>(qt) * BQ + 32 * k + lane;
-          const PackedRow pr = split_packed_row<true>(g, R);
-          packed_row_range(g, b, pr, beg[k], end[k]);
-          l2[k] = -INFINITY, dr[k] = 0.f;
-          if (R < rows) {
-            const int64_t si = packed_row_stat(g, b, hk, pr);
-            l2[k] = a.lse[si] * kLog2e - lse2_shift;
-            dr[k] = a.drow[si];
-          }
-        }
-        int lo = 0, hi = INT_MAX;
-#pragma unroll
-        for (int k = 0; k < kRowsPerLane; ++k) {
-          if (l2[k] == -INFINITY) beg[k] = end[k] = 0;
-          const int r = 32 * k + lane;
-          st.lse2[r] = l2[k];
-          st.drow[r] = dr[k];
-          st.beg[r] = beg[k];
-          st.end[r] = end[k];
-          lo = max(lo, beg[k]);
-          hi = min(hi, end[k]);
-        }
-        lo = __reduce_max_sync(0xffffffffu, lo);
-        hi = __reduce_min_sync(0xffffffffu, hi);
-        if (lane == 0) {
-          st.lo = lo;
-          st.hi = hi;
-          mbar_arrive_tx(full + s, 2 * C::kQBytes);
-          const int i0 = qt * (BQ / g.group);
-#pragma unroll
-          for (int cb = 0; cb < DB; ++cb) {
-            tma_load_5d(sm + C::kQOff + s * C::kQBytes + cb * BQ * 128, &tm_q, full + s, cb * 64, 0, hk, i0, b);
-            tma_load_5d(sm + C::kOOff + s * C::kQBytes + cb * BQ * 128, &tm_do, full + s, cb * 64, 0, hk, i0, b);
-          }
-        } else {
-          mbar_arrive(full + s);
-        }
-      }
-      if (C::kPersistent && kv_at > 0 && kv_at == nq) load_kv();
-    });
+    const sm90_bwd::Producer<D> producer{sm, stats, kv_full, full, empty, kv_empty, &tm_q, &tm_do, &tm_k, &tm_v,
+                                         g, a, lse2_shift, nq, rows, lane};
+    for_each_tile([&](const int x, const int b, const int hk, const int k) { producer.tile(x, b, hk, k); });
     return;
   }
   regs_alloc<C::kConsumerRegs>();
@@ -392,31 +281,7 @@ __global__ void __launch_bounds__(384, 1)
       bulk_wait_all();  // the staging buffers stay valid until the reductions are done
     }
 
-    // dK/dV rows out, a row at a time with every load in flight before the first store (interleaved, the
-    // compiler must assume a store may alias the next load: d64 1024x64K spent 0.37 ms of 2.28 waiting).
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      if (jl[h] >= g.lkv) continue;
-      const int64_t off = ((b * g.lkv + jl[h]) * g.kv_heads + hk) * static_cast<int64_t>(D) + 2 * tq;
-      float2 ok[D / 8], ov[D / 8];
-#pragma unroll
-      for (int i = 0; i < D / 8; ++i) {
-        ok[i] = ov[i] = make_float2(0.f, 0.f);
-        if (!a.dkv_overwrite) {
-          ok[i] = *reinterpret_cast<const float2*>(a.dk + off + 8 * i);
-          ov[i] = *reinterpret_cast<const float2*>(a.dv + off + 8 * i);
-        }
-      }
-#pragma unroll
-      for (int i = 0; i < D / 8; ++i) {
-        ok[i].x += dk_scale * dk[4 * i + 2 * h];
-        ok[i].y += dk_scale * dk[4 * i + 2 * h + 1];
-        ov[i].x += dv_scale * dv[4 * i + 2 * h];
-        ov[i].y += dv_scale * dv[4 * i + 2 * h + 1];
-        *reinterpret_cast<float2*>(a.dk + off + 8 * i) = ok[i];
-        *reinterpret_cast<float2*>(a.dv + off + 8 * i) = ov[i];
-      }
-    }
+    sm90_bwd::store_dkdv<D>(g, a, b, hk, jl, tq, dk, dv, dk_scale, dv_scale);
   });
   if (C::kPersistent && (tid & 127) == 0) bulk_wait_all();
 #endif

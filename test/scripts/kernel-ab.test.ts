@@ -39,11 +39,11 @@ const run = (cwd: string, args: string[]) =>
   spawnSync('python3', [script, ...args], { cwd, env: { ...process.env, OUT: path.join(cwd, 'out') }, encoding: 'utf8', timeout: 30_000 });
 
 describe('kernel-ab.py', () => {
-  it('runs the variants in turn each round and prints the medians per variant', () => {
+  it('runs the variants in turn each round, the order turning round, and prints the medians per variant', () => {
     const root = exp({ base: { base: 10 }, fast: { base: 0 } });
     const r = run(root, ['--rounds', '3', '--check']);
     expect(r.status, r.stderr).toBe(0);
-    expect(readFileSync(path.join(root, 'runs.log'), 'utf8').trim().split('\n')).toEqual(['base', 'fast', 'base', 'fast', 'base', 'fast']);
+    expect(readFileSync(path.join(root, 'runs.log'), 'utf8').trim().split('\n')).toEqual(['base', 'fast', 'fast', 'base', 'base', 'fast']);
     const table = readFileSync(path.join(root, 'out/ab.txt'), 'utf8');
     expect(table).toMatch(/^Stand-in GPU: median ms of 3 rounds/);
     // fwd runs 11, 12, 13 (median 12) and 1, 2, 3 (median 2)
