@@ -90,13 +90,16 @@ async function timeStep(engine: Engine, call: DistCall, { q, k, v, dout }: Input
 /**
  * Median ms of forward and forward+backward of each call on this rank. The calls take their steps in
  * turn (two untimed rounds first), so whatever drifts on a shared machine (clocks, a neighbour's load)
- * falls on every call alike and their ratios hold. A call's memory peak covers the resident inputs and
- * everything its steps allocate.
+ * falls on every call alike and their ratios hold. The turn starts one call later each round, so no call
+ * always follows the same one: a step after Ring's, which waits on the link with the SMs idle, meets a
+ * cooler card. Every rank takes the same order (the calls are collective). A call's memory peak covers
+ * the resident inputs and everything its steps allocate.
  */
 async function timeInTurn(engine: Engine, calls: DistCall[], inputs: Inputs, iters: number): Promise<Timing[]> {
   const runs = calls.map(() => ({ fwd: [] as number[], all: [] as number[], starts: [] as number[], peak: 0, last: undefined as Awaited<ReturnType<typeof timeStep>> | undefined }));
   for (let i = -2; i < iters; i++)
-    for (const [j, call] of calls.entries()) {
+    for (let n = 0; n < calls.length; n++) {
+      const j = (n + i + 2) % calls.length, call = calls[j]!;
       const run = runs[j]!;
       engine.info({ resetPeak: true });
       run.last = await timeStep(engine, call, inputs);
