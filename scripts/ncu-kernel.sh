@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # On the GPU machine: Nsight Compute on one launch of a kernel, for the stall reasons and pipe activity
-# behind a timing (native/cuda/NOTES.md). Writes to ${OUT:-/tmp/ncu}: NAME.ncu-rep, NAME-details.csv (every
-# section's metrics), NAME-raw.csv (every metric) and NAME-source.csv (per-SASS-line samples), and prints
-# the duration, issue activity, busiest pipes and top stall reasons.
+# behind a timing (native/cuda/NOTES.md). Prints the duration, issue activity, busiest pipes and top stall
+# reasons, and writes ${OUT:-/tmp/ncu}/NAME.tar.xz (one file: the device machine returns only so many) with
+# NAME.ncu-rep, NAME-details.csv (every section's metrics), NAME-raw.csv (every metric) and NAME-source.csv
+# (per-SASS-line samples).
 #   bash scripts/ncu-kernel.sh NAME KERNEL_REGEX SHAPE [BENCH] [PATH]     (a kernel of xattn_cuda_bench)
 #   bash scripts/ncu-kernel.sh NAME KERNEL_REGEX -- COMMAND...            (any program, e.g. cuDNN's)
 #   e.g. bash scripts/ncu-kernel.sh fwd-d64 fwd_sm90 16:16:64:1024:65536 build/exp/main/bench sm90
@@ -29,4 +30,6 @@ ncu --import "$out/$name.ncu-rep" --page details --csv > "$out/$name-details.csv
 ncu --import "$out/$name.ncu-rep" --page raw --csv > "$out/$name-raw.csv"
 ncu --import "$out/$name.ncu-rep" --page source --csv --print-source sass > "$out/$name-source.csv" || true
 python3 "$(dirname "$0")/ncu-summary.py" "$out/$name-details.csv" "$out/$name-raw.csv"
-echo "wrote $out/$name.ncu-rep and its csv pages"
+parts=("$name.ncu-rep" "$name-details.csv" "$name-raw.csv" "$name-source.csv" "$name-ncu.log")
+tar -C "$out" -cJf "$out/$name.tar.xz" "${parts[@]}" && (cd "$out" && rm -f "${parts[@]}")
+echo "wrote $out/$name.tar.xz"
