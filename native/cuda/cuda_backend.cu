@@ -1,11 +1,9 @@
 #include "cuda/cuda_backend.h"
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <string>
-#include <thread>
 
 #include "core/error.h"
 #include "core/transport.h"
@@ -173,113 +171,6 @@ void CudaBackend::from_host(void* dev, const void* host, size_t bytes) {
   synchronize();
   XATTN_CUDA_CHECK(cudaMemcpyAsync(dev, host, bytes, cudaMemcpyHostToDevice, stream_));
   synchronize();
-}
-
-void CudaBackend::synchronize() {
-  activate();
-  XATTN_CUDA_CHECK(cudaEventRecord(sync_event_, stream_));
-  wait_event(sync_event_);
-}
-
-void CudaBackend::trace_mark(std::string label) {
-  activate();
-  cudaEvent_t e = nullptr;
-  XATTN_CUDA_CHECK(cudaEventCreate(&e));
-  XATTN_CUDA_CHECK(cudaEventRecord(e, stream_));
-  marks_.emplace_back(std::move(label), e);
-}
-
-std::vector<std::pair<std::string, double>> CudaBackend::trace_take() {
-  synchronize();
-  std::vector<std::pair<std::string, double>> out;
-  for (auto& [label, e] : marks_) {
-    float ms = 0;
-    XATTN_CUDA_CHECK(cudaEventElapsedTime(&ms, marks_.front().second, e));
-    out.emplace_back(std::move(label), ms);
-  }
-  for (auto& m : marks_) cudaEventDestroy(m.second);
-  marks_.clear();
-  return out;
-}
-
-void CudaBackend::stopwatch_mark() {
-  activate();
-  std::swap(watch_[0], watch_[1]);
-  if (!watch_[1]) XATTN_CUDA_CHECK(cudaEventCreate(&watch_[1]));
-  XATTN_CUDA_CHECK(cudaEventRecord(watch_[1], stream_));
-  ++watch_marks_;
-}
-
-double CudaBackend::stopwatch_ms() {
-  require(watch_marks_ >= 2, ErrorCode::InvalidArgument, "the stopwatch needs two marks before a reading");
-  activate();
-  wait_event(watch_[1]);
-  float ms = 0;
-  XATTN_CUDA_CHECK(cudaEventElapsedTime(&ms, watch_[0], watch_[1]));
-  return ms;
-}
-
-uint64_t CudaBackend::memory_used() {
-  activate();
-  size_t free_bytes = 0, total = 0;
-  XATTN_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total));
-  return static_cast<uint64_t>(total - free_bytes);
-}
-
-uint64_t CudaBackend::memory_total() {
-  activate();
-  size_t free_bytes = 0, total = 0;
-  XATTN_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total));
-  return static_cast<uint64_t>(total);
-}
-
-uint64_t CudaBackend::memory_peak(bool reset) {
-  activate();
-  uint64_t high = 0;
-  XATTN_CUDA_CHECK(cudaMemPoolGetAttribute(pool_, cudaMemPoolAttrUsedMemHigh, &high));
-  if (reset) {
-    uint64_t zero = 0;
-    XATTN_CUDA_CHECK(cudaMemPoolSetAttribute(pool_, cudaMemPoolAttrUsedMemHigh, &zero));
-  }
-  return high;
-}
-
-int CudaBackend::add_wait_hook(std::function<void()> hook) {
-  std::lock_guard<std::mutex> lock(hooks_mu_);
-  hooks_.emplace_back(next_hook_, std::move(hook));
-  return next_hook_++;
-}
-
-void CudaBackend::remove_wait_hook(int id) {
-  std::lock_guard<std::mutex> lock(hooks_mu_);
-  for (auto it = hooks_.begin(); it != hooks_.end(); ++it)
-    if (it->first == id) {
-      hooks_.erase(it);
-      return;
-    }
-}
-
-void CudaBackend::run_hooks() {
-  std::vector<std::function<void()>> copy;
-  {
-    std::lock_guard<std::mutex> lock(hooks_mu_);
-    for (auto& h : hooks_) copy.push_back(h.second);
-  }
-  for (auto& h : copy) h();
-}
-
-void CudaBackend::wait_event(cudaEvent_t ev) {
-  for (int polls = 0;; ++polls) {
-    cudaError_t e = cudaEventQuery(ev);
-    if (e == cudaSuccess) return;
-    run_hooks();  // a transport failure explains a stuck or failed stream better than the CUDA error
-    if (e != cudaErrorNotReady) cuda::throw_cuda(e, "waiting for the compute stream", __FILE__, __LINE__);
-    // Spin briefly for short waits, then sleep so a long step does not burn a core.
-    if (polls < 200)
-      std::this_thread::yield();
-    else
-      std::this_thread::sleep_for(std::chrono::microseconds(polls < 2000 ? 20 : 200));
-  }
 }
 
 float* CudaBackend::workspace(size_t floats) {
