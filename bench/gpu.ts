@@ -122,7 +122,6 @@ const WARM_S = 2;
  * device). The backwards reuse one forward's O and LSE (their time does not depend on the values).
  */
 async function timeQueued(engine: Engine, call: DistCall, { q, k, v, dout }: Inputs, iters: number): Promise<Timing> {
-  engine.info({ resetPeak: true });
   const fwd = async () => {
     const f = await engine.attentionForward(call, { q, k, v });
     return [f.o, f.lse];
@@ -136,9 +135,7 @@ async function timeQueued(engine: Engine, call: DistCall, { q, k, v, dout }: Inp
    * and the wall-clock ms until the host saw it done. */
   let hostMs = 0, wallMs = 0;
   /** Mean device ms of `iters` queued runs, between stopwatch marks on the stream as cuDNN's baseline times
-   * with CUDA events. Each run's tensors are disposed once it is queued (frees are stream-ordered), as
-   * PyTorch drops each call's outputs: holding all of a batch's would grow the memory pool to many steps
-   * (21 GB of dK/dV at 512x131072) and report that as the case's peak. */
+   * with CUDA events. Each run's tensors are disposed once it is queued (frees are stream-ordered). */
   const batch = async (run: () => Promise<Tensor[]>) => {
     await engine.synchronize();
     const t0 = performance.now();
@@ -160,11 +157,15 @@ async function timeQueued(engine: Engine, call: DistCall, { q, k, v, dout }: Inp
     return median([await batch(run), await batch(run), await batch(run)]);
   };
   try {
-    (await bwd()).forEach((t) => t.dispose()); // warm-up
+    // One step alone first (also the warm-up): its peak is the case's, not a queued batch's many outputs.
+    engine.info({ resetPeak: true });
+    [...(await fwd()), ...(await bwd())].forEach((t) => t.dispose());
+    await engine.synchronize();
+    const peak = engine.info().memoryPeak;
     const fwd_ms = await timed(fwd);
     const fwd_host_ms = hostMs, fwd_wall_ms = wallMs;
     const fwdbwd_ms = await timed(async () => [...(await fwd()), ...(await bwd())]);
-    return { fwd_ms, fwd_host_ms, fwd_wall_ms, fwdbwd_ms, bytes_per_step: 0, fwd_bytes_per_step: 0, memory_used_bytes: engine.info().memoryUsed, memory_peak_bytes: engine.info().memoryPeak, starts: [], row_chunks: { fwd: 1, bwd: 1 }, partials: { fwd: 'float32' as const, bwd: 'float32' as const } };
+    return { fwd_ms, fwd_host_ms, fwd_wall_ms, fwdbwd_ms, bytes_per_step: 0, fwd_bytes_per_step: 0, memory_used_bytes: engine.info().memoryUsed, memory_peak_bytes: peak, starts: [], row_chunks: { fwd: 1, bwd: 1 }, partials: { fwd: 'float32' as const, bwd: 'float32' as const } };
   } finally {
     o!.dispose();
     lse!.dispose();
