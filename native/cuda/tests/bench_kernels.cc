@@ -37,8 +37,8 @@ int queue_depth() {
 
 // Median ms of one call. Per call (the default): events around each call, the device idle between calls,
 // so short runs see boost clocks. Queued ($XATTN_BENCH_QUEUE=N): the mean over N calls queued back to back,
-// median of three batches after an untimed one, as bench:gpu times ours and cudnn_baseline.py cuDNN
-// (sustained load: the card at its power cap).
+// median of three batches after one untimed batch (sustained load: the card at its power cap; bench:gpu and
+// cudnn_baseline.py also warm up 2 s first, so a case does not inherit the heat of the one before).
 template <typename F>
 double median_ms(CudaBackend& be, int iters, F body) {
   cudaEvent_t a, b;
