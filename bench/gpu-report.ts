@@ -8,13 +8,19 @@ export interface DistRow {
   P: number;
   shape: string;
   interconnect: string;
+  /** Step times (ms): device time per step of queued batches, as a training loop queues its steps. */
   lvxattn_ms: number;
   ring_ms: number;
   nocomm_ms: number;
   /** The forward alone (same steps): where the step's time goes. */
   lvxattn_fwd_ms: number;
   nocomm_fwd_ms: number;
-  /** Median gap between the first and the last rank starting the same LV-XAttn step: time the ranks wait
+  /** The same steps with the host waiting for the device after each pass (wall clock; the figures before
+   * session 15): each pass also pays the host's wake-up and the ranks' start skew. */
+  synced: { lvxattn_ms: number; ring_ms: number; nocomm_ms: number; lvxattn_fwd_ms: number; nocomm_fwd_ms: number; lv_bound_ratio: number };
+  /** The host's ms to queue one step of a queued batch (slowest rank): near the step's ms, the host paced it. */
+  host_queue_ms: { lv: number; nocomm: number };
+  /** Median gap between the first and the last rank starting the same host-synced LV-XAttn step: time the ranks wait
    * for each other at the first hop, which the no-communication bound never pays. */
   lv_start_skew_ms: number;
   /** Row chunks LV-XAttn's travelling blocks used, forward and backward (more than one where the link
@@ -72,6 +78,10 @@ const COLUMNS: [string, number, (r: DistRow & Partial<ScalingRow>) => string][] 
   ['chunks', 6, (r) => `${r.lv_row_chunks.fwd}/${r.lv_row_chunks.bwd}`],
   ['LV/bound', 8, (r) => num(r.lv_bound_ratio, 3)],
   ['LV/phase', 8, (r) => num(r.lv_phase_floor_ratio, 3)],
+  ['LV host', 7, (r) => num(r.host_queue_ms.lv, 2)],
+  ['nc host', 7, (r) => num(r.host_queue_ms.nocomm, 2)],
+  ['synced LV', 9, (r) => num(r.synced.lvxattn_ms, 2)],
+  ['synced/bound', 12, (r) => num(r.synced.lv_bound_ratio, 3)],
   ['wire', 5, (r) => `${r.lv_partials.fwd.slice(5)}/${r.lv_partials.bwd.slice(5)}`],
   ['LV f32', 6, (r) => num(r.lv_asked.float32.ms, 2)],
   ['f32/bound', 9, (r) => num(r.lv_asked.float32.bound_ratio, 3)],

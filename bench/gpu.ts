@@ -54,16 +54,21 @@ interface GangSpec { shapes: Shape[]; iters: number }
 type Inputs = { q: Tensor; k: Tensor; v: Tensor; dout: Tensor };
 
 interface Timing {
+  /** Distributed rows: device ms per step of queued batches (see queuedMs). Kernel rows: device ms per call. */
   fwd_ms: number;
   /** Kernel rows, per forward queued back to back: the host's ms to queue it, and the wall-clock ms. */
   fwd_host_ms?: number;
   fwd_wall_ms?: number;
   fwdbwd_ms: number;
+  /** Distributed rows: the host's ms to queue a step of a queued batch. */
+  fwdbwd_host_ms?: number;
   bytes_per_step: number;
   fwd_bytes_per_step: number;
   memory_used_bytes: number;
   memory_peak_bytes: number;
-  /** When each timed step began, on one clock for every rank process. */
+  /** Distributed rows: the median step with the host waiting for the device after each pass (wall clock). */
+  synced?: { fwd_ms: number; fwdbwd_ms: number };
+  /** When each host-synced step began, on one clock for every rank process. */
   starts: number[];
   row_chunks: { fwd: number; bwd: number };
   partials: { fwd: WirePrecision; bwd: WirePrecision };
@@ -87,27 +92,64 @@ async function timeStep(engine: Engine, call: DistCall, { q, k, v, dout }: Input
   };
 }
 
+/** Steps a queued batch of a distributed call runs, and the timed rounds of them: the same on every rank
+ * (the calls are collective). */
+const QUEUED_STEPS = 6;
+const QUEUED_ROUNDS = 3;
+
 /**
- * Median ms of forward and forward+backward of each call on this rank. The calls take their steps in
- * turn (two untimed rounds first), so whatever drifts on a shared machine (clocks, a neighbour's load)
- * falls on every call alike and their ratios hold. The turn starts one call later each round, so no call
- * always follows the same one: a step after Ring's, which waits on the link with the SMs idle, meets a
- * cooler card. Every rank takes the same order (the calls are collective). A call's memory peak covers
- * the resident inputs and everything its steps allocate.
+ * Device ms per step of `steps` steps of `call` queued back to back (forwards only, or forward then
+ * backward), between stopwatch marks on this rank's stream, as a training loop queues its layers: the host
+ * never waits in between, so neither its wake-up after a wait nor the ranks' start skew (which the
+ * no-communication call never pays) falls on every step; the skew falls once on the batch.
+ */
+async function queuedMs(engine: Engine, call: DistCall, { q, k, v, dout }: Inputs, steps: number, backward: boolean): Promise<{ ms: number; host_ms: number }> {
+  const t0 = performance.now();
+  const started = engine.stopwatchMark();
+  for (let s = 0; s < steps; s++) {
+    const f = await engine.attentionForward(call, { q, k, v });
+    const made = [f.o, f.lse];
+    if (backward) {
+      const b = await engine.attentionBackward(call, { q, k, v, o: f.o, lse: f.lse, dout });
+      made.push(b.dq, b.dk, b.dv);
+    }
+    made.forEach((t) => t.dispose()); // frees are stream-ordered: after the step's kernels
+  }
+  await started;
+  const host_ms = (performance.now() - t0) / steps; // near ms: the host, not the device, paces the steps
+  await engine.stopwatchMark();
+  return { ms: (await engine.stopwatchMs()) / steps, host_ms };
+}
+
+/**
+ * Each call's forward and forward+backward on this rank, timed two ways: host-synced steps (the host waits
+ * for the device after each pass; wall clock) and queued batches (queuedMs; the reported times). The calls
+ * take their turns in rounds (untimed rounds first), so whatever drifts on a shared machine (clocks, a
+ * neighbour's load) falls on every call alike and their ratios hold. The turn starts one call later each
+ * round, so no call always follows the same one: a step after Ring's, which waits on the link with the SMs
+ * idle, meets a cooler card. Every rank takes the same order. A call's memory peak covers the resident
+ * inputs and everything its host-synced steps allocate.
  */
 async function timeInTurn(engine: Engine, calls: DistCall[], inputs: Inputs, iters: number): Promise<Timing[]> {
-  const runs = calls.map(() => ({ fwd: [] as number[], all: [] as number[], starts: [] as number[], peak: 0, last: undefined as Awaited<ReturnType<typeof timeStep>> | undefined }));
+  const runs = calls.map(() => ({ fwd: [] as number[], all: [] as number[], qFwd: [] as number[], qAll: [] as number[], qHost: [] as number[], starts: [] as number[], peak: 0, last: undefined as Awaited<ReturnType<typeof timeStep>> | undefined }));
+  const turn = (i: number, n: number) => (n + i + calls.length) % calls.length;
   for (let i = -2; i < iters; i++)
     for (let n = 0; n < calls.length; n++) {
-      const j = (n + i + 2) % calls.length, call = calls[j]!;
-      const run = runs[j]!;
+      const run = runs[turn(i, n)]!;
       engine.info({ resetPeak: true });
-      run.last = await timeStep(engine, call, inputs);
+      run.last = await timeStep(engine, calls[turn(i, n)]!, inputs);
       run.peak = Math.max(run.peak, engine.info().memoryPeak);
       if (i >= 0) run.fwd.push(run.last.fwd_ms), run.all.push(run.last.fwdbwd_ms), run.starts.push(run.last.start);
     }
-  return runs.map(({ fwd, all, starts, peak, last }) => ({
-    fwd_ms: median(fwd), fwdbwd_ms: median(all), bytes_per_step: last!.bytes, fwd_bytes_per_step: last!.fwd_bytes,
+  for (let i = -1; i < QUEUED_ROUNDS; i++)
+    for (let n = 0; n < calls.length; n++) {
+      const run = runs[turn(i, n)]!, call = calls[turn(i, n)]!;
+      const fwd = await queuedMs(engine, call, inputs, QUEUED_STEPS, false);
+      const all = await queuedMs(engine, call, inputs, QUEUED_STEPS, true);
+      if (i >= 0) run.qFwd.push(fwd.ms), run.qAll.push(all.ms), run.qHost.push(all.host_ms);
+    }
+  return runs.map(({ fwd, all, qFwd, qAll, qHost, starts, peak, last }) => ({
+    fwd_ms: median(qFwd), fwdbwd_ms: median(qAll), fwdbwd_host_ms: median(qHost), synced: { fwd_ms: median(fwd), fwdbwd_ms: median(all) }, bytes_per_step: last!.bytes, fwd_bytes_per_step: last!.fwd_bytes,
     memory_used_bytes: last!.used, memory_peak_bytes: peak, starts, row_chunks: last!.row_chunks, partials: last!.partials,
   }));
 }
@@ -217,6 +259,17 @@ async function distributedRank({ shapes, iters }: GangSpec): Promise<RankReport>
   });
 }
 
+/** The host-synced steps' figures (slowest rank), against the bound from the host-synced no-comm step. */
+function syncedOf(cases: RankCase[], lvMoveMs: number): DistRow['synced'] {
+  const worst = (f: (c: RankCase) => number) => Math.max(...cases.map(f));
+  const lv = worst((c) => c.lv.synced!.fwdbwd_ms), nocomm = worst((c) => c.nocomm.synced!.fwdbwd_ms);
+  return {
+    lvxattn_ms: lv, ring_ms: worst((c) => c.ring.synced!.fwdbwd_ms), nocomm_ms: nocomm,
+    lvxattn_fwd_ms: worst((c) => c.lv.synced!.fwd_ms), nocomm_fwd_ms: worst((c) => c.nocomm.synced!.fwd_ms),
+    lv_bound_ratio: lv / Math.max(nocomm, lvMoveMs),
+  };
+}
+
 /** One shape's row from every rank's timings: a step lasts as long as its slowest rank. */
 function rowOf(s: Shape, interconnect: string, cases: RankCase[], link: number | null, path: string): DistRow {
   const P = cases.length;
@@ -237,6 +290,8 @@ function rowOf(s: Shape, interconnect: string, cases: RankCase[], link: number |
   return {
     P, shape: key(s), interconnect, lvxattn_ms: lv, ring_ms: ring, nocomm_ms: nocomm,
     lvxattn_fwd_ms: worst((c) => c.lv.fwd_ms), nocomm_fwd_ms: worst((c) => c.nocomm.fwd_ms),
+    synced: syncedOf(cases, moveMs(lvBytes)),
+    host_queue_ms: { lv: worst((c) => c.lv.fwdbwd_host_ms!), nocomm: worst((c) => c.nocomm.fwdbwd_host_ms!) },
     lv_start_skew_ms: median(cases[0]!.lv.starts.map((_, i) => Math.max(...cases.map((c) => c.lv.starts[i]!)) - Math.min(...cases.map((c) => c.lv.starts[i]!)))),
     lv_row_chunks: cases[0]!.lv.row_chunks,
     lv_partials: cases[0]!.lv.partials,

@@ -12,6 +12,14 @@
 
 namespace xattn {
 
+// A traced call: its marks in ms after its first, and the stream's ms from the previous filed call's last
+// mark to its first (-1 for the first call): time the stream spent outside traced calls.
+struct TracedCall {
+  std::string call;
+  double gap_ms = -1;
+  std::vector<std::pair<std::string, double>> marks;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -50,10 +58,12 @@ class Backend {
   // backward on whole waves.
   virtual double bwd_kv_rows_per_wave(const AttnDims& /*d*/) const { return 0; }
   // Timeline marks, for diagnosing schedules ($XATTN_TRACE): a mark's time is when the compute stream
-  // reaches it. trace_take() waits for the stream and returns the marks since the last take, in ms
-  // after the first.
+  // reaches it. trace_close(call) files the marks since the last close under `call` (an empty name drops
+  // them); trace_ready() returns, without waiting, the filed calls whose marks the stream has passed,
+  // oldest first. Nothing here waits for the device, so tracing leaves queued work queued.
   virtual void trace_mark(std::string label) = 0;
-  virtual std::vector<std::pair<std::string, double>> trace_take() = 0;
+  virtual void trace_close(std::string call) = 0;
+  virtual std::vector<TracedCall> trace_ready() = 0;
   // A stopwatch on the compute stream, for benchmarks: stopwatch_ms() waits for the stream and returns the
   // ms between the last two stopwatch_mark() calls, as the stream reached them (host gaps before the first
   // op after a mark count, the host's wait for the result does not).

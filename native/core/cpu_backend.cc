@@ -4,6 +4,7 @@
 #include <cstring>
 #include <new>
 #include <string>
+#include <utility>
 
 #include "core/cpu_attention.h"
 #include "core/error.h"
@@ -83,13 +84,18 @@ void CpuBackend::cast_to_f32(DType from, const void* src, float* dst, size_t n) 
 // Every call has finished when it returns, so the host clock is the stream's.
 void CpuBackend::trace_mark(std::string label) { marks_.emplace_back(std::move(label), std::chrono::steady_clock::now()); }
 
-std::vector<std::pair<std::string, double>> CpuBackend::trace_take() {
-  std::vector<std::pair<std::string, double>> out;
-  for (auto& [label, t] : marks_)
-    out.emplace_back(std::move(label), std::chrono::duration<double, std::milli>(t - marks_.front().second).count());
+void CpuBackend::trace_close(std::string call) {
+  const auto ms = [](auto from, auto to) { return std::chrono::duration<double, std::milli>(to - from).count(); };
+  if (!call.empty() && !marks_.empty()) {
+    TracedCall c{std::move(call), last_traced_ == decltype(last_traced_){} ? -1 : ms(last_traced_, marks_.front().second), {}};
+    for (auto& [label, t] : marks_) c.marks.emplace_back(std::move(label), ms(marks_.front().second, t));
+    last_traced_ = marks_.back().second;
+    traced_.push_back(std::move(c));
+  }
   marks_.clear();
-  return out;
 }
+
+std::vector<TracedCall> CpuBackend::trace_ready() { return std::exchange(traced_, {}); }
 
 void CpuBackend::stopwatch_mark() {
   watch_[0] = watch_[1];

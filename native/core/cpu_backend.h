@@ -22,7 +22,8 @@ class CpuBackend : public Backend {
   void synchronize() override {}
   double attention_flops_per_second() const override { return 5e10; }  // a multi-core AVX2 host, generously
   void trace_mark(std::string label) override;
-  std::vector<std::pair<std::string, double>> trace_take() override;
+  void trace_close(std::string call) override;
+  std::vector<TracedCall> trace_ready() override;
   void stopwatch_mark() override;
   double stopwatch_ms() override;
 
@@ -38,6 +39,8 @@ class CpuBackend : public Backend {
 
  private:
   std::vector<std::pair<std::string, std::chrono::steady_clock::time_point>> marks_;
+  std::vector<TracedCall> traced_;
+  std::chrono::steady_clock::time_point last_traced_{};  // the last filed call's last mark
   std::chrono::steady_clock::time_point watch_[2];
   int watch_marks_ = 0;
 };

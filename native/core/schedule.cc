@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "core/schedule_internal.h"
+#include "core/schedule_trace.h"
 #include "core/shard.h"
 
 namespace xattn {
@@ -50,7 +51,7 @@ DistAttention::DistAttention(Backend& backend, Transport& transport, const DistP
   require(pb_.lkv_total >= 1, ErrorCode::InvalidArgument, "visualTokens must be >= 1");
 }
 
-DistAttention::~DistAttention() = default;
+DistAttention::~DistAttention() { sched::trace_flush(be_, rank_); }
 
 int64_t DistAttention::local_lq() const { return shard_of(pb_.lq_total, world_, rank_).length; }
 int64_t DistAttention::local_lkv() const { return shard_of(pb_.lkv_total, world_, rank_).length; }

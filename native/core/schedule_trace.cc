@@ -3,6 +3,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <string>
+#include <vector>
 
 namespace xattn::sched {
 namespace {
@@ -29,20 +31,38 @@ std::string shape_of(const DistProblem& p) {
          std::to_string(d.head_dim) + " " + std::to_string(p.lq_total) + "x" + std::to_string(p.lkv_total);
 }
 
+namespace {
+
+void write_ready(Backend& be, int rank) {
+  std::vector<TracedCall> calls = be.trace_ready();
+  if (calls.empty()) return;
+  const std::string path = std::string(trace_dir()) + "/trace-rank" + std::to_string(rank) + ".txt";
+  FILE* f = std::fopen(path.c_str(), "a");
+  if (!f) return;
+  for (const TracedCall& c : calls) {
+    std::fprintf(f, "%s  gap@%.3f", c.call.c_str(), c.gap_ms);
+    for (const auto& [label, ms] : c.marks) std::fprintf(f, "  %s@%.3f", label.c_str(), ms);
+    std::fputc('\n', f);
+  }
+  std::fclose(f);
+}
+
+}  // namespace
+
 Trace::~Trace() {
-  if (!on_ || std::uncaught_exceptions() > 0) return;
+  if (!on_) return;
   try {
-    std::string line = call_;
-    char buf[64];
-    for (const auto& [label, ms] : be_.trace_take()) {
-      std::snprintf(buf, sizeof buf, "%.3f", ms);
-      line += "  " + label + "@" + buf;
-    }
-    const std::string path = std::string(trace_dir()) + "/trace-rank" + std::to_string(rank_) + ".txt";
-    if (FILE* f = std::fopen(path.c_str(), "a")) {
-      std::fprintf(f, "%s\n", line.c_str());
-      std::fclose(f);
-    }
+    be_.trace_close(std::uncaught_exceptions() > 0 ? std::string() : std::move(call_));
+    write_ready(be_, rank_);
+  } catch (...) {
+  }
+}
+
+void trace_flush(Backend& be, int rank) {
+  if (!trace_enabled()) return;
+  try {
+    be.synchronize();
+    write_ready(be, rank);
   } catch (...) {
   }
 }

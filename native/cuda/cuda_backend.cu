@@ -87,6 +87,9 @@ CudaBackend::~CudaBackend() {
   staging_.reset();
   if (pool_) cudaMemPoolTrimTo(pool_, 0);
   for (auto& m : marks_) cudaEventDestroy(m.second);
+  for (auto& [call, marks] : filed_)
+    for (auto& m : marks) cudaEventDestroy(m.second);
+  if (traced_last_) cudaEventDestroy(traced_last_);
   for (cudaEvent_t e : watch_)
     if (e) cudaEventDestroy(e);
   if (sync_event_) cudaEventDestroy(sync_event_);

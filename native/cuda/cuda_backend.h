@@ -2,6 +2,7 @@
 #pragma once
 #include <cuda_runtime_api.h>
 
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -66,7 +67,8 @@ class CudaBackend final : public Backend {
   double attention_flops_per_second() const override { return sm_count_ * (sm90_ ? 3e12 : 1e12); }
   double bwd_kv_rows_per_wave(const AttnDims& d) const override;
   void trace_mark(std::string label) override;  // an event on the compute stream
-  std::vector<std::pair<std::string, double>> trace_take() override;
+  void trace_close(std::string call) override;
+  std::vector<TracedCall> trace_ready() override;
   void stopwatch_mark() override;
   double stopwatch_ms() override;
   // Forward m-tiles per warp (1 or 2: rows per CTA 64 or 128); for checks and tuning.
@@ -83,7 +85,10 @@ class CudaBackend final : public Backend {
   void wait_event(cudaEvent_t ev);  // polls ev to completion, running the hooks
 
  private:
-  std::vector<std::pair<std::string, cudaEvent_t>> marks_;
+  using Marks = std::vector<std::pair<std::string, cudaEvent_t>>;
+  Marks marks_;                                        // since the last trace_close
+  std::deque<std::pair<std::string, Marks>> filed_;    // closed calls the stream may not have passed yet
+  cudaEvent_t traced_last_ = nullptr;                  // the last resolved call's last mark (for gaps)
   cudaEvent_t watch_[2] = {nullptr, nullptr};
   int watch_marks_ = 0;
   float* workspace(size_t floats);  // scratch for split-KV partials, grown on demand

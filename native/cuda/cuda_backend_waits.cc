@@ -26,16 +26,34 @@ void CudaBackend::trace_mark(std::string label) {
   marks_.emplace_back(std::move(label), e);
 }
 
-std::vector<std::pair<std::string, double>> CudaBackend::trace_take() {
-  synchronize();
-  std::vector<std::pair<std::string, double>> out;
-  for (auto& [label, e] : marks_) {
-    float ms = 0;
-    XATTN_CUDA_CHECK(cudaEventElapsedTime(&ms, marks_.front().second, e));
-    out.emplace_back(std::move(label), ms);
+void CudaBackend::trace_close(std::string call) {
+  if (call.empty() || marks_.empty()) {
+    for (auto& m : marks_) cudaEventDestroy(m.second);
+  } else {
+    filed_.emplace_back(std::move(call), std::move(marks_));
   }
-  for (auto& m : marks_) cudaEventDestroy(m.second);
   marks_.clear();
+}
+
+std::vector<TracedCall> CudaBackend::trace_ready() {
+  activate();
+  const auto ms = [](cudaEvent_t from, cudaEvent_t to) {
+    float t = 0;
+    XATTN_CUDA_CHECK(cudaEventElapsedTime(&t, from, to));
+    return static_cast<double>(t);
+  };
+  std::vector<TracedCall> out;
+  while (!filed_.empty() && cudaEventQuery(filed_.front().second.back().second) == cudaSuccess) {
+    auto [call, marks] = std::move(filed_.front());
+    filed_.pop_front();
+    TracedCall c{std::move(call), traced_last_ ? ms(traced_last_, marks.front().second) : -1, {}};
+    for (auto& [label, e] : marks) c.marks.emplace_back(std::move(label), ms(marks.front().second, e));
+    if (traced_last_) cudaEventDestroy(traced_last_);
+    traced_last_ = marks.back().second;
+    marks.pop_back();
+    for (auto& m : marks) cudaEventDestroy(m.second);
+    out.push_back(std::move(c));
+  }
   return out;
 }
 

@@ -117,7 +117,8 @@ describe.each([
 });
 
 // $XATTN_TRACE writes each rank's LV-XAttn timeline (native/core/schedule_trace.h): a line per call,
-// marks in stream order, their times never decreasing, ending at "done".
+// first the gap since the previous traced call (-1 for the first, never negative after), then marks in
+// stream order, their times never decreasing, ending at "done".
 describe('schedule trace', () => {
   it('writes one line per LV-XAttn call on every rank, with ordered marks', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'xattn-trace-'));
@@ -137,8 +138,11 @@ describe('schedule trace', () => {
           `lv forward ${plan}${p16('lv-xattn, Q sent again', 0)}`, `lv backward ${plan}${p16('lv-xattn, Q sent again', 1)}`,
           `lv forward ${plan}, float16 partials`, `lv backward ${plan}, float16 partials, Q kept`,
         ]);
-        for (const line of lines) {
-          const marks = line.split('  ').slice(1).map((m) => m.split('@'));
+        for (const [i, line] of lines.entries()) {
+          const [gap, ...marks] = line.split('  ').slice(1).map((m) => m.split('@'));
+          expect(gap![0], line).toBe('gap');
+          if (i === 0) expect(gap![1], line).toBe('-1.000');
+          else expect(Number(gap![1]), line).toBeGreaterThanOrEqual(0);
           expect(marks[0], line).toEqual(['start', '0.000']);
           expect(marks.at(-1)![0], line).toBe('done');
           expect(marks.map(([l]) => l), line).toEqual(expect.arrayContaining(['own1', 'got-q1.1', 'visit1.1', 'own2', 'got-home1'].map((l) => (line.includes('backward') ? l.replace('got-q', 'got-in') : l))));
