@@ -95,7 +95,7 @@ async function timeStep(engine: Engine, call: DistCall, { q, k, v, dout }: Input
 /** Steps a queued batch of a distributed call runs, and the timed rounds of them: the same on every rank
  * (the calls are collective). */
 const QUEUED_STEPS = 6;
-const QUEUED_ROUNDS = 3;
+const QUEUED_ROUNDS = 4; // even: each order as often as its reverse
 
 /**
  * Device ms per step of `steps` steps of `call` queued back to back (forwards only, or forward then
@@ -121,33 +121,56 @@ async function queuedMs(engine: Engine, call: DistCall, { q, k, v, dout }: Input
   return { ms: (await engine.stopwatchMs()) / steps, host_ms };
 }
 
+/** True on every rank once any rank says so (an all-reduce), so a collective loop ends on the same round
+ * everywhere. */
+async function anyRank(engine: Engine, flag: boolean): Promise<boolean> {
+  const t = await engine.upload(new Float32Array([flag ? 1 : 0]), [1], 'float32');
+  try {
+    await engine.allReduce(t);
+    return (await t.download())[0]! > 0;
+  } finally {
+    t.dispose();
+  }
+}
+
 /**
  * Each call's forward and forward+backward on this rank, timed two ways: host-synced steps (the host waits
- * for the device after each pass; wall clock) and queued batches (queuedMs; the reported times). The calls
- * take their turns in rounds (untimed rounds first), so whatever drifts on a shared machine (clocks, a
- * neighbour's load) falls on every call alike and their ratios hold. The turn starts one call later each
- * round, so no call always follows the same one: a step after Ring's, which waits on the link with the SMs
- * idle, meets a cooler card. Every rank takes the same order. A call's memory peak covers the resident
- * inputs and everything its host-synced steps allocate.
+ * for the device after each pass; wall clock) and queued batches (queuedMs; the reported times). Every rank
+ * takes the same order (the calls are collective). A call's memory peak covers the resident inputs and
+ * everything its host-synced steps allocate.
+ *
+ * The calls run in groups (`groups`, indices into `calls`): per group, host-synced rounds (two untimed),
+ * then WARM_S seconds of untimed queued batches, then queued rounds. Each round's order turns round every
+ * other round, so each call follows each other one alike and whatever drifts on a shared machine falls on
+ * every call alike. A GPU under sustained load runs at its power cap, and a batch after an idle stretch runs
+ * faster: Ring over a slow link leaves the SMs idle for most of its steps, so it gets a group of its own (in
+ * one rotation with it, the no-communication call always followed Ring's and read 9-14 % faster over host
+ * memory than over NVLink, where Ring keeps the card busy).
  */
-async function timeInTurn(engine: Engine, calls: DistCall[], inputs: Inputs, iters: number): Promise<Timing[]> {
+async function timeInTurn(engine: Engine, calls: DistCall[], inputs: Inputs, iters: number, groups: number[][]): Promise<Timing[]> {
   const runs = calls.map(() => ({ fwd: [] as number[], all: [] as number[], qFwd: [] as number[], qAll: [] as number[], qHost: [] as number[], starts: [] as number[], peak: 0, last: undefined as Awaited<ReturnType<typeof timeStep>> | undefined }));
-  const turn = (i: number, n: number) => (n + i + calls.length) % calls.length;
-  for (let i = -2; i < iters; i++)
-    for (let n = 0; n < calls.length; n++) {
-      const run = runs[turn(i, n)]!;
-      engine.info({ resetPeak: true });
-      run.last = await timeStep(engine, calls[turn(i, n)]!, inputs);
-      run.peak = Math.max(run.peak, engine.info().memoryPeak);
-      if (i >= 0) run.fwd.push(run.last.fwd_ms), run.all.push(run.last.fwdbwd_ms), run.starts.push(run.last.start);
+  const inOrder = (group: number[], round: number) => (round % 2 ? [...group].reverse() : group);
+  for (const group of groups) {
+    for (let i = -2; i < iters; i++)
+      for (const j of inOrder(group, i)) {
+        const run = runs[j]!;
+        engine.info({ resetPeak: true });
+        run.last = await timeStep(engine, calls[j]!, inputs);
+        run.peak = Math.max(run.peak, engine.info().memoryPeak);
+        if (i >= 0) run.fwd.push(run.last.fwd_ms), run.all.push(run.last.fwdbwd_ms), run.starts.push(run.last.start);
+      }
+    for (const t0 = performance.now(); ; ) {
+      for (const j of group) await queuedMs(engine, calls[j]!, inputs, QUEUED_STEPS, true);
+      if (await anyRank(engine, performance.now() - t0 >= WARM_S * 1000)) break;
     }
-  for (let i = -1; i < QUEUED_ROUNDS; i++)
-    for (let n = 0; n < calls.length; n++) {
-      const run = runs[turn(i, n)]!, call = calls[turn(i, n)]!;
-      const fwd = await queuedMs(engine, call, inputs, QUEUED_STEPS, false);
-      const all = await queuedMs(engine, call, inputs, QUEUED_STEPS, true);
-      if (i >= 0) run.qFwd.push(fwd.ms), run.qAll.push(all.ms), run.qHost.push(all.host_ms);
-    }
+    for (let i = 0; i < QUEUED_ROUNDS; i++)
+      for (const j of inOrder(group, i)) {
+        const run = runs[j]!;
+        const fwd = await queuedMs(engine, calls[j]!, inputs, QUEUED_STEPS, false);
+        const all = await queuedMs(engine, calls[j]!, inputs, QUEUED_STEPS, true);
+        run.qFwd.push(fwd.ms), run.qAll.push(all.ms), run.qHost.push(all.host_ms);
+      }
+  }
   return runs.map(({ fwd, all, qFwd, qAll, qHost, starts, peak, last }) => ({
     fwd_ms: median(qFwd), fwdbwd_ms: median(qAll), fwdbwd_host_ms: median(qHost), synced: { fwd_ms: median(fwd), fwdbwd_ms: median(all) }, bytes_per_step: last!.bytes, fwd_bytes_per_step: last!.fwd_bytes,
     memory_used_bytes: last!.used, memory_peak_bytes: peak, starts, row_chunks: last!.row_chunks, partials: last!.partials,
@@ -252,7 +275,8 @@ async function distributedRank({ shapes, iters }: GangSpec): Promise<RankReport>
       phase(`shape ${key(s)}`);
       const asked = (partials: PartialPrecision): DistCall => ({ ...callOf(s, 'lv-xattn'), partials });
       const calls = [callOf(s, 'lv-xattn'), callOf(s, 'ring'), callOf(s, 'lv-xattn', false), asked('float32'), asked('float16')];
-      const [lv, ring, nocomm, lv32, lv16] = await withInputs(engine, calls[0]!, rank, world, (inputs) => timeInTurn(engine, calls, inputs, iters));
+      const groups = [[0, 2, 3, 4], [1]]; // Ring apart (timeInTurn says why)
+      const [lv, ring, nocomm, lv32, lv16] = await withInputs(engine, calls[0]!, rank, world, (inputs) => timeInTurn(engine, calls, inputs, iters, groups));
       cases.push({ lv: lv!, ring: ring!, nocomm: nocomm!, lv32: lv32!, lv16: lv16! });
     }
     return { rank, link_gbps, transport_path: engine.info().transportPath, cases };
