@@ -104,7 +104,7 @@ export function printRows(title: string, rows: (DistRow & Partial<ScalingRow>)[]
   for (const r of rows) console.log(COLUMNS.map(([, w, f]) => pad(f(r), w)).join('  '));
 }
 
-export function writeResult(name: string, result: { date: string }) {
+export function writeResult<T extends { date: string }>(name: string, result: T) {
   const dir = process.env.XATTN_BENCH_OUT ?? path.join(projectRoot(), 'bench/results');
   mkdirSync(dir, { recursive: true });
   const file = path.join(dir, `${name.replace(/[^A-Za-z0-9]+/g, '-')}-${result.date.slice(0, 10)}.json`);

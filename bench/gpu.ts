@@ -43,7 +43,9 @@ const EXTRA_INTERCONNECTS: Record<string, Record<string, string>> = { 'nvlink-nc
 const SCALING_INTERCONNECTS: Record<string, Record<string, string>> = SMOKE
   ? { tcp: {} }
   : { nvlink: INTERCONNECTS.nvlink!, 'host-memory': INTERCONNECTS['host-memory']! };
-const GANG_TIMEOUT_MS = SMOKE ? 60_000 : 180_000; // a hung gang is killed, not waited on
+// A hung gang is killed, not waited on. The sockets gang runs ~2 min (Ring's queued batches over a ~2 GB/s
+// link take most of it).
+const GANG_TIMEOUT_MS = SMOKE ? 60_000 : 240_000;
 const key = (s: Shape) => `H${s.heads}/Hkv${s.kvHeads} d${s.headDim} Lq${s.lq} Lkv${s.lkv}`;
 
 /** lv: LV-XAttn as a user runs it (partials: auto); lv32 / lv16: with float32 / float16 partials asked for. */
