@@ -83,9 +83,10 @@ async function distributedRank({ shapes, iters }: GangSpec): Promise<RankReport>
   });
 }
 
+type Worst = (f: (c: RankCase) => number) => number;
+
 /** The host-synced steps' figures (slowest rank), against the bound from the host-synced no-comm step. */
-function syncedOf(cases: RankCase[], lvMoveMs: number): DistRow['synced'] {
-  const worst = (f: (c: RankCase) => number) => Math.max(...cases.map(f));
+function syncedOf(worst: Worst, lvMoveMs: number): DistRow['synced'] {
   const lv = worst((c) => c.lv.synced!.fwdbwd_ms), nocomm = worst((c) => c.nocomm.synced!.fwdbwd_ms);
   return {
     lvxattn_ms: lv, ring_ms: worst((c) => c.ring.synced!.fwdbwd_ms), nocomm_ms: nocomm,
@@ -97,7 +98,7 @@ function syncedOf(cases: RankCase[], lvMoveMs: number): DistRow['synced'] {
 /** One shape's row from every rank's timings: a step lasts as long as its slowest rank. */
 function rowOf(s: Shape, interconnect: string, cases: RankCase[], link: number | null, path: string): DistRow {
   const P = cases.length;
-  const worst = (f: (c: RankCase) => number) => Math.max(...cases.map(f));
+  const worst: Worst = (f) => Math.max(...cases.map(f));
   const lv = worst((c) => c.lv.fwdbwd_ms), ring = worst((c) => c.ring.fwdbwd_ms), nocomm = worst((c) => c.nocomm.fwdbwd_ms);
   const lvBytes = worst((c) => c.lv.bytes_per_step);
   const moveMs = (bytes: number) => (link ? (bytes / (link * 1e9)) * 1000 : 0);
@@ -114,7 +115,7 @@ function rowOf(s: Shape, interconnect: string, cases: RankCase[], link: number |
   return {
     P, shape: key(s), interconnect, lvxattn_ms: lv, ring_ms: ring, nocomm_ms: nocomm,
     lvxattn_fwd_ms: worst((c) => c.lv.fwd_ms), nocomm_fwd_ms: worst((c) => c.nocomm.fwd_ms),
-    synced: syncedOf(cases, moveMs(lvBytes)),
+    synced: syncedOf(worst, moveMs(lvBytes)),
     host_queue_ms: { lv: worst((c) => c.lv.fwdbwd_host_ms!), nocomm: worst((c) => c.nocomm.fwdbwd_host_ms!) },
     lv_start_skew_ms: median(cases[0]!.lv.starts.map((_, i) => Math.max(...cases.map((c) => c.lv.starts[i]!)) - Math.min(...cases.map((c) => c.lv.starts[i]!)))),
     lv_row_chunks: cases[0]!.lv.row_chunks,

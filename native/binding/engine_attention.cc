@@ -77,6 +77,24 @@ CallPlan read_plan(const Napi::Object& o, const Transport& tr) {
   return p;
 }
 
+// The inputs both passes take (q, k, v and the optional mask), unwrapped and checked against the plan's
+// local shapes.
+struct QkvInputs {
+  TensorPtr q, k, v, mask;
+  std::vector<int64_t> q_shape, kv_shape;
+};
+
+QkvInputs read_qkv(const Napi::Object& o, const CallPlan& plan) {
+  const AttnDims& d = plan.problem.dims;
+  QkvInputs in{Tensor::Unwrap(o.Get("q"), "q"), Tensor::Unwrap(o.Get("k"), "k"), Tensor::Unwrap(o.Get("v"), "v"),
+               optional_tensor(o, "mask"), {d.batch, plan.lq, d.heads, d.head_dim}, {d.batch, plan.lkv, d.kv_heads, d.head_dim}};
+  expect(in.q, "q", in.q_shape, d.dtype);
+  expect(in.k, "k", in.kv_shape, d.dtype);
+  expect(in.v, "v", in.kv_shape, d.dtype);
+  if (in.mask) expect(in.mask, "mask", {d.batch, plan.lq, 2}, d.dtype, DeviceTensor::Kind::Int32);
+  return in;
+}
+
 Napi::Object stats_into(Napi::Env env, Napi::Object out, const DistStats& s) {
   out.Set("bytesSent", Napi::Number::New(env, static_cast<double>(s.bytes_sent)));
   out.Set("commWaitSeconds", Napi::Number::New(env, s.comm_wait_seconds));
@@ -114,13 +132,8 @@ Napi::Value Engine::AttentionForward(const Napi::CallbackInfo& info) {
     require(info.Length() > 0 && info[0].IsObject(), ErrorCode::InvalidArgument, "attentionForward takes an options object");
     Napi::Object o = info[0].As<Napi::Object>();
     CallPlan plan = read_plan(o, *transport_);
-    const AttnDims& d = plan.problem.dims;
-    TensorPtr q = Tensor::Unwrap(o.Get("q"), "q"), k = Tensor::Unwrap(o.Get("k"), "k"), v = Tensor::Unwrap(o.Get("v"), "v");
-    TensorPtr mask = optional_tensor(o, "mask");
-    expect(q, "q", {d.batch, plan.lq, d.heads, d.head_dim}, d.dtype);
-    expect(k, "k", {d.batch, plan.lkv, d.kv_heads, d.head_dim}, d.dtype);
-    expect(v, "v", {d.batch, plan.lkv, d.kv_heads, d.head_dim}, d.dtype);
-    if (mask) expect(mask, "mask", {d.batch, plan.lq, 2}, d.dtype, DeviceTensor::Kind::Int32);
+    const QkvInputs in = read_qkv(o, plan);
+    const TensorPtr &q = in.q, &k = in.k, &v = in.v, &mask = in.mask;
     struct Out {
       DistStats stats;
       TensorPtr o, lse;
@@ -155,18 +168,14 @@ Napi::Value Engine::AttentionBackward(const Napi::CallbackInfo& info) {
     Napi::Object o = info[0].As<Napi::Object>();
     CallPlan plan = read_plan(o, *transport_);
     const AttnDims& d = plan.problem.dims;
-    TensorPtr q = Tensor::Unwrap(o.Get("q"), "q"), k = Tensor::Unwrap(o.Get("k"), "k"), v = Tensor::Unwrap(o.Get("v"), "v");
+    const QkvInputs in = read_qkv(o, plan);
+    const TensorPtr &q = in.q, &k = in.k, &v = in.v, &mask = in.mask;
+    const std::vector<int64_t>& qs = in.q_shape, &kvs = in.kv_shape;
     TensorPtr out = Tensor::Unwrap(o.Get("o"), "o"), lse = Tensor::Unwrap(o.Get("lse"), "lse");
     TensorPtr dout = Tensor::Unwrap(o.Get("dout"), "dout");
-    TensorPtr mask = optional_tensor(o, "mask");
-    const std::vector<int64_t> qs{d.batch, plan.lq, d.heads, d.head_dim}, kvs{d.batch, plan.lkv, d.kv_heads, d.head_dim};
-    expect(q, "q", qs, d.dtype);
-    expect(k, "k", kvs, d.dtype);
-    expect(v, "v", kvs, d.dtype);
     expect(out, "o", qs, d.dtype);
     expect(dout, "dout", qs, d.dtype);
     expect(lse, "lse", {d.batch, d.heads, plan.lq}, DType::F32);
-    if (mask) expect(mask, "mask", {d.batch, plan.lq, 2}, d.dtype, DeviceTensor::Kind::Int32);
     struct Out {
       DistStats stats;
       TensorPtr dq, dk, dv;
