@@ -2,7 +2,9 @@
 // A/B of distributed schedule settings on one machine, in one call: runs bench:gpu's distributed part once
 // per variant per round (the order reversed every other round, so drift and heat fall on all alike), each
 // with its variant's environment added, and prints per interconnect and shape the median LV-XAttn step,
-// no-comm step and LV/bound of each variant, with every run's ratio.
+// no-comm step and LV/bound of each variant, with every run's ratio. A variant whose run fails (a setting
+// that hangs the ranks until the gang's timeout, say) is named at the end and runs no more; the others go
+// on, and the exit status is then 1.
 //   node scripts/dist-ab.mjs [--rounds 2] [--bench dist/bench-gpu.mjs] NAME=[VAR=VALUE,...] ... [-- BENCH ARGS]
 //   e.g. node scripts/dist-ab.mjs base= split=XATTN_LV_FIRST_SHARE=0.8 -- --interconnects nvlink --iters 3
 // Each run's JSON and the table go to $OUT (or /tmp/dist-ab). Needs the GPU machine's Node and bundles
@@ -66,9 +68,10 @@ function main(argv) {
   if (variants.length < 1) throw new Error('usage: node scripts/dist-ab.mjs [--rounds 2] [--bench FILE] NAME=[VAR=VALUE,...] ... [-- BENCH ARGS]');
   const out = process.env.OUT ?? '/tmp/dist-ab';
   mkdirSync(out, { recursive: true });
-  const runs = [];
+  const runs = [], failed = new Map(); // variant name -> why its run failed (it runs no more)
   for (let round = 0; round < rounds; round++)
     for (const v of round % 2 ? [...variants].reverse() : variants) {
+      if (failed.has(v.name)) continue;
       const dir = path.join(out, `${v.name}-${round}`);
       mkdirSync(dir, { recursive: true });
       const node = bench.endsWith('.ts') ? ['--import', 'tsx', bench] : [bench];
@@ -76,17 +79,23 @@ function main(argv) {
       const r = spawnSync(process.execPath, [...node, '--distributed-only', ...benchArgs], { env: { ...process.env, ...v.env, XATTN_BENCH_OUT: dir }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
       writeFileSync(path.join(dir, 'bench.log'), r.stdout);
       const file = readdirSync(dir).find((f) => f.endsWith('.json'));
-      if (r.status !== 0 || !file) throw new Error(`${v.name}, round ${round + 1}: the bench failed (exit ${r.status}); its output is in ${dir}/bench.log`);
+      if (r.status !== 0 || !file) {
+        const why = `round ${round + 1}: the bench failed (${r.status === null ? `killed by ${r.signal}` : `exit ${r.status}`}); its output is in ${dir}/bench.log`;
+        console.log(`== ${v.name} ${why}; it runs no more`);
+        failed.set(v.name, why);
+        continue;
+      }
       runs.push({ variant: v.name, rows: JSON.parse(readFileSync(path.join(dir, file), 'utf8')).distributed });
     }
-  const lines = table(runs);
+  const lines = [...table(runs), ...[...failed].map(([name, why]) => `failed: ${name}, ${why}`)];
   writeFileSync(path.join(out, 'table.txt'), `${lines.join('\n')}\n`);
   console.log(lines.join('\n'));
+  return failed.size ? 1 : 0;
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   try {
-    main(process.argv.slice(2));
+    process.exitCode = main(process.argv.slice(2));
   } catch (e) {
     console.error(`dist-ab: ${e.message}`);
     process.exit(2);

@@ -33,16 +33,18 @@ describe('dist-ab', () => {
     expect(lines[2]).toMatch(/^ {2}b +LV 3\.000 ms .*LV\/bound 1\.500 {2}\(1\.500\)$/);
   });
 
-  it('runs every variant with its environment and writes each run and the table', () => {
+  it('runs every variant with its environment, writes each run and the table, and names a variant that failed', () => {
     dir = mkdtempSync(path.join(tmpdir(), 'dist-ab-'));
-    const run = spawnSync(process.execPath, ['scripts/dist-ab.mjs', '--rounds', '1', '--bench', 'bench/gpu.ts', 'base=', 'chunks2=XATTN_LV_CHUNKS=2'], {
+    // "broken" cannot start Node at all: it fails in round 1, runs no more, and the others still run.
+    const args = ['scripts/dist-ab.mjs', '--rounds', '2', '--bench', 'bench/gpu.ts', 'base=', 'broken=NODE_OPTIONS=--no-such-flag', 'chunks2=XATTN_LV_CHUNKS=2'];
+    const run = spawnSync(process.execPath, args, {
       cwd: root,
       env: { ...process.env, XATTN_BENCH_SMOKE: '1', OUT: dir },
       encoding: 'utf8',
       timeout: 150_000,
     });
-    expect(run.status, run.stderr).toBe(0);
-    expect(readdirSync(dir).sort()).toEqual(['base-0', 'chunks2-0', 'table.txt']);
+    expect(run.status, run.stderr).toBe(1);
+    expect(readdirSync(dir).sort()).toEqual(['base-0', 'base-1', 'broken-0', 'chunks2-0', 'chunks2-1', 'table.txt']);
     // The variant's environment reached the ranks: LV-XAttn sent its blocks in two row chunks.
     const json = (v: string) => JSON.parse(readFileSync(path.join(dir, v, readdirSync(path.join(dir, v)).find((f) => f.endsWith('.json'))!), 'utf8'));
     expect(json('base-0').distributed[0].lv_row_chunks).toEqual({ fwd: 1, bwd: 1 });
@@ -50,8 +52,9 @@ describe('dist-ab', () => {
     const lines = readFileSync(path.join(dir, 'table.txt'), 'utf8').trim().split('\n');
     expect(lines).toEqual([
       'tcp  H4/Hkv2 d16 Lq32 Lkv512',
-      expect.stringMatching(/^ {2}base +LV \d+\.\d{3} ms {2}no-comm \d+\.\d{3} ms {2}LV\/bound \d+\.\d{3} {2}\(\d+\.\d{3}\)$/),
-      expect.stringMatching(/^ {2}chunks2 +LV /),
+      expect.stringMatching(/^ {2}base +LV \d+\.\d{3} ms {2}no-comm \d+\.\d{3} ms {2}LV\/bound \d+\.\d{3} {2}\(\d+\.\d{3} \d+\.\d{3}\)$/),
+      expect.stringMatching(/^ {2}chunks2 +LV .*\(\d+\.\d{3} \d+\.\d{3}\)$/),
+      expect.stringMatching(/^failed: broken, round 1: the bench failed \(exit \d+\); its output is in .*broken-0\/bench\.log$/),
     ]);
   }, 200_000);
 
