@@ -28,6 +28,10 @@ export interface DistRow {
   lv_row_chunks: { fwd: number; bwd: number };
   /** How LV-XAttn's partials travelled in each pass (chosen by partials: auto). */
   lv_partials: { fwd: WirePrecision; bwd: WirePrecision };
+  /** LV-XAttn's backward ran its own rows stacked with the last visiting block's (and the no-comm bound, mirroring
+   * it, its last two blocks in one launch). */
+  lv_stacked: boolean;
+  nocomm_stacked: boolean;
   /** Slowest rank's ring-exchange bandwidth; null at P = 1 (no link). */
   link_gbps: number | null;
   /** How the transfers travelled (engine.info().transportPath), e.g. "nccl, copy engines to 1 of 1 peers". */
@@ -83,6 +87,7 @@ const COLUMNS: [string, number, (r: DistRow & Partial<ScalingRow>) => string][] 
   ['synced LV', 9, (r) => num(r.synced.lvxattn_ms, 2)],
   ['synced/bound', 12, (r) => num(r.synced.lv_bound_ratio, 3)],
   ['wire', 5, (r) => `${r.lv_partials.fwd.slice(5)}/${r.lv_partials.bwd.slice(5)}`],
+  ['stack', 5, (r) => `${r.lv_stacked ? 'y' : 'n'}/${r.nocomm_stacked ? 'y' : 'n'}`],
   ['LV f32', 6, (r) => num(r.lv_asked.float32.ms, 2)],
   ['f32/bound', 9, (r) => num(r.lv_asked.float32.bound_ratio, 3)],
   ['LV f16', 6, (r) => num(r.lv_asked.float16.ms, 2)],

@@ -100,6 +100,7 @@ Napi::Object stats_into(Napi::Env env, Napi::Object out, const DistStats& s) {
   out.Set("commWaitSeconds", Napi::Number::New(env, s.comm_wait_seconds));
   out.Set("rowChunks", Napi::Number::New(env, s.row_chunks));
   out.Set("partials", s.partials == PartialPrecision::Float16 ? "float16" : "float32");
+  out.Set("stackedRows", Napi::Boolean::New(env, s.stacked));
   return out;
 }
 
@@ -118,7 +119,8 @@ DistAttention& Engine::schedule_for(const DistProblem& p) {
   auto it = schedules_.find(key);
   if (it == schedules_.end()) {
     DistProblem with_link = p;
-    if (p.comm && transport_->world_size() > 1) {
+    // The no-communication bound plans as LV-XAttn would (it mirrors the stacked backward), so it knows the link too.
+    if (transport_->world_size() > 1) {
       if (link_gbps_ < 0) link_gbps_ = probe_link_gbps(*backend_, *transport_);  // once, on every rank alike
       with_link.link_gbps = link_gbps_;
     }

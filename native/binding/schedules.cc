@@ -14,7 +14,7 @@ namespace {
 
 // lvPlan({dims, lqTotal, lkvTotal, world, rank, masked, pass: 'forward'|'backward', linkGbps,
 // flopsPerSecond, bwdKvRowsPerWave, partials, queryKept}) -> {chunks, ownBlock: 'whole'|'batch'|'kv', firstBatches,
-// firstKvRows, partials: 'float32'|'float16'}
+// firstKvRows, partials: 'float32'|'float16', stackLast}
 Napi::Value LvPlanOf(const Napi::CallbackInfo& info) {
   return guard(info.Env(), [&]() -> Napi::Value {
     require(info.Length() == 1 && info[0].IsObject(), ErrorCode::InvalidArgument, "lvPlan expects one object");
@@ -43,6 +43,7 @@ Napi::Value LvPlanOf(const Napi::CallbackInfo& info) {
     out.Set("firstBatches", static_cast<double>(plan.split.first.batches));
     out.Set("firstKvRows", static_cast<double>(plan.split.first.kv_rows));
     out.Set("partials", plan.partials == PartialPrecision::Float16 ? "float16" : "float32");
+    out.Set("stackLast", plan.stack_last);
     return out;
   });
 }

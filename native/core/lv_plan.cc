@@ -72,6 +72,45 @@ OwnSplit own_split(int64_t batch, int64_t kv_rows, double first_hop_bytes, doubl
   return split_own_block(batch, kv_rows, total > 0 ? first_hop_bytes / total : 0.5, wave_rows);
 }
 
+// One backward launch over the own and the visiting rows writes the float32 dK/dV of its visual rows once;
+// run apart, the second launch reads them back and writes them again, and loads K/V again. On one H200
+// (queued, H32/Hkv8 d128), two launches of 128 text rows against 64K visual rows took 0.82 + 0.95 ms and one
+// of 256 rows 1.45; 512 + 512 rows against 32K 1.37 + 1.46 against 2.63; 2048 + 2048 against 16K 2.59 +
+// 2.62 against 5.15: about a second per 1.5 TB of float32 dK/dV. From that go the stacking copies (Q and dO
+// in, dQ out, each read and written). The stacked launch finishes the visiting block's dQ last, so its trip
+// home no longer hides behind the own block's second piece: stacking must save more than that trip takes.
+// Chunked blocks (slow links) keep the pieces. $XATTN_LV_STACK=0/1 forces it off/on.
+bool stack_own_rows(const AttnDims& d, int64_t text_rows, int64_t own_rows, int64_t kv_rows, double last_hop_bytes,
+                    double link_gbps) {
+  static const char* forced = std::getenv("XATTN_LV_STACK");
+  if (forced && *forced) return std::atoi(forced) != 0;
+  if (link_gbps <= 0 || own_rows == 0) return false;  // the last hop's length unknown: keep it hidden
+  constexpr double kSavedBytesPerSecond = 1.5e12;
+  const sched::RowBytes rb(d);
+  const double rows = static_cast<double>(text_rows + own_rows);
+  const double dkv_bytes = 2.0 * static_cast<double>(kv_rows) * rb.kv32;
+  const double copy_bytes = 2.0 * (2.0 * rows * rb.q + rows * rb.o32);
+  const double saved = (dkv_bytes - copy_bytes) / kSavedBytesPerSecond;
+  return saved > last_hop_bytes / (kLinkBoundShare * link_gbps * 1e9);
+}
+
+// The first piece only has to cover the first hop; the second runs stacked. Under half a wave (or half a batch,
+// or half a 128-row tile where waves are unknown) it is left out: the stacked launch then waits for the hop. It
+// takes at most half the block: a first hop longer than that is mostly exposed anyway (stacking pays on fast
+// links), and the stacked launch keeps rows to stack.
+OwnSplit stacked_split(int64_t batch, int64_t kv_rows, double first_hop_bytes, double link_gbps, double own_seconds,
+                       double wave_rows) {
+  static const char* forced = std::getenv("XATTN_LV_FIRST_SHARE");
+  if (forced && *forced) return split_own_block(batch, kv_rows, std::atof(forced), wave_rows);
+  const double hop = link_gbps > 0 ? first_hop_bytes / (kLinkBoundShare * link_gbps * 1e9) : 0;
+  const double share = own_seconds > 0 ? std::min(0.5, hop / own_seconds) : 0;
+  const double units = batch >= 2 ? static_cast<double>(batch)
+                       : wave_rows > 0 ? static_cast<double>(kv_rows) / wave_rows
+                                       : static_cast<double>(kv_rows) / (kv_rows >= 1024 ? 128 : 1);
+  if (share * units < 0.5) return all_in_second(batch, kv_rows);
+  return split_own_block(batch, kv_rows, share, wave_rows);
+}
+
 // The forward sends Q (and the mask) out and brings the partial O and its LSE home; the backward sends Q
 // (unless the forward's blocks were kept), dO, LSE and D (and the mask) out and brings dQ home. Partials
 // travel as float32, or as float16 plus a scale per row.
@@ -93,9 +132,15 @@ LvPlan plan_lv(const DistProblem& pb, int world, int rank, bool masked, LvPass p
                                   pb.link_gbps > 0 ? trip_bytes(PartialPrecision::Float32) / (pb.link_gbps * 1e9) : 0,
                                   dev.flops_per_second > 0 ? flops / dev.flops_per_second : 0);
   plan.chunks = row_chunks(mq, trip_bytes(plan.partials), pb.link_gbps, flops, dev.flops_per_second);
-  plan.split = own_split(pb.dims.batch, shard_of(pb.lkv_total, world, rank).length, static_cast<double>(my_lq) * out_row,
-                         static_cast<double>(my_lq) * home_row(plan.partials), pb.link_gbps,
-                         fwd ? 0 : dev.bwd_kv_rows_per_wave);
+  const int64_t kv_rows = shard_of(pb.lkv_total, world, rank).length;
+  const double first_hop = static_cast<double>(my_lq) * out_row, last_hop = static_cast<double>(my_lq) * home_row(plan.partials);
+  if (!fwd && world > 1 && plan.chunks == 1 && stack_own_rows(pb.dims, mq, my_lq, kv_rows, last_hop, pb.link_gbps)) {
+    const double own_seconds = dev.flops_per_second > 0 ? block_flops(pb.dims, my_lq, kv_rows, pass) / dev.flops_per_second : 0;
+    plan.split = stacked_split(pb.dims.batch, kv_rows, first_hop, pb.link_gbps, own_seconds, dev.bwd_kv_rows_per_wave);
+    plan.stack_last = !plan.split.second.empty();  // nothing left to stack: the pieces below
+    if (plan.stack_last) return plan;
+  }
+  plan.split = own_split(pb.dims.batch, kv_rows, first_hop, last_hop, pb.link_gbps, fwd ? 0 : dev.bwd_kv_rows_per_wave);
   return plan;
 }
 

@@ -13,6 +13,9 @@ struct LvPlan {
   int chunks = 1;  // row chunks every travelling block is sent in
   OwnSplit split;  // how this rank computes its own block
   PartialPrecision partials = PartialPrecision::Float32;  // how the pass's partial results travel (never Auto)
+  // Backward: the own block's second piece runs in one launch with the last visiting block, their rows
+  // stacked (stacked_rows.h), so dK/dV of those visual rows are written once instead of written and read back.
+  bool stack_last = false;
 };
 
 // What the plan needs to know of the backend: its nominal attention rate, and the visual rows its backward
@@ -35,6 +38,17 @@ PartialPrecision choose_partials(PartialPrecision asked, DType dtype, double tri
 // (block_flops at flops_per_second) and each chunk keeps >= 256 rows, else one (lv_plan.cc says why).
 int row_chunks(int64_t max_block_rows, double trip_bytes, double link_gbps, double block_flops,
                double flops_per_second);
+
+// Whether the backward stacks the own rows onto the last visiting block (LvPlan::stack_last): where the
+// float32 dK/dV read-modify-write that saves, less the copies stacking costs, outweighs the last hop it
+// leaves exposed (last_hop_bytes at 0.6 of the link). Only with one row chunk (lv_plan.cc says why).
+bool stack_own_rows(const AttnDims& d, int64_t text_rows, int64_t own_rows, int64_t kv_rows, double last_hop_bytes,
+                    double link_gbps);
+
+// The owner's first piece when its rest is stacked: just long enough to hide the first hop (at 0.6 of the link,
+// against the own block's compute), on a whole wave where wave_rows > 0; none where that is under half a wave.
+OwnSplit stacked_split(int64_t batch, int64_t kv_rows, double first_hop_bytes, double link_gbps, double own_seconds,
+                       double wave_rows);
 
 // The owner's block whole where both its hops take under 0.1 ms at 0.6 of the link's speed, else in two pieces
 // at the first hop's share of the bytes, on a whole wave where wave_rows > 0 (lv_plan.cc says why).

@@ -27,6 +27,15 @@ inline OwnSplit whole_block(int64_t batch, int64_t lkv) {
   return s;
 }
 
+// Nothing in the first piece, the whole block in the second (the stacked backward's block where no hop
+// needs hiding first).
+inline OwnSplit all_in_second(int64_t batch, int64_t lkv) {
+  OwnSplit s;
+  s.second = {0, batch, 0, lkv};
+  s.along_kv = true;
+  return s;
+}
+
 // Splits the batch when there are several (disjoint outputs, contiguous in every tensor), else the
 // visual rows, at `first_share` of the work. Long visual shards split on a 128-row tile boundary. Where
 // the kernel covers `wave_rows` visual rows with one CTA on every SM (0: unknown), the first piece ends on

@@ -56,6 +56,7 @@ struct DistStats {
   double comm_wait_seconds = 0; // host time blocked on transfers (CPU); ~0 where waits are stream-ordered
   int row_chunks = 1;           // chunks each travelling text block was sent in (row_chunks.h)
   PartialPrecision partials = PartialPrecision::Float32;  // how the last LV-XAttn call sent its partials
+  bool stacked = false;  // the last LV-XAttn backward ran its own rows with the last visiting block (LvPlan)
 };
 
 class DistAttention {

@@ -17,6 +17,7 @@
 #include "core/schedule_internal.h"
 #include "core/schedule_trace.h"
 #include "core/shard.h"
+#include "core/stacked_rows.h"
 
 namespace xattn {
 
@@ -74,9 +75,13 @@ PlanDevice plan_device(const Backend& be, const AttnDims& d) {
 
 // ", link 215 GB/s, 1 chunks, whole": the choices a trace line was made under.
 std::string plan_of(const DistProblem& p, const LvPlan& plan) {
-  const char* split = plan.split.second.empty() ? "whole" : plan.split.along_kv ? "split along visual rows" : "split along the batch";
+  const char* split = plan.split.second.empty() ? "whole"
+                      : plan.split.first.empty() ? "whole in the last visit"
+                      : plan.split.along_kv      ? "split along visual rows"
+                                                 : "split along the batch";
   return ", link " + std::to_string(std::lround(p.link_gbps)) + " GB/s, " + std::to_string(plan.chunks) + " chunks, " +
-         split + (plan.partials == PartialPrecision::Float16 ? ", float16 partials" : "");
+         split + (plan.stack_last ? ", own rows stacked" : "") +
+         (plan.partials == PartialPrecision::Float16 ? ", float16 partials" : "");
 }
 
 // A tensor of the own block in chunk slots, for its first hop: gathered into `slotted`, or, with one chunk
@@ -251,11 +256,36 @@ void DistAttention::lv_backward_local(const DistBwdArgs& a) {
   be_.row_dot(d, lq, a.dout, a.o, drow);
   be_.zero(a.dq, lq * rb.o32);
   const AttnBlock blk{lq, kv.length, kv.begin, a.mask};
-  Trace mark(be_, rank_, [&] { return "lv backward " + shape_of(pb_) + ", no communication"; });
-  for (int t = 0; t < world_; ++t) {  // the first step writes dK/dV (no zero fill, no read)
+  // Where LV-XAttn would stack its own rows with the last visiting block, the last two steps run as one
+  // stacked launch here too (the own block twice).
+  const bool stack = world_ > 1 && plan_lv(pb_, world_, rank_, a.mask != nullptr, LvPass::Backward, plan_device(be_, d),
+                                           /*query_kept=*/true).stack_last;  // as the trainer and bench:gpu run it
+  stats_ = {};
+  stats_.stacked = stack;
+  Trace mark(be_, rank_, [&] { return "lv backward " + shape_of(pb_) + ", no communication" + (stack ? ", stacked" : ""); });
+  const int single = stack ? world_ - 2 : world_;
+  for (int t = 0; t < single; ++t) {  // the first step writes dK/dV (no zero fill, no read)
     be_.attn_bwd(d, blk, {a.q, a.k, a.v, a.dout, a.lse, drow, a.dq, a.dk, a.dv, /*accumulate_dkv=*/t > 0});
     mark("block", t);
   }
+  if (!stack) return;
+  const size_t B = d.batch;
+  const RowTensor tq{B, rb.q / B}, tl{B * d.heads, 4}, tmask{B, rb.mask / B}, to{B, rb.o32 / B};
+  const StackedRows sr{lq, lq};
+  const auto twice = [&](const RowTensor& t, const void* x, const char* name) {
+    void* p = buf_->get(name, 2 * lq * t.outer * t.row_bytes);
+    stack_rows(be_, t, sr, x, x, p);
+    return p;
+  };
+  float* dq = buf_->get<float>("lvb.st_dq", 2 * lq * rb.o32);
+  float* scratch = B > 1 ? buf_->get<float>("lvb.st_scratch", lq * rb.o32) : nullptr;
+  be_.zero(dq, 2 * lq * rb.o32);
+  const AttnBlock both{2 * lq, kv.length, kv.begin, a.mask ? static_cast<const int32_t*>(twice(tmask, a.mask, "lvb.st_m")) : nullptr};
+  be_.attn_bwd(d, both, {twice(tq, a.q, "lvb.st_q"), a.k, a.v, twice(tq, a.dout, "lvb.st_do"),
+                         static_cast<const float*>(twice(tl, a.lse, "lvb.st_l")), static_cast<const float*>(twice(tl, drow, "lvb.st_d")),
+                         dq, a.dk, a.dv, /*accumulate_dkv=*/single > 0});
+  for (int which = 0; which < 2; ++which) add_stacked(be_, to, sr, which, dq, a.dq, scratch);
+  mark("stacked", world_ - 2);
 }
 
 // Q, dO, LSE and D (and the mask) travel like Q in the forward, in the same row chunks where the link is
@@ -292,6 +322,7 @@ void DistAttention::lv_backward(const DistBwdArgs& a) {
   const auto chunked_only = [&](const char* name, size_t bytes) { return C > 1 ? buf_->get(name, bytes) : nullptr; };
   float* dq_home = static_cast<float*>(chunked_only("lvb.dq_home", my_lq * rb.o32));
   PartialLink dq_link(be_, *buf_, d, slots, plan.partials, "lvb.dq");
+  const bool stack = plan.stack_last;  // the own rows' second piece rides with the last visiting block
 
   // The backward of one piece of the local K/V rows for a block of lq text rows.
   const auto piece_bwd = [&](const OwnPiece& p, int64_t lq, const void* q, const void* dout, const float* lse,
@@ -313,6 +344,28 @@ void DistAttention::lv_backward(const DistBwdArgs& a) {
                   at_byte(in.lse, slots.offset(tl, c)), at_byte(in.drow, slots.offset(tl, c)),
                   in.mask ? at_byte(in.mask, slots.offset(tmask, c)) : nullptr};
   };
+  // Two blocks' inputs stacked (stacked_rows.h), with a zeroed float32 dQ for both.
+  struct Stacked {
+    Inputs in;
+    float *dq, *scratch;
+  };
+  const auto stacked_inputs = [&](const StackedRows& sr, const Inputs& top, const Inputs& below) {
+    const int64_t n = mq + my_lq;
+    void* q = buf_->get("lvb.st_q", n * rb.q);
+    void* dout = buf_->get("lvb.st_do", n * rb.q);
+    float* lse = buf_->get<float>("lvb.st_l", n * rb.lse);
+    float* dr = buf_->get<float>("lvb.st_d", n * rb.lse);
+    int32_t* m = a.mask ? buf_->get<int32_t>("lvb.st_m", n * rb.mask) : nullptr;
+    stack_rows(be_, tq, sr, top.q, below.q, q);
+    stack_rows(be_, tq, sr, top.dout, below.dout, dout);
+    stack_rows(be_, tl, sr, top.lse, below.lse, lse);
+    stack_rows(be_, tl, sr, top.drow, below.drow, dr);
+    if (m) stack_rows(be_, tmask, sr, top.mask, below.mask, m);
+    float* dq = buf_->get<float>("lvb.st_dq", n * rb.o32);
+    be_.zero(dq, sr.rows() * rb.o32);
+    float* scratch = B > 1 ? buf_->get<float>("lvb.st_scratch", std::max(mq, my_lq) * rb.o32) : nullptr;
+    return Stacked{{q, dout, lse, dr, m}, dq, scratch};
+  };
   // Sends chunk c of the block of step t on and receives chunk c of the block of step t + 1.
   const auto pass_inputs = [&](int t, int c, const Inputs& in) {
     const int64_t x = chunk(t, c).length, y = chunk(t + 1, c).length;
@@ -330,6 +383,7 @@ void DistAttention::lv_backward(const DistBwdArgs& a) {
   StepClock clock(tr_, stats_);
   stats_.row_chunks = C;
   stats_.partials = plan.partials;
+  stats_.stacked = stack;
   Trace mark(be_, rank_, [&] { return "lv backward " + shape_of(pb_) + plan_of(pb_, plan) + (kept ? ", Q kept" : ""); });
   const Inputs own{kept ? nullptr : own_in_slots(be_, tq, slots, my_lq, a.q, chunked_only("lvb.own_q", slots.bytes(tq))),
                    own_in_slots(be_, tq, slots, my_lq, a.dout, chunked_only("lvb.own_do", slots.bytes(tq))),
@@ -359,7 +413,14 @@ void DistAttention::lv_backward(const DistBwdArgs& a) {
       float* acc = at_byte(dq_acc[s], slots.offset(to, c));
       float* dq_t = t == 1 ? acc : dq_part;
       be_.zero(dq_t, x * rb.o32);
-      if (t == 1 && c == 0) {  // writes the second piece's dK/dV rows (no memset, no read), adds to the first's
+      if (stack && t == P - 1) {  // one chunk: own rows stacked below the visiting ones over the second piece
+        const StackedRows sr{x, my_lq};
+        const Stacked st = stacked_inputs(sr, in, {a.q, a.dout, a.lse, drow, a.mask});
+        piece_bwd(split.second, sr.rows(), st.in.q, st.in.dout, st.in.lse, st.in.drow, st.in.mask, st.dq, /*accumulate_dkv=*/t > 1);
+        piece_bwd(split.first, x, in.q, in.dout, in.lse, in.drow, in.mask, dq_t, /*accumulate_dkv=*/true);
+        add_stacked(be_, to, sr, 0, st.dq, dq_t, st.scratch);
+        add_stacked(be_, to, sr, 1, st.dq, a.dq, st.scratch);
+      } else if (t == 1 && c == 0) {  // writes the second piece's dK/dV rows (no memset, no read), adds to the first's
         piece_bwd(split.second, x, in.q, in.dout, in.lse, in.drow, in.mask, dq_t, /*accumulate_dkv=*/false);
         piece_bwd(split.first, x, in.q, in.dout, in.lse, in.drow, in.mask, dq_t, /*accumulate_dkv=*/true);
       } else {
@@ -377,8 +438,10 @@ void DistAttention::lv_backward(const DistBwdArgs& a) {
                                           at_byte(dq_acc[1 - s], slots.offset(to, c)), y, prev));
     }
   }
-  piece_bwd(split.second, my_lq, a.q, a.dout, a.lse, drow, a.mask, a.dq, /*accumulate_dkv=*/true);
-  mark("own2");
+  if (!stack) {
+    piece_bwd(split.second, my_lq, a.q, a.dout, a.lse, drow, a.mask, a.dq, /*accumulate_dkv=*/true);
+    mark("own2");
+  }
   float* back = dq_acc[P % 2];  // the others' dQ for this rank's block, in slots
   for (int c = 0; c < C; ++c) {
     clock.wait(hdq[c]);

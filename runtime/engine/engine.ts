@@ -72,6 +72,8 @@ export interface CommStats {
   rowChunks: number;
   /** How LV-XAttn's partial results travelled in this call ('float32' where none did). */
   partials: WirePrecision;
+  /** An LV-XAttn backward that ran its own text rows in one launch with the last visiting block's. */
+  stackedRows: boolean;
 }
 
 export interface ForwardResult extends CommStats {

@@ -35,6 +35,8 @@ export interface LvPlan {
   firstKvRows: number;
   /** How the pass's partial results travel ('auto' resolved). */
   partials: WirePrecision;
+  /** Backward: the own block's second piece runs in one launch with the last visiting block (rows stacked). */
+  stackLast: boolean;
 }
 
 export function lvPlan(query: LvPlanQuery): LvPlan {

@@ -46,6 +46,8 @@ if (process.argv[2] === 'rank') {
     'NCCL kernels': { XATTN_COPY_ENGINE: '0' },
     'copy engines, 256 B pieces': { XATTN_CE_SLOT_BYTES: '256' },
     'own block in two pieces, 2 row chunks': { XATTN_LV_FIRST_SHARE: '0.4', XATTN_LV_CHUNKS: '2' },
+    'own rows stacked on the last visit': { XATTN_LV_STACK: '1' },
+    'own rows stacked after a first piece': { XATTN_LV_STACK: '1', XATTN_LV_FIRST_SHARE: '0.3' },
   };
   const checkRun = (label: string, ranks: RankResults[]) =>
     CASES.forEach((c, ci) => {
@@ -68,6 +70,7 @@ if (process.argv[2] === 'rank') {
     if (!ce) console.log('copy engines are not linked on this machine (see the path above): the copy-engine variants run over NCCL');
     for (const [label, env] of Object.entries(PATHS)) {
       const ranks = await spawn(2, env);
+      if (env.XATTN_LV_STACK) check(ranks.every((r) => r.results.every((res) => res['lv-xattn']!.stackedRows)), 'XATTN_LV_STACK=1: every LV-XAttn backward ran its own rows stacked');
       if (env.XATTN_COPY_ENGINE) check(!ranks[0]!.transportPath.includes('copy engines to'), `XATTN_COPY_ENGINE=0 sends through NCCL (${ranks[0]!.transportPath})`);
       checkRun(`P=2 ${label}`, ranks);
     }

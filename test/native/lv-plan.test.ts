@@ -144,3 +144,41 @@ describe('LV-XAttn plan, general rules', () => {
     expect(() => plan(0, 65536, 23, 'forward')).toThrow(/lqTotal and lkvTotal must be >= 1/);
   });
 });
+
+// The backward stacks the own rows onto the last visiting block where the float32 dK/dV it then writes once
+// (instead of writing and reading back) outweigh the stacking copies and the last hop it leaves exposed.
+describe('LV-XAttn plan, stacked backward', () => {
+  const wave = (132 * 128) / 8; // visual rows a wave of the Hopper backward at 8 kv heads
+  const bwd = (lq: number, lkv: number, link: number, extra: Partial<LvPlanQuery> = {}) =>
+    plan(lq, lkv, link, 'backward', { queryKept: true, bwdKvRowsPerWave: wave, ...extra });
+
+  it('stacks where dK/dV dwarf the text rows and the last hop is short', () => {
+    // 256x128K over NVLink: 537 MB of float32 dK/dV (0.35 ms saved) against a 2.1 MB hop (16 us);
+    // the first hop (1.1 MB, 8 us) is under half a wave of the own block: it all runs stacked
+    const nv = bwd(256, 131072, 220);
+    expect(nv.stackLast).toBe(true);
+    expect([nv.ownBlock, nv.firstKvRows]).toEqual(['kv', 0]);
+    // over host memory the first hop (1.1 MB at 0.6 x 23 GB/s: 78 us, 0.09 of the own block's 0.87 ms) gets
+    // its own piece: 3 waves of 2112 rows, on a 128-row tile
+    const host = bwd(256, 131072, 23);
+    expect([host.stackLast, host.partials]).toEqual([true, 'float32']);
+    expect(host.firstKvRows).toBe(49 * 128);
+    // 1024x64K: 268 MB of dK/dV, 34 MB of copies (0.16 ms saved) against an 8.4 MB hop: 64 us over NVLink,
+    // 0.61 ms over host memory
+    expect(bwd(1024, 65536, 220).stackLast).toBe(true);
+    expect(bwd(1024, 65536, 23).stackLast).toBe(false);
+  });
+
+  it('keeps the two pieces where stacking would not pay', () => {
+    // 4096x32K: the copies (134 MB) match the dK/dV (134 MB)
+    for (const link of [220, 23, 2]) expect(bwd(4096, 32768, link).stackLast, `${link} GB/s`).toBe(false);
+    // sockets: the float16 dQ home (1.1 MB at 1.2 GB/s: 0.9 ms) outlasts the 0.35 ms saved
+    const sockets = bwd(256, 131072, 2);
+    expect([sockets.stackLast, sockets.partials]).toEqual([false, 'float16']);
+    expect(sockets.ownBlock).toBe('kv');
+    // an unknown link: the last hop's length is unknown, so it stays hidden
+    expect(bwd(256, 131072, 0).stackLast).toBe(false);
+    // the forward never stacks (its K/V are read, nothing written back)
+    expect(plan(256, 131072, 220, 'forward').stackLast).toBe(false);
+  });
+});

@@ -56,25 +56,41 @@ function expectedPartials(c: DistCase, P: number, r: RankResults, variant: strin
   return [lvPlan({ ...q, partials, pass: 'forward' }).partials, lvPlan({ ...q, partials, pass: 'backward', queryKept: kept }).partials];
 }
 
+/** Whether a variant's backward must have stacked the own rows onto the last visiting block: forced on
+ * (XATTN_LV_STACK=1, with one chunk), else as the plan decides (no chunks forced at these rows). */
+function expectedStacked(c: DistCase, P: number, r: RankResults, variant: string, keptQ: boolean, stack: string, chunks: number): boolean {
+  if (P === 1 || variant === 'ring' || chunks > 1) return false;
+  if (stack === '1') return true;
+  const q = { dims: c.dims, lqTotal: c.lq, lkvTotal: c.lkv, world: P, rank: r.rank, masked: c.masked, linkGbps: r.linkGbps, flopsPerSecond: r.flopsPerSecond };
+  const partials = variant === 'lv-xattn f16 partials' ? 'float16' : 'auto';
+  return lvPlan({ ...q, partials, pass: 'backward', queryKept: keptQ && variant !== 'lv-xattn, Q sent again' }).stackLast;
+}
+
 // Blocks travel in row chunks where the link is the bottleneck (never at these shapes on CPU);
 // XATTN_LV_CHUNKS forces chunks (more than some blocks have rows), so the chunked forward and backward
 // are checked too. On links this fast for blocks this small, the owner computes its block whole;
 // XATTN_LV_FIRST_SHARE forces the two-piece split (along the batch or the visual rows) at that share.
-// XATTN_LV_KEEP_Q=0 keeps no forward's Q blocks.
+// XATTN_LV_KEEP_Q=0 keeps no forward's Q blocks. XATTN_LV_STACK=1 stacks the backward's own rows onto the last
+// visiting block (never with chunks; by the plan, only where dK/dV dwarf the text rows, not at these shapes).
 describe.each([
-  [1, '', '', ''],
-  [2, '', '', ''],
-  [3, '', '', ''],
-  [4, '', '', ''],
-  [2, '3', '', ''],
-  [3, '4', '', ''],
-  [2, '', '0.4', ''],
-  [3, '', '0.7', ''],
-  [4, '2', '0.5', ''],
-  [3, '', '', '0'],
-])('P = %i ranks over TCP, row chunks "%s", first share "%s", kept Q "%s"', (P, chunks, share, keepQ) => {
+  [1, '', '', '', ''],
+  [2, '', '', '', ''],
+  [3, '', '', '', ''],
+  [4, '', '', '', ''],
+  [2, '3', '', '', ''],
+  [3, '4', '', '', ''],
+  [2, '', '0.4', '', ''],
+  [3, '', '0.7', '', ''],
+  [4, '2', '0.5', '', ''],
+  [3, '', '', '0', ''],
+  [2, '', '', '', '1'],
+  [3, '', '', '', '1'],
+  [4, '', '0.5', '', '1'],
+  [2, '', '0.4', '0', '1'],
+  [2, '2', '', '', '1'],
+])('P = %i ranks over TCP, row chunks "%s", first share "%s", kept Q "%s", stacked "%s"', (P, chunks, share, keepQ, stack) => {
   it('LV-XAttn and Ring equal fp64 attention, forward and backward', async () => {
-    const env = { XATTN_TEST_CASES: JSON.stringify(CASES), XATTN_LV_CHUNKS: chunks, XATTN_LV_FIRST_SHARE: share, XATTN_LV_KEEP_Q: keepQ };
+    const env = { XATTN_TEST_CASES: JSON.stringify(CASES), XATTN_LV_CHUNKS: chunks, XATTN_LV_FIRST_SHARE: share, XATTN_LV_KEEP_Q: keepQ, XATTN_LV_STACK: stack };
     const ranks = await spawnRanks<RankResults>(WORKER, P, env);
     CASES.forEach((c, ci) => {
       const tol = TOL[c.dims.dtype]!;
@@ -92,6 +108,8 @@ describe.each([
         expect(r.results[ci]!['lv-xattn']!.rowChunks, `case ${ci} rank ${r.rank}: LV-XAttn forward/backward chunks`).toEqual([lvChunks, lvChunks]);
         if (c.dims.dtype !== 'float32') expect(r.results[ci]!['lv-xattn f16 partials']!.rowChunks, `case ${ci} rank ${r.rank}: with float16 partials`).toEqual([lvChunks, lvChunks]);
         expect(r.results[ci]!.ring!.rowChunks, `case ${ci} rank ${r.rank}: Ring chunks`).toEqual([1, 1]);
+        for (const [name, v] of Object.entries(r.results[ci]!))
+          expect(v.stackedRows, `case ${ci} rank ${r.rank} ${name}: backward stacked`).toBe(expectedStacked(c, P, r, name, keepQ !== '0', stack, lvChunks));
         // The backward on the kept blocks sends everything but Q; with Q in another tensor it sends Q too.
         // (Where 'auto' sent dQ differently in the two, the lighter trip tipped the plan: bytes differ by more.)
         const kept = r.results[ci]!['lv-xattn']!, again = r.results[ci]!['lv-xattn, Q sent again']!;

@@ -15,7 +15,7 @@ it('writes LV-XAttn, Ring and no-comm step times, queued and host-synced, with t
   dir = mkdtempSync(path.join(tmpdir(), 'bench-gpu-smoke-'));
   const run = spawnSync(process.execPath, ['--import', 'tsx', 'bench/gpu.ts'], {
     cwd: root,
-    env: { ...process.env, XATTN_BENCH_SMOKE: '1', XATTN_BENCH_OUT: dir },
+    env: { ...process.env, XATTN_BENCH_SMOKE: '1', XATTN_BENCH_OUT: dir, XATTN_LV_STACK: '1' },
     encoding: 'utf8',
     timeout: 120_000,
   });
@@ -37,4 +37,6 @@ it('writes LV-XAttn, Ring and no-comm step times, queued and host-synced, with t
   expect(row.lv_bound_ratio).toBeCloseTo(row.lvxattn_ms / Math.max(row.nocomm_ms, moveMs), 9);
   // LV-XAttn moves far fewer bytes than Ring (small text blocks travel, not the visual K/V).
   expect(row.lv_bytes_per_step).toBeLessThan(row.ring_bytes_per_step / 4);
+  // XATTN_LV_STACK=1 (below) stacks LV-XAttn's backward, and the no-comm bound mirrors it.
+  expect([row.lv_stacked, row.nocomm_stacked]).toEqual([true, true]);
 }, 150_000);
