@@ -134,7 +134,16 @@ LvPlan plan_lv(const DistProblem& pb, int world, int rank, bool masked, LvPass p
   plan.chunks = row_chunks(mq, trip_bytes(plan.partials), pb.link_gbps, flops, dev.flops_per_second);
   const int64_t kv_rows = shard_of(pb.lkv_total, world, rank).length;
   const double first_hop = static_cast<double>(my_lq) * out_row, last_hop = static_cast<double>(my_lq) * home_row(plan.partials);
-  if (!fwd && world > 1 && plan.chunks == 1 && stack_own_rows(pb.dims, mq, my_lq, kv_rows, last_hop, pb.link_gbps)) {
+  // Stacked, the last hop is exposed: where float32 would keep it over 0.1 ms, 'auto' sends it as float16 (2x H200,
+  // stacked: 256x128K over host memory, 0.15 ms, 2.23 against 2.26 ms in two runs; over NVLink float16 was no
+  // faster at 256x128K, 16 us, nor at 1024x64K, 64 us).
+  PartialPrecision stacked_partials = plan.partials;
+  if (!fwd && pb.partials == PartialPrecision::Auto && pb.dims.dtype != DType::F32 && pb.link_gbps > 0 &&
+      my_lq * home_row(PartialPrecision::Float32) / (kLinkBoundShare * pb.link_gbps * 1e9) > 100e-6)
+    stacked_partials = PartialPrecision::Float16;
+  const double stacked_hop = static_cast<double>(my_lq) * home_row(stacked_partials);
+  if (!fwd && world > 1 && plan.chunks == 1 && stack_own_rows(pb.dims, mq, my_lq, kv_rows, stacked_hop, pb.link_gbps)) {
+    plan.partials = stacked_partials;
     const double own_seconds = dev.flops_per_second > 0 ? block_flops(pb.dims, my_lq, kv_rows, pass) / dev.flops_per_second : 0;
     plan.split = stacked_split(pb.dims.batch, kv_rows, first_hop, pb.link_gbps, own_seconds, dev.bwd_kv_rows_per_wave);
     plan.stack_last = !plan.split.second.empty();  // nothing left to stack: the pieces below

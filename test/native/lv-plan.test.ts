@@ -17,7 +17,7 @@ describe('LV-XAttn plan at the bench shapes, 2 ranks', () => {
     ['256x128K', 220, 1, 1, 'whole', 'float32/float32'],
     ['4096x32K', 220, 1, 1, 'kv', 'float32/float32'],
     ['1024x64K', 23, 1, 1, 'kv', 'float16/float32'], // forward trip 0.55 ms vs 0.69 ms of compute (float16: 0.37, no chunks); backward 0.73 vs 1.7
-    ['256x128K', 23, 1, 1, 'kv', 'float32/float32'], // 128 rows a block: chunks would be too short
+    ['256x128K', 23, 1, 1, 'kv', 'float32/float16'], // 128 rows a block: chunks would be too short; the backward stacks (float16: its last hop is exposed)
     ['4096x32K', 23, 2, 1, 'kv', 'float16/float16'], // forward trip 2.2 ms vs 1.4; backward 2.9 vs 3.5 (float16: 2.2, one chunk)
     ['1024x64K', 2, 2, 2, 'kv', 'float16/float16'],
     ['256x128K', 2, 1, 1, 'kv', 'float16/float16'],
@@ -76,9 +76,10 @@ describe('LV-XAttn plan, general rules', () => {
 
   it('sends float16 partials for a pass whose float32 trip would take at least 0.6 of its compute, 16-bit only', () => {
     // 256x128K backward at 7 GB/s: Q, dO, LSE and D out plus float32 dQ home (4.2 MB) take 0.7 of its 0.87 ms
-    // of compute; with the forward's Q kept (3.2 MB), 0.52
+    // of compute
     expect(plan(256, 131072, 7, 'backward').partials).toBe('float16');
-    expect(plan(256, 131072, 7, 'backward', { queryKept: true }).partials).toBe('float32');
+    // (the kept case, 0.52 alone, now stacks and so sends its exposed last hop as float16)
+    expect(plan(256, 131072, 7, 'backward', { queryKept: true })).toMatchObject({ stackLast: true, partials: 'float16' });
     // the threshold: a link at which the 4096x32K forward's float32 trip (Q out; O and LSE home) takes 0.6 of its compute
     const tripBytes = 2048 * (8192 + 16384 + 128), computeSeconds = (4 * 32 * 128 * 2048 * 16384) / H200;
     const even = tripBytes / (0.6 * computeSeconds) / 1e9;
@@ -159,14 +160,17 @@ describe('LV-XAttn plan, stacked backward', () => {
     expect(nv.stackLast).toBe(true);
     expect([nv.ownBlock, nv.firstKvRows]).toEqual(['kv', 0]);
     // over host memory the first hop (1.1 MB at 0.6 x 23 GB/s: 78 us, 0.09 of the own block's 0.87 ms) gets
-    // its own piece: 3 waves of 2112 rows, on a 128-row tile
+    // its own piece: 3 waves of 2112 rows, on a 128-row tile; the exposed last hop goes as float16 (float32:
+    // 2.1 MB, 0.15 ms), where unstacked it went as float32 (trip 0.16 of the compute)
     const host = bwd(256, 131072, 23);
-    expect([host.stackLast, host.partials]).toEqual([true, 'float32']);
+    expect([host.stackLast, host.partials]).toEqual([true, 'float16']);
+    expect(bwd(256, 131072, 23, { partials: 'float32' })).toMatchObject({ stackLast: true, partials: 'float32' });
+    expect(nv.partials).toBe('float32'); // NVLink: the float32 hop takes 16 us
     expect(host.firstKvRows).toBe(49 * 128);
     // 1024x64K: 268 MB of dK/dV, 34 MB of copies (0.16 ms saved) against an 8.4 MB hop: 64 us over NVLink,
     // 0.61 ms over host memory
     expect(bwd(1024, 65536, 220).stackLast).toBe(true);
-    expect(bwd(1024, 65536, 23).stackLast).toBe(false);
+    expect(bwd(1024, 65536, 23)).toMatchObject({ stackLast: false, partials: 'float32' }); // float16: still 0.3 ms
   });
 
   it('keeps the two pieces where stacking would not pay', () => {
