@@ -3,7 +3,9 @@
 // Each block visits the other ranks first and its owner last. The owner computes its own block in two
 // pieces (own_block.h): the first while its block leaves, the second while the other ranks' results
 // come home. So the first and the last hop, which nothing inside the call used to hide, both overlap
-// compute.
+// compute. Where the visual rows far outnumber the text rows, the backward instead runs the own block's
+// second piece in one launch with the last visiting block (rows stacked: LvPlan::stack_last), so their
+// float32 dK/dV are written once rather than written and read back; the last hop is then left exposed.
 #include <algorithm>
 #include <cmath>
 #include <type_traits>
