@@ -46,6 +46,9 @@ const SCALING_INTERCONNECTS: Record<string, Record<string, string>> = SMOKE
 // A hung gang is killed, not waited on. The sockets gang runs ~2 min (Ring's queued batches over a ~2 GB/s
 // link take most of it).
 const GANG_TIMEOUT_MS = SMOKE ? 60_000 : 240_000;
+// A stalled transfer must fail inside a rank first (the transport's watchdog names it), not with the gang's
+// kill: the longest transfer here (Ring's K/V over sockets, queued behind 6 steps) takes seconds.
+const RANK_TIMEOUT_MS = SMOKE ? 45_000 : 120_000;
 const key = (s: Shape) => `H${s.heads}/Hkv${s.kvHeads} d${s.headDim} Lq${s.lq} Lkv${s.lkv}`;
 
 /** lv: LV-XAttn as a user runs it (partials: auto); lv32 / lv16: with float32 / float16 partials asked for. */
@@ -63,7 +66,7 @@ const callOf = (s: Shape, algorithm: AlgorithmName, comm = true): DistCall => ({
 });
 
 async function distributedRank({ shapes, iters }: GangSpec): Promise<RankReport> {
-  return withRankEngine(SMOKE ? 'cpu' : 'cuda', 300_000, async ({ engine, rank, worldSize: world }) => {
+  return withRankEngine(SMOKE ? 'cpu' : 'cuda', RANK_TIMEOUT_MS, async ({ engine, rank, worldSize: world }) => {
     let link_gbps: number | null = null; // one rank has no link
     if (world > 1) {
       const linkBytes = SMOKE ? 1 << 20 : 64 << 20;
