@@ -1,4 +1,4 @@
-// Helpers shared by the schedules (schedule.cc, schedule_lv.cc); not part of the public interface.
+// Helpers shared by the schedules (schedule.cc, schedule_lv.cc, schedule_lv_bwd.cc); not part of the public interface.
 #pragma once
 #include <chrono>
 #include <map>

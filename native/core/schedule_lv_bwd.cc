@@ -1,0 +1,227 @@
+// LV-XAttn's backward: Q (unless the forward kept it), dO, LSE and D travel like the forward's Q, a dQ
+// accumulator travels with them, dK/dV stay local (schedule_lv.cc has the forward and the ring order).
+// Where the visual rows far outnumber the text rows, the own block's second piece runs in one launch with the
+// last visiting block (rows stacked: LvPlan::stack_last), so their float32 dK/dV are written once rather
+// than written and read back; the last hop is then left exposed.
+#include <algorithm>
+#include <vector>
+
+#include "core/partial_link.h"
+#include "core/schedule_lv_parts.h"
+#include "core/schedule_trace.h"
+#include "core/stacked_rows.h"
+
+namespace xattn {
+
+using namespace sched;
+using namespace lv_parts;
+
+// One rank's backward, or the no-communication bound's: every step is the own block.
+void DistAttention::lv_backward_local(const DistBwdArgs& a) {
+  const AttnDims& d = pb_.dims;
+  const RowBytes rb(d);
+  const int64_t lq = local_lq();
+  const Shard kv = shard_of(pb_.lkv_total, world_, rank_);
+  float* drow = buf_->get<float>("lvb.drow", lq * rb.lse);
+  be_.row_dot(d, lq, a.dout, a.o, drow);
+  be_.zero(a.dq, lq * rb.o32);
+  const AttnBlock blk{lq, kv.length, kv.begin, a.mask};
+  // Where LV-XAttn would stack its own rows with the last visiting block, the last two steps run as one
+  // stacked launch here too (the own block twice).
+  const bool stack = world_ > 1 && plan_lv(pb_, world_, rank_, a.mask != nullptr, LvPass::Backward, plan_device(be_, d),
+                                           /*query_kept=*/true).stack_last;  // as the trainer and bench:gpu run it
+  stats_ = {};
+  stats_.stacked = stack;
+  Trace mark(be_, rank_, [&] { return "lv backward " + shape_of(pb_) + ", no communication" + (stack ? ", stacked" : ""); });
+  const int single = stack ? world_ - 2 : world_;
+  for (int t = 0; t < single; ++t) {  // the first step writes dK/dV (no zero fill, no read)
+    be_.attn_bwd(d, blk, {a.q, a.k, a.v, a.dout, a.lse, drow, a.dq, a.dk, a.dv, /*accumulate_dkv=*/t > 0});
+    mark("block", t);
+  }
+  if (!stack) return;
+  const size_t B = d.batch;
+  const RowTensor tq{B, rb.q / B}, tl{B * d.heads, 4}, tmask{B, rb.mask / B}, to{B, rb.o32 / B};
+  const StackedRows sr{lq, lq};
+  const auto twice = [&](const RowTensor& t, const void* x, const char* name) {
+    void* p = buf_->get(name, 2 * lq * t.outer * t.row_bytes);
+    stack_rows(be_, t, sr, x, x, p);
+    return p;
+  };
+  float* dq = buf_->get<float>("lvb.st_dq", 2 * lq * rb.o32);
+  float* scratch = B > 1 ? buf_->get<float>("lvb.st_scratch", lq * rb.o32) : nullptr;
+  be_.zero(dq, 2 * lq * rb.o32);
+  const AttnBlock both{2 * lq, kv.length, kv.begin, a.mask ? static_cast<const int32_t*>(twice(tmask, a.mask, "lvb.st_m")) : nullptr};
+  be_.attn_bwd(d, both, {twice(tq, a.q, "lvb.st_q"), a.k, a.v, twice(tq, a.dout, "lvb.st_do"),
+                         static_cast<const float*>(twice(tl, a.lse, "lvb.st_l")), static_cast<const float*>(twice(tl, drow, "lvb.st_d")),
+                         dq, a.dk, a.dv, /*accumulate_dkv=*/single > 0});
+  for (int which = 0; which < 2; ++which) add_stacked(be_, to, sr, which, dq, a.dq, scratch);
+  mark("stacked", world_ - 2);
+}
+
+// Q, dO, LSE and D (and the mask) travel like Q in the forward, in the same row chunks where the link is
+// the bottleneck; dK/dV accumulate locally; a float32 dQ accumulator starts at step 1, travels with its
+// block (as float32, or as float16 with a per-row scale: PartialLink) and goes home after step P-1.
+void DistAttention::lv_backward(const DistBwdArgs& a) {
+  if (!pb_.comm || world_ == 1) return lv_backward_local(a);
+  const AttnDims& d = pb_.dims;
+  const RowBytes rb(d);
+  const int P = world_, r = rank_, next = mod(r + 1, P), prev = mod(r - 1, P);
+  const Shard kv = shard_of(pb_.lkv_total, P, r);
+  const int64_t mq = max_shard(pb_.lq_total, P), my_lq = local_lq();
+  // The forward of this Q kept the blocks it received: then Q does not travel again (on every rank alike).
+  std::unique_ptr<KeptBlocks> kept = kept_->take(a.q_id);
+  require(!kept || kept->blocks.size() == static_cast<size_t>(P - 1), ErrorCode::Internal,
+          "kept Q blocks do not match the ring");
+  const LvPlan plan = plan_lv(pb_, P, r, a.mask != nullptr, LvPass::Backward, plan_device(be_, d), kept != nullptr);
+  const int C = plan.chunks;
+  const OwnSplit& split = plan.split;
+  const auto chunk = [&](int t, int c) { return shard_of(visiting_lq(t), C, c); };  // rows of chunk c at step t
+  const size_t B = d.batch;
+  const RowTensor tq{B, rb.q / B}, tmask{B, rb.mask / B}, to{B, rb.o32 / B}, tl{B * d.heads, 4};
+  const ChunkSlots slots(C, mq);
+  void* qb[2] = {buf_->get("lvb.q0", slots.bytes(tq)), buf_->get("lvb.q1", slots.bytes(tq))};
+  void* dob[2] = {buf_->get("lvb.do0", slots.bytes(tq)), buf_->get("lvb.do1", slots.bytes(tq))};
+  float* lb[2] = {buf_->get<float>("lvb.l0", slots.bytes(tl)), buf_->get<float>("lvb.l1", slots.bytes(tl))};
+  float* db[2] = {buf_->get<float>("lvb.d0", slots.bytes(tl)), buf_->get<float>("lvb.d1", slots.bytes(tl))};
+  int32_t* mb[2] = {nullptr, nullptr};
+  if (a.mask) mb[0] = buf_->get<int32_t>("lvb.m0", slots.bytes(tmask)), mb[1] = buf_->get<int32_t>("lvb.m1", slots.bytes(tmask));
+  float* dq_acc[2] = {buf_->get<float>("lvb.dq0", slots.bytes(to)), buf_->get<float>("lvb.dq1", slots.bytes(to))};
+  float* dq_part = buf_->get<float>("lvb.dqp", mq * rb.o32);
+  float* drow = buf_->get<float>("lvb.drow", my_lq * rb.lse);
+  // Scratch only chunked blocks need (with one chunk, slots are the natural layout).
+  const auto chunked_only = [&](const char* name, size_t bytes) { return C > 1 ? buf_->get(name, bytes) : nullptr; };
+  float* dq_home = static_cast<float*>(chunked_only("lvb.dq_home", my_lq * rb.o32));
+  PartialLink dq_link(be_, *buf_, d, slots, plan.partials, "lvb.dq");
+  const bool stack = plan.stack_last;  // the own rows' second piece rides with the last visiting block
+
+  // The backward of one piece of the local K/V rows for a block of lq text rows.
+  const auto piece_bwd = [&](const OwnPiece& p, int64_t lq, const void* q, const void* dout, const float* lse,
+                             const float* dr, const int32_t* m, float* dq, bool accumulate_dkv) {
+    if (p.empty()) return;  // no K/V rows: adds nothing, writes no dK/dV row
+    const PieceAt at = piece_at(d, lq, kv, m, p);
+    be_.attn_bwd(at.d, at.blk, {at_byte(q, at.q), at_byte(a.k, at.kv), at_byte(a.v, at.kv), at_byte(dout, at.q),
+                                at_byte(lse, at.lse), at_byte(dr, at.lse), at_byte(dq, at.o32),
+                                at_byte(a.dk, at.kv32), at_byte(a.dv, at.kv32), accumulate_dkv});
+  };
+  // One chunk of a block's inputs, in slots.
+  struct Inputs {
+    const void *q, *dout;
+    const float *lse, *drow;
+    const int32_t* mask;
+  };
+  const auto slot = [&](const Inputs& in, int c) {
+    return Inputs{in.q ? at_byte(in.q, slots.offset(tq, c)) : nullptr, at_byte(in.dout, slots.offset(tq, c)),
+                  at_byte(in.lse, slots.offset(tl, c)), at_byte(in.drow, slots.offset(tl, c)),
+                  in.mask ? at_byte(in.mask, slots.offset(tmask, c)) : nullptr};
+  };
+  // Two blocks' inputs stacked (stacked_rows.h), with a zeroed float32 dQ for both.
+  struct Stacked {
+    Inputs in;
+    float *dq, *scratch;
+  };
+  const auto stacked_inputs = [&](const StackedRows& sr, const Inputs& top, const Inputs& below) {
+    const int64_t n = mq + my_lq;
+    void* q = buf_->get("lvb.st_q", n * rb.q);
+    void* dout = buf_->get("lvb.st_do", n * rb.q);
+    float* lse = buf_->get<float>("lvb.st_l", n * rb.lse);
+    float* dr = buf_->get<float>("lvb.st_d", n * rb.lse);
+    int32_t* m = a.mask ? buf_->get<int32_t>("lvb.st_m", n * rb.mask) : nullptr;
+    stack_rows(be_, tq, sr, top.q, below.q, q);
+    stack_rows(be_, tq, sr, top.dout, below.dout, dout);
+    stack_rows(be_, tl, sr, top.lse, below.lse, lse);
+    stack_rows(be_, tl, sr, top.drow, below.drow, dr);
+    if (m) stack_rows(be_, tmask, sr, top.mask, below.mask, m);
+    float* dq = buf_->get<float>("lvb.st_dq", n * rb.o32);
+    be_.zero(dq, sr.rows() * rb.o32);
+    float* scratch = B > 1 ? buf_->get<float>("lvb.st_scratch", std::max(mq, my_lq) * rb.o32) : nullptr;
+    return Stacked{{q, dout, lse, dr, m}, dq, scratch};
+  };
+  // Sends chunk c of the block of step t on and receives chunk c of the block of step t + 1.
+  const auto pass_inputs = [&](int t, int c, const Inputs& in) {
+    const int64_t x = chunk(t, c).length, y = chunk(t + 1, c).length;
+    const int u = (t + 1) % 2;
+    const Inputs from = slot(in, c), to_next = slot({qb[u], dob[u], lb[u], db[u], mb[u]}, c);
+    std::vector<Exchange> batch{{from.dout, x * rb.q, next, const_cast<void*>(to_next.dout), y * rb.q, prev},
+                                {from.lse, x * rb.lse, next, const_cast<float*>(to_next.lse), y * rb.lse, prev},
+                                {from.drow, x * rb.lse, next, const_cast<float*>(to_next.drow), y * rb.lse, prev}};
+    if (a.mask) batch.push_back({from.mask, x * rb.mask, next, const_cast<int32_t*>(to_next.mask), y * rb.mask, prev});
+    if (!kept) batch.insert(batch.begin(), {from.q, x * rb.q, next, const_cast<void*>(to_next.q), y * rb.q, prev});
+    return tr_.post(batch);
+  };
+
+  be_.row_dot(d, my_lq, a.dout, a.o, drow);
+  StepClock clock(tr_, stats_);
+  stats_.row_chunks = C;
+  stats_.partials = plan.partials;
+  stats_.stacked = stack;
+  Trace mark(be_, rank_, [&] { return "lv backward " + shape_of(pb_) + plan_of(pb_, plan) + (kept ? ", Q kept" : ""); });
+  const Inputs own{kept ? nullptr : own_in_slots(be_, tq, slots, my_lq, a.q, chunked_only("lvb.own_q", slots.bytes(tq))),
+                   own_in_slots(be_, tq, slots, my_lq, a.dout, chunked_only("lvb.own_do", slots.bytes(tq))),
+                   static_cast<const float*>(own_in_slots(be_, tl, slots, my_lq, a.lse, chunked_only("lvb.own_l", slots.bytes(tl)))),
+                   static_cast<const float*>(own_in_slots(be_, tl, slots, my_lq, drow, chunked_only("lvb.own_d", slots.bytes(tl)))),
+                   static_cast<const int32_t*>(own_in_slots(be_, tmask, slots, my_lq, a.mask, chunked_only("lvb.own_m", slots.bytes(tmask))))};
+  std::vector<Transport::Handle> hin(C), hdq(C);
+  first_hop_beside(
+      be_, tr_,
+      [&] {
+        be_.zero(a.dq, my_lq * rb.o32);
+        piece_bwd(split.first, my_lq, a.q, a.dout, a.lse, drow, a.mask, a.dq, /*accumulate_dkv=*/false);
+      },
+      [&] { for (int c = 0; c < C; ++c) hin[c] = pass_inputs(0, c, own); });
+  mark("own1");
+  for (int t = 1; t < P; ++t) {
+    const int s = t % 2;
+    // A kept block serves as it is in one chunk (slots are then the natural layout), else chunk by chunk.
+    const Inputs here{kept && C == 1 ? kept->blocks[t - 1] : qb[s], dob[s], lb[s], db[s], mb[s]};
+    for (int c = 0; c < C; ++c) {
+      const int64_t x = chunk(t, c).length, y = chunk(t + 1, c).length;
+      if (kept && C > 1) gather_chunk(be_, tq, slots, visiting_lq(t), c, kept->blocks[t - 1], qb[s]);
+      clock.wait(hin[c]);
+      mark("got-in", t, c);
+      if (t < P - 1) hin[c] = pass_inputs(t, c, here);
+      const Inputs in = slot(here, c);
+      float* acc = at_byte(dq_acc[s], slots.offset(to, c));
+      float* dq_t = t == 1 ? acc : dq_part;
+      be_.zero(dq_t, x * rb.o32);
+      if (stack && t == P - 1) {  // one chunk: own rows stacked below the visiting ones over the second piece
+        const StackedRows sr{x, my_lq};
+        const Stacked st = stacked_inputs(sr, in, {a.q, a.dout, a.lse, drow, a.mask});
+        piece_bwd(split.second, sr.rows(), st.in.q, st.in.dout, st.in.lse, st.in.drow, st.in.mask, st.dq, /*accumulate_dkv=*/t > 1);
+        piece_bwd(split.first, x, in.q, in.dout, in.lse, in.drow, in.mask, dq_t, /*accumulate_dkv=*/true);
+        add_stacked(be_, to, sr, 0, st.dq, dq_t, st.scratch);
+        add_stacked(be_, to, sr, 1, st.dq, a.dq, st.scratch);
+      } else if (t == 1 && c == 0) {  // writes the second piece's dK/dV rows (no memset, no read), adds to the first's
+        piece_bwd(split.second, x, in.q, in.dout, in.lse, in.drow, in.mask, dq_t, /*accumulate_dkv=*/false);
+        piece_bwd(split.first, x, in.q, in.dout, in.lse, in.drow, in.mask, dq_t, /*accumulate_dkv=*/true);
+      } else {
+        const AttnBlock blk{x, kv.length, kv.begin, in.mask};
+        be_.attn_bwd(d, blk, {in.q, a.k, a.v, in.dout, in.lse, in.drow, dq_t, a.dk, a.dv, /*accumulate_dkv=*/true});
+      }
+      if (t > 1) {
+        clock.wait(hdq[c]);  // this chunk's dQ so far, from rank r-1
+        dq_link.arrived(c, static_cast<PartialSlot>(s), x, acc);
+        be_.add_f32(acc, dq_part, static_cast<size_t>(x * rb.o32 / 4));
+      }
+      mark("visit", t, c);
+      const bool home = t == P - 1;
+      hdq[c] = tr_.post(dq_link.exchanges(c, acc, x, next, home ? PartialSlot::Home : static_cast<PartialSlot>(1 - s),
+                                          at_byte(dq_acc[1 - s], slots.offset(to, c)), y, prev));
+    }
+  }
+  if (!stack) {
+    piece_bwd(split.second, my_lq, a.q, a.dout, a.lse, drow, a.mask, a.dq, /*accumulate_dkv=*/true);
+    mark("own2");
+  }
+  float* back = dq_acc[P % 2];  // the others' dQ for this rank's block, in slots
+  for (int c = 0; c < C; ++c) {
+    clock.wait(hdq[c]);
+    mark("got-home", c);
+    dq_link.arrived(c, PartialSlot::Home, chunk(P, c).length, at_byte(back, slots.offset(to, c)));
+    if (C > 1) scatter_chunk(be_, to, slots, my_lq, c, back, dq_home);
+  }
+  be_.add_f32(a.dq, C > 1 ? dq_home : back, static_cast<size_t>(my_lq * rb.o32 / 4));
+  mark("done");
+  kept_->give_back(std::move(kept));
+}
+
+}  // namespace xattn

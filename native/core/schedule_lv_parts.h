@@ -1,0 +1,86 @@
+// Pieces the LV-XAttn schedule's forward (schedule_lv.cc) and backward (schedule_lv_bwd.cc) share:
+// byte offsets of the owner's pieces, the first hop's ordering, the plan's inputs and its trace text.
+#pragma once
+#include <cmath>
+#include <string>
+#include <type_traits>
+
+#include "core/lv_plan.h"
+#include "core/own_block.h"
+#include "core/row_chunks.h"
+#include "core/schedule.h"
+#include "core/schedule_internal.h"
+#include "core/shard.h"
+
+namespace xattn::lv_parts {
+
+
+template <typename T>
+T* at_byte(T* p, size_t offset) {
+  using Byte = std::conditional_t<std::is_const_v<T>, const char, char>;
+  return reinterpret_cast<T*>(reinterpret_cast<Byte*>(p) + offset);
+}
+
+// One piece of the owner's block: its dims, block and byte offsets inside each tensor kind.
+struct PieceAt {
+  AttnDims d;
+  AttnBlock blk;
+  size_t q = 0, o32 = 0, lse = 0, kv = 0, kv32 = 0;
+};
+
+inline PieceAt piece_at(const AttnDims& d, int64_t lq, const Shard& kv, const int32_t* mask, const OwnPiece& p) {
+  PieceAt at;
+  at.d = d;
+  at.d.batch = p.batches;
+  at.blk = {lq, p.kv_rows, kv.begin + p.kv_begin, mask ? mask + p.batch_begin * lq * 2 : nullptr};
+  const size_t es = dtype_size(d.dtype), q_row = d.heads * d.head_dim, kv_row = d.kv_heads * d.head_dim;
+  const size_t b0 = p.batch_begin, kv_first = b0 * kv.length + p.kv_begin;
+  at.q = b0 * lq * q_row * es;
+  at.o32 = b0 * lq * q_row * 4;
+  at.lse = b0 * d.heads * lq * 4;
+  at.kv = kv_first * kv_row * es;
+  at.kv32 = kv_first * kv_row * 4;
+  return at;
+}
+
+// Runs `compute` (the own block's first piece) beside `post_first_hop` (the posts of the block's first
+// hop, whose sends read only what is already enqueued). Where the backend enqueues, the compute goes
+// first: posting costs the host tens of microseconds per transfer (NCCL), which an idle GPU would wait
+// out at the start of every call. Where compute runs to completion on the host (CPU), the posts go first.
+template <typename Compute, typename Post>
+void first_hop_beside(Backend& be, Transport& tr, Compute&& compute, Post&& post_first_hop) {
+  if (!be.enqueues()) {
+    post_first_hop();
+    compute();
+    return;
+  }
+  tr.mark_send_ready();
+  compute();
+  post_first_hop();
+}
+
+inline PlanDevice plan_device(const Backend& be, const AttnDims& d) {
+  return {be.attention_flops_per_second(), be.bwd_kv_rows_per_wave(d)};
+}
+
+// ", link 215 GB/s, 1 chunks, whole": the choices a trace line was made under.
+inline std::string plan_of(const DistProblem& p, const LvPlan& plan) {
+  const char* split = plan.split.second.empty() ? "whole"
+                      : plan.split.first.empty() ? "whole in the last visit"
+                      : plan.split.along_kv      ? "split along visual rows"
+                                                 : "split along the batch";
+  return ", link " + std::to_string(std::lround(p.link_gbps)) + " GB/s, " + std::to_string(plan.chunks) + " chunks, " +
+         split + (plan.stack_last ? ", own rows stacked" : "") +
+         (plan.partials == PartialPrecision::Float16 ? ", float16 partials" : "");
+}
+
+// A tensor of the own block in chunk slots, for its first hop: gathered into `slotted`, or, with one chunk
+// (the slot layout is then the natural one), the tensor itself.
+inline const void* own_in_slots(Backend& be, const RowTensor& t, const ChunkSlots& slots, int64_t n, const void* natural,
+                         void* slotted) {
+  if (!natural || slots.chunks == 1) return natural;
+  for (int c = 0; c < slots.chunks; ++c) gather_chunk(be, t, slots, n, c, natural, slotted);
+  return slotted;
+}
+
+}  // namespace xattn::lv_parts
