@@ -14,6 +14,9 @@ namespace {
 // them): the owner's split counts on this share of the probed bandwidth.
 constexpr double kLinkBoundShare = 0.6;
 
+// Seconds `bytes` take at that share of a link of `link_gbps` (> 0).
+double loaded_seconds(double bytes, double link_gbps) { return bytes / (kLinkBoundShare * link_gbps * 1e9); }
+
 // FLOPs of one text block of `rows` rows against a K/V shard: the forward's two GEMMs, the backward's five.
 double block_flops(const AttnDims& d, int64_t rows, int64_t kv_rows, LvPass pass) {
   return (pass == LvPass::Backward ? 10.0 : 4.0) * d.batch * d.heads * d.head_dim * static_cast<double>(rows) * kv_rows;
@@ -67,7 +70,7 @@ OwnSplit own_split(int64_t batch, int64_t kv_rows, double first_hop_bytes, doubl
   if (forced && *forced) return split_own_block(batch, kv_rows, std::atof(forced), wave_rows);
   constexpr double kSplitWorthSeconds = 100e-6;
   const double total = first_hop_bytes + last_hop_bytes;
-  if (link_gbps > 0 && total / (kLinkBoundShare * link_gbps * 1e9) < kSplitWorthSeconds)
+  if (link_gbps > 0 && loaded_seconds(total, link_gbps) < kSplitWorthSeconds)
     return whole_block(batch, kv_rows);
   return split_own_block(batch, kv_rows, total > 0 ? first_hop_bytes / total : 0.5, wave_rows);
 }
@@ -91,7 +94,7 @@ bool stack_own_rows(const AttnDims& d, int64_t text_rows, int64_t own_rows, int6
   const double dkv_bytes = 2.0 * static_cast<double>(kv_rows) * rb.kv32;
   const double copy_bytes = 2.0 * (2.0 * rows * rb.q + rows * rb.o32);
   const double saved = (dkv_bytes - copy_bytes) / kSavedBytesPerSecond;
-  return saved > last_hop_bytes / (kLinkBoundShare * link_gbps * 1e9);
+  return saved > loaded_seconds(last_hop_bytes, link_gbps);
 }
 
 // The first piece only has to cover the first hop; the second runs stacked. Under half a wave (or half a batch,
@@ -102,7 +105,7 @@ OwnSplit stacked_split(int64_t batch, int64_t kv_rows, double first_hop_bytes, d
                        double wave_rows) {
   static const char* forced = std::getenv("XATTN_LV_FIRST_SHARE");
   if (forced && *forced) return split_own_block(batch, kv_rows, std::atof(forced), wave_rows);
-  const double hop = link_gbps > 0 ? first_hop_bytes / (kLinkBoundShare * link_gbps * 1e9) : 0;
+  const double hop = link_gbps > 0 ? loaded_seconds(first_hop_bytes, link_gbps) : 0;
   const double share = own_seconds > 0 ? std::min(0.5, hop / own_seconds) : 0;
   const double units = batch >= 2 ? static_cast<double>(batch)
                        : wave_rows > 0 ? static_cast<double>(kv_rows) / wave_rows
@@ -139,7 +142,7 @@ LvPlan plan_lv(const DistProblem& pb, int world, int rank, bool masked, LvPass p
   // faster at 256x128K, 16 us, nor at 1024x64K, 64 us).
   PartialPrecision stacked_partials = plan.partials;
   if (!fwd && pb.partials == PartialPrecision::Auto && pb.dims.dtype != DType::F32 && pb.link_gbps > 0 &&
-      my_lq * home_row(PartialPrecision::Float32) / (kLinkBoundShare * pb.link_gbps * 1e9) > 100e-6)
+      loaded_seconds(my_lq * home_row(PartialPrecision::Float32), pb.link_gbps) > 100e-6)
     stacked_partials = PartialPrecision::Float16;
   const double stacked_hop = static_cast<double>(my_lq) * home_row(stacked_partials);
   if (!fwd && world > 1 && plan.chunks == 1 && stack_own_rows(pb.dims, mq, my_lq, kv_rows, stacked_hop, pb.link_gbps)) {

@@ -9,7 +9,6 @@
 #include "core/partial_link.h"
 #include "core/schedule_lv_parts.h"
 #include "core/schedule_trace.h"
-#include "core/stacked_rows.h"
 
 namespace xattn {
 
@@ -39,22 +38,14 @@ void DistAttention::lv_backward_local(const DistBwdArgs& a) {
     mark("block", t);
   }
   if (!stack) return;
-  const size_t B = d.batch;
-  const RowTensor tq{B, rb.q / B}, tl{B * d.heads, 4}, tmask{B, rb.mask / B}, to{B, rb.o32 / B};
   const StackedRows sr{lq, lq};
-  const auto twice = [&](const RowTensor& t, const void* x, const char* name) {
-    void* p = buf_->get(name, 2 * lq * t.outer * t.row_bytes);
-    stack_rows(be_, t, sr, x, x, p);
-    return p;
-  };
-  float* dq = buf_->get<float>("lvb.st_dq", 2 * lq * rb.o32);
-  float* scratch = B > 1 ? buf_->get<float>("lvb.st_scratch", lq * rb.o32) : nullptr;
-  be_.zero(dq, 2 * lq * rb.o32);
-  const AttnBlock both{2 * lq, kv.length, kv.begin, a.mask ? static_cast<const int32_t*>(twice(tmask, a.mask, "lvb.st_m")) : nullptr};
-  be_.attn_bwd(d, both, {twice(tq, a.q, "lvb.st_q"), a.k, a.v, twice(tq, a.dout, "lvb.st_do"),
-                         static_cast<const float*>(twice(tl, a.lse, "lvb.st_l")), static_cast<const float*>(twice(tl, drow, "lvb.st_d")),
-                         dq, a.dk, a.dv, /*accumulate_dkv=*/single > 0});
-  for (int which = 0; which < 2; ++which) add_stacked(be_, to, sr, which, dq, a.dq, scratch);
+  const BwdRows own{a.q, a.dout, a.lse, drow, a.mask};
+  const StackedBwd st = stacked_bwd_buffers(*buf_, d, sr.rows(), lq, a.mask != nullptr);
+  stack_bwd_rows(be_, d, sr, own, own, st);
+  const AttnBlock both{sr.rows(), kv.length, kv.begin, st.mask};
+  be_.attn_bwd(d, both, {st.q, a.k, a.v, st.dout, st.lse, st.drow, st.dq, a.dk, a.dv, /*accumulate_dkv=*/single > 0});
+  const RowTensor to{static_cast<size_t>(d.batch), rb.o32 / d.batch};
+  for (int which = 0; which < 2; ++which) add_stacked(be_, to, sr, which, st.dq, a.dq, st.scratch);
   mark("stacked", world_ - 2);
 }
 
@@ -93,6 +84,7 @@ void DistAttention::lv_backward(const DistBwdArgs& a) {
   float* dq_home = static_cast<float*>(chunked_only("lvb.dq_home", my_lq * rb.o32));
   PartialLink dq_link(be_, *buf_, d, slots, plan.partials, "lvb.dq");
   const bool stack = plan.stack_last;  // the own rows' second piece rides with the last visiting block
+  const StackedBwd st = stack ? stacked_bwd_buffers(*buf_, d, mq + my_lq, std::max(mq, my_lq), a.mask != nullptr) : StackedBwd{};
 
   // The backward of one piece of the local K/V rows for a block of lq text rows.
   const auto piece_bwd = [&](const OwnPiece& p, int64_t lq, const void* q, const void* dout, const float* lse,
@@ -104,43 +96,16 @@ void DistAttention::lv_backward(const DistBwdArgs& a) {
                                 at_byte(a.dk, at.kv32), at_byte(a.dv, at.kv32), accumulate_dkv});
   };
   // One chunk of a block's inputs, in slots.
-  struct Inputs {
-    const void *q, *dout;
-    const float *lse, *drow;
-    const int32_t* mask;
-  };
-  const auto slot = [&](const Inputs& in, int c) {
-    return Inputs{in.q ? at_byte(in.q, slots.offset(tq, c)) : nullptr, at_byte(in.dout, slots.offset(tq, c)),
+  const auto slot = [&](const BwdRows& in, int c) {
+    return BwdRows{in.q ? at_byte(in.q, slots.offset(tq, c)) : nullptr, at_byte(in.dout, slots.offset(tq, c)),
                   at_byte(in.lse, slots.offset(tl, c)), at_byte(in.drow, slots.offset(tl, c)),
                   in.mask ? at_byte(in.mask, slots.offset(tmask, c)) : nullptr};
   };
-  // Two blocks' inputs stacked (stacked_rows.h), with a zeroed float32 dQ for both.
-  struct Stacked {
-    Inputs in;
-    float *dq, *scratch;
-  };
-  const auto stacked_inputs = [&](const StackedRows& sr, const Inputs& top, const Inputs& below) {
-    const int64_t n = mq + my_lq;
-    void* q = buf_->get("lvb.st_q", n * rb.q);
-    void* dout = buf_->get("lvb.st_do", n * rb.q);
-    float* lse = buf_->get<float>("lvb.st_l", n * rb.lse);
-    float* dr = buf_->get<float>("lvb.st_d", n * rb.lse);
-    int32_t* m = a.mask ? buf_->get<int32_t>("lvb.st_m", n * rb.mask) : nullptr;
-    stack_rows(be_, tq, sr, top.q, below.q, q);
-    stack_rows(be_, tq, sr, top.dout, below.dout, dout);
-    stack_rows(be_, tl, sr, top.lse, below.lse, lse);
-    stack_rows(be_, tl, sr, top.drow, below.drow, dr);
-    if (m) stack_rows(be_, tmask, sr, top.mask, below.mask, m);
-    float* dq = buf_->get<float>("lvb.st_dq", n * rb.o32);
-    be_.zero(dq, sr.rows() * rb.o32);
-    float* scratch = B > 1 ? buf_->get<float>("lvb.st_scratch", std::max(mq, my_lq) * rb.o32) : nullptr;
-    return Stacked{{q, dout, lse, dr, m}, dq, scratch};
-  };
   // Sends chunk c of the block of step t on and receives chunk c of the block of step t + 1.
-  const auto pass_inputs = [&](int t, int c, const Inputs& in) {
+  const auto pass_inputs = [&](int t, int c, const BwdRows& in) {
     const int64_t x = chunk(t, c).length, y = chunk(t + 1, c).length;
     const int u = (t + 1) % 2;
-    const Inputs from = slot(in, c), to_next = slot({qb[u], dob[u], lb[u], db[u], mb[u]}, c);
+    const BwdRows from = slot(in, c), to_next = slot({qb[u], dob[u], lb[u], db[u], mb[u]}, c);
     std::vector<Exchange> batch{{from.dout, x * rb.q, next, const_cast<void*>(to_next.dout), y * rb.q, prev},
                                 {from.lse, x * rb.lse, next, const_cast<float*>(to_next.lse), y * rb.lse, prev},
                                 {from.drow, x * rb.lse, next, const_cast<float*>(to_next.drow), y * rb.lse, prev}};
@@ -155,7 +120,7 @@ void DistAttention::lv_backward(const DistBwdArgs& a) {
   stats_.partials = plan.partials;
   stats_.stacked = stack;
   Trace mark(be_, rank_, [&] { return "lv backward " + shape_of(pb_) + plan_of(pb_, plan) + (kept ? ", Q kept" : ""); });
-  const Inputs own{kept ? nullptr : own_in_slots(be_, tq, slots, my_lq, a.q, chunked_only("lvb.own_q", slots.bytes(tq))),
+  const BwdRows own{kept ? nullptr : own_in_slots(be_, tq, slots, my_lq, a.q, chunked_only("lvb.own_q", slots.bytes(tq))),
                    own_in_slots(be_, tq, slots, my_lq, a.dout, chunked_only("lvb.own_do", slots.bytes(tq))),
                    static_cast<const float*>(own_in_slots(be_, tl, slots, my_lq, a.lse, chunked_only("lvb.own_l", slots.bytes(tl)))),
                    static_cast<const float*>(own_in_slots(be_, tl, slots, my_lq, drow, chunked_only("lvb.own_d", slots.bytes(tl)))),
@@ -172,21 +137,21 @@ void DistAttention::lv_backward(const DistBwdArgs& a) {
   for (int t = 1; t < P; ++t) {
     const int s = t % 2;
     // A kept block serves as it is in one chunk (slots are then the natural layout), else chunk by chunk.
-    const Inputs here{kept && C == 1 ? kept->blocks[t - 1] : qb[s], dob[s], lb[s], db[s], mb[s]};
+    const BwdRows here{kept && C == 1 ? kept->blocks[t - 1] : qb[s], dob[s], lb[s], db[s], mb[s]};
     for (int c = 0; c < C; ++c) {
       const int64_t x = chunk(t, c).length, y = chunk(t + 1, c).length;
       if (kept && C > 1) gather_chunk(be_, tq, slots, visiting_lq(t), c, kept->blocks[t - 1], qb[s]);
       clock.wait(hin[c]);
       mark("got-in", t, c);
       if (t < P - 1) hin[c] = pass_inputs(t, c, here);
-      const Inputs in = slot(here, c);
+      const BwdRows in = slot(here, c);
       float* acc = at_byte(dq_acc[s], slots.offset(to, c));
       float* dq_t = t == 1 ? acc : dq_part;
       be_.zero(dq_t, x * rb.o32);
       if (stack && t == P - 1) {  // one chunk: own rows stacked below the visiting ones over the second piece
         const StackedRows sr{x, my_lq};
-        const Stacked st = stacked_inputs(sr, in, {a.q, a.dout, a.lse, drow, a.mask});
-        piece_bwd(split.second, sr.rows(), st.in.q, st.in.dout, st.in.lse, st.in.drow, st.in.mask, st.dq, /*accumulate_dkv=*/t > 1);
+        stack_bwd_rows(be_, d, sr, in, {a.q, a.dout, a.lse, drow, a.mask}, st);
+        piece_bwd(split.second, sr.rows(), st.q, st.dout, st.lse, st.drow, st.mask, st.dq, /*accumulate_dkv=*/t > 1);
         piece_bwd(split.first, x, in.q, in.dout, in.lse, in.drow, in.mask, dq_t, /*accumulate_dkv=*/true);
         add_stacked(be_, to, sr, 0, st.dq, dq_t, st.scratch);
         add_stacked(be_, to, sr, 1, st.dq, a.dq, st.scratch);

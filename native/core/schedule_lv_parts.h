@@ -11,6 +11,7 @@
 #include "core/schedule.h"
 #include "core/schedule_internal.h"
 #include "core/shard.h"
+#include "core/stacked_rows.h"
 
 namespace xattn::lv_parts {
 
@@ -81,6 +82,45 @@ inline const void* own_in_slots(Backend& be, const RowTensor& t, const ChunkSlot
   if (!natural || slots.chunks == 1) return natural;
   for (int c = 0; c < slots.chunks; ++c) gather_chunk(be, t, slots, n, c, natural, slotted);
   return slotted;
+}
+
+// One backward block's per-row inputs (any may be in chunk slots; q null where it does not travel).
+struct BwdRows {
+  const void *q, *dout;
+  const float *lse, *drow;
+  const int32_t* mask;
+};
+
+// Buffers for two blocks' backward inputs stacked row-wise (stacked_rows.h), up to `rows` rows: the inputs,
+// a float32 dQ for both, and the scratch add_stacked needs for one block of up to `block_rows` rows. Taken at
+// the start of a call (no allocation mid-step).
+struct StackedBwd {
+  void *q, *dout;
+  float *lse, *drow, *dq, *scratch;
+  int32_t* mask;
+};
+
+inline StackedBwd stacked_bwd_buffers(DistAttention::Buffers& buf, const AttnDims& d, int64_t rows, int64_t block_rows,
+                                      bool masked) {
+  const sched::RowBytes rb(d);
+  return {buf.get("lvb.st_q", rows * rb.q), buf.get("lvb.st_do", rows * rb.q), buf.get<float>("lvb.st_l", rows * rb.lse),
+          buf.get<float>("lvb.st_d", rows * rb.lse), buf.get<float>("lvb.st_dq", rows * rb.o32),
+          d.batch > 1 ? buf.get<float>("lvb.st_scratch", block_rows * rb.o32) : nullptr,
+          masked ? buf.get<int32_t>("lvb.st_m", rows * rb.mask) : nullptr};
+}
+
+// Stacks block `top` (sr.first rows) over `below` (sr.second rows) into `st` and zeroes its dQ.
+inline void stack_bwd_rows(Backend& be, const AttnDims& d, const StackedRows& sr, const BwdRows& top, const BwdRows& below,
+                           const StackedBwd& st) {
+  const sched::RowBytes rb(d);
+  const size_t B = d.batch;
+  const RowTensor tq{B, rb.q / B}, tl{B * d.heads, 4}, tmask{B, rb.mask / B};
+  stack_rows(be, tq, sr, top.q, below.q, st.q);
+  stack_rows(be, tq, sr, top.dout, below.dout, st.dout);
+  stack_rows(be, tl, sr, top.lse, below.lse, st.lse);
+  stack_rows(be, tl, sr, top.drow, below.drow, st.drow);
+  if (st.mask) stack_rows(be, tmask, sr, top.mask, below.mask, st.mask);
+  be.zero(st.dq, sr.rows() * rb.o32);
 }
 
 }  // namespace xattn::lv_parts
