@@ -2,7 +2,6 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -10,6 +9,7 @@ import { stringify } from 'yaml';
 import { readXAttnJob } from '../../crds/validate.js';
 import { worldSize as jobWorldSize, type Algorithm, type XAttnJob } from '../../crds/types.js';
 import { XattnError } from '../errors.js';
+import { freePort } from '../rendezvous/free-port.js';
 import type { WorkerEvent } from '../worker/events.js';
 import type { RunSummary } from '../worker/summary.js';
 import { localWorkerEnv } from './local-env.js';
@@ -40,17 +40,6 @@ export function applyOverrides(job: XAttnJob, o: Pick<RunLocalOptions, 'algorith
   }
   if (o.steps !== undefined) j.spec.workload.steps = o.steps;
   return j;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 function prefixLines(stream: NodeJS.ReadableStream, out: NodeJS.WritableStream, prefix: string, keep: string[]): void {

@@ -4,7 +4,7 @@
 // are moved to free loopback ports (appended, so they win over the rendered ones).
 import path from 'node:path';
 import { metricValue, scrape } from '../cluster/harness/operator.js';
-import { freePort, startProcess, stopProcess, tail, waitFor, type Managed } from '../cluster/harness/processes.js';
+import { freePort, mustBeRunning, startProcess, stopProcess, waitFor, type Managed } from '../cluster/harness/processes.js';
 import { REPO, findObject, type K8sObject } from './helm.js';
 
 export interface ChartOperator {
@@ -38,7 +38,7 @@ export async function startChartOperator(objs: K8sObject[], kubeconfig: string, 
   );
   const metricsUrl = `http://127.0.0.1:${metricsPort}`;
   await waitFor('the operator ready (/readyz)', async () => {
-    if (proc.proc.exitCode !== null) throw new Error(`the operator exited with ${proc.proc.exitCode}:\n${tail(logFile)}`);
+    mustBeRunning(proc, 'the operator');
     return fetch(`http://127.0.0.1:${healthPort}/readyz`).then((r) => r.ok, () => false);
   }, 60_000, 200);
   return {

@@ -3,11 +3,11 @@
 // real kube-apiserver and doing real work, scraped the way the chart's ServiceMonitor does). Then
 // every PromQL expression of the committed Grafana dashboard is evaluated through Prometheus's HTTP
 // API, as a panel would over its time range: a panel that would show nothing fails the test.
-import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { OperatorHandle } from '../../operator/run.js';
+import { freePortRange } from '../../runtime/rendezvous/free-port.js';
 import { startCluster, type TestCluster } from '../cluster/harness/cluster.js';
 import { createNamespace } from '../cluster/harness/kube.js';
 import { startTestOperator } from '../cluster/harness/operator.js';
@@ -32,23 +32,6 @@ let prom: PrometheusServer;
 let ns: string;
 let startSec: number;
 const dashboard = loadDashboard();
-
-/** A base port with `count` free ports after it (rank r of `xattn run --metrics-port` serves on base + r). */
-async function freePortRange(count: number): Promise<number> {
-  const free = (port: number) =>
-    new Promise<boolean>((resolve) => {
-      const s = net.createServer();
-      s.once('error', () => resolve(false));
-      s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
-    });
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const base = 20_000 + Math.floor(Math.random() * 30_000);
-    let ok = true;
-    for (let i = 0; i < count && ok; i++) ok = await free(base + i);
-    if (ok) return base;
-  }
-  throw new Error(`no ${count} consecutive free ports found`);
-}
 
 beforeAll(async () => {
   cluster = await startCluster();

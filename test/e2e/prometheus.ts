@@ -4,7 +4,7 @@
 import { accessSync, constants, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { stringify } from 'yaml';
-import { freePort, startProcess, stopProcess, tail, waitFor, type Managed } from '../cluster/harness/processes.js';
+import { freePort, mustBeRunning, startProcess, stopProcess, tail, waitFor, type Managed } from '../cluster/harness/processes.js';
 
 export function findPrometheus(env: NodeJS.ProcessEnv = process.env): string {
   const candidates = [env.XATTN_PROMETHEUS, '/usr/bin/prometheus'].filter((p): p is string => Boolean(p));
@@ -56,7 +56,7 @@ export async function startPrometheus(dir: string, config: string): Promise<Prom
   const url = `http://127.0.0.1:${port}`;
   try {
     await waitFor('prometheus ready', async () => {
-      if (proc.proc.exitCode !== null) throw new Error(`prometheus exited with ${proc.proc.exitCode}`);
+      mustBeRunning(proc, 'prometheus');
       return fetch(`${url}/-/ready`).then((r) => r.ok, () => false);
     }, 60_000, 200);
   } catch (e) {

@@ -9,7 +9,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { loadCrd } from '../../../crds/validate.js';
 import { KubeRest, isStatus } from '../../../operator/kube/rest.js';
 import { findKubeAssets, type KubeAssets } from './assets.js';
-import { freePort, startProcess, stopProcess, tail, waitFor, type Managed } from './processes.js';
+import { freePort, mustBeRunning, startProcess, stopProcess, tail, waitFor, type Managed } from './processes.js';
 
 const TOKEN = 'xattn-cluster-test-token';
 
@@ -96,7 +96,8 @@ export async function startCluster(): Promise<TestCluster> {
     const proc = api;
     try {
       await waitFor('kube-apiserver /readyz', async () => {
-        if (proc.proc.exitCode !== null) throw new Error(`kube-apiserver exited with ${proc.proc.exitCode}`);
+        mustBeRunning(proc, 'kube-apiserver');
+        mustBeRunning(etcd, 'etcd');
         const r = await rest.request('GET', '/readyz', { timeoutMs: 2000 }).then(() => true, () => false);
         return r;
       }, 90_000, 250);

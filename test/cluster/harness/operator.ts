@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { silentLogger, jsonLogger } from '../../../operator/log.js';
 import { startOperator, type OperatorHandle, type OperatorOptions } from '../../../operator/run.js';
 import type { TestCluster } from './cluster.js';
-import { startProcess, tail, waitFor, type Managed } from './processes.js';
+import { mustBeRunning, startProcess, waitFor, type Managed } from './processes.js';
 
 export const FAST_LEASE = { leaseDurationMs: 4000, renewDeadlineMs: 3000, retryPeriodMs: 500 };
 
@@ -65,7 +65,7 @@ export async function spawnReadyOperator(cluster: TestCluster, identity: string,
   const logFile = path.join(cluster.dir, `operator-${identity}.log`);
   const proc = spawnOperator(cluster, identity, logFile, leaseName);
   const urls = await waitFor(`operator ${identity} to start`, () => {
-    if (proc.proc.exitCode !== null) throw new Error(`operator ${identity} exited with ${proc.proc.exitCode}:\n${tail(logFile)}`);
+    mustBeRunning(proc, `operator ${identity}`);
     const line = readFileSync(logFile, 'utf8').split('\n').find((l) => l.startsWith('{"metricsUrl"'));
     return line ? (JSON.parse(line) as { metricsUrl: string; healthUrl: string }) : undefined;
   }, 60_000);

@@ -2,7 +2,8 @@
 // and killed when the test process exits however it exits.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, readFileSync } from 'node:fs';
-import net from 'node:net';
+
+export { freePort } from '../../../runtime/rendezvous/free-port.js';
 
 const live = new Set<ChildProcess>();
 process.on('exit', () => {
@@ -51,15 +52,13 @@ export function tail(file: string, lines = 30): string {
   }
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
+/** Thrown by a waitFor probe when what it waits for can no longer happen: waiting stops at once. */
+export class WaitAbandoned extends Error {}
+
+/** For a waitFor probe: abandons the wait if the process has exited (its log tail in the message). */
+export function mustBeRunning(m: Managed, name: string): void {
+  if (m.proc.exitCode === null && m.proc.signalCode === null) return;
+  throw new WaitAbandoned(`${name} exited with ${m.proc.exitCode ?? m.proc.signalCode}:\n${tail(m.logFile)}`);
 }
 
 export async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 30_000, everyMs = 100): Promise<T> {
@@ -70,6 +69,7 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | undefine
       const v = await probe();
       if (v !== undefined && v !== false) return v as T;
     } catch (e) {
+      if (e instanceof WaitAbandoned) throw e;
       lastError = e;
     }
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? ` (last error: ${(lastError as Error).message})` : ''}`);

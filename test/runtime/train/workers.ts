@@ -12,7 +12,7 @@ import { validateXAttnJob } from '../../../crds/validate.js';
 import type { XAttnJob } from '../../../crds/types.js';
 import { localWorkerEnv } from '../../../runtime/launcher/local-env.js';
 import type { WorkerEvent } from '../../../runtime/worker/events.js';
-import { freePort } from '../../fixtures/spawn-ranks.js';
+import { freePort } from '../../../runtime/rendezvous/free-port.js';
 
 const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../bin/xattn.js');
 

@@ -21,7 +21,7 @@ describe('xattn worker on a 2-GPU-style pod', () => {
   it('starts both local ranks, which rendezvous and finish', async () => {
     const { spawn } = await import('node:child_process');
     const { fileURLToPath } = await import('node:url');
-    const { freePort } = await import('../../fixtures/spawn-ranks.js');
+    const { freePort } = await import('../../../runtime/rendezvous/free-port.js');
     const root = fileURLToPath(new URL('../../..', import.meta.url));
     const env = {
       ...process.env,
