@@ -4,7 +4,8 @@
 // are moved to free loopback ports (appended, so they win over the rendered ones).
 import path from 'node:path';
 import { metricValue, scrape } from '../cluster/harness/operator.js';
-import { freePort, mustBeRunning, startProcess, stopProcess, waitFor, type Managed } from '../cluster/harness/processes.js';
+import { freePortRange } from '../../runtime/rendezvous/free-port.js';
+import { mustBeRunning, startProcess, stopProcess, waitFor, type Managed } from '../cluster/harness/processes.js';
 import { REPO, findObject, type K8sObject } from './helm.js';
 
 export interface ChartOperator {
@@ -29,7 +30,8 @@ function containerEnv(deployment: K8sObject, podName: string): Record<string, st
 export async function startChartOperator(objs: K8sObject[], kubeconfig: string, logFile: string): Promise<ChartOperator> {
   const dep = findObject(objs, 'Deployment');
   const args: string[] = dep.spec.template.spec.containers[0].args;
-  const [metricsPort, healthPort] = [await freePort(), await freePort()];
+  const metricsPort = await freePortRange(2);
+  const healthPort = metricsPort + 1;
   const proc = startProcess(
     process.execPath,
     [path.join(REPO, 'bin/xattn.js'), ...args, '--kubeconfig', kubeconfig, `--metrics-address=127.0.0.1:${metricsPort}`, `--health-address=127.0.0.1:${healthPort}`],

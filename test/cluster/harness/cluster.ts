@@ -9,7 +9,8 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { loadCrd } from '../../../crds/validate.js';
 import { KubeRest, isStatus } from '../../../operator/kube/rest.js';
 import { findKubeAssets, type KubeAssets } from './assets.js';
-import { freePort, mustBeRunning, startProcess, stopProcess, tail, waitFor, type Managed } from './processes.js';
+import { freePortRange } from '../../../runtime/rendezvous/free-port.js';
+import { mustBeRunning, startProcess, stopProcess, tail, waitFor, type Managed } from './processes.js';
 
 const TOKEN = 'xattn-cluster-test-token';
 
@@ -38,7 +39,8 @@ function scratchDir(): string {
 export async function startCluster(): Promise<TestCluster> {
   const assets: KubeAssets = findKubeAssets();
   const dir = scratchDir();
-  const [etcdPort, peerPort, apiPort] = [await freePort(), await freePort(), await freePort()];
+  const etcdPort = await freePortRange(3); // three distinct ports: etcd's client and peer, then the API server's
+  const [peerPort, apiPort] = [etcdPort + 1, etcdPort + 2];
   const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const saKey = path.join(dir, 'sa.key');
   writeFileSync(saKey, privateKey.export({ type: 'pkcs1', format: 'pem' }));
