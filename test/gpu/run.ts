@@ -8,6 +8,8 @@
 //     the owner's block forced into two pieces and blocks in two row chunks.
 //  2. P = 2 equals single-GPU attention.
 // The per-op kernel checks against the CPU backend are the standalone xattn_cuda_check program.
+// `--paths <text>` runs only the P = 2 variants whose label contains it (a short check when device time is
+// scarce); P = 1 and the default P = 2 always run.
 import { Engine } from '../../runtime/engine/engine.js';
 import type { DistCase } from '../fixtures/dist-case.js';
 import { runDistAttentionRank, type RankResults } from '../fixtures/dist-attention-rank.js';
@@ -49,6 +51,10 @@ if (process.argv[2] === 'rank') {
     'own rows stacked on the last visit': { XATTN_LV_STACK: '1' },
     'own rows stacked after a first piece': { XATTN_LV_STACK: '1', XATTN_LV_FIRST_SHARE: '0.3' },
   };
+  const pathsAt = process.argv.indexOf('--paths');
+  const only = pathsAt > 0 ? process.argv[pathsAt + 1] ?? '' : '';
+  const chosenPaths = Object.entries(PATHS).filter(([label]) => label.includes(only));
+  if (only) console.log(`--paths ${only}: ${chosenPaths.map(([l]) => l).join('; ') || 'no variant matches'}`);
   const checkRun = (label: string, ranks: RankResults[]) =>
     CASES.forEach((c, ci) => {
       const tol = TOL[c.dims.dtype]!;
@@ -68,7 +74,7 @@ if (process.argv[2] === 'rank') {
   if (runs[2]) {
     const ce = runs[2][0]!.transportPath.includes('copy engines to');
     if (!ce) console.log('copy engines are not linked on this machine (see the path above): the copy-engine variants run over NCCL');
-    for (const [label, env] of Object.entries(PATHS)) {
+    for (const [label, env] of chosenPaths) {
       const ranks = await spawn(2, env);
       if (env.XATTN_LV_STACK) check(ranks.every((r) => r.results.every((res) => res['lv-xattn']!.stackedRows)), 'XATTN_LV_STACK=1: every LV-XAttn backward ran its own rows stacked');
       if (env.XATTN_COPY_ENGINE) check(!ranks[0]!.transportPath.includes('copy engines to'), `XATTN_COPY_ENGINE=0 sends through NCCL (${ranks[0]!.transportPath})`);
