@@ -3,7 +3,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <filesystem>
 #include <string>
+#include <system_error>
 #include <vector>
 
 namespace xattn::sched {
@@ -37,8 +39,15 @@ void write_ready(Backend& be, int rank) {
   std::vector<TracedCall> calls = be.trace_ready();
   if (calls.empty()) return;
   const std::string path = std::string(trace_dir()) + "/trace-rank" + std::to_string(rank) + ".txt";
+  std::error_code ignored;  // fopen below reports what matters
+  std::filesystem::create_directories(trace_dir(), ignored);
   FILE* f = std::fopen(path.c_str(), "a");
-  if (!f) return;
+  if (!f) {  // said once: a trace that silently goes nowhere wastes a GPU run
+    static bool told = false;
+    if (!told) std::fprintf(stderr, "xattn: XATTN_TRACE: cannot write %s\n", path.c_str());
+    told = true;
+    return;
+  }
   for (const TracedCall& c : calls) {
     std::fprintf(f, "%s  gap@%.3f", c.call.c_str(), c.gap_ms);
     for (const auto& [label, ms] : c.marks) std::fprintf(f, "  %s@%.3f", label.c_str(), ms);

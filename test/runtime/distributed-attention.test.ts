@@ -136,10 +136,11 @@ describe.each([
 
 // $XATTN_TRACE writes each rank's LV-XAttn timeline (native/core/schedule_trace.h): a line per call,
 // first the gap since the previous traced call (-1 for the first, never negative after), then marks in
-// stream order, their times never decreasing, ending at "done".
+// stream order, their times never decreasing, ending at "done". The directory is created if missing.
 describe('schedule trace', () => {
   it('writes one line per LV-XAttn call on every rank, with ordered marks', async () => {
-    const dir = mkdtempSync(path.join(tmpdir(), 'xattn-trace-'));
+    const root = mkdtempSync(path.join(tmpdir(), 'xattn-trace-'));
+    const dir = path.join(root, 'not', 'made', 'yet');
     try {
       const ranks = await spawnRanks<RankResults>(WORKER, 2, { XATTN_TEST_CASES: JSON.stringify([CASES[1]]), XATTN_TRACE: dir, XATTN_LV_CHUNKS: '2', XATTN_LV_FIRST_SHARE: '0.5' });
       for (const rank of [0, 1]) {
@@ -169,7 +170,7 @@ describe('schedule trace', () => {
         }
       }
     } finally {
-      rmSync(dir, { recursive: true, force: true });
+      rmSync(root, { recursive: true, force: true });
     }
   }, 60_000);
 });
