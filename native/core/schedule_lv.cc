@@ -64,23 +64,22 @@ void DistAttention::lv_forward(const DistFwdArgs& a) {
   const size_t B = d.batch;
   const RowTensor tq{B, rb.q / B}, tmask{B, rb.mask / B}, to{B, rb.o32 / B}, tl{B * d.heads, 4};
   const ChunkSlots slots(C, mq);
-  // Blocks in transit live in chunk slots; the own block's result in its natural layout.
-  void* qbuf[2] = {buf_->get("lv.q0", slots.bytes(tq)), buf_->get("lv.q1", slots.bytes(tq))};
-  int32_t* mbuf[2] = {nullptr, nullptr};
-  if (a.mask) mbuf[0] = buf_->get<int32_t>("lv.m0", slots.bytes(tmask)), mbuf[1] = buf_->get<int32_t>("lv.m1", slots.bytes(tmask));
-  float* acc_o[2] = {buf_->get<float>("lv.o0", slots.bytes(to)), buf_->get<float>("lv.o1", slots.bytes(to))};
-  float* acc_l[2] = {buf_->get<float>("lv.l0", slots.bytes(tl)), buf_->get<float>("lv.l1", slots.bytes(tl))};
+  // Blocks in transit live in chunk slots, each hop one message (row_chunks.h: SlotBundle): Q with its mask,
+  // the float32 accumulator with its LSE. The own block's result in its natural layout.
+  const SlotBundle qb{slots, a.mask ? std::vector<RowTensor>{tq, tmask} : std::vector<RowTensor>{tq}};
+  const SlotBundle ab{slots, {to, tl}};
+  char* qbuf[2] = {buf_->get<char>("lv.q0", qb.bytes()), buf_->get<char>("lv.q1", qb.bytes())};
+  char* acc[2] = {buf_->get<char>("lv.acc0", ab.bytes()), buf_->get<char>("lv.acc1", ab.bytes())};
+  char* home = buf_->get<char>("lv.home", ab.bytes());  // the others' result for this rank's block
   float* part_o = buf_->get<float>("lv.po", mq * rb.o32);
   float* part_l = buf_->get<float>("lv.pl", mq * rb.lse);
   float* own_o = buf_->get<float>("lv.own_o", my_lq * rb.o32);
   float* own_l = buf_->get<float>("lv.own_l", my_lq * rb.lse);
-  float* home_co = buf_->get<float>("lv.home_co", slots.bytes(to));  // the others' result, in slots
-  float* home_cl = buf_->get<float>("lv.home_cl", slots.bytes(tl));
   // Scratch only chunked blocks need (with one chunk, slots are the natural layout).
   const auto chunked_only = [&](const char* name, size_t bytes) { return C > 1 ? buf_->get(name, bytes) : nullptr; };
   float* home_o = static_cast<float*>(chunked_only("lv.home_o", my_lq * rb.o32));
   float* home_l = static_cast<float*>(chunked_only("lv.home_l", my_lq * rb.lse));
-  PartialLink link(be_, *buf_, d, slots, plan.partials, "lv.o");
+  PartialLink link(be_, *buf_, d, ab, plan.partials, "lv.o");
   // The Q blocks this forward receives, kept for the backward of the same Q (kept_queries.h).
   std::vector<size_t> kept_bytes;
   for (int t = 1; t < P; ++t) kept_bytes.push_back(visiting_lq(t) * rb.q);
@@ -90,41 +89,36 @@ void DistAttention::lv_forward(const DistFwdArgs& a) {
     const PieceAt at = piece_at(d, my_lq, kv, a.mask, p);
     be_.attn_fwd(at.d, at.blk, {at_byte(a.q, at.q), at_byte(a.k, at.kv), at_byte(a.v, at.kv), at_byte(o, at.o32), at_byte(l, at.lse)});
   };
-  // Sends chunk c of the block of step t on and receives chunk c of the block of step t + 1.
-  const auto pass_query = [&](int t, int c, const void* q, const int32_t* m) {
+  // Sends chunk c of the block of step t (in bundle `from`) on and receives chunk c of the block of step t + 1.
+  const auto pass_query = [&](int t, int c, const char* from) {
     const int64_t x = chunk(t, c).length, y = chunk(t + 1, c).length;
-    const int u = (t + 1) % 2;
-    std::vector<Exchange> batch{{at_byte(q, slots.offset(tq, c)), x * rb.q, next, at_byte(qbuf[u], slots.offset(tq, c)), y * rb.q, prev}};
-    if (a.mask)
-      batch.push_back({at_byte(m, slots.offset(tmask, c)), x * rb.mask, next, at_byte(mbuf[u], slots.offset(tmask, c)), y * rb.mask, prev});
-    return tr_.post(batch);
+    return tr_.post({{from + qb.offset(0, c, x), qb.message_bytes(x), next, qbuf[(t + 1) % 2] + qb.offset(0, c, y), qb.message_bytes(y), prev}});
   };
 
   StepClock clock(tr_, stats_);
   stats_.row_chunks = C;
   stats_.partials = plan.partials;
   Trace mark(be_, rank_, [&] { return "lv forward " + shape_of(pb_) + plan_of(pb_, plan); });
-  const void* own_q = own_in_slots(be_, tq, slots, my_lq, a.q, chunked_only("lv.own_q", slots.bytes(tq)));
-  const auto* own_m = static_cast<const int32_t*>(
-      a.mask ? own_in_slots(be_, tmask, slots, my_lq, a.mask, chunked_only("lv.own_m", slots.bytes(tmask))) : nullptr);
+  const char* own_q = static_cast<const char*>(
+      own_in_bundle(be_, qb, my_lq, {a.q, a.mask}, C > 1 || a.mask ? buf_->get("lv.own_q", qb.bytes()) : nullptr));
   std::vector<Transport::Handle> hq(C), hacc(C);
   first_hop_beside(be_, tr_, [&] { own_piece(split.first, own_o, own_l); },
-                   [&] { for (int c = 0; c < C; ++c) hq[c] = pass_query(0, c, own_q, own_m); });
+                   [&] { for (int c = 0; c < C; ++c) hq[c] = pass_query(0, c, own_q); });
   mark("own1");
   for (int t = 1; t < P; ++t) {
     const int s = t % 2;
-    const bool home = t == P - 1;  // then rank r+1 owns this block
+    const bool at_home = t == P - 1;  // then rank r+1 owns this block
     for (int c = 0; c < C; ++c) {
       const int64_t x = chunk(t, c).length, y = chunk(t + 1, c).length;
       clock.wait(hq[c]);
       mark("got-q", t, c);
-      if (kept) scatter_chunk(be_, tq, slots, visiting_lq(t), c, qbuf[s], kept->blocks[t - 1]);
-      if (t < P - 1) hq[c] = pass_query(t, c, qbuf[s], mbuf[s]);
-      const int32_t* m = a.mask ? at_byte(mbuf[s], slots.offset(tmask, c)) : nullptr;
+      const void* q = qbuf[s] + qb.offset(0, c, x);
+      if (kept) scatter_chunk_from(be_, tq, slots, visiting_lq(t), c, q, kept->blocks[t - 1]);
+      if (t < P - 1) hq[c] = pass_query(t, c, qbuf[s]);
+      const auto* m = a.mask ? reinterpret_cast<const int32_t*>(qbuf[s] + qb.offset(1, c, x)) : nullptr;
       const AttnBlock blk{x, kv.length, kv.begin, m};
-      const void* q = at_byte(qbuf[s], slots.offset(tq, c));
-      float* o = at_byte(acc_o[s], slots.offset(to, c));
-      float* l = at_byte(acc_l[s], slots.offset(tl, c));
+      auto* o = reinterpret_cast<float*>(acc[s] + ab.offset(0, c, x));
+      auto* l = reinterpret_cast<float*>(acc[s] + ab.offset(1, c, x));
       if (t == 1) {
         // At P = 2 in one chunk no transfer is in flight here (the block has arrived, its result is not
         // posted yet): the backend's plain grid, sized for an idle GPU, is then the fastest.
@@ -135,14 +129,12 @@ void DistAttention::lv_forward(const DistFwdArgs& a) {
       } else {
         be_.attn_fwd(d, blk, {q, a.k, a.v, part_o, part_l});
         clock.wait(hacc[c]);  // this chunk's accumulator, from rank r-1
-        link.arrived(c, static_cast<PartialSlot>(s), x, o);
+        link.arrived(c, static_cast<PartialSlot>(s), x, acc[s]);
         be_.lse_merge(d, x, o, l, part_o, part_l);
       }
       mark("visit", t, c);
-      std::vector<Exchange> batch = link.exchanges(c, o, x, next, home ? PartialSlot::Home : static_cast<PartialSlot>(1 - s),
-                                                   at_byte(home ? home_co : acc_o[1 - s], slots.offset(to, c)), y, prev);
-      batch.push_back({l, x * rb.lse, next, at_byte(home ? home_cl : acc_l[1 - s], slots.offset(tl, c)), y * rb.lse, prev});
-      hacc[c] = tr_.post(batch);
+      hacc[c] = tr_.post(link.exchanges(c, acc[s], x, next, at_home ? PartialSlot::Home : static_cast<PartialSlot>(1 - s),
+                                        at_home ? home : acc[1 - s], y, prev));
     }
   }
   if (split.second.empty()) {
@@ -155,14 +147,16 @@ void DistAttention::lv_forward(const DistFwdArgs& a) {
   }
   mark("own2");
   for (int c = 0; c < C; ++c) {
+    const int64_t x = chunk(P, c).length;
     clock.wait(hacc[c]);
     mark("got-home", c);
-    link.arrived(c, PartialSlot::Home, chunk(P, c).length, at_byte(home_co, slots.offset(to, c)));
+    link.arrived(c, PartialSlot::Home, x, home);
     if (C == 1) break;
-    scatter_chunk(be_, to, slots, my_lq, c, home_co, home_o);
-    scatter_chunk(be_, tl, slots, my_lq, c, home_cl, home_l);
+    scatter_chunk_from(be_, to, slots, my_lq, c, home + ab.offset(0, c, x), home_o);
+    scatter_chunk_from(be_, tl, slots, my_lq, c, home + ab.offset(1, c, x), home_l);
   }
-  be_.lse_merge(d, my_lq, own_o, own_l, C > 1 ? home_o : home_co, C > 1 ? home_l : home_cl);
+  be_.lse_merge(d, my_lq, own_o, own_l, C > 1 ? home_o : reinterpret_cast<float*>(home + ab.offset(0, 0, my_lq)),
+                C > 1 ? home_l : reinterpret_cast<float*>(home + ab.offset(1, 0, my_lq)));
   finish_forward(own_o, own_l, a);
   mark("done");
   kept_->keep(a.q_id, std::move(kept));

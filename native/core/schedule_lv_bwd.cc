@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "core/bwd_inputs.h"
 #include "core/partial_link.h"
 #include "core/schedule_lv_parts.h"
 #include "core/schedule_trace.h"
@@ -68,21 +69,26 @@ void DistAttention::lv_backward(const DistBwdArgs& a) {
   const OwnSplit& split = plan.split;
   const auto chunk = [&](int t, int c) { return shard_of(visiting_lq(t), C, c); };  // rows of chunk c at step t
   const size_t B = d.batch;
-  const RowTensor tq{B, rb.q / B}, tmask{B, rb.mask / B}, to{B, rb.o32 / B}, tl{B * d.heads, 4};
+  const RowTensor tq{B, rb.q / B}, to{B, rb.o32 / B};
   const ChunkSlots slots(C, mq);
-  void* qb[2] = {buf_->get("lvb.q0", slots.bytes(tq)), buf_->get("lvb.q1", slots.bytes(tq))};
-  void* dob[2] = {buf_->get("lvb.do0", slots.bytes(tq)), buf_->get("lvb.do1", slots.bytes(tq))};
-  float* lb[2] = {buf_->get<float>("lvb.l0", slots.bytes(tl)), buf_->get<float>("lvb.l1", slots.bytes(tl))};
-  float* db[2] = {buf_->get<float>("lvb.d0", slots.bytes(tl)), buf_->get<float>("lvb.d1", slots.bytes(tl))};
-  int32_t* mb[2] = {nullptr, nullptr};
-  if (a.mask) mb[0] = buf_->get<int32_t>("lvb.m0", slots.bytes(tmask)), mb[1] = buf_->get<int32_t>("lvb.m1", slots.bytes(tmask));
-  float* dq_acc[2] = {buf_->get<float>("lvb.dq0", slots.bytes(to)), buf_->get<float>("lvb.dq1", slots.bytes(to))};
-  float* dq_part = buf_->get<float>("lvb.dqp", mq * rb.o32);
   float* drow = buf_->get<float>("lvb.drow", my_lq * rb.lse);
+  // Where nothing hides the first hop (no first piece), a block's inputs travel as one message a chunk, at
+  // the cost of copying the own block's in (row_chunks.h: SlotBundle; 2x H200, 256x128K over NVLink: steps
+  // 0.04-0.05 ms shorter). Where the first piece hides it, each travels apart, uncopied (the copies of
+  // 4096x32K's 16 MB dO and its LSE and D made steps ~0.04 ms longer there).
+  const bool one_message = split.first.empty();
+  const std::vector<std::vector<BwdInput>> groups =
+      one_message ? std::vector<std::vector<BwdInput>>{{BwdInput::Q, BwdInput::Dout, BwdInput::Lse, BwdInput::Drow, BwdInput::Mask}}
+                  : std::vector<std::vector<BwdInput>>{{BwdInput::Q}, {BwdInput::Dout}, {BwdInput::Lse}, {BwdInput::Drow}, {BwdInput::Mask}};
+  const BwdInputs travel(*buf_, d, slots, groups, !kept, a.mask != nullptr);
+  const SlotBundle db{slots, {to}};
+  char* dq_acc[2] = {buf_->get<char>("lvb.dq0", db.bytes()), buf_->get<char>("lvb.dq1", db.bytes())};
+  float* dq_part = buf_->get<float>("lvb.dqp", mq * rb.o32);
   // Scratch only chunked blocks need (with one chunk, slots are the natural layout).
   const auto chunked_only = [&](const char* name, size_t bytes) { return C > 1 ? buf_->get(name, bytes) : nullptr; };
   float* dq_home = static_cast<float*>(chunked_only("lvb.dq_home", my_lq * rb.o32));
-  PartialLink dq_link(be_, *buf_, d, slots, plan.partials, "lvb.dq");
+  void* kept_q = kept ? chunked_only("lvb.kept_q", slots.bytes(tq)) : nullptr;  // a kept block's Q, chunk by chunk
+  PartialLink dq_link(be_, *buf_, d, db, plan.partials, "lvb.dq");
   const bool stack = plan.stack_last;  // the own rows' second piece rides with the last visiting block
   const StackedBwd st = stack ? stacked_bwd_buffers(*buf_, d, mq + my_lq, std::max(mq, my_lq), a.mask != nullptr) : StackedBwd{};
 
@@ -95,23 +101,10 @@ void DistAttention::lv_backward(const DistBwdArgs& a) {
                                 at_byte(lse, at.lse), at_byte(dr, at.lse), at_byte(dq, at.o32),
                                 at_byte(a.dk, at.kv32), at_byte(a.dv, at.kv32), accumulate_dkv});
   };
-  // One chunk of a block's inputs, in slots.
-  const auto slot = [&](const BwdRows& in, int c) {
-    return BwdRows{in.q ? at_byte(in.q, slots.offset(tq, c)) : nullptr, at_byte(in.dout, slots.offset(tq, c)),
-                  at_byte(in.lse, slots.offset(tl, c)), at_byte(in.drow, slots.offset(tl, c)),
-                  in.mask ? at_byte(in.mask, slots.offset(tmask, c)) : nullptr};
-  };
-  // Sends chunk c of the block of step t on and receives chunk c of the block of step t + 1.
-  const auto pass_inputs = [&](int t, int c, const BwdRows& in) {
-    const int64_t x = chunk(t, c).length, y = chunk(t + 1, c).length;
-    const int u = (t + 1) % 2;
-    const BwdRows from = slot(in, c), to_next = slot({qb[u], dob[u], lb[u], db[u], mb[u]}, c);
-    std::vector<Exchange> batch{{from.dout, x * rb.q, next, const_cast<void*>(to_next.dout), y * rb.q, prev},
-                                {from.lse, x * rb.lse, next, const_cast<float*>(to_next.lse), y * rb.lse, prev},
-                                {from.drow, x * rb.lse, next, const_cast<float*>(to_next.drow), y * rb.lse, prev}};
-    if (a.mask) batch.push_back({from.mask, x * rb.mask, next, const_cast<int32_t*>(to_next.mask), y * rb.mask, prev});
-    if (!kept) batch.insert(batch.begin(), {from.q, x * rb.q, next, const_cast<void*>(to_next.q), y * rb.q, prev});
-    return tr_.post(batch);
+  // Sends chunk c of the block of step t (its messages from `from`) on and receives chunk c of the block of
+  // step t + 1.
+  const auto pass_inputs = [&](int t, int c, const std::vector<const char*>& from) {
+    return tr_.post(travel.exchanges(c, chunk(t, c).length, from, next, (t + 1) % 2, chunk(t + 1, c).length, prev));
   };
 
   be_.row_dot(d, my_lq, a.dout, a.o, drow);
@@ -120,11 +113,7 @@ void DistAttention::lv_backward(const DistBwdArgs& a) {
   stats_.partials = plan.partials;
   stats_.stacked = stack;
   Trace mark(be_, rank_, [&] { return "lv backward " + shape_of(pb_) + plan_of(pb_, plan) + (kept ? ", Q kept" : ""); });
-  const BwdRows own{kept ? nullptr : own_in_slots(be_, tq, slots, my_lq, a.q, chunked_only("lvb.own_q", slots.bytes(tq))),
-                   own_in_slots(be_, tq, slots, my_lq, a.dout, chunked_only("lvb.own_do", slots.bytes(tq))),
-                   static_cast<const float*>(own_in_slots(be_, tl, slots, my_lq, a.lse, chunked_only("lvb.own_l", slots.bytes(tl)))),
-                   static_cast<const float*>(own_in_slots(be_, tl, slots, my_lq, drow, chunked_only("lvb.own_d", slots.bytes(tl)))),
-                   static_cast<const int32_t*>(own_in_slots(be_, tmask, slots, my_lq, a.mask, chunked_only("lvb.own_m", slots.bytes(tmask))))};
+  const std::vector<const char*> own = travel.own(be_, *buf_, my_lq, {a.q, a.dout, a.lse, drow, a.mask});
   std::vector<Transport::Handle> hin(C), hdq(C);
   first_hop_beside(
       be_, tr_,
@@ -136,16 +125,16 @@ void DistAttention::lv_backward(const DistBwdArgs& a) {
   mark("own1");
   for (int t = 1; t < P; ++t) {
     const int s = t % 2;
-    // A kept block serves as it is in one chunk (slots are then the natural layout), else chunk by chunk.
-    const BwdRows here{kept && C == 1 ? kept->blocks[t - 1] : qb[s], dob[s], lb[s], db[s], mb[s]};
     for (int c = 0; c < C; ++c) {
       const int64_t x = chunk(t, c).length, y = chunk(t + 1, c).length;
-      if (kept && C > 1) gather_chunk(be_, tq, slots, visiting_lq(t), c, kept->blocks[t - 1], qb[s]);
+      // A kept block serves as it is in one chunk (slots are then the natural layout), else chunk by chunk.
+      const void* q = !kept ? nullptr : C == 1 ? kept->blocks[t - 1] : at_byte(kept_q, slots.offset(tq, c));
+      if (kept && C > 1) gather_chunk(be_, tq, slots, visiting_lq(t), c, kept->blocks[t - 1], kept_q);
       clock.wait(hin[c]);
       mark("got-in", t, c);
-      if (t < P - 1) hin[c] = pass_inputs(t, c, here);
-      const BwdRows in = slot(here, c);
-      float* acc = at_byte(dq_acc[s], slots.offset(to, c));
+      if (t < P - 1) hin[c] = pass_inputs(t, c, travel.received(s));
+      const BwdRows in = travel.rows(s, c, x, q);
+      float* acc = reinterpret_cast<float*>(dq_acc[s] + db.offset(0, c, x));
       float* dq_t = t == 1 ? acc : dq_part;
       be_.zero(dq_t, x * rb.o32);
       if (stack && t == P - 1) {  // one chunk: own rows stacked below the visiting ones over the second piece
@@ -164,27 +153,27 @@ void DistAttention::lv_backward(const DistBwdArgs& a) {
       }
       if (t > 1) {
         clock.wait(hdq[c]);  // this chunk's dQ so far, from rank r-1
-        dq_link.arrived(c, static_cast<PartialSlot>(s), x, acc);
+        dq_link.arrived(c, static_cast<PartialSlot>(s), x, dq_acc[s]);
         be_.add_f32(acc, dq_part, static_cast<size_t>(x * rb.o32 / 4));
       }
       mark("visit", t, c);
       const bool home = t == P - 1;
-      hdq[c] = tr_.post(dq_link.exchanges(c, acc, x, next, home ? PartialSlot::Home : static_cast<PartialSlot>(1 - s),
-                                          at_byte(dq_acc[1 - s], slots.offset(to, c)), y, prev));
+      hdq[c] = tr_.post(dq_link.exchanges(c, dq_acc[s], x, next, home ? PartialSlot::Home : static_cast<PartialSlot>(1 - s),
+                                          dq_acc[1 - s], y, prev));
     }
   }
   if (!stack) {
     piece_bwd(split.second, my_lq, a.q, a.dout, a.lse, drow, a.mask, a.dq, /*accumulate_dkv=*/true);
     mark("own2");
   }
-  float* back = dq_acc[P % 2];  // the others' dQ for this rank's block, in slots
+  char* back = dq_acc[P % 2];  // the others' dQ for this rank's block, in slots
   for (int c = 0; c < C; ++c) {
     clock.wait(hdq[c]);
     mark("got-home", c);
-    dq_link.arrived(c, PartialSlot::Home, chunk(P, c).length, at_byte(back, slots.offset(to, c)));
+    dq_link.arrived(c, PartialSlot::Home, chunk(P, c).length, back);
     if (C > 1) scatter_chunk(be_, to, slots, my_lq, c, back, dq_home);
   }
-  be_.add_f32(a.dq, C > 1 ? dq_home : back, static_cast<size_t>(my_lq * rb.o32 / 4));
+  be_.add_f32(a.dq, C > 1 ? dq_home : reinterpret_cast<float*>(back), static_cast<size_t>(my_lq * rb.o32 / 4));
   mark("done");
   kept_->give_back(std::move(kept));
 }

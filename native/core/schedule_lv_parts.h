@@ -4,6 +4,7 @@
 #include <cmath>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 #include "core/lv_plan.h"
 #include "core/own_block.h"
@@ -75,13 +76,22 @@ inline std::string plan_of(const DistProblem& p, const LvPlan& plan) {
          (plan.partials == PartialPrecision::Float16 ? ", float16 partials" : "");
 }
 
-// A tensor of the own block in chunk slots, for its first hop: gathered into `slotted`, or, with one chunk
-// (the slot layout is then the natural one), the tensor itself.
-inline const void* own_in_slots(Backend& be, const RowTensor& t, const ChunkSlots& slots, int64_t n, const void* natural,
-                         void* slotted) {
-  if (!natural || slots.chunks == 1) return natural;
-  for (int c = 0; c < slots.chunks; ++c) gather_chunk(be, t, slots, n, c, natural, slotted);
-  return slotted;
+// The own block's tensors for its first hop, in the layout of bundle `b`: `naturals` (natural layout, in the
+// bundle's part order; null ones are not in the bundle) gathered into `bundled`, or, with one part in one
+// chunk (the slot layout is then the natural one), that tensor itself.
+inline const void* own_in_bundle(Backend& be, const SlotBundle& b, int64_t n, const std::vector<const void*>& naturals,
+                                 void* bundled) {
+  std::vector<const void*> present;
+  for (const void* p : naturals)
+    if (p) present.push_back(p);
+  require(present.size() == b.parts.size(), ErrorCode::Internal, "own block tensors do not match their bundle");
+  if (present.size() == 1 && b.slots.chunks == 1) return present[0];
+  for (size_t k = 0; k < present.size(); ++k)
+    for (int c = 0; c < b.slots.chunks; ++c) {
+      const int64_t rows = shard_of(n, b.slots.chunks, c).length;
+      gather_chunk_to(be, b.parts[k], b.slots, n, c, present[k], static_cast<char*>(bundled) + b.offset(k, c, rows));
+    }
+  return bundled;
 }
 
 // One backward block's per-row inputs (any may be in chunk slots; q null where it does not travel).

@@ -107,6 +107,47 @@ void ordering_check(CudaBackend& be, Transport& tr) {
   be.free(out);
 }
 
+// Hop latency as a schedule sees it: batches of one exchange per message (sizes in bytes) queued back to
+// back, each waiting for the previous on the compute stream, timed on that stream. Separate messages of one
+// hop (a partial and its LSE, say) each pay the transport's fixed cost; this prints what that is.
+void hop_latency(CudaBackend& be, Transport& tr) {
+  const int w = tr.world_size(), next = (g_rank + 1) % w, prev = (g_rank + w - 1) % w;
+  const std::vector<std::vector<size_t>> hops = {{16 << 10}, {2 << 20}, {2 << 20, 16 << 10}, {2 << 20, 16 << 10, 16 << 10},
+                                                 {(2 << 20) + (32 << 10)}, {8 << 20}, {8 << 20, 64 << 10}};
+  void* s = be.alloc(16 << 20);
+  void* r = be.alloc(16 << 20);
+  cudaStream_t st = be.stream();
+  cudaEvent_t t0, t1;
+  cudaEventCreate(&t0);
+  cudaEventCreate(&t1);
+  for (const auto& sizes : hops) {
+    std::vector<Exchange> batch;
+    size_t off = 0;
+    for (size_t n : sizes) {
+      batch.push_back({static_cast<char*>(s) + off, n, next, static_cast<char*>(r) + off, n, prev});
+      off += n;
+    }
+    const int reps = 50;
+    for (int i = 0; i < 5; ++i) tr.wait(tr.post(batch));
+    be.synchronize();
+    tr.barrier();
+    cudaEventRecord(t0, st);
+    for (int i = 0; i < reps; ++i) tr.wait(tr.post(batch));
+    cudaEventRecord(t1, st);
+    cudaEventSynchronize(t1);
+    float ms = 0;
+    cudaEventElapsedTime(&ms, t0, t1);
+    std::string label;
+    for (size_t n : sizes) label += (label.empty() ? "" : "+") + std::to_string(n >> 10) + "K";
+    if (g_rank == 0) std::printf("{\"hop\":\"%s\",\"messages\":%zu,\"us_per_hop\":%.1f}\n", label.c_str(), sizes.size(), ms * 1e3 / reps);
+    tr.barrier();
+  }
+  cudaEventDestroy(t0);
+  cudaEventDestroy(t1);
+  be.free(s);
+  be.free(r);
+}
+
 }  // namespace
 
 int rank_main(int rank, int world, const std::string& id_path) {
@@ -155,6 +196,8 @@ int rank_main(int rank, int world, const std::string& id_path) {
     std::printf("{\"device\":\"%s\",\"world\":%d,\"ring_exchange_bytes\":%zu,\"ms_per_step\":%.3f,\"gbps_per_direction\":%.1f}\n",
                 be.device_name().c_str(), world, bytes, sec / reps * 1e3, bytes * reps / sec / 1e9);
   tr->barrier();
+
+  hop_latency(be, *tr);
 
   // Dead peer: rank 1 vanishes; rank 0 must fail with PeerLost/Timeout, not hang.
   if (rank == 1) {
