@@ -64,12 +64,14 @@ void DistAttention::lv_forward(const DistFwdArgs& a) {
   const size_t B = d.batch;
   const RowTensor tq{B, rb.q / B}, tmask{B, rb.mask / B}, to{B, rb.o32 / B}, tl{B * d.heads, 4};
   const ChunkSlots slots(C, mq);
-  // Blocks in transit live in chunk slots, each hop one message (row_chunks.h: SlotBundle): Q with its mask,
-  // the float32 accumulator with its LSE. The own block's result in its natural layout.
-  const SlotBundle qb{slots, a.mask ? std::vector<RowTensor>{tq, tmask} : std::vector<RowTensor>{tq}};
+  // Blocks in transit live in chunk slots; the own block's result in its natural layout. The accumulator
+  // and its LSE travel as one message (row_chunks.h: SlotBundle): its last hop may be exposed. Q and its
+  // mask travel apart: the own block's first piece always hides their hop, and one message would copy them.
   const SlotBundle ab{slots, {to, tl}};
-  char* qbuf[2] = {buf_->get<char>("lv.q0", qb.bytes()), buf_->get<char>("lv.q1", qb.bytes())};
   char* acc[2] = {buf_->get<char>("lv.acc0", ab.bytes()), buf_->get<char>("lv.acc1", ab.bytes())};
+  void* qbuf[2] = {buf_->get("lv.q0", slots.bytes(tq)), buf_->get("lv.q1", slots.bytes(tq))};
+  int32_t* mbuf[2] = {nullptr, nullptr};
+  if (a.mask) mbuf[0] = buf_->get<int32_t>("lv.m0", slots.bytes(tmask)), mbuf[1] = buf_->get<int32_t>("lv.m1", slots.bytes(tmask));
   char* home = buf_->get<char>("lv.home", ab.bytes());  // the others' result for this rank's block
   float* part_o = buf_->get<float>("lv.po", mq * rb.o32);
   float* part_l = buf_->get<float>("lv.pl", mq * rb.lse);
@@ -89,21 +91,26 @@ void DistAttention::lv_forward(const DistFwdArgs& a) {
     const PieceAt at = piece_at(d, my_lq, kv, a.mask, p);
     be_.attn_fwd(at.d, at.blk, {at_byte(a.q, at.q), at_byte(a.k, at.kv), at_byte(a.v, at.kv), at_byte(o, at.o32), at_byte(l, at.lse)});
   };
-  // Sends chunk c of the block of step t (in bundle `from`) on and receives chunk c of the block of step t + 1.
-  const auto pass_query = [&](int t, int c, const char* from) {
+  // Sends chunk c of the block of step t on and receives chunk c of the block of step t + 1.
+  const auto pass_query = [&](int t, int c, const void* q, const int32_t* m) {
     const int64_t x = chunk(t, c).length, y = chunk(t + 1, c).length;
-    return tr_.post({{from + qb.offset(0, c, x), qb.message_bytes(x), next, qbuf[(t + 1) % 2] + qb.offset(0, c, y), qb.message_bytes(y), prev}});
+    const int u = (t + 1) % 2;
+    std::vector<Exchange> batch{{at_byte(q, slots.offset(tq, c)), x * rb.q, next, at_byte(qbuf[u], slots.offset(tq, c)), y * rb.q, prev}};
+    if (a.mask)
+      batch.push_back({at_byte(m, slots.offset(tmask, c)), x * rb.mask, next, at_byte(mbuf[u], slots.offset(tmask, c)), y * rb.mask, prev});
+    return tr_.post(batch);
   };
 
   StepClock clock(tr_, stats_);
   stats_.row_chunks = C;
   stats_.partials = plan.partials;
   Trace mark(be_, rank_, [&] { return "lv forward " + shape_of(pb_) + plan_of(pb_, plan); });
-  const char* own_q = static_cast<const char*>(
-      own_in_bundle(be_, qb, my_lq, {a.q, a.mask}, C > 1 || a.mask ? buf_->get("lv.own_q", qb.bytes()) : nullptr));
+  const void* own_q = own_in_slots(be_, tq, slots, my_lq, a.q, chunked_only("lv.own_q", slots.bytes(tq)));
+  const auto* own_m = static_cast<const int32_t*>(
+      a.mask ? own_in_slots(be_, tmask, slots, my_lq, a.mask, chunked_only("lv.own_m", slots.bytes(tmask))) : nullptr);
   std::vector<Transport::Handle> hq(C), hacc(C);
   first_hop_beside(be_, tr_, [&] { own_piece(split.first, own_o, own_l); },
-                   [&] { for (int c = 0; c < C; ++c) hq[c] = pass_query(0, c, own_q); });
+                   [&] { for (int c = 0; c < C; ++c) hq[c] = pass_query(0, c, own_q, own_m); });
   mark("own1");
   for (int t = 1; t < P; ++t) {
     const int s = t % 2;
@@ -112,10 +119,10 @@ void DistAttention::lv_forward(const DistFwdArgs& a) {
       const int64_t x = chunk(t, c).length, y = chunk(t + 1, c).length;
       clock.wait(hq[c]);
       mark("got-q", t, c);
-      const void* q = qbuf[s] + qb.offset(0, c, x);
-      if (kept) scatter_chunk_from(be_, tq, slots, visiting_lq(t), c, q, kept->blocks[t - 1]);
-      if (t < P - 1) hq[c] = pass_query(t, c, qbuf[s]);
-      const auto* m = a.mask ? reinterpret_cast<const int32_t*>(qbuf[s] + qb.offset(1, c, x)) : nullptr;
+      if (kept) scatter_chunk(be_, tq, slots, visiting_lq(t), c, qbuf[s], kept->blocks[t - 1]);
+      if (t < P - 1) hq[c] = pass_query(t, c, qbuf[s], mbuf[s]);
+      const void* q = at_byte(qbuf[s], slots.offset(tq, c));
+      const int32_t* m = a.mask ? at_byte(mbuf[s], slots.offset(tmask, c)) : nullptr;
       const AttnBlock blk{x, kv.length, kv.begin, m};
       auto* o = reinterpret_cast<float*>(acc[s] + ab.offset(0, c, x));
       auto* l = reinterpret_cast<float*>(acc[s] + ab.offset(1, c, x));

@@ -94,6 +94,13 @@ inline const void* own_in_bundle(Backend& be, const SlotBundle& b, int64_t n, co
   return bundled;
 }
 
+// A tensor of the own block in chunk slots, for its first hop: gathered into `slotted`, or, with one chunk
+// (the slot layout is then the natural one), the tensor itself.
+inline const void* own_in_slots(Backend& be, const RowTensor& t, const ChunkSlots& slots, int64_t n, const void* natural,
+                                void* slotted) {
+  return natural ? own_in_bundle(be, SlotBundle{slots, {t}}, n, {natural}, slotted) : nullptr;
+}
+
 // One backward block's per-row inputs (any may be in chunk slots; q null where it does not travel).
 struct BwdRows {
   const void *q, *dout;
