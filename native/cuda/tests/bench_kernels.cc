@@ -14,20 +14,13 @@
 #include "core/error.h"
 #include "cuda/cuda_backend.h"
 #include "cuda/kernels.h"
-#include "reference.h"
+#include "device_fill.h"
 
 using namespace xattn;
 
 namespace {
 
 struct Shape { int64_t B, H, Hkv, D, lq, lkv; };
-
-void fill_random(CudaBackend& be, void* dev, size_t n, uint64_t seed) {
-  ref::Rng rng(seed);
-  std::vector<uint16_t> h(n);
-  for (auto& x : h) x = f32_to_bf16(static_cast<float>(rng.normal()));
-  be.from_host(dev, h.data(), n * 2);
-}
 
 // Calls a batch queues back to back when $XATTN_BENCH_QUEUE is set (0: one call per timing).
 int queue_depth() {
@@ -134,7 +127,7 @@ int run(int argc, char** argv) {
     float* drow = static_cast<float*>(be.alloc(ns * 4));
     float* dq = static_cast<float*>(be.alloc(nq * 4)); float* dk = static_cast<float*>(be.alloc(nk * 4));
     float* dv = static_cast<float*>(be.alloc(nk * 4));
-    fill_random(be, q, nq, 1); fill_random(be, k, nk, 2); fill_random(be, v, nk, 3); fill_random(be, dout, nq, 4);
+    fill_random_bf16(be, q, nq, 1); fill_random_bf16(be, k, nk, 2); fill_random_bf16(be, v, nk, 3); fill_random_bf16(be, dout, nq, 4);
     AttnBlock blk{s.lq, s.lkv, 0, nullptr};
     auto fwd = [&] { be.attn_fwd(d, blk, AttnFwdIO{q, k, v, o, lse}); };
     auto fwdbwd = [&] {

@@ -1,15 +1,12 @@
-// Multi-GPU NCCL transport check (no Node): forks one process per GPU, hands the unique id over a file
-// in /tmp, then checks a ring exchange (odd and large sizes), a two-way batch, ordering against the
-// compute stream, all-reduce and barrier, measures ring bandwidth, and finally kills rank 1 to check that
-// rank 0 ends in PeerLost/Timeout instead of hanging. Usage: xattn_nccl_check [world=2]
-#include <sys/wait.h>
-#include <unistd.h>
+// Multi-GPU NCCL transport check (no Node): one process per GPU (forked_ranks.h) checks a ring exchange
+// (odd and large sizes), a two-way batch, ordering against the compute stream, all-reduce and barrier,
+// measures ring bandwidth and what a hop costs per message, and finally kills rank 1 to check that rank 0
+// ends in PeerLost/Timeout instead of hanging. Usage: xattn_nccl_check [world=2]
 
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -17,6 +14,7 @@
 #include "core/error.h"
 #include "cuda/cuda_backend.h"
 #include "cuda/cuda_factory.h"
+#include "forked_ranks.h"
 
 using namespace xattn;
 using Clock = std::chrono::steady_clock;
@@ -32,29 +30,6 @@ int g_rank = 0;
       std::_Exit(1);                                                             \
     }                                                                            \
   } while (0)
-
-std::vector<uint8_t> exchange_id(int rank, const std::string& path) {
-  if (rank == 0) {
-    std::vector<uint8_t> id = nccl_unique_id();
-    {
-      std::ofstream f(path + ".tmp", std::ios::binary);
-      f.write(reinterpret_cast<const char*>(id.data()), static_cast<std::streamsize>(id.size()));
-    }
-    std::rename((path + ".tmp").c_str(), path.c_str());
-    return id;
-  }
-  for (int i = 0; i < 3000; ++i) {
-    std::ifstream f(path, std::ios::binary);
-    if (f) {
-      std::vector<uint8_t> id(128);
-      f.read(reinterpret_cast<char*>(id.data()), 128);
-      if (f.gcount() == 128) return id;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  CHECK(false, "no unique id file from rank 0");
-  return {};
-}
 
 uint8_t pattern(int rank, size_t i) { return static_cast<uint8_t>(rank * 31 + i * 7 + (i >> 9)); }
 
@@ -150,11 +125,10 @@ void hop_latency(CudaBackend& be, Transport& tr) {
 
 }  // namespace
 
-int rank_main(int rank, int world, const std::string& id_path) {
+int rank_main(int rank, int world, const std::vector<uint8_t>& id) {
   g_rank = rank;
   const int devices = cuda_device_count();
   CHECK(devices >= world, "needs one GPU per rank");
-  auto id = exchange_id(rank, id_path);
   CudaBackend be(rank);
   auto t0 = Clock::now();
   auto tr = make_nccl_transport(id, rank, world, be, 5000);
@@ -222,32 +196,7 @@ int rank_main(int rank, int world, const std::string& id_path) {
     CHECK(caught, "dead peer must raise PeerLost/Timeout");
   }
   std::printf("rank %d: all checks passed\n", rank);
-  std::fflush(stdout);
-  std::_Exit(0);  // the aborted communicator's resources are left to process exit
+  return 0;
 }
 
-int main(int argc, char** argv) {
-  const int world = argc > 1 ? std::atoi(argv[1]) : 2;
-  setvbuf(stdout, nullptr, _IOLBF, 0);  // every rank's progress reaches the log, even if one is killed
-  setenv("NCCL_NVLS_ENABLE", "0", 0);  // never NVLink multicast (shared machines)
-  const std::string id_path = "/tmp/xattn_nccl_id_" + std::to_string(getpid());
-  std::remove(id_path.c_str());
-  std::vector<pid_t> kids;
-  for (int r = 0; r < world; ++r) {
-    pid_t pid = fork();
-    if (pid == 0) return rank_main(r, world, id_path);
-    kids.push_back(pid);
-  }
-  int failed = 0;
-  for (int r = 0; r < world; ++r) {
-    int status = 0;
-    waitpid(kids[r], &status, 0);
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-      std::printf("rank %d exited with status %d\n", r, status);
-      ++failed;
-    }
-  }
-  std::remove(id_path.c_str());
-  std::printf("%d passed, %d failed\n", world - failed, failed);
-  return failed ? 1 : 0;
-}
+int main(int argc, char** argv) { return forked::run_ranks(argc > 1 ? std::atoi(argv[1]) : 2, rank_main); }
