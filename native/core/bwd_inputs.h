@@ -16,10 +16,14 @@ using BwdNaturals = std::array<const void*, kBwdInputs>;  // one tensor per BwdI
 
 class BwdInputs {
  public:
+  using Groups = std::vector<std::vector<BwdInput>>;
+  static Groups together() { return {{BwdInput::Q, BwdInput::Dout, BwdInput::Lse, BwdInput::Drow, BwdInput::Mask}}; }
+  static Groups apart() { return {{BwdInput::Q}, {BwdInput::Dout}, {BwdInput::Lse}, {BwdInput::Drow}, {BwdInput::Mask}}; }
+
   // `groups` lists each message's inputs; Q is left out where it does not travel (`q_travels`: the forward
   // did not keep it), the mask where there is none, and a group left empty sends nothing.
-  BwdInputs(DistAttention::Buffers& buf, const AttnDims& d, const ChunkSlots& slots,
-            const std::vector<std::vector<BwdInput>>& groups, bool q_travels, bool masked) {
+  BwdInputs(DistAttention::Buffers& buf, const AttnDims& d, const ChunkSlots& slots, const Groups& groups, bool q_travels,
+            bool masked) {
     const sched::RowBytes rb(d);
     const size_t B = d.batch;
     const RowTensor kind[kBwdInputs] = {{B, rb.q / B}, {B, rb.q / B}, {B * d.heads, 4}, {B * d.heads, 4}, {B, rb.mask / B}};

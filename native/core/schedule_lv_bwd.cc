@@ -73,14 +73,11 @@ void DistAttention::lv_backward(const DistBwdArgs& a) {
   const ChunkSlots slots(C, mq);
   float* drow = buf_->get<float>("lvb.drow", my_lq * rb.lse);
   // Where nothing hides the first hop (no first piece), a block's inputs travel as one message a chunk, at
-  // the cost of copying the own block's in (row_chunks.h: SlotBundle; 2x H200, 256x128K over NVLink: steps
-  // 0.04-0.05 ms shorter). Where the first piece hides it, each travels apart, uncopied (the copies of
-  // 4096x32K's 16 MB dO and its LSE and D made steps ~0.04 ms longer there).
+  // the cost of copying the own block's in (2x H200, 256x128K over NVLink: steps 0.04-0.05 ms shorter).
+  // Where the first piece hides the hop, each travels apart, uncopied (copying 4096x32K's 16 MB dO, LSE
+  // and D in read 0.04 ms a step slower in two A/Bs, within their noise).
   const bool one_message = split.first.empty();
-  const std::vector<std::vector<BwdInput>> groups =
-      one_message ? std::vector<std::vector<BwdInput>>{{BwdInput::Q, BwdInput::Dout, BwdInput::Lse, BwdInput::Drow, BwdInput::Mask}}
-                  : std::vector<std::vector<BwdInput>>{{BwdInput::Q}, {BwdInput::Dout}, {BwdInput::Lse}, {BwdInput::Drow}, {BwdInput::Mask}};
-  const BwdInputs travel(*buf_, d, slots, groups, !kept, a.mask != nullptr);
+  const BwdInputs travel(*buf_, d, slots, one_message ? BwdInputs::together() : BwdInputs::apart(), !kept, a.mask != nullptr);
   const SlotBundle db{slots, {to}};
   char* dq_acc[2] = {buf_->get<char>("lvb.dq0", db.bytes()), buf_->get<char>("lvb.dq1", db.bytes())};
   float* dq_part = buf_->get<float>("lvb.dqp", mq * rb.o32);
