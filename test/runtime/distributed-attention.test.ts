@@ -72,7 +72,8 @@ function expectedStacked(c: DistCase, P: number, r: RankResults, variant: string
 // XATTN_LV_FIRST_SHARE forces the two-piece split (along the batch or the visual rows) at that share.
 // XATTN_LV_KEEP_Q=0 keeps no forward's Q blocks. XATTN_LV_STACK=1 stacks the backward's own rows onto the last
 // visiting block (never with chunks; by the plan, only where dK/dV dwarf the text rows, not at these shapes);
-// with a first share of 0 nothing hides its first hop, so Q, dO, LSE, D and the mask travel as one message.
+// with a first share of 0 nothing hides its first hop, so Q, dO, LSE, D and the mask travel as one message
+// (chunk by chunk where chunks are forced).
 describe.each([
   [1, '', '', '', ''],
   [2, '', '', '', ''],
@@ -91,6 +92,7 @@ describe.each([
   [2, '2', '', '', '1'],
   [2, '', '0', '', '1'],
   [3, '', '0', '0', '1'],
+  [2, '2', '0', '0', ''],
 ])('P = %i ranks over TCP, row chunks "%s", first share "%s", kept Q "%s", stacked "%s"', (P, chunks, share, keepQ, stack) => {
   it('LV-XAttn and Ring equal fp64 attention, forward and backward', async () => {
     const env = { XATTN_TEST_CASES: JSON.stringify(CASES), XATTN_LV_CHUNKS: chunks, XATTN_LV_FIRST_SHARE: share, XATTN_LV_KEEP_Q: keepQ, XATTN_LV_STACK: stack };
