@@ -15,6 +15,8 @@ constexpr size_t kBwdInputs = 5;
 using BwdNaturals = std::array<const void*, kBwdInputs>;  // one tensor per BwdInput, natural layout
 
 class BwdInputs {
+  static constexpr const char* kNames[kBwdInputs] = {"q", "do", "l", "d", "m"};
+
  public:
   using Groups = std::vector<std::vector<BwdInput>>;
   static Groups together() { return {{BwdInput::Q, BwdInput::Dout, BwdInput::Lse, BwdInput::Drow, BwdInput::Mask}}; }
@@ -28,15 +30,16 @@ class BwdInputs {
     const size_t B = d.batch;
     const RowTensor kind[kBwdInputs] = {{B, rb.q / B}, {B, rb.q / B}, {B * d.heads, 4}, {B * d.heads, 4}, {B, rb.mask / B}};
     for (const auto& group : groups) {
-      Message m{SlotBundle{slots, {}}, {}, {}};
+      Message m{SlotBundle{slots, {}}, {}, {}, {}};
       for (BwdInput in : group) {
         if ((in == BwdInput::Q && !q_travels) || (in == BwdInput::Mask && !masked)) continue;
         m.inputs.push_back(in);
         m.b.parts.push_back(kind[static_cast<size_t>(in)]);
       }
       if (m.inputs.empty()) continue;
-      const std::string name = "lvb.in" + std::to_string(msgs_.size());
-      for (int s = 0; s < 2; ++s) m.recv[s] = buf.get<char>(name + "." + std::to_string(s), m.b.bytes());
+      // Named by what it carries, so a buffer keeps its size whether or not Q travels in a call.
+      for (BwdInput in : m.inputs) m.name += kNames[static_cast<size_t>(in)];
+      for (int s = 0; s < 2; ++s) m.recv[s] = buf.get<char>("lvb.in." + m.name + std::to_string(s), m.b.bytes());
       msgs_.push_back(std::move(m));
     }
   }
@@ -44,12 +47,11 @@ class BwdInputs {
   // The own block's messages for the first hop (n rows), from its tensors in natural layout.
   std::vector<const char*> own(Backend& be, DistAttention::Buffers& buf, int64_t n, const BwdNaturals& natural) const {
     std::vector<const char*> out;
-    for (size_t i = 0; i < msgs_.size(); ++i) {
-      const Message& m = msgs_[i];
+    for (const Message& m : msgs_) {
       std::vector<const void*> tensors;
       for (BwdInput in : m.inputs) tensors.push_back(natural[static_cast<size_t>(in)]);
       const bool copied = tensors.size() > 1 || m.b.slots.chunks > 1;
-      void* bundled = copied ? buf.get("lvb.own" + std::to_string(i), m.b.bytes()) : nullptr;
+      void* bundled = copied ? buf.get("lvb.own." + m.name, m.b.bytes()) : nullptr;
       out.push_back(static_cast<const char*>(own_in_bundle(be, m.b, n, tensors, bundled)));
     }
     return out;
@@ -93,6 +95,7 @@ class BwdInputs {
     SlotBundle b;
     std::vector<BwdInput> inputs;  // the input in each part of b
     char* recv[2];
+    std::string name;  // its inputs, for its buffers' names
   };
   std::vector<Message> msgs_;
 };

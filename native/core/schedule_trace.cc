@@ -39,8 +39,11 @@ void write_ready(Backend& be, int rank) {
   std::vector<TracedCall> calls = be.trace_ready();
   if (calls.empty()) return;
   const std::string path = std::string(trace_dir()) + "/trace-rank" + std::to_string(rank) + ".txt";
-  std::error_code ignored;  // fopen below reports what matters
-  std::filesystem::create_directories(trace_dir(), ignored);
+  static const bool made = [] {  // once: fopen below reports what matters
+    std::error_code ignored;
+    return std::filesystem::create_directories(trace_dir(), ignored);
+  }();
+  (void)made;
   FILE* f = std::fopen(path.c_str(), "a");
   if (!f) {  // said once: a trace that silently goes nowhere wastes a GPU run
     static bool told = false;
