@@ -9,7 +9,8 @@
 //   pending-recv  rank 0 posts a receive before its kernels that rank 1 sends only after its own, so on
 //                 rank 0 a copy-engine receive waits on a GPU counter beside the kernels (rank 1 reports
 //                 that run as "sends-after")
-// One JSON line per rank, kernel and condition: ms per kernel, median of 5 batches of 20 queued.
+// One JSON line per rank, kernel and condition: ms per kernel (each round: the median of 5 batches of 20 queued),
+// the median over 3 rounds in which the conditions take turns, and each round's figure.
 // Usage: xattn_interference_bench [H:Hkv:D:lq:lkv per rank (default 32:8:128:256:65536)] [bytes (2 MiB)]
 #include <cuda_runtime_api.h>
 
@@ -31,7 +32,12 @@ using namespace xattn;
 
 namespace {
 
-constexpr int kQueued = 20, kBatches = 5;
+constexpr int kQueued = 20, kBatches = 5, kRounds = 3;
+
+double median(std::vector<double> xs) {
+  std::sort(xs.begin(), xs.end());
+  return xs[xs.size() / 2];
+}
 using Around = std::function<void(const std::function<void()>& kernels)>;
 
 // Median over batches of the ms per kernel, events around the kernels only; `around` enqueues what a
@@ -40,7 +46,7 @@ double time_kernels(CudaBackend& be, Transport& tr, const std::function<void()>&
   cudaEvent_t a, b;
   cudaEventCreate(&a);
   cudaEventCreate(&b);
-  std::vector<float> ms;
+  std::vector<double> ms;
   for (int i = 0; i <= kBatches; ++i) {  // the first batch warms up
     tr.barrier();
     around([&] {
@@ -55,8 +61,7 @@ double time_kernels(CudaBackend& be, Transport& tr, const std::function<void()>&
   }
   cudaEventDestroy(a);
   cudaEventDestroy(b);
-  std::sort(ms.begin(), ms.end());
-  return ms[ms.size() / 2];
+  return median(ms);
 }
 
 // One block's backward inputs, consistent with its data (LSE from a forward, D from dO and O).
@@ -138,22 +143,32 @@ int rank_main(int rank, int world, const std::vector<uint8_t>& id, const std::st
            }
          }}};
     for (const char* kernel_name : {"forward", "backward"}) {
-      for (const Condition& c : conditions) {
-        const auto body = [&] {
-          if (c.event) {
-            cudaEvent_t e = ready[next_event++ % kQueued];
-            cudaEventRecord(e, be.stream());
-            cudaStreamWaitEvent(other, e, 0);
-          }
-          if (std::string(kernel_name) == "forward") forward(*c.rows);
-          else backward(*c.rows);
-        };
-        const double ms = time_kernels(be, *tr, body, c.around);
+      // Conditions take turns, round after round, so clocks that sink as the card heats fall on all alike.
+      std::vector<std::vector<double>> rounds(conditions.size());
+      for (int round = 0; round < kRounds; ++round)
+        for (size_t i = 0; i < conditions.size(); ++i) {
+          const Condition& c = conditions[i];
+          const auto body = [&] {
+            if (c.event) {
+              cudaEvent_t e = ready[next_event++ % kQueued];
+              cudaEventRecord(e, be.stream());
+              cudaStreamWaitEvent(other, e, 0);
+            }
+            if (std::string(kernel_name) == "forward") forward(*c.rows);
+            else backward(*c.rows);
+          };
+          rounds[i].push_back(time_kernels(be, *tr, body, c.around));
+        }
+      for (size_t i = 0; i < conditions.size(); ++i) {
         // On rank 1 "pending-recv" times the peer's side: its kernels, then the send.
-        const std::string cname = std::string(c.name) == "pending-recv" && rank != 0 ? "sends-after" : c.name;
+        const std::string name = conditions[i].name;
+        const std::string cname = name == "pending-recv" && rank != 0 ? "sends-after" : name;
+        std::string each;
+        for (double ms : rounds[i]) each += (each.empty() ? "" : ",") + std::to_string(ms).substr(0, 6);
         std::printf("{\"device\":\"%s\",\"rank\":%d,\"shape\":\"%s\",\"kernel\":\"%s\",\"condition\":\"%s\",\"bytes\":%zu,"
-                    "\"ms\":%.4f,\"transport\":\"%s\"}\n",
-                    be.device_name().c_str(), rank, shape.c_str(), kernel_name, cname.c_str(), bytes, ms, tr->describe().c_str());
+                    "\"ms\":%.4f,\"rounds\":[%s],\"transport\":\"%s\"}\n",
+                    be.device_name().c_str(), rank, shape.c_str(), kernel_name, cname.c_str(), bytes, median(rounds[i]),
+                    each.c_str(), tr->describe().c_str());
       }
     }
     return 0;
