@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 
 #include "core/schedule_internal.h"
 #include "core/shard.h"
@@ -29,12 +30,16 @@ double block_flops(const AttnDims& d, int64_t rows, int64_t kv_rows, LvPass pass
 // host memory, chunks paid off at trip/compute 0.8 (forward 1024x64K) and 0.87 (backward 4096x32K), and
 // cost at 0.66 (backward 4096x32K with float16 partials: 7.66 against 7.46 ms) and 0.4 (backward
 // 1024x64K). Elsewhere the owner's split block hides the hops, and every extra call re-reads the K/V shard
-// (and in the backward read-modify-writes its float32 dK/dV). $XATTN_LV_CHUNKS overrides it (both
-// passes), for experiments.
+// (and in the backward read-modify-writes its float32 dK/dV). $XATTN_LV_CHUNKS overrides it, for experiments:
+// N for both passes, or F/B for each (either may be left empty).
 int row_chunks(int64_t max_block_rows, double trip_bytes, double link_gbps, double block_flops,
-               double flops_per_second) {
+               double flops_per_second, LvPass pass) {
   static const char* forced = std::getenv("XATTN_LV_CHUNKS");
-  if (forced && *forced) return std::max(1, std::atoi(forced));
+  if (forced && *forced) {
+    const char* slash = std::strchr(forced, '/');
+    const char* asked = slash && pass == LvPass::Backward ? slash + 1 : forced;
+    if (*asked && *asked != '/') return std::max(1, std::atoi(asked));
+  }
   constexpr int64_t kMinChunkRows = 256;
   if (max_block_rows < 2 * kMinChunkRows || link_gbps <= 0 || flops_per_second <= 0) return 1;
   const double trip_seconds = trip_bytes / (link_gbps * 1e9), compute_seconds = block_flops / flops_per_second;
@@ -134,7 +139,7 @@ LvPlan plan_lv(const DistProblem& pb, int world, int rank, bool masked, LvPass p
   plan.partials = choose_partials(pb.partials, pb.dims.dtype,
                                   pb.link_gbps > 0 ? trip_bytes(PartialPrecision::Float32) / (pb.link_gbps * 1e9) : 0,
                                   dev.flops_per_second > 0 ? flops / dev.flops_per_second : 0);
-  plan.chunks = row_chunks(mq, trip_bytes(plan.partials), pb.link_gbps, flops, dev.flops_per_second);
+  plan.chunks = row_chunks(mq, trip_bytes(plan.partials), pb.link_gbps, flops, dev.flops_per_second, pass);
   const int64_t kv_rows = shard_of(pb.lkv_total, world, rank).length;
   const double first_hop = static_cast<double>(my_lq) * out_row, last_hop = static_cast<double>(my_lq) * home_row(plan.partials);
   // Stacked, the last hop is exposed: where float32 would keep it over 0.1 ms, 'auto' sends it as float16 (2x H200,

@@ -37,7 +37,7 @@ PartialPrecision choose_partials(PartialPrecision asked, DType dtype, double tri
 // Two chunks where a block's round trip (trip_bytes at link_gbps) takes more than 0.7 of its compute
 // (block_flops at flops_per_second) and each chunk keeps >= 256 rows, else one (lv_plan.cc says why).
 int row_chunks(int64_t max_block_rows, double trip_bytes, double link_gbps, double block_flops,
-               double flops_per_second);
+               double flops_per_second, LvPass pass);
 
 // Whether the backward stacks the own rows onto the last visiting block (LvPlan::stack_last): where the
 // float32 dK/dV read-modify-write that saves, less the copies stacking costs, outweighs the last hop it

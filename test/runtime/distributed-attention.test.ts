@@ -66,9 +66,15 @@ function expectedStacked(c: DistCase, P: number, r: RankResults, variant: string
   return lvPlan({ ...q, partials, pass: 'backward', queryKept: keptQ && variant !== 'lv-xattn, Q sent again' }).stackLast;
 }
 
+/** [forward, backward] row chunks as XATTN_LV_CHUNKS forces them (at these shapes the plan itself never chunks). */
+const forcedChunks = (chunks: string): number[] => {
+  const [f = '', b = f] = chunks.split('/');
+  return [Number(f) || 1, Number(b) || 1];
+};
+
 // Blocks travel in row chunks where the link is the bottleneck (never at these shapes on CPU);
-// XATTN_LV_CHUNKS forces chunks (more than some blocks have rows), so the chunked forward and backward
-// are checked too. On links this fast for blocks this small, the owner computes its block whole;
+// XATTN_LV_CHUNKS forces chunks (more than some blocks have rows; N for both passes, F/B for each), so the
+// chunked forward and backward are checked too, also with other counts in each. On links this fast for blocks this small, the owner computes its block whole;
 // XATTN_LV_FIRST_SHARE forces the two-piece split (along the batch or the visual rows) at that share.
 // XATTN_LV_KEEP_Q=0 keeps no forward's Q blocks. XATTN_LV_STACK=1 stacks the backward's own rows onto the last
 // visiting block (never with chunks; by the plan, only where dK/dV dwarf the text rows, not at these shapes);
@@ -80,7 +86,7 @@ describe.each([
   [3, '', '', '', ''],
   [4, '', '', '', ''],
   [2, '3', '', '', ''],
-  [3, '4', '', '', ''],
+  [3, '4/3', '', '', ''],
   [2, '', '0.4', '', ''],
   [3, '', '0.7', '', ''],
   [4, '2', '0.5', '', ''],
@@ -108,13 +114,13 @@ describe.each([
         expect(e.dv, `${what}: dV`).toBeLessThanOrEqual(tol.grad);
         if (c.masked) expect(e.fullyMaskedRows, `${what}: some rows are fully masked`).toBeGreaterThan(0);
       }
-      const lvChunks = P > 1 && chunks ? Number(chunks) : 1;
+      const lvChunks = P > 1 ? forcedChunks(chunks) : [1, 1];
       for (const r of ranks) {
-        expect(r.results[ci]!['lv-xattn']!.rowChunks, `case ${ci} rank ${r.rank}: LV-XAttn forward/backward chunks`).toEqual([lvChunks, lvChunks]);
-        if (c.dims.dtype !== 'float32') expect(r.results[ci]!['lv-xattn f16 partials']!.rowChunks, `case ${ci} rank ${r.rank}: with float16 partials`).toEqual([lvChunks, lvChunks]);
+        expect(r.results[ci]!['lv-xattn']!.rowChunks, `case ${ci} rank ${r.rank}: LV-XAttn forward/backward chunks`).toEqual(lvChunks);
+        if (c.dims.dtype !== 'float32') expect(r.results[ci]!['lv-xattn f16 partials']!.rowChunks, `case ${ci} rank ${r.rank}: with float16 partials`).toEqual(lvChunks);
         expect(r.results[ci]!.ring!.rowChunks, `case ${ci} rank ${r.rank}: Ring chunks`).toEqual([1, 1]);
         for (const [name, v] of Object.entries(r.results[ci]!))
-          expect(v.stackedRows, `case ${ci} rank ${r.rank} ${name}: backward stacked`).toBe(expectedStacked(c, P, r, name, keepQ !== '0', stack, lvChunks));
+          expect(v.stackedRows, `case ${ci} rank ${r.rank} ${name}: backward stacked`).toBe(expectedStacked(c, P, r, name, keepQ !== '0', stack, lvChunks[1]!));
         // The backward on the kept blocks sends everything but Q; with Q in another tensor it sends Q too.
         // (Where 'auto' sent dQ differently in the two, the lighter trip tipped the plan: bytes differ by more.)
         const kept = r.results[ci]!['lv-xattn']!, again = r.results[ci]!['lv-xattn, Q sent again']!;
