@@ -23,6 +23,16 @@ double block_flops(const AttnDims& d, int64_t rows, int64_t kv_rows, LvPass pass
   return (pass == LvPass::Backward ? 10.0 : 4.0) * d.batch * d.heads * d.head_dim * static_cast<double>(rows) * kv_rows;
 }
 
+// An experiment's override from $name for one pass: "V" for both passes, or "F/B" for each (either may be
+// left empty: the plan decides). Null where none is set for this pass.
+const char* forced_for(const char* name, LvPass pass) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) return nullptr;
+  const char* slash = std::strchr(v, '/');
+  const char* part = slash && pass == LvPass::Backward ? slash + 1 : v;
+  return *part && *part != '/' ? part : nullptr;
+}
+
 }  // namespace
 
 // Chunking pays where the link sets the pace: one chunk's compute and trip home then overlap the next
@@ -30,16 +40,11 @@ double block_flops(const AttnDims& d, int64_t rows, int64_t kv_rows, LvPass pass
 // host memory, chunks paid off at trip/compute 0.8 (forward 1024x64K) and 0.87 (backward 4096x32K), and
 // cost at 0.66 (backward 4096x32K with float16 partials: 7.66 against 7.46 ms) and 0.4 (backward
 // 1024x64K). Elsewhere the owner's split block hides the hops, and every extra call re-reads the K/V shard
-// (and in the backward read-modify-writes its float32 dK/dV). $XATTN_LV_CHUNKS overrides it, for experiments:
-// N for both passes, or F/B for each (either may be left empty).
+// (and in the backward read-modify-writes its float32 dK/dV). $XATTN_LV_CHUNKS overrides it, for experiments
+// (forced_for: N, or F/B per pass).
 int row_chunks(int64_t max_block_rows, double trip_bytes, double link_gbps, double block_flops,
                double flops_per_second, LvPass pass) {
-  static const char* forced = std::getenv("XATTN_LV_CHUNKS");
-  if (forced && *forced) {
-    const char* slash = std::strchr(forced, '/');
-    const char* asked = slash && pass == LvPass::Backward ? slash + 1 : forced;
-    if (*asked && *asked != '/') return std::max(1, std::atoi(asked));
-  }
+  if (const char* forced = forced_for("XATTN_LV_CHUNKS", pass)) return std::max(1, std::atoi(forced));
   constexpr int64_t kMinChunkRows = 256;
   if (max_block_rows < 2 * kMinChunkRows || link_gbps <= 0 || flops_per_second <= 0) return 1;
   const double trip_seconds = trip_bytes / (link_gbps * 1e9), compute_seconds = block_flops / flops_per_second;
@@ -68,11 +73,12 @@ PartialPrecision choose_partials(PartialPrecision asked, DType dtype, double tri
 // both hops take under 0.1 ms (at kLinkBoundShare of the probed bandwidth) the block runs whole, first, and
 // the short last hop is left exposed. At the probe's full speed, 256x128K over host memory with float16
 // partials (2.1 MB of hops, 87 us) ran whole and waited 0.21 ms for its result to come home.
-// $XATTN_LV_FIRST_SHARE (0..1) forces a split at that share, for experiments and tests.
+// $XATTN_LV_FIRST_SHARE (0..1; forced_for: one share, or F/B per pass) forces a split at that share, for
+// experiments and tests.
 OwnSplit own_split(int64_t batch, int64_t kv_rows, double first_hop_bytes, double last_hop_bytes, double link_gbps,
-                   double wave_rows) {
-  static const char* forced = std::getenv("XATTN_LV_FIRST_SHARE");
-  if (forced && *forced) return split_own_block(batch, kv_rows, std::atof(forced), wave_rows);
+                   double wave_rows, LvPass pass) {
+  if (const char* forced = forced_for("XATTN_LV_FIRST_SHARE", pass))
+    return split_own_block(batch, kv_rows, std::atof(forced), wave_rows);
   constexpr double kSplitWorthSeconds = 100e-6;
   const double total = first_hop_bytes + last_hop_bytes;
   if (link_gbps > 0 && loaded_seconds(total, link_gbps) < kSplitWorthSeconds)
@@ -108,8 +114,8 @@ bool stack_own_rows(const AttnDims& d, int64_t text_rows, int64_t own_rows, int6
 // links), and the stacked launch keeps rows to stack.
 OwnSplit stacked_split(int64_t batch, int64_t kv_rows, double first_hop_bytes, double link_gbps, double own_seconds,
                        double wave_rows) {
-  static const char* forced = std::getenv("XATTN_LV_FIRST_SHARE");
-  if (forced && *forced) return split_own_block(batch, kv_rows, std::atof(forced), wave_rows);
+  if (const char* forced = forced_for("XATTN_LV_FIRST_SHARE", LvPass::Backward))
+    return split_own_block(batch, kv_rows, std::atof(forced), wave_rows);
   const double hop = link_gbps > 0 ? loaded_seconds(first_hop_bytes, link_gbps) : 0;
   const double share = own_seconds > 0 ? std::min(0.5, hop / own_seconds) : 0;
   const double units = batch >= 2 ? static_cast<double>(batch)
@@ -157,7 +163,7 @@ LvPlan plan_lv(const DistProblem& pb, int world, int rank, bool masked, LvPass p
     plan.stack_last = !plan.split.second.empty();  // nothing left to stack: the pieces below
     if (plan.stack_last) return plan;
   }
-  plan.split = own_split(pb.dims.batch, kv_rows, first_hop, last_hop, pb.link_gbps, fwd ? 0 : dev.bwd_kv_rows_per_wave);
+  plan.split = own_split(pb.dims.batch, kv_rows, first_hop, last_hop, pb.link_gbps, fwd ? 0 : dev.bwd_kv_rows_per_wave, pass);
   return plan;
 }
 

@@ -53,6 +53,6 @@ OwnSplit stacked_split(int64_t batch, int64_t kv_rows, double first_hop_bytes, d
 // The owner's block whole where both its hops take under 0.1 ms at 0.6 of the link's speed, else in two pieces
 // at the first hop's share of the bytes, on a whole wave where wave_rows > 0 (lv_plan.cc says why).
 OwnSplit own_split(int64_t batch, int64_t kv_rows, double first_hop_bytes, double last_hop_bytes, double link_gbps,
-                   double wave_rows);
+                   double wave_rows, LvPass pass);
 
 }  // namespace xattn

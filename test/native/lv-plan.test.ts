@@ -33,6 +33,26 @@ describe('LV-XAttn plan at the bench shapes, 2 ranks', () => {
 });
 
 describe('LV-XAttn plan, general rules', () => {
+  it('takes experiment overrides for both passes ("V") or for each ("F/B", either left empty)', () => {
+    const env = process.env;
+    try {
+      env.XATTN_LV_FIRST_SHARE = '0.5/0.25';
+      env.XATTN_LV_CHUNKS = '/3';
+      // 4096x32K over host memory: the plan's own chunks are 2 forward, 1 backward (the table above)
+      const f = plan(4096, 32768, 23, 'forward'), b = plan(4096, 32768, 23, 'backward');
+      expect([f.chunks, b.chunks]).toEqual([2, 3]);
+      expect([f.firstKvRows, b.firstKvRows]).toEqual([8192, 4096]); // of a 16K-row shard, on 128-row tiles
+      env.XATTN_LV_FIRST_SHARE = '0.5';
+      env.XATTN_LV_CHUNKS = '4';
+      const f2 = plan(4096, 32768, 23, 'forward'), b2 = plan(4096, 32768, 23, 'backward');
+      expect([f2.chunks, b2.chunks]).toEqual([4, 4]);
+      expect([f2.firstKvRows, b2.firstKvRows]).toEqual([8192, 8192]);
+    } finally {
+      delete env.XATTN_LV_FIRST_SHARE;
+      delete env.XATTN_LV_CHUNKS;
+    }
+  });
+
   it('splits the own block at the first hop share of the bytes, on a 128-row tile boundary', () => {
     // forward: Q out (8192 B a row), float32 O and LSE home (16384 + 128 B a row)
     const share = 8192 / (8192 + 16384 + 128);

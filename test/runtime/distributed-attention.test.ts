@@ -75,7 +75,8 @@ const forcedChunks = (chunks: string): number[] => {
 // Blocks travel in row chunks where the link is the bottleneck (never at these shapes on CPU);
 // XATTN_LV_CHUNKS forces chunks (more than some blocks have rows; N for both passes, F/B for each), so the
 // chunked forward and backward are checked too, also with other counts in each. On links this fast for blocks this small, the owner computes its block whole;
-// XATTN_LV_FIRST_SHARE forces the two-piece split (along the batch or the visual rows) at that share.
+// XATTN_LV_FIRST_SHARE forces the two-piece split (along the batch or the visual rows) at that share (F/B: each
+// pass its own).
 // XATTN_LV_KEEP_Q=0 keeps no forward's Q blocks. XATTN_LV_STACK=1 stacks the backward's own rows onto the last
 // visiting block (never with chunks; by the plan, only where dK/dV dwarf the text rows, not at these shapes);
 // with a first share of 0 nothing hides its first hop, so Q, dO, LSE, D and the mask travel as one message
@@ -88,7 +89,7 @@ describe.each([
   [2, '3', '', '', ''],
   [3, '4/3', '', '', ''],
   [2, '', '0.4', '', ''],
-  [3, '', '0.7', '', ''],
+  [3, '', '0.7/0.3', '', ''],
   [4, '2', '0.5', '', ''],
   [3, '', '', '0', ''],
   [2, '', '', '', '1'],
