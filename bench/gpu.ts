@@ -12,6 +12,7 @@ import { parseArgs } from 'node:util';
 import { projectRoot } from '../crds/root.js';
 import { attentionFlops, Engine, type AlgorithmName, type DistCall, type PartialPrecision } from '../runtime/engine/engine.js';
 import { median } from '../runtime/worker/median.js';
+import { pickShapes } from './shape-pick.js';
 import { printRows, writeResult, type DistRow, type ScalingRow, type VariantRow } from './gpu-report.js';
 import { KERNEL_ITERS, timeInTurn, timeQueued, WARM_S, withInputs, type Timing } from './gpu-timing.js';
 import { withRankEngine } from '../test/fixtures/rank-engine.js';
@@ -191,11 +192,12 @@ async function main() {
       iters: { type: 'string', default: '9' }, // timed steps per distributed case (median)
       interconnects: { type: 'string' }, // e.g. nvlink,sockets: a subset of (b), for experiments
       'kernel-shapes': { type: 'string' }, // (a)'s shapes by index, in this order (e.g. 2 or 2,1,2), for experiments
+      'dist-shapes': { type: 'string' }, // (b)'s shapes by index (e.g. 1: 256x128K only), for experiments
     },
   });
   const iters = Number(opts.iters);
-  const picked = opts['kernel-shapes']?.split(',').map(Number) ?? KERNEL_SHAPES.map((_, i) => i);
-  if (!picked.every((i) => Number.isInteger(i) && i >= 0 && i < KERNEL_SHAPES.length)) throw new Error(`--kernel-shapes ${opts['kernel-shapes']}: expected indices from 0 to ${KERNEL_SHAPES.length - 1}`);
+  const kernelShapes = pickShapes(opts['kernel-shapes'], KERNEL_SHAPES, 'kernel-shapes');
+  const distShapes = pickShapes(opts['dist-shapes'], DIST_SHAPES, 'dist-shapes');
   if (!Number.isInteger(iters) || iters < 1) throw new Error(`--iters ${opts.iters}: expected a positive integer`);
   if (opts['world-sizes'] !== undefined && !opts.scaling) throw new Error('--world-sizes needs --scaling');
   const interconnects = (opts.interconnects ?? Object.keys(INTERCONNECTS).join(',')).split(',');
@@ -205,7 +207,7 @@ async function main() {
   // In smoke runs the "GPUs" are CPU rank processes (up to 8): two unless --world-sizes says more.
   if (SMOKE) {
     if (!opts.scaling) {
-      const distributed = await runGang(2, 'tcp', {}, { shapes: DIST_SHAPES, iters: 5 });
+      const distributed = await runGang(2, 'tcp', {}, { shapes: distShapes, iters: 5 });
       printRows('smoke: CPU over TCP, fwd+bwd ms', distributed);
       return writeResult('gpu-distributed-cpu-smoke', { device: 'cpu (smoke)', gpus: 0, date: new Date().toISOString(), kernels: [], distributed });
     }
@@ -220,7 +222,7 @@ async function main() {
 
   // (a) kernels: ours at P = 1 through the engine; cuDNN through PyTorch in the same run.
   const ours = [];
-  for (const s of opts['distributed-only'] ? [] : picked.map((i) => KERNEL_SHAPES[i]!)) {
+  for (const s of opts['distributed-only'] ? [] : kernelShapes) {
     const call = callOf(s, 'lv-xattn');
     const engine = Engine.create({ backend: 'cuda', device: 0 }); // one per shape: no pool or state carried over
     const t = await withInputs(engine, call, 0, 1, (inputs) => timeQueued(engine, call, inputs, KERNEL_ITERS)).finally(() => engine.close());
@@ -229,7 +231,7 @@ async function main() {
   }
   let cudnn: Record<string, { cudnn_fwd_tflops: number; cudnn_fwdbwd_tflops: number }> = {};
   if (ours.length) try {
-    const out = execFileSync('python3', [path.join(projectRoot(), 'native/cuda/tests/cudnn_baseline.py'), String(KERNEL_ITERS), String(picked.length === 1 ? picked[0] : -1), String(WARM_S)], { encoding: 'utf8' });
+    const out = execFileSync('python3', [path.join(projectRoot(), 'native/cuda/tests/cudnn_baseline.py'), String(KERNEL_ITERS), String(kernelShapes.length === 1 ? KERNEL_SHAPES.indexOf(kernelShapes[0]!) : -1), String(WARM_S)], { encoding: 'utf8' });
     cudnn = Object.fromEntries(out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l)).map((r) => [r.shape, r]));
   } catch (e) {
     console.log(`cuDNN baseline unavailable: ${(e as Error).message.split('\n')[0]}`);
@@ -247,7 +249,7 @@ async function main() {
   // (b) two GPUs: LV-XAttn, Ring and the no-communication bound, per interconnect.
   const distributed: DistRow[] = [];
   if (gpus >= 2) {
-    for (const interconnect of interconnects) distributed.push(...(await runGang(2, interconnect, known[interconnect]!, { shapes: DIST_SHAPES, iters })));
+    for (const interconnect of interconnects) distributed.push(...(await runGang(2, interconnect, known[interconnect]!, { shapes: distShapes, iters })));
     printRows('2 GPUs, fwd+bwd ms (slowest rank)', distributed);
   }
   const result = { device, gpus, date: new Date().toISOString(), kernels, distributed };
