@@ -47,19 +47,20 @@ __global__ void __launch_bounds__(384, 1)
   uint64_t* kv_empty = ds_empty + 2;  // persistent: K/V read for the last time
 
   const int tid = threadIdx.x, lane = tid & 31;
-  const int b0 = blockIdx.y / g.kv_heads, hk0 = blockIdx.y % g.kv_heads, x0 = blockIdx.x;  // one tile a CTA
+  const int nh = g.kv_head_count > 0 ? g.kv_head_count : g.kv_heads;  // launched_kv_heads(), on the device
+  const int b0 = blockIdx.y / nh, hk0 = g.kv_head_begin + blockIdx.y % nh, x0 = blockIdx.x;  // one tile a CTA
   const int64_t rows = g.lq * g.group;
   const int nq = static_cast<int>((rows + BQ - 1) / BQ);
   // A CTA's K/V tiles: x-th BN rows of kv head hk of batch b. Persistent CTAs take tiles blockIdx.x,
   // blockIdx.x + gridDim.x, ...; query tiles are then numbered across them (tile k's query tile it is
   // k * nq + it), so pipeline stages and dS^T buffers run on from one K/V tile to the next.
-  const int nx = static_cast<int>((g.lkv + BN - 1) / BN), tiles = nx * static_cast<int>(g.batch * g.kv_heads);
+  const int nx = static_cast<int>((g.lkv + BN - 1) / BN), tiles = nx * static_cast<int>(g.batch) * nh;
   const auto for_each_tile = [&](auto&& body) {
     if constexpr (C::kPersistent) {
       int k = 0;
       for (int t = blockIdx.x; t < tiles; t += gridDim.x, ++k) {
         const int y = t / nx;
-        body(t % nx, y / static_cast<int>(g.kv_heads), y % static_cast<int>(g.kv_heads), k);
+        body(t % nx, y / nh, g.kv_head_begin + y % nh, k);
       }
     } else {
       body(x0, b0, hk0, 0);
@@ -297,7 +298,7 @@ void launch(DType t, const AttnGeom& g, const BwdArgs& a, cudaStream_t s) {
   const CUtensorMap tdq = packed_rows_map_f32(a.dq, g, 64);
   auto kern = bwd_sm90_kernel<T, D>;
   XATTN_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, C::kSmem));
-  const int64_t nx = (g.lkv + C::BN - 1) / C::BN, ny = g.batch * g.kv_heads;
+  const int64_t nx = (g.lkv + C::BN - 1) / C::BN, ny = g.batch * g.launched_kv_heads();
   const int64_t ctas = a.ctas > 0 ? std::min<int64_t>(a.ctas, nx * ny) : nx * ny;
   const dim3 grid =
       C::kPersistent ? dim3(static_cast<unsigned>(ctas)) : dim3(static_cast<unsigned>(nx), static_cast<unsigned>(ny));
@@ -315,6 +316,8 @@ void sm90_set_bwd_lag(int lag) { g_lag.store(lag < 0 ? -1 : lag > 0 ? 1 : 0, std
 
 void sm90_attn_bwd(DType t, const AttnGeom& g, const BwdArgs& a, cudaStream_t s) {
   require(sm90_supported(t, g), ErrorCode::Internal, "sm90 attn_bwd called for an unsupported shape");
+  require(g.kv_head_begin >= 0 && g.kv_head_count >= 0 && g.kv_head_begin + g.launched_kv_heads() <= g.kv_heads,
+          ErrorCode::Internal, "sm90 attn_bwd: KV head range outside the tensors' heads");
   if (t == DType::BF16) return g.head_dim == 64 ? launch<__nv_bfloat16, 64>(t, g, a, s) : launch<__nv_bfloat16, 128>(t, g, a, s);
   return g.head_dim == 64 ? launch<__half, 64>(t, g, a, s) : launch<__half, 128>(t, g, a, s);
 }

@@ -15,6 +15,10 @@ struct AttnGeom {
   int heads = 1, kv_heads = 1, group = 1, head_dim = 64;
   float scale = 1.f;               // softmax scale (natural)
   const int32_t* mask = nullptr;   // [B, lq, 2] global [begin, end) or null
+  // The KV heads a launch covers: [kv_head_begin, kv_head_begin + launched_kv_heads()) of the kv_heads the
+  // tensors hold (others untouched). Honoured by sm90_attn_bwd only, for now (head-by-head experiments).
+  int kv_head_begin = 0, kv_head_count = 0;  // count 0: all
+  int launched_kv_heads() const { return kv_head_count > 0 ? kv_head_count : kv_heads; }
 };
 
 struct FwdArgs {
