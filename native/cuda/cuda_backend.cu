@@ -34,7 +34,9 @@ void check_block(const AttnDims& d, const AttnBlock& b) {
           "lkv must be below 2^31 per block, got " + std::to_string(b.lkv));
 }
 
-cuda::AttnGeom geom(const AttnDims& d, const AttnBlock& b) {
+}  // namespace
+
+cuda::AttnGeom cuda::attn_geom(const AttnDims& d, const AttnBlock& b) {
   cuda::AttnGeom g;
   g.batch = d.batch;
   g.lq = b.lq;
@@ -48,8 +50,6 @@ cuda::AttnGeom geom(const AttnDims& d, const AttnBlock& b) {
   g.mask = b.mask;
   return g;
 }
-
-}  // namespace
 
 CudaBackend::CudaBackend(int device) : device_(device) {
   // Streams share the device's hardware queues (8 by default); a copy-engine stream waiting on a peer's
@@ -202,7 +202,7 @@ void CudaBackend::attn_fwd(const AttnDims& d, const AttnBlock& b, const AttnFwdI
     cuda::fill_f32(io.lse, lse_n, -INFINITY, stream_);
     return;
   }
-  const cuda::AttnGeom g = geom(d, b);
+  const cuda::AttnGeom g = cuda::attn_geom(d, b);
   cuda::FwdArgs a{io.q, io.k, io.v, io.o, io.lse};
   const bool fast = cuda::tc_supported(d.dtype, g.head_dim) && aligned16(io.q) && aligned16(io.k) &&
                     aligned16(io.v) && aligned16(io.o);
@@ -238,7 +238,7 @@ void CudaBackend::attn_fwd(const AttnDims& d, const AttnBlock& b, const AttnFwdI
 void CudaBackend::attn_bwd(const AttnDims& d, const AttnBlock& b, const AttnBwdIO& io) {
   check_block(d, b);
   activate();
-  const cuda::AttnGeom g = geom(d, b);
+  const cuda::AttnGeom g = cuda::attn_geom(d, b);
   const bool fast = cuda::tc_supported(d.dtype, g.head_dim) && aligned16(io.q) && aligned16(io.k) &&
                     aligned16(io.v) && aligned16(io.dout) && aligned16(io.dq) && aligned16(io.dk) &&
                     aligned16(io.dv);

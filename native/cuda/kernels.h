@@ -4,6 +4,7 @@
 
 #include <cstdint>
 
+#include "core/attn.h"
 #include "core/dtype.h"
 
 namespace xattn::cuda {
@@ -20,6 +21,9 @@ struct AttnGeom {
   int kv_head_begin = 0, kv_head_count = 0;  // count 0: all
   int launched_kv_heads() const { return kv_head_count > 0 ? kv_head_count : kv_heads; }
 };
+
+// The kernels' geometry of one block (every KV head).
+AttnGeom attn_geom(const AttnDims& d, const AttnBlock& b);
 
 struct FwdArgs {
   const void* q; const void* k; const void* v;

@@ -184,8 +184,7 @@ int run(int argc, char** argv) {
   be.attn_fwd(d, blk, AttnFwdIO{q, k, v, o, lse});
   be.cast_from_f32(DType::BF16, o, o16, p.nq);
   be.row_dot(d, lq, dout, o16, drow);
-  p.g.lq = lq; p.g.lkv = lkv; p.g.heads = static_cast<int>(H); p.g.kv_heads = static_cast<int>(Hkv);
-  p.g.group = static_cast<int>(H / Hkv); p.g.head_dim = static_cast<int>(D); p.g.scale = d.softmax_scale();
+  p.g = cuda::attn_geom(d, blk);
   p.a = cuda::BwdArgs{q, k, v, dout, lse, drow, dq, dk, dv};
   p.a.dkv_overwrite = true;
   Runner runner(be, p);

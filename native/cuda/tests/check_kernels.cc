@@ -254,6 +254,26 @@ void run_case(CudaBackend& be, const Case& c, uint64_t seed) {
       ok &= report("dQ~cpu", ref::compare(dq_gpu, cr.dq), 2 * tol_bwd(c.dt));
       ok &= report("dK~cpu", ref::compare(dk_gpu, cr.dk), 2 * tol_bwd(c.dt));
       ok &= report("dV~cpu", ref::compare(dv_gpu, cr.dv), 2 * tol_bwd(c.dt));
+      // The sm90 backward over KV head ranges (head-by-head experiments): two launches, each writing only
+      // its heads' dK/dV into poisoned ones, together give the whole block's gradients.
+      cuda::AttnGeom g = cuda::attn_geom(p.d, blk);
+      if (pass == 0 && c.Hkv >= 2 && c.lq > 0 && c.lkv > 0 && cuda::sm90_supported(c.dt, g)) {
+        upload(be, dq.p, dq0, DType::F32);
+        be.fill_f32(dk.as<float>(), nk, std::nanf(""));
+        be.fill_f32(dv.as<float>(), nk, std::nanf(""));
+        cuda::BwdArgs a{q.p, k.p, v.p, dout.p, lse.as<float>(), drow.as<float>(), dq.as<float>(), dk.as<float>(), dv.as<float>()};
+        a.dkv_overwrite = true;
+        a.ctas = be.sm_count();  // d64's persistent CTAs walk the range (d128 takes a CTA a tile)
+        const int half = static_cast<int>(c.Hkv / 2);
+        for (const auto& [begin, count] : {std::pair{0, half}, std::pair{half, static_cast<int>(c.Hkv) - half}}) {
+          g.kv_head_begin = begin;
+          g.kv_head_count = count;
+          cuda::sm90_attn_bwd(c.dt, g, a, be.stream());
+        }
+        ok &= report("dQ heads", ref::compare(minus(download_f32(be, dq.as<float>(), nq), dq0), dq_ref), tol_bwd(c.dt));
+        ok &= report("dK heads", ref::compare(download_f32(be, dk.as<float>(), nk), dk_ref), tol_bwd(c.dt));
+        ok &= report("dV heads", ref::compare(download_f32(be, dv.as<float>(), nk), dv_ref), tol_bwd(c.dt));
+      }
     }
     cuda::sm90_set_bwd_lag(-1);
   }
