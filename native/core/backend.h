@@ -81,6 +81,12 @@ class Backend {
   virtual void partial_to_wire(const AttnDims& d, int64_t lq, const float* o, uint16_t* wire, float* scale) = 0;
   virtual void partial_from_wire(const AttnDims& d, int64_t lq, const uint16_t* wire, const float* scale,
                                  float* o) = 0;
+  // The forward's last merge, for rows [r0, r0 + n) of a block of lq rows: merge(acc, part) as lse_merge, with
+  // acc (O, LSE) read in its natural layout and left as it is, written straight to the final O (storage dtype)
+  // and LSE, both natural. One pass instead of unpacking, merging and casting the whole block after its last
+  // chunk is home.
+  virtual void merge_final(const AttnDims& d, int64_t lq, int64_t r0, int64_t n, const float* acc_o, const float* acc_lse,
+                           const HomePartial& part, void* out_o, float* out_lse) = 0;
   // drow[b,h,i] = sum_d dO[b,i,h,d] * O[b,i,h,d]   (O as stored: dtype)
   virtual void row_dot(const AttnDims& d, int64_t lq, const void* dout, const void* out, float* drow) = 0;
   // Casts between float32 and the storage dtype (n elements).

@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "core/attn.h"
+#include "core/partial_wire.h"
 
 namespace xattn::cpu {
 
@@ -20,6 +21,10 @@ void attn_backward(const AttnDims& d, const AttnBlock& b, const AttnBwdIO& io);
 // acc = merge(acc, part) by log-sum-exp, max-shifted; -inf on both sides keeps O = 0, LSE = -inf.
 void lse_merge(const AttnDims& d, int64_t lq, float* acc_o, float* acc_lse, const float* part_o,
                const float* part_lse);
+
+// Backend::merge_final: lse_merge's rule, the result written to out_o (storage dtype) and out_lse.
+void merge_final(const AttnDims& d, int64_t lq, int64_t r0, int64_t n, const float* acc_o, const float* acc_lse,
+                 const HomePartial& part, void* out_o, float* out_lse);
 
 // Backend::partial_to_wire / partial_from_wire (partial_wire.h).
 void partial_to_wire(const AttnDims& d, int64_t lq, const float* o, uint16_t* wire, float* scale);

@@ -74,6 +74,11 @@ void CpuBackend::partial_from_wire(const AttnDims& d, int64_t lq, const uint16_t
   cpu::partial_from_wire(d, lq, wire, scale, o);
 }
 
+void CpuBackend::merge_final(const AttnDims& d, int64_t lq, int64_t r0, int64_t n, const float* acc_o,
+                             const float* acc_lse, const HomePartial& part, void* out_o, float* out_lse) {
+  cpu::merge_final(d, lq, r0, n, acc_o, acc_lse, part, out_o, out_lse);
+}
+
 void CpuBackend::row_dot(const AttnDims& d, int64_t lq, const void* dout, const void* out, float* drow) {
   cpu::row_dot(d, lq, dout, out, drow);
 }

@@ -49,6 +49,21 @@ class PartialLink {
     return batch;
   }
 
+  // Chunk c (x rows) as it came home into `acc_in` (where the exchange pointed it), without unpacking: for
+  // Backend::merge_final, once its exchange is waited for.
+  HomePartial home(int c, int64_t x, const void* acc_in) const {
+    HomePartial p;
+    p.lse = static_cast<const float*>(at(acc_in, acc_, 1, c, x));
+    if (!packed_) {
+      p.o = static_cast<const float*>(at(acc_in, acc_, 0, c, x));
+      return p;
+    }
+    char* wire = recv_[static_cast<int>(PartialSlot::Home)];
+    p.wire = static_cast<const uint16_t*>(at(wire, wire_, 0, c, x));
+    p.scale = static_cast<const float*>(at(wire, wire_, 1, c, x));
+    return p;
+  }
+
   // Once the exchange that received chunk c (x rows) for `from` is waited for: that chunk, float32, in the
   // accumulator `acc_in` (where the exchange pointed it).
   void arrived(int c, PartialSlot from, int64_t x, void* acc_in) {

@@ -7,6 +7,7 @@
 #pragma once
 #include <cfloat>
 #include <cmath>
+#include <cstdint>
 
 #if defined(__CUDACC__)
 #define XATTN_HOST_DEVICE __host__ __device__
@@ -18,6 +19,15 @@ namespace xattn {
 
 // Auto is a request, not a wire format: LV-XAttn's plan resolves it per pass (lv_plan.h).
 enum class PartialPrecision { Float32, Float16, Auto };
+
+// A partial result that came home (rows [B, n, H, D] and its LSE [B, H, n]): float32, or float16 wire rows with
+// a scale per row (below) where `wire` is set.
+struct HomePartial {
+  const float* o = nullptr;
+  const uint16_t* wire = nullptr;
+  const float* scale = nullptr;
+  const float* lse = nullptr;
+};
 
 // The scale's exponent for a row whose largest |value| is `row_max`; never below float32's smallest
 // subnormal power, so the scale is never 0. Shared by the CPU and CUDA backends.

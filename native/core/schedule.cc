@@ -86,6 +86,17 @@ void DistAttention::finish_forward(const float* acc_o, const float* acc_lse, con
   be_.copy(a.lse, acc_lse, static_cast<size_t>(d.batch * d.heads * lq) * 4);
 }
 
+void DistAttention::merge_step(bool last, float* acc_o, float* acc_lse, const float* part_o, const float* part_lse,
+                               const DistFwdArgs& a) {
+  const AttnDims& d = pb_.dims;
+  const int64_t lq = local_lq();
+  if (!last) return be_.lse_merge(d, lq, acc_o, acc_lse, part_o, part_lse);
+  HomePartial part;
+  part.o = part_o;
+  part.lse = part_lse;
+  be_.merge_final(d, lq, 0, lq, acc_o, acc_lse, part, a.o, a.lse);
+}
+
 // Ring forward: Q stays; K/V blocks rotate (P-1 hops) and every step merges into a local accumulator.
 void DistAttention::ring_forward(const DistFwdArgs& a) {
   const AttnDims& d = pb_.dims;
@@ -116,9 +127,9 @@ void DistAttention::ring_forward(const DistFwdArgs& a) {
     }
     const AttnBlock blk{lq, kv.length, kv.begin, a.mask};
     be_.attn_fwd(d, blk, {a.q, k, v, t == 0 ? acc_o : part_o, t == 0 ? acc_l : part_l});
-    if (t > 0) be_.lse_merge(d, lq, acc_o, acc_l, part_o, part_l);
+    if (t > 0) merge_step(t == P - 1, acc_o, acc_l, part_o, part_l, a);
   }
-  finish_forward(acc_o, acc_l, a);
+  if (P == 1) finish_forward(acc_o, acc_l, a);
 }
 
 // Ring backward: K/V rotate (P-1 hops) with float32 dK/dV accumulators (P hops, the last returns them

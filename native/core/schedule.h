@@ -86,6 +86,9 @@ class DistAttention {
   void lv_backward_local(const DistBwdArgs& a);
   void ring_backward(const DistBwdArgs& a);
   void finish_forward(const float* acc_o, const float* acc_lse, const DistFwdArgs& a);
+  // Merges a step's partial into the accumulator; the last step's merge writes the final O and LSE instead (one
+  // pass, as LV-XAttn's home chunks do).
+  void merge_step(bool last, float* acc_o, float* acc_lse, const float* part_o, const float* part_lse, const DistFwdArgs& a);
 
   Backend& be_;
   Transport& tr_;

@@ -36,10 +36,9 @@ void DistAttention::lv_forward_local(const DistFwdArgs& a) {
   }
   for (int t = 0; t < world_; ++t) {
     be_.attn_fwd(d, blk, {a.q, a.k, a.v, t == 0 ? acc_o : part_o, t == 0 ? acc_l : part_l});
-    if (t > 0) be_.lse_merge(d, lq, acc_o, acc_l, part_o, part_l);
+    if (t > 0) merge_step(t == world_ - 1, acc_o, acc_l, part_o, part_l, a);
     mark("block", t);
   }
-  finish_forward(acc_o, acc_l, a);
   mark("done");
 }
 
@@ -79,8 +78,6 @@ void DistAttention::lv_forward(const DistFwdArgs& a) {
   float* own_l = buf_->get<float>("lv.own_l", my_lq * rb.lse);
   // Scratch only chunked blocks need (with one chunk, slots are the natural layout).
   const auto chunked_only = [&](const char* name, size_t bytes) { return C > 1 ? buf_->get(name, bytes) : nullptr; };
-  float* home_o = static_cast<float*>(chunked_only("lv.home_o", my_lq * rb.o32));
-  float* home_l = static_cast<float*>(chunked_only("lv.home_l", my_lq * rb.lse));
   PartialLink link(be_, *buf_, d, ab, plan.partials, "lv.o");
   // The Q blocks this forward receives, kept for the backward of the same Q (kept_queries.h).
   std::vector<size_t> kept_bytes;
@@ -153,18 +150,14 @@ void DistAttention::lv_forward(const DistFwdArgs& a) {
     own_piece(split.second, own_o, own_l);
   }
   mark("own2");
+  // Each chunk's result merges into the final O as it comes home (one pass: no unpacking, no scatter, no cast
+  // of the whole block after the last chunk).
   for (int c = 0; c < C; ++c) {
-    const int64_t x = chunk(P, c).length;
+    const Shard rows = chunk(P, c);
     clock.wait(hacc[c]);
     mark("got-home", c);
-    link.arrived(c, PartialSlot::Home, x, home);
-    if (C == 1) break;
-    scatter_chunk_from(be_, to, slots, my_lq, c, home + ab.offset(0, c, x), home_o);
-    scatter_chunk_from(be_, tl, slots, my_lq, c, home + ab.offset(1, c, x), home_l);
+    be_.merge_final(d, my_lq, rows.begin, rows.length, own_o, own_l, link.home(c, rows.length, home), a.o, a.lse);
   }
-  be_.lse_merge(d, my_lq, own_o, own_l, C > 1 ? home_o : reinterpret_cast<float*>(home + ab.offset(0, 0, my_lq)),
-                C > 1 ? home_l : reinterpret_cast<float*>(home + ab.offset(1, 0, my_lq)));
-  finish_forward(own_o, own_l, a);
   mark("done");
   kept_->keep(a.q_id, std::move(kept));
 }

@@ -299,6 +299,14 @@ void CudaBackend::partial_from_wire(const AttnDims& d, int64_t lq, const uint16_
                           stream_);
 }
 
+void CudaBackend::merge_final(const AttnDims& d, int64_t lq, int64_t r0, int64_t n, const float* acc_o,
+                              const float* acc_lse, const HomePartial& part, void* out_o, float* out_lse) {
+  d.validate();
+  activate();
+  cuda::merge_final(d.dtype, d.batch, lq, r0, n, static_cast<int>(d.heads), static_cast<int>(d.head_dim), acc_o, acc_lse,
+                    part, out_o, out_lse, stream_);
+}
+
 void CudaBackend::row_dot(const AttnDims& d, int64_t lq, const void* dout, const void* out, float* drow) {
   d.validate();
   activate();

@@ -43,6 +43,8 @@ class CudaBackend final : public Backend {
                  const float* part_lse) override;
   void partial_to_wire(const AttnDims& d, int64_t lq, const float* o, uint16_t* wire, float* scale) override;
   void partial_from_wire(const AttnDims& d, int64_t lq, const uint16_t* wire, const float* scale, float* o) override;
+  void merge_final(const AttnDims& d, int64_t lq, int64_t r0, int64_t n, const float* acc_o, const float* acc_lse,
+                   const HomePartial& part, void* out_o, float* out_lse) override;
   void row_dot(const AttnDims& d, int64_t lq, const void* dout, const void* out, float* drow) override;
   void cast_from_f32(DType to, const float* src, void* dst, size_t n) override;
   void cast_to_f32(DType from, const void* src, float* dst, size_t n) override;

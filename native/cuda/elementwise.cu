@@ -21,26 +21,51 @@ unsigned blocks_for(size_t n) {
 }
 unsigned warp_blocks(int64_t warps) { return static_cast<unsigned>((warps * 32 + kThreads - 1) / kThreads); }
 
+// lse_merge's rule for one row: the merged LSE and each side's weight (0 for a side that saw nothing, which
+// is then not read: -inf on both sides keeps O = 0, LSE = -inf).
+struct MergeWeights {
+  float acc, part, lse;
+};
+
+__device__ __forceinline__ MergeWeights merge_weights(float la, float lp) {
+  const float mx = fmaxf(la, lp);
+  if (mx == -INFINITY) return {0.f, 0.f, -INFINITY};
+  const float ea = expf(la - mx), ep = expf(lp - mx), sum = ea + ep;
+  return {ea / sum, ep / sum, mx + logf(sum)};
+}
+
+__device__ __forceinline__ float merged(const MergeWeights& w, float a, float p) {
+  return (w.acc > 0.f ? w.acc * a : 0.f) + (w.part > 0.f ? w.part * p : 0.f);
+}
+
 // One warp per (b, i, h) row: both sides' weights are read before the row is rewritten.
 __global__ void lse_merge_kernel(int64_t rows, int64_t lq, int heads, int D, float* acc_o, float* acc_lse,
                                  const float* part_o, const float* part_lse) {
   WarpRow r;
   if (!warp_row(rows, lq, heads, r)) return;
-  const int64_t w = r.w, st = r.stat;
-  const int lane = r.lane;
-  const float la = acc_lse[st], lp = part_lse[st];
-  const float mx = fmaxf(la, lp);
-  float wa = 0.f, wp = 0.f, lse = -INFINITY;
-  if (mx != -INFINITY) {
-    const float ea = expf(la - mx), ep = expf(lp - mx), sum = ea + ep;
-    wa = ea / sum;
-    wp = ep / sum;
-    lse = mx + logf(sum);
+  const MergeWeights w = merge_weights(acc_lse[r.stat], part_lse[r.stat]);
+  float* o = acc_o + r.w * D;
+  const float* p = part_o + r.w * D;
+  for (int d = r.lane; d < D; d += 32) o[d] = merged(w, o[d], p[d]);
+  if (r.lane == 0) acc_lse[r.stat] = w.lse;
+}
+
+// One warp per (b, i, h) row of the n rows that came home (Backend::merge_final): the accumulator's row r0 + i
+// of lq, merged with the part's row i (float32, or float16 times its scale), stored once in T.
+template <typename T>
+__global__ void merge_final_kernel(int64_t rows, int64_t n, int64_t lq, int64_t r0, int heads, int D, const float* acc_o,
+                                   const float* acc_lse, HomePartial part, T* out_o, float* out_lse) {
+  WarpRow r;
+  if (!warp_row(rows, n, heads, r)) return;
+  const int64_t w = (r.b * lq + r0 + r.i) * heads + r.h, st = (r.b * heads + r.h) * lq + r0 + r.i;
+  const MergeWeights mw = merge_weights(acc_lse[st], part.lse[r.stat]);
+  const auto* wire = reinterpret_cast<const __half*>(part.wire);
+  const float s = wire ? part.scale[r.stat] : 0.f;
+  for (int d = r.lane; d < D; d += 32) {
+    const float p = wire ? __half2float(wire[r.w * D + d]) * s : part.o[r.w * D + d];
+    out_o[w * D + d] = from_f32<T>(merged(mw, acc_o[w * D + d], p));
   }
-  float* o = acc_o + w * D;
-  const float* p = part_o + w * D;
-  for (int d = lane; d < D; d += 32) o[d] = (wa > 0.f ? wa * o[d] : 0.f) + (wp > 0.f ? wp * p[d] : 0.f);
-  if (lane == 0) acc_lse[st] = lse;
+  if (r.lane == 0) out_lse[st] = mw.lse;
 }
 
 // One warp per (b, i, h) row: the row's largest |value| sets its power-of-two scale (partial_wire.h).
@@ -158,6 +183,23 @@ void lse_merge(int64_t batch, int64_t lq, int heads, int head_dim, float* acc_o,
   if (rows == 0) return;
   lse_merge_kernel<<<warp_blocks(rows), kThreads, 0, s>>>(rows, lq, heads, head_dim, acc_o, acc_lse, part_o, part_lse);
   XATTN_CUDA_LAUNCHED("lse_merge");
+}
+
+namespace {
+template <typename T>
+void launch_merge_final(int64_t rows, int64_t n, int64_t lq, int64_t r0, int heads, int D, const float* acc_o,
+                        const float* acc_lse, const HomePartial& part, void* out_o, float* out_lse, cudaStream_t s) {
+  merge_final_kernel<T><<<warp_blocks(rows), kThreads, 0, s>>>(rows, n, lq, r0, heads, D, acc_o, acc_lse, part,
+                                                                static_cast<T*>(out_o), out_lse);
+}
+}  // namespace
+
+void merge_final(DType t, int64_t batch, int64_t lq, int64_t r0, int64_t n, int heads, int head_dim, const float* acc_o,
+                 const float* acc_lse, const HomePartial& part, void* out_o, float* out_lse, cudaStream_t s) {
+  const int64_t rows = batch * n * heads;
+  if (rows == 0) return;
+  XATTN_DISPATCH_DTYPE(t, launch_merge_final, rows, n, lq, r0, heads, head_dim, acc_o, acc_lse, part, out_o, out_lse, s);
+  XATTN_CUDA_LAUNCHED("merge_final");
 }
 
 void partial_to_wire(int64_t batch, int64_t lq, int heads, int head_dim, const float* o, uint16_t* wire,

@@ -6,6 +6,7 @@
 
 #include "core/attn.h"
 #include "core/dtype.h"
+#include "core/partial_wire.h"
 
 namespace xattn::cuda {
 
@@ -85,6 +86,9 @@ void partial_to_wire(int64_t batch, int64_t lq, int heads, int head_dim, const f
                      float* scale, cudaStream_t s);
 void partial_from_wire(int64_t batch, int64_t lq, int heads, int head_dim, const uint16_t* wire, const float* scale,
                        float* o, cudaStream_t s);
+// Backend::merge_final: rows [r0, r0 + n) of acc (natural, lq rows) merged with the part (n rows), to out.
+void merge_final(DType t, int64_t batch, int64_t lq, int64_t r0, int64_t n, int heads, int head_dim, const float* acc_o,
+                 const float* acc_lse, const HomePartial& part, void* out_o, float* out_lse, cudaStream_t s);
 void row_dot(DType t, int64_t batch, int64_t lq, int heads, int head_dim, const void* dout, const void* out,
              float* drow, cudaStream_t s);
 void cast_from_f32(DType to, const float* src, void* dst, size_t n, cudaStream_t s);

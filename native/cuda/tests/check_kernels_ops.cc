@@ -15,6 +15,98 @@
 namespace xattn::check {
 namespace {
 
+// merge_final (the forward's last merge): rows [r0, r0 + n) of the accumulator (ao, al, on the device at acc_o,
+// acc_l) with a part of n rows taken from po, pl, as float32 and as the float16 wire form, into a poisoned output
+// in float32 and bf16. The expectation is fp64's merge of the part as it arrives (the wire decoded); rows
+// outside the range and the accumulator stay untouched.
+void check_merge_final(CudaBackend& be, const AttnDims& d, int64_t lq, const std::vector<double>& ao,
+                       const std::vector<double>& al, const std::vector<double>& po, const std::vector<double>& pl,
+                       const float* acc_o, const float* acc_l) {
+  const int64_t r0 = 10, n = 20, H = d.heads, D = d.head_dim, B = d.batch;
+  const int64_t no = B * lq * H * D, ns = B * H * lq, cn = B * n * H * D, cs = B * H * n;
+  std::vector<float> co(cn), cl(cs);  // the part's rows, as a chunk [B, n, H, D] and [B, H, n]
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t h = 0; h < H; ++h) {
+        cl[(b * H + h) * n + i] = static_cast<float>(pl[(b * H + h) * lq + r0 + i]);
+        for (int64_t c = 0; c < D; ++c)
+          co[((b * n + i) * H + h) * D + c] = static_cast<float>(po[((b * lq + r0 + i) * H + h) * D + c]);
+      }
+  CpuBackend cpu;
+  std::vector<uint16_t> wire(cn);
+  std::vector<float> scale(cs), decoded(cn);
+  cpu.partial_to_wire(d, n, co.data(), wire.data(), scale.data());
+  cpu.partial_from_wire(d, n, wire.data(), scale.data(), decoded.data());
+  Buf bco(be, cn * 4), bcl(be, cs * 4), bw(be, cn * 2), bs(be, cs * 4), out(be, no * 4), out_l(be, ns * 4);
+  be.from_host(bco.p, co.data(), cn * 4);
+  be.from_host(bcl.p, cl.data(), cs * 4);
+  be.from_host(bw.p, wire.data(), cn * 2);
+  be.from_host(bs.p, scale.data(), cs * 4);
+  float poison;  // NaN read as float32 and as either bf16 half
+  const uint32_t nan_bits = 0x7fc07fc0u;
+  std::memcpy(&poison, &nan_bits, 4);
+  for (const bool packed : {false, true})
+    for (const DType t : {DType::F32, DType::BF16}) {
+      const std::vector<float>& part = packed ? decoded : co;
+      std::vector<double> eo(cn), el(cs), go(cn), gl(cs);
+      for (int64_t b = 0; b < B; ++b)
+        for (int64_t i = 0; i < n; ++i)
+          for (int64_t h = 0; h < H; ++h) {
+            const int64_t st = (b * H + h) * lq + r0 + i, pst = (b * H + h) * n + i, w = (b * lq + r0 + i) * H + h;
+            const int64_t pw = (b * n + i) * H + h;
+            const double la = al[st], lp = cl[pst], mx = std::max(la, lp);
+            double wa = 0, wp = 0;
+            el[pst] = -kInf;
+            if (!std::isinf(mx)) {
+              const double sum = std::exp(la - mx) + std::exp(lp - mx);
+              wa = std::exp(la - mx) / sum;
+              wp = std::exp(lp - mx) / sum;
+              el[pst] = mx + std::log(sum);
+            }
+            for (int64_t c = 0; c < D; ++c) eo[pw * D + c] = wa * ao[w * D + c] + wp * part[pw * D + c];
+          }
+      AttnDims dt = d;
+      dt.dtype = t;
+      be.fill_f32(out.as<float>(), no, poison);
+      be.fill_f32(out_l.as<float>(), ns, std::nanf(""));
+      HomePartial hp;
+      hp.lse = bcl.as<float>();
+      if (packed) {
+        hp.wire = static_cast<const uint16_t*>(bw.p);
+        hp.scale = bs.as<float>();
+      } else {
+        hp.o = bco.as<float>();
+      }
+      be.merge_final(dt, lq, r0, n, acc_o, acc_l, hp, out.p, out_l.as<float>());
+      std::vector<uint8_t> raw(no * 4);
+      std::vector<float> lse(ns);
+      be.to_host(raw.data(), out.p, no * dtype_size(t));
+      be.to_host(lse.data(), out_l.p, ns * 4);
+      int64_t touched = 0;  // output rows outside [r0, r0 + n) that lost their NaN
+      for (int64_t b = 0; b < B; ++b)
+        for (int64_t i = 0; i < lq; ++i)
+          for (int64_t h = 0; h < H; ++h) {
+            const bool in = i >= r0 && i < r0 + n;
+            const int64_t st = (b * H + h) * lq + i, w = (b * lq + i) * H + h;
+            if (in) gl[(b * H + h) * n + i - r0] = lse[st];
+            for (int64_t c = 0; c < D; ++c) {
+              const float v = load_as_f32(raw.data(), t, static_cast<size_t>(w * D + c));
+              if (in) go[((b * n + i - r0) * H + h) * D + c] = v;
+              else touched += !std::isnan(v);
+            }
+            if (!in) touched += !std::isnan(lse[st]);
+          }
+      std::printf("merge_final rows %lld..%lld of %lld, part %s, out %s\n", (long long)r0, (long long)(r0 + n), (long long)lq,
+                  packed ? "float16 wire" : "float32", dtype_name(t));
+      bool ok = report("O", ref::compare(go, eo), t == DType::F32 ? 1e-5 : 1e-2);
+      ok &= report("LSE", ref::compare(gl, el), 1e-5, true);
+      ok &= report("acc kept", ref::compare(download_f32(be, acc_o, no), ao), 0);
+      ok &= touched == 0;
+      if (touched) std::printf("  %lld values outside the rows written  FAIL\n", (long long)touched);
+      if (!ok) ++g_failures;
+    }
+}
+
 void check_lse_merge(CudaBackend& be) {
   ref::Rng rng(7);
   AttnDims d;
@@ -54,6 +146,7 @@ void check_lse_merge(CudaBackend& be) {
   upload(be, bpo.p, po, DType::F32);
   upload(be, bal.p, al, DType::F32);
   upload(be, bpl.p, pl, DType::F32);
+  check_merge_final(be, d, lq, ao, al, po, pl, bao.as<float>(), bal.as<float>());
   be.lse_merge(d, lq, bao.as<float>(), bal.as<float>(), bpo.as<float>(), bpl.as<float>());
   std::printf("lse_merge B2 H3 lq37 D40 (with -inf rows)\n");
   bool ok = report("O", ref::compare(download_f32(be, bao.as<float>(), no), eo), 1e-5);
@@ -147,11 +240,11 @@ void check_errors(CudaBackend& be) {
 }  // namespace
 
 int check_elementwise_ops(CudaBackend& be) {
-  check_lse_merge(be);
+  check_lse_merge(be);     // and merge_final: 4 checks
   check_partial_wire(be);  // D 40 and 128
   check_casts(be);         // bf16 and fp16
   check_errors(be);
-  return 6;
+  return 10;
 }
 
 }  // namespace xattn::check
