@@ -13,9 +13,6 @@ namespace xattn::cpu {
 
 namespace {
 constexpr size_t kCastChunk = size_t{1} << 16;  // elements per cast task
-}  // namespace
-
-namespace {
 
 // lse_merge's rule for one row: the merged LSE, and the weights of the accumulator and the part (a side that
 // saw nothing gets weight 0 and is not read: -inf on both sides keeps O = 0, LSE = -inf). The weights come

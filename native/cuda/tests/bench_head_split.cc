@@ -25,6 +25,7 @@
 #include "cuda/cuda_backend.h"
 #include "cuda/cuda_check.h"
 #include "cuda/kernels.h"
+#include "batch_timing.h"
 #include "device_fill.h"
 
 using namespace xattn;
@@ -32,11 +33,6 @@ using namespace xattn;
 namespace {
 
 constexpr int kQueued = 10, kBatches = 5, kRounds = 3;
-
-double median(std::vector<double> xs) {
-  std::sort(xs.begin(), xs.end());
-  return xs[xs.size() / 2];
-}
 
 struct Problem {
   cuda::AttnGeom g;
@@ -135,26 +131,6 @@ class Runner {
   float* scale_;
 };
 
-// ms per step: the median over batches of kQueued steps queued back to back, events around each batch.
-double time_steps(CudaBackend& be, const std::function<void()>& step) {
-  cudaEvent_t a, b;
-  cudaEventCreate(&a);
-  cudaEventCreate(&b);
-  std::vector<double> ms;
-  for (int i = 0; i <= kBatches; ++i) {  // the first batch warms up
-    cudaEventRecord(a, be.stream());
-    for (int k = 0; k < kQueued; ++k) step();
-    cudaEventRecord(b, be.stream());
-    be.synchronize();
-    float t = 0;
-    cudaEventElapsedTime(&t, a, b);
-    if (i > 0) ms.push_back(t / kQueued);
-  }
-  cudaEventDestroy(a);
-  cudaEventDestroy(b);
-  return median(ms);
-}
-
 int run(int argc, char** argv) {
   long long H = 32, Hkv = 8, D = 128, lq = 256, lkv = 65536;
   if (argc > 1 && (std::sscanf(argv[1], "%lld:%lld:%lld:%lld:%lld", &H, &Hkv, &D, &lq, &lkv) != 5 || H % Hkv || lq < 2)) {
@@ -221,7 +197,7 @@ int run(int argc, char** argv) {
   for (int r = 0; r < kRounds; ++r)
     for (size_t i = 0; i < conds.size(); ++i) {
       Condition& c = conds[(i + r) % conds.size()];  // each round starts one condition later
-      c.ms.push_back(time_steps(be, [&] { runner.step(c.groups, c.streams, c.wire); }));
+      c.ms.push_back(batch_median_ms(be, kBatches, kQueued, [&] { runner.step(c.groups, c.streams, c.wire); }));
     }
   for (const Condition& c : conds) {
     std::string rounds;

@@ -25,6 +25,7 @@
 #include "core/error.h"
 #include "cuda/cuda_backend.h"
 #include "cuda/cuda_factory.h"
+#include "batch_timing.h"
 #include "device_fill.h"
 #include "forked_ranks.h"
 
@@ -33,36 +34,6 @@ using namespace xattn;
 namespace {
 
 constexpr int kQueued = 20, kBatches = 5, kRounds = 3;
-
-double median(std::vector<double> xs) {
-  std::sort(xs.begin(), xs.end());
-  return xs[xs.size() / 2];
-}
-using Around = std::function<void(const std::function<void()>& kernels)>;
-
-// Median over batches of the ms per kernel, events around the kernels only; `around` enqueues what a
-// condition puts around one batch of kernels (and waits for its transfers).
-double time_kernels(CudaBackend& be, Transport& tr, const std::function<void()>& kernel, const Around& around) {
-  cudaEvent_t a, b;
-  cudaEventCreate(&a);
-  cudaEventCreate(&b);
-  std::vector<double> ms;
-  for (int i = 0; i <= kBatches; ++i) {  // the first batch warms up
-    tr.barrier();
-    around([&] {
-      cudaEventRecord(a, be.stream());
-      for (int k = 0; k < kQueued; ++k) kernel();
-      cudaEventRecord(b, be.stream());
-    });
-    be.synchronize();
-    float t = 0;
-    cudaEventElapsedTime(&t, a, b);
-    if (i > 0) ms.push_back(t / kQueued);
-  }
-  cudaEventDestroy(a);
-  cudaEventDestroy(b);
-  return median(ms);
-}
 
 // One block's backward inputs, consistent with its data (LSE from a forward, D from dO and O).
 struct Rows {
@@ -114,12 +85,12 @@ int rank_main(int rank, int world, const std::vector<uint8_t>& id, const std::st
     const auto backward = [&](const Rows& r) {
       be.attn_bwd(d, blk, AttnBwdIO{r.q, k, v, r.dout, r.lse, r.drow, dq, dk, dv, /*accumulate_dkv=*/false});
     };
-    const Around plain = [](const std::function<void()>& run) { run(); };
+    const AroundBatch plain = [](const std::function<void()>& run) { run(); };
     struct Condition {
       const char* name;
       const Rows* rows;
       bool event;
-      Around around;
+      AroundBatch around;
     };
     const std::vector<Condition> conditions = {
         {"alone", &distinct, false, plain},
@@ -157,7 +128,10 @@ int rank_main(int rank, int world, const std::vector<uint8_t>& id, const std::st
             if (std::string(kernel_name) == "forward") forward(*c.rows);
             else backward(*c.rows);
           };
-          rounds[i].push_back(time_kernels(be, *tr, body, c.around));
+          rounds[i].push_back(batch_median_ms(be, kBatches, kQueued, body, [&](const std::function<void()>& batch) {
+            tr->barrier();
+            c.around(batch);
+          }));
         }
       for (size_t i = 0; i < conditions.size(); ++i) {
         // On rank 1 "pending-recv" times the peer's side: its kernels, then the send.

@@ -14,6 +14,7 @@
 #include "core/error.h"
 #include "cuda/cuda_backend.h"
 #include "cuda/kernels.h"
+#include "batch_timing.h"
 #include "device_fill.h"
 
 using namespace xattn;
@@ -34,28 +35,11 @@ int queue_depth() {
 // cudnn_baseline.py also warm up 2 s first, so a case does not inherit the heat of the one before).
 template <typename F>
 double median_ms(CudaBackend& be, int iters, F body) {
-  cudaEvent_t a, b;
-  cudaEventCreate(&a);
-  cudaEventCreate(&b);
   body();  // warm-up
   body();
   be.synchronize();
   const int queue = queue_depth();
-  const int calls = queue > 0 ? queue : 1, timings = queue > 0 ? 4 : iters;
-  std::vector<float> ms;
-  for (int i = 0; i < timings; ++i) {
-    cudaEventRecord(a, be.stream());
-    for (int c = 0; c < calls; ++c) body();
-    cudaEventRecord(b, be.stream());
-    be.synchronize();
-    float t = 0;
-    cudaEventElapsedTime(&t, a, b);
-    if (queue == 0 || i > 0) ms.push_back(t / calls);
-  }
-  cudaEventDestroy(a);
-  cudaEventDestroy(b);
-  std::sort(ms.begin(), ms.end());
-  return ms[ms.size() / 2];
+  return queue > 0 ? batch_median_ms(be, 3, queue, body) : batch_median_ms(be, iters, 1, body);
 }
 
 // "32:8:128:2048:32768,16:16:64:1024:65536" -> shapes (batch 1).
