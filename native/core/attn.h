@@ -8,7 +8,6 @@
 #pragma once
 #include <cstdint>
 
-#include "core/device_signal.h"
 #include "core/dtype.h"
 
 namespace xattn {
@@ -54,12 +53,6 @@ struct AttnBwdIO {
   // false: dK/dV are written, not added to (a schedule's first block: saves a memset and a read of
   // both float32 tensors). dQ is always added to.
   bool accumulate_dkv = true;
-  // The block's first `first_rows` text rows have their dQ finished first (a kernel walks their query tiles
-  // before the others), so they can leave while the rest computes. Where `first_done` is set, the backend
-  // sets it to the signal their dQ being complete raises, or to none where that is only known once the call
-  // is (CPU, kernels without it): Transport::mark_send_ready takes either.
-  int64_t first_rows = 0;
-  DeviceSignal* first_done = nullptr;
 };
 
 }  // namespace xattn

@@ -33,9 +33,6 @@ class PartialLink {
     for (int i = 0; i < 3; ++i) recv_[i] = buf.get<char>(name + ".wire" + std::to_string(i), wire_.bytes());
   }
 
-  // Whether partials travel packed (float16): then exchanges() enqueues compute before its send.
-  bool packed() const { return packed_; }
-
   // Exchanges that send chunk c (x rows) of the accumulator `acc` to `next`, and receive chunk c of the next
   // one (y rows) from `prev` for the accumulator `acc_in`: straight into it, or, where packed, the partial
   // into wire buffers that arrived() unpacks. Packing is enqueued here, before the send.

@@ -28,9 +28,8 @@ void DistAttention::lv_backward_local(const DistBwdArgs& a) {
   const AttnBlock blk{lq, kv.length, kv.begin, a.mask};
   // Where LV-XAttn would stack its own rows with the last visiting block, the last two steps run as one
   // stacked launch here too (the own block twice).
-  const LvPlan plan = plan_lv(pb_, world_, rank_, a.mask != nullptr, LvPass::Backward, plan_device(be_, d),
-                              /*query_kept=*/true);  // as the trainer and bench:gpu run it
-  const bool stack = world_ > 1 && plan.stack_last;
+  const bool stack = world_ > 1 && plan_lv(pb_, world_, rank_, a.mask != nullptr, LvPass::Backward, plan_device(be_, d),
+                                           /*query_kept=*/true).stack_last;  // as the trainer and bench:gpu run it
   stats_ = {};
   stats_.stacked = stack;
   Trace mark(be_, rank_, [&] { return "lv backward " + shape_of(pb_) + ", no communication" + (stack ? ", stacked" : ""); });
@@ -45,9 +44,7 @@ void DistAttention::lv_backward_local(const DistBwdArgs& a) {
   const StackedBwd st = stacked_bwd_buffers(*buf_, d, sr.rows(), lq, a.mask != nullptr);
   stack_bwd_rows(be_, d, sr, own, own, st);
   const AttnBlock both{sr.rows(), kv.length, kv.begin, st.mask};
-  // The top copy's rows walked first where LV-XAttn's launch walks its visiting rows first.
-  be_.attn_bwd(d, both, {st.q, a.k, a.v, st.dout, st.lse, st.drow, st.dq, a.dk, a.dv, /*accumulate_dkv=*/single > 0,
-                         /*first_rows=*/dq_leaves_early(plan, world_, d) ? lq : 0});
+  be_.attn_bwd(d, both, {st.q, a.k, a.v, st.dout, st.lse, st.drow, st.dq, a.dk, a.dv, /*accumulate_dkv=*/single > 0});
   const RowTensor to{static_cast<size_t>(d.batch), rb.o32 / d.batch};
   for (int which = 0; which < 2; ++which) add_stacked(be_, to, sr, which, st.dq, a.dq, st.scratch);
   mark("stacked", world_ - 2);
@@ -90,19 +87,16 @@ void DistAttention::lv_backward(const DistBwdArgs& a) {
   void* kept_q = kept ? chunked_only("lvb.kept_q", slots.bytes(tq)) : nullptr;  // a kept block's Q, chunk by chunk
   PartialLink dq_link(be_, *buf_, d, db, plan.partials, "lvb.dq");
   const bool stack = plan.stack_last;  // the own rows' second piece rides with the last visiting block
-  const bool early_dq = dq_leaves_early(plan, P, d);
   const StackedBwd st = stack ? stacked_bwd_buffers(*buf_, d, mq + my_lq, std::max(mq, my_lq), a.mask != nullptr) : StackedBwd{};
 
   // The backward of one piece of the local K/V rows for a block of lq text rows.
-  // first_rows / first_done as in AttnBwdIO (the stacked launch's visiting rows).
   const auto piece_bwd = [&](const OwnPiece& p, int64_t lq, const void* q, const void* dout, const float* lse,
-                             const float* dr, const int32_t* m, float* dq, bool accumulate_dkv, int64_t first_rows = 0,
-                             DeviceSignal* first_done = nullptr) {
+                             const float* dr, const int32_t* m, float* dq, bool accumulate_dkv) {
     if (p.empty()) return;  // no K/V rows: adds nothing, writes no dK/dV row
     const PieceAt at = piece_at(d, lq, kv, m, p);
     be_.attn_bwd(at.d, at.blk, {at_byte(q, at.q), at_byte(a.k, at.kv), at_byte(a.v, at.kv), at_byte(dout, at.q),
                                 at_byte(lse, at.lse), at_byte(dr, at.lse), at_byte(dq, at.o32),
-                                at_byte(a.dk, at.kv32), at_byte(a.dv, at.kv32), accumulate_dkv, first_rows, first_done});
+                                at_byte(a.dk, at.kv32), at_byte(a.dv, at.kv32), accumulate_dkv});
   };
   // Sends chunk c of the block of step t (its messages from `from`) on and receives chunk c of the block of
   // step t + 1.
@@ -139,19 +133,8 @@ void DistAttention::lv_backward(const DistBwdArgs& a) {
       const BwdRows in = travel.rows(s, c, x, q);
       float* acc = reinterpret_cast<float*>(dq_acc[s] + db.offset(0, c, x));
       float* dq_t = t == 1 ? acc : dq_part;
-      const bool stacked = stack && t == P - 1, early = stacked && early_dq;
-      const void* dq_out = early ? static_cast<void*>(st.dq) : dq_acc[s];  // what leaves for the next rank
-      if (!early) be_.zero(dq_t, x * rb.o32);
-      if (early) {  // the visiting rows' dQ leaves from the stacked one's top once the launch has them
-        const StackedRows sr{x, my_lq};
-        stack_bwd_rows(be_, d, sr, in, {a.q, a.dout, a.lse, drow, a.mask}, st);
-        piece_bwd(split.first, x, in.q, in.dout, in.lse, in.drow, in.mask, st.dq, /*accumulate_dkv=*/true);
-        DeviceSignal visiting_done;
-        piece_bwd(split.second, sr.rows(), st.q, st.dout, st.lse, st.drow, st.mask, st.dq, /*accumulate_dkv=*/false,
-                  /*first_rows=*/x, &visiting_done);
-        tr_.mark_send_ready(visiting_done);
-        add_stacked(be_, to, sr, 1, st.dq, a.dq, st.scratch);
-      } else if (stacked) {  // one chunk: own rows stacked below the visiting ones over the second piece
+      be_.zero(dq_t, x * rb.o32);
+      if (stack && t == P - 1) {  // one chunk: own rows stacked below the visiting ones over the second piece
         const StackedRows sr{x, my_lq};
         stack_bwd_rows(be_, d, sr, in, {a.q, a.dout, a.lse, drow, a.mask}, st);
         piece_bwd(split.second, sr.rows(), st.q, st.dout, st.lse, st.drow, st.mask, st.dq, /*accumulate_dkv=*/t > 1);
@@ -172,7 +155,7 @@ void DistAttention::lv_backward(const DistBwdArgs& a) {
       }
       mark("visit", t, c);
       const bool home = t == P - 1;
-      hdq[c] = tr_.post(dq_link.exchanges(c, dq_out, x, next, home ? PartialSlot::Home : static_cast<PartialSlot>(1 - s),
+      hdq[c] = tr_.post(dq_link.exchanges(c, dq_acc[s], x, next, home ? PartialSlot::Home : static_cast<PartialSlot>(1 - s),
                                           dq_acc[1 - s], y, prev));
     }
   }

@@ -101,14 +101,6 @@ inline const void* own_in_slots(Backend& be, const RowTensor& t, const ChunkSlot
   return natural ? own_in_bundle(be, SlotBundle{slots, {t}}, n, {natural}, slotted) : nullptr;
 }
 
-// Stacked at P = 2 (LvPlan::stack_last), the visiting rows' dQ is final once the stacked launch has added to
-// it. With one batch it lies contiguous at the top of the stacked dQ and, as float32, travels as it is: it then
-// leaves from there as soon as the launch has finished those rows (it walks them first: AttnBwdIO::first_rows),
-// while the own rows compute on, instead of after the launch.
-inline bool dq_leaves_early(const LvPlan& plan, int world, const AttnDims& d) {
-  return plan.stack_last && world == 2 && d.batch == 1 && plan.partials == PartialPrecision::Float32;
-}
-
 // One backward block's per-row inputs (any may be in chunk slots; q null where it does not travel).
 struct BwdRows {
   const void *q, *dout;

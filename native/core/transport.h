@@ -10,7 +10,6 @@
 #include <utility>
 #include <vector>
 
-#include "core/device_signal.h"
 #include "core/error.h"
 
 namespace xattn {
@@ -45,11 +44,6 @@ class Transport {
   // this call is done, not all compute enqueued before each post: a schedule can enqueue compute the sends
   // do not need first and post after it. No effect where compute runs synchronously (CPU).
   virtual void mark_send_ready() {}
-  // The same, from a point inside the compute enqueued so far (Backend::attn_bwd's first_done): the posts
-  // that follow, up to the next wait(), read their send buffers once `when` is reached, which may be before
-  // the kernel that raises it ends. Transports that cannot wait on a device counter, and signals without
-  // one, mark the compute enqueued so far.
-  virtual void mark_send_ready(const DeviceSignal& /*when*/) { mark_send_ready(); }
   // In-place sum across ranks of float32 device buffers; same call order on every rank.
   virtual void all_reduce_sum_f32(float* data, size_t n) = 0;
   // The same for several buffers at once, started now and finished by wait(handle): compute enqueued

@@ -50,10 +50,7 @@ __global__ void __launch_bounds__(384, 1)
   const int nh = g.kv_head_count > 0 ? g.kv_head_count : g.kv_heads;  // launched_kv_heads(), on the device
   const int b0 = blockIdx.y / nh, hk0 = g.kv_head_begin + blockIdx.y % nh, x0 = blockIdx.x;  // one tile a CTA
   const int64_t rows = g.lq * g.group;
-  const int nq = static_cast<int>((rows + BQ - 1) / BQ), nf = sm90_bwd::first_query_tiles(a.first_rows, g.group, BQ, nq);
-  // With first rows to signal, a CTA of one K/V tile counts in once its first tiles' dQ adds are complete;
-  // without a split (or with persistent CTAs, whose tiles interleave) at its end.
-  const bool signal_first = a.first_done && !C::kPersistent && nf > 0 && nf < nq;
+  const int nq = static_cast<int>((rows + BQ - 1) / BQ);
   // A CTA's K/V tiles: x-th BN rows of kv head hk of batch b. Persistent CTAs take tiles blockIdx.x,
   // blockIdx.x + gridDim.x, ...; query tiles are then numbered across them (tile k's query tile it is
   // k * nq + it), so pipeline stages and dS^T buffers run on from one K/V tile to the next.
@@ -89,7 +86,7 @@ __global__ void __launch_bounds__(384, 1)
     regs_dealloc<C::kProducerRegs>();
     if (tid >= 32) return;
     const sm90_bwd::Producer<D> producer{sm, stats, kv_full, full, empty, kv_empty, &tm_q, &tm_do, &tm_k, &tm_v,
-                                         g, a, lse2_shift, nq, nf, rows, lane};
+                                         g, a, lse2_shift, nq, rows, lane};
     for_each_tile([&](const int x, const int b, const int hk, const int k) { producer.tile(x, b, hk, k); });
     return;
   }
@@ -256,7 +253,7 @@ __global__ void __launch_bounds__(384, 1)
       // dQ_tile, scaled, to shared memory (box = 32-column half; rows r and r + 8; 128-byte swizzle), then one
       // thread hands both boxes to TMA reductions. The buffers are rewritten once that thread's reductions of
       // the previous tile have read them.
-      const int qt = sm90_bwd::walk_tile(jt, x, nq, nf), r = warp * 16 + gq;
+      const int qt = (jt + x) % nq, r = warp * 16 + gq;
       const bool issuer = (tid & 127) == 0;
       unsigned char* dqb = sm + C::kDqOff + wg * 2 * C::kDqBox;
       if (issuer) bulk_wait_read();
@@ -277,30 +274,24 @@ __global__ void __launch_bounds__(384, 1)
         tma_reduce_add_5d(&tm_dq, dqb, dq_col0, 0, hk, i0, b);
         tma_reduce_add_5d(&tm_dq, dqb + C::kDqBox, dq_col0 + 32, 0, hk, i0, b);
         bulk_commit();
-        // Tile nf's adds are the latest in flight: the first tiles' before them are then complete.
-        if (signal_first && jt == nf) sm90_bwd::signal_after_prior_bulk(a.first_done, false);
       }
     }
     if constexpr (C::kPersistent) {
       if (lane == 0) mbar_arrive(kv_empty);  // the last dQ product has read K
     } else if ((tid & 127) == 0) {
       bulk_wait_all();  // the staging buffers stay valid until the reductions are done
-      if (a.first_done && !signal_first) sm90_bwd::signal_after_prior_bulk(a.first_done, true);
     }
 
     sm90_bwd::store_dkdv<D>(g, a, b, hk, jl, tq, dk, dv, dk_scale, dv_scale);
   });
-  if (C::kPersistent && (tid & 127) == 0) {
-    bulk_wait_all();
-    if (a.first_done) sm90_bwd::signal_after_prior_bulk(a.first_done, true);
-  }
+  if (C::kPersistent && (tid & 127) == 0) bulk_wait_all();
 #endif
 }
 
 std::atomic<int> g_lag{-1};
 
 template <typename T, int D>
-int launch(DType t, const AttnGeom& g, const BwdArgs& a, cudaStream_t s) {
+void launch(DType t, const AttnGeom& g, const BwdArgs& a, cudaStream_t s) {
   using C = BwdCfg<D>;
   const CUtensorMap tq = packed_rows_map(a.q, t, g, C::BQ), tdo = packed_rows_map(a.dout, t, g, C::BQ);
   const CUtensorMap tk = kv_rows_map(a.k, t, g, C::BN), tv = kv_rows_map(a.v, t, g, C::BN);
@@ -317,14 +308,13 @@ int launch(DType t, const AttnGeom& g, const BwdArgs& a, cudaStream_t s) {
   const float lse2_shift = kScaleInP<T> ? static_cast<float>(std::log2(static_cast<double>(g.scale))) : 0.f;
   kern<<<grid, C::kThreads, C::kSmem, s>>>(tq, tdo, tk, tv, tdq, g, a, lag >= 0 ? lag : 1, lse2_shift);
   XATTN_CUDA_LAUNCHED("attn_bwd (sm90)");
-  return 2 * static_cast<int>(grid.x * grid.y);  // each CTA's two consumer warpgroups count in
 }
 
 }  // namespace
 
 void sm90_set_bwd_lag(int lag) { g_lag.store(lag < 0 ? -1 : lag > 0 ? 1 : 0, std::memory_order_relaxed); }
 
-int sm90_attn_bwd(DType t, const AttnGeom& g, const BwdArgs& a, cudaStream_t s) {
+void sm90_attn_bwd(DType t, const AttnGeom& g, const BwdArgs& a, cudaStream_t s) {
   require(sm90_supported(t, g), ErrorCode::Internal, "sm90 attn_bwd called for an unsupported shape");
   require(g.kv_head_begin >= 0 && g.kv_head_count >= 0 && g.kv_head_begin + g.launched_kv_heads() <= g.kv_heads,
           ErrorCode::Internal, "sm90 attn_bwd: KV head range outside the tensors' heads");

@@ -62,30 +62,6 @@ struct BwdCfg {
   static_assert(kProducerRegs * 128 + kConsumerRegs * 256 <= 168 * 384, "register pool overcommitted");
 };
 
-// The query tile a CTA walks at step `it` of a K/V tile: it starts at tile x, so that concurrent CTAs add to
-// different dQ rows, and walks the first nf tiles (a caller's first rows, BwdArgs::first_rows) before the rest.
-__device__ __forceinline__ int walk_tile(const int it, const int x, const int nq, const int nf) {
-  if (nf <= 0 || nf >= nq) return (it + x) % nq;
-  return it < nf ? (it + x) % nf : nf + (it - nf + x) % (nq - nf);
-}
-
-// Query tiles holding the first `rows` text rows (packed rows: GQA heads inside a text row).
-__host__ __device__ inline int first_query_tiles(int64_t rows, int group, int bq, int nq) {
-  if (rows <= 0) return 0;
-  const int64_t t = (rows * group + bq - 1) / bq;
-  return t < nq ? static_cast<int>(t) : nq;
-}
-
-// Once the issuing thread's bulk groups before its latest are complete (their global adds done), counts this
-// warpgroup in at `counter` for whoever waits on it (another stream, cuStreamWaitValue32).
-__device__ __forceinline__ void signal_after_prior_bulk(uint32_t* counter, const bool all) {
-  if (all) bulk_wait_all();
-  else asm volatile("cp.async.bulk.wait_group 1;\n" ::: "memory");
-  asm volatile("fence.proxy.async.global;\n" ::: "memory");
-  __threadfence();
-  atomicAdd(counter, 1u);
-}
-
 // The producer warp (one lane of 32) for one K/V tile of a CTA: the tile's K/V once (a persistent CTA's
 // later tiles behind their first query stages), then every query tile's LSE/D/mask ranges into smem stats and
 // its Q and dO by TMA, two stages ahead of the consumers.
@@ -100,7 +76,7 @@ struct Producer {
   const AttnGeom& g;
   const BwdArgs& a;
   float lse2_shift;
-  int nq, nf;  // query tiles, and those walked first
+  int nq;
   int64_t rows;
   int lane;
 
@@ -125,7 +101,7 @@ struct Producer {
         for (int it = 0; it < nq; ++it) {
           if (C::kPersistent && kv_at > 0 && it == kv_at) load_kv();
           const int gi = k * nq + it;
-          const int qt = walk_tile(it, x, nq, nf), s = gi % C::kStages;
+          const int qt = (it + x) % nq, s = gi % C::kStages;
           mbar_wait(empty + s, ((gi / C::kStages) & 1) ^ 1);
           RowStats<BQ>& st = stats[s];
           // Every row's loads before the first store to smem: the compiler cannot tell a global load from a

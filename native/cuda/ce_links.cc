@@ -63,6 +63,10 @@ long long env_int(const char* name, long long fallback, long long least, long lo
   return n;
 }
 
+void check_memop(int r, const char* what) {
+  if (r != 0) fail(ErrorCode::Cuda, std::string(what) + " failed (CUresult " + std::to_string(r) + ")");
+}
+
 }  // namespace
 
 bool CopyEngineLinks::enabled_by_env(std::string* why) {
@@ -186,22 +190,22 @@ void CopyEngineLinks::send_piece(Peer& p, int to, const char* src, size_t bytes)
   const auto& ops = cuda::stream_memops();
   const uint64_t piece = p.sent.load() + 1;
   if (piece > uint64_t(slots_))  // the receiver has copied out what this slot held before
-    cuda::check_memop(ops.wait_geq(p.send_stream, credit(region_, to), uint32_t(piece - uint64_t(slots_))), "cuStreamWaitValue32");
+    check_memop(ops.wait_geq(p.send_stream, credit(region_, to), uint32_t(piece - uint64_t(slots_))), "cuStreamWaitValue32");
   XATTN_CUDA_CHECK(cudaMemcpyAsync(slot(p.base, rank_, piece), src, bytes, cudaMemcpyDefault, p.send_stream));
-  cuda::check_memop(ops.write(p.send_stream, arrived(p.base, rank_), uint32_t(piece)), "cuStreamWriteValue32");
+  check_memop(ops.write(p.send_stream, arrived(p.base, rank_), uint32_t(piece)), "cuStreamWriteValue32");
   p.sent = piece;
 }
 
 void CopyEngineLinks::recv_piece(Peer& p, int from, char* dst, size_t bytes) {
   const auto& ops = cuda::stream_memops();
   const uint64_t piece = p.received.load() + 1;
-  cuda::check_memop(ops.wait_geq(p.recv_stream, arrived(region_, from), uint32_t(piece)), "cuStreamWaitValue32");
+  check_memop(ops.wait_geq(p.recv_stream, arrived(region_, from), uint32_t(piece)), "cuStreamWaitValue32");
   XATTN_CUDA_CHECK(cudaMemcpyAsync(dst, slot(region_, from, piece), bytes, cudaMemcpyDefault, p.recv_stream));
-  cuda::check_memop(ops.write(p.recv_stream, credit(p.base, rank_), uint32_t(piece)), "cuStreamWriteValue32");
+  check_memop(ops.write(p.recv_stream, credit(p.base, rank_), uint32_t(piece)), "cuStreamWriteValue32");
   p.received = piece;
 }
 
-void CopyEngineLinks::post(const std::vector<Exchange>& batch, const Ready& ready, cudaStream_t join) {
+void CopyEngineLinks::post(const std::vector<Exchange>& batch, cudaEvent_t ready, cudaStream_t join) {
   struct Job {
     bool send;
     int peer;
@@ -223,10 +227,7 @@ void CopyEngineLinks::post(const std::vector<Exchange>& batch, const Ready& read
     add(true, x.to, x.send, x.send_bytes);
     add(false, x.from, x.recv, x.recv_bytes);
   }
-  for (const auto& [s, tail] : used) {
-    if (ready.signal.counter) cuda::wait_for_signal(s, ready.signal);
-    else XATTN_CUDA_CHECK(cudaStreamWaitEvent(s, ready.event, 0));
-  }
+  for (const auto& [s, tail] : used) XATTN_CUDA_CHECK(cudaStreamWaitEvent(s, ready, 0));
   for (const PieceStep& step : piece_order(shape, slots_)) {
     const Job& j = jobs[step.job];
     const size_t off = step.piece * slot_bytes_, n = std::min(slot_bytes_, j.bytes - off);

@@ -23,7 +23,6 @@
 #include <string>
 #include <vector>
 
-#include "core/device_signal.h"
 #include "core/transport.h"
 
 namespace xattn {
@@ -44,15 +43,9 @@ class CopyEngineLinks {
   int linked_count() const;
   const std::string& why_unlinked() const { return why_; }  // for logs: why some peer is not linked
 
-  // Where a batch starts: an event recorded on the compute stream, or a device signal (one with a counter
-  // wins; Transport::mark_send_ready).
-  struct Ready {
-    cudaEvent_t event = nullptr;
-    DeviceSignal signal;
-  };
   // Enqueues the exchanges of a batch with linked peers (the others are left to the caller): they start
-  // once `ready` has passed, and `join` is made to wait for them.
-  void post(const std::vector<Exchange>& batch, const Ready& ready, cudaStream_t join);
+  // once `ready` (recorded on the compute stream) has passed, and `join` is made to wait for them.
+  void post(const std::vector<Exchange>& batch, cudaEvent_t ready, cudaStream_t join);
 
   // After a failure (dead peer, timeout): lets every stream waiting on a counter go on, so the compute
   // stream drains instead of hanging. Safe to call from another thread.

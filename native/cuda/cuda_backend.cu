@@ -9,7 +9,6 @@
 #include "core/transport.h"
 #include "cuda/cuda_check.h"
 #include "cuda/kernels.h"
-#include "cuda/stream_memops.h"
 
 namespace xattn {
 namespace {
@@ -73,10 +72,6 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   device_name_ = prop.name;
   XATTN_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
   XATTN_CUDA_CHECK(cudaEventCreateWithFlags(&sync_event_, cudaEventDisableTiming));
-  if (cuda::stream_memops()) {
-    XATTN_CUDA_CHECK(cudaMalloc(&first_done_counter_, sizeof(uint32_t)));
-    XATTN_CUDA_CHECK(cudaMemset(first_done_counter_, 0, sizeof(uint32_t)));
-  }
   // Tensors come and go every step: the device's stream-ordered pool keeps freed memory for reuse
   // (no cudaFree, no device sync per tensor) and tracks the high-water mark for memory_peak().
   XATTN_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool_, device));
@@ -98,7 +93,6 @@ CudaBackend::~CudaBackend() {
   for (cudaEvent_t e : watch_)
     if (e) cudaEventDestroy(e);
   if (sync_event_) cudaEventDestroy(sync_event_);
-  if (first_done_counter_) cudaFree(first_done_counter_);
   if (stream_) cudaStreamDestroy(stream_);
 }
 
@@ -254,7 +248,6 @@ void CudaBackend::attn_bwd(const AttnDims& d, const AttnBlock& b, const AttnBwdI
     zero(io.dk, n);
     zero(io.dv, n);
   }
-  if (io.first_done) *io.first_done = {};  // only the sm90 kernel signals early; else the call's end counts
   if (b.lq == 0 || b.lkv == 0) return;
   cuda::BwdArgs a{io.q, io.k, io.v, io.dout, io.lse, io.drow, io.dq, io.dk, io.dv};
   a.dkv_overwrite = sm90 && !io.accumulate_dkv;
@@ -264,11 +257,7 @@ void CudaBackend::attn_bwd(const AttnDims& d, const AttnBlock& b, const AttnBwdI
     // (NCCL's P2P kernels) a CTA that cannot start would hold back all its tiles, so there each K/V tile
     // gets its own CTA.
     if (transfer_sms_ < Transport::kManyTransferSms) a.ctas = std::max(1, sm_count_ - transfer_sms_);
-    a.first_rows = io.first_rows;
-    if (io.first_done) a.first_done = first_done_counter_;
-    const int adds = cuda::sm90_attn_bwd(d.dtype, g, a, stream_);
-    if (a.first_done) *io.first_done = {first_done_counter_, first_done_value_ += static_cast<uint32_t>(adds)};
-    return;
+    return cuda::sm90_attn_bwd(d.dtype, g, a, stream_);
   }
   const size_t dq_n = static_cast<size_t>(d.batch * b.lq * d.heads * d.head_dim);
   const int64_t ctas = static_cast<int64_t>(cuda::tc_dq_row_tiles(g)) * d.batch * d.kv_heads;

@@ -109,10 +109,6 @@ class CudaBackend final : public Backend {
   cudaMemPool_t pool_ = nullptr;
   void* workspace_ = nullptr;
   size_t workspace_bytes_ = 0;
-  // attn_bwd's first-rows signal (AttnBwdIO::first_done): the kernels count in here, never reset; the value
-  // the last launch brings it to. Null where the driver has no stream memory operations to wait on it.
-  uint32_t* first_done_counter_ = nullptr;
-  uint32_t first_done_value_ = 0;
   std::unique_ptr<cuda::HostStaging> staging_;  // pinned buffers for large downloads, made at the first one
   std::mutex hooks_mu_;
   std::vector<std::pair<int, std::function<void()>>> hooks_;

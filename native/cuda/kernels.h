@@ -43,11 +43,6 @@ struct BwdArgs {
   int ctas = 0;                // sm90 persistent grids (d64): CTAs that walk the K/V tiles (0: one per tile)
   int dq_splits = 1;          // KV splits of the dQ kernel (> 1: partials in dq_part, then a reduce kernel)
   float* dq_part = nullptr;   // [dq_splits, B, lq, H, D]
-  // sm90: every CTA walks the query tiles of the first `first_rows` text rows before the others; where
-  // first_done is set, each consumer warpgroup adds 1 to it once its dQ adds for those rows are complete
-  // (sm90_attn_bwd returns how many adds a launch makes).
-  int64_t first_rows = 0;
-  uint32_t* first_done = nullptr;
 };
 
 // Tensor-core (mma.sync) kernels: bf16/fp16, head_dim 64 or 128, 16-byte aligned rows.
@@ -67,8 +62,7 @@ bool sm90_available(int device);  // device is sm_90 and this binary carries sm_
 bool sm90_supported(DType t, const AttnGeom& g);
 int sm90_fwd_splits(const AttnGeom& g, int sm_count, int cap, int min_waves);  // KV splits that fill the GPU (cap 0 = auto)
 void sm90_attn_fwd(DType t, const AttnGeom& g, const FwdArgs& a, cudaStream_t s);
-// Returns how many times the launch adds 1 to a.first_done (2 a CTA).
-int sm90_attn_bwd(DType t, const AttnGeom& g, const BwdArgs& a, cudaStream_t s);
+void sm90_attn_bwd(DType t, const AttnGeom& g, const BwdArgs& a, cudaStream_t s);
 constexpr int kSm90BwdKvRows = 128;  // K/V rows per CTA of sm90_attn_bwd (its grid: K/V tiles x batch x kv heads)
 // Backward schedule knob for checks and tuning (process-wide): 1 runs each tile's dQ product one tile late so
 // the consumer warpgroups need not meet every tile; 0 runs it in the same tile; -1 restores the default, 1

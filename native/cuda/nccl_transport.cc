@@ -6,7 +6,6 @@
 #include <thread>
 
 #include "cuda/cuda_check.h"
-#include "cuda/stream_memops.h"
 
 namespace xattn {
 
@@ -55,7 +54,6 @@ void NcclTransport::fail_and_abort(ErrorCode code, const std::string& msg) {
 void NcclTransport::start_on_comm_stream() {
   throw_if_failed();
   backend_.activate();
-  if (ready_signal_.counter) return cuda::wait_for_signal(comm_stream_, ready_signal_);
   if (!ready_marked_) XATTN_CUDA_CHECK(cudaEventRecord(ready_, backend_.stream()));
   XATTN_CUDA_CHECK(cudaStreamWaitEvent(comm_stream_, ready_, 0));
 }
@@ -65,19 +63,6 @@ void NcclTransport::mark_send_ready() {
   backend_.activate();
   XATTN_CUDA_CHECK(cudaEventRecord(ready_, backend_.stream()));
   ready_marked_ = true;
-  ready_signal_ = {};
-}
-
-void NcclTransport::mark_send_ready(const DeviceSignal& when) {
-  if (!when.counter || !cuda::stream_memops()) return mark_send_ready();
-  throw_if_failed();
-  ready_marked_ = true;
-  ready_signal_ = when;
-}
-
-void NcclTransport::unmark_send_ready() {
-  ready_marked_ = false;
-  ready_signal_ = {};
 }
 
 Transport::Handle NcclTransport::finish_on_comm_stream(bool waited) {
@@ -133,13 +118,13 @@ Transport::Handle NcclTransport::post(const std::vector<Exchange>& batch) {
   }
   // Copy-engine transfers start from the same ready point on their own streams; the comm stream (and so
   // the batch's done event) waits for them.
-  if (ce) links_->post(batch, {ready_signal_.counter ? nullptr : ready_, ready_signal_}, comm_stream_);
+  if (ce) links_->post(batch, ready_, comm_stream_);
   bytes_sent_ += sent;
   return finish_on_comm_stream(false);
 }
 
 void NcclTransport::wait(Handle h) {
-  unmark_send_ready();
+  ready_marked_ = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
     Pending* p = nullptr;
@@ -190,7 +175,7 @@ void NcclTransport::barrier() {
 }
 
 void NcclTransport::host_wait(Handle h) {
-  unmark_send_ready();
+  ready_marked_ = false;
   cudaEvent_t ev = nullptr;
   {
     std::lock_guard<std::mutex> lock(mu_);

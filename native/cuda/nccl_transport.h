@@ -37,7 +37,6 @@ class NcclTransport final : public Transport {
   Handle post(const std::vector<Exchange>& batch) override;
   void wait(Handle h) override;
   void mark_send_ready() override;
-  void mark_send_ready(const DeviceSignal& when) override;
   void all_reduce_sum_f32(float* data, size_t n) override;
   bool can_post_all_reduce() const override { return true; }
   Handle post_all_reduce_sum_f32(const std::vector<std::pair<float*, size_t>>& buffers) override;
@@ -65,7 +64,6 @@ class NcclTransport final : public Transport {
   void link_copy_engines();                 // collective: sets up links_ and checks them with one exchange
   void gather(const void* mine, size_t bytes, void* all);  // all-gather of host bytes over NCCL
   void start_on_comm_stream();             // the comm stream waits for compute enqueued so far (or marked)
-  void unmark_send_ready();                // after a wait: posts start from compute enqueued by then again
   Handle finish_on_comm_stream(bool waited);  // records the done event, tracks it for the watchdog
   void host_wait(Handle h);                // polls until the batch completes (or fails)
   void throw_if_failed() const;
@@ -78,7 +76,6 @@ class NcclTransport final : public Transport {
   cudaStream_t comm_stream_ = nullptr;
   cudaEvent_t ready_ = nullptr;
   bool ready_marked_ = false;  // ready_ was recorded by mark_send_ready() (until the next wait)
-  DeviceSignal ready_signal_;  // with a counter: marked at a device signal instead of at ready_
   float* scratch_ = nullptr;  // 64 floats for warm-up and barrier
   int hook_id_ = 0;
 

@@ -1,8 +1,5 @@
 #include "cuda/stream_memops.h"
 
-#include <string>
-
-#include "core/error.h"
 #include "cuda/driver_entry.h"
 
 namespace xattn::cuda {
@@ -46,16 +43,6 @@ const StreamMemOps& stream_memops(const char** why) {
   static const Loaded loaded = load();
   if (why) *why = loaded.why;
   return loaded.ops;
-}
-
-void check_memop(int result, const char* what) {
-  if (result != 0) fail(ErrorCode::Cuda, std::string(what) + " failed (CUresult " + std::to_string(result) + ")");
-}
-
-void wait_for_signal(cudaStream_t s, const DeviceSignal& sig) {
-  const StreamMemOps& ops = stream_memops();
-  require(sig.counter && ops, ErrorCode::Internal, "wait_for_signal: no signal, or no stream memory operations");
-  check_memop(ops.wait_geq(s, sig.counter, sig.value), "cuStreamWaitValue32");
 }
 
 }  // namespace xattn::cuda

@@ -6,8 +6,6 @@
 
 #include <cstdint>
 
-#include "core/device_signal.h"
-
 namespace xattn::cuda {
 
 struct StreamMemOps {
@@ -20,11 +18,5 @@ struct StreamMemOps {
 
 // Loaded once; empty (false) where the driver lacks them. `why` gets the reason when empty.
 const StreamMemOps& stream_memops(const char** why = nullptr);
-
-// Throws XattnError naming `what` where a memory operation returned a CUresult other than success.
-void check_memop(int result, const char* what);
-
-// Makes `s` wait until `sig` is reached (its counter set, stream_memops() loaded).
-void wait_for_signal(cudaStream_t s, const DeviceSignal& sig);
 
 }  // namespace xattn::cuda
