@@ -7,7 +7,9 @@
 // on, and the exit status is then 1.
 //   node scripts/dist-ab.mjs [--rounds 2] [--bench dist/bench-gpu.mjs] NAME=[VAR=VALUE,...] ... [-- BENCH ARGS]
 //   e.g. node scripts/dist-ab.mjs base= split=XATTN_LV_FIRST_SHARE=0.8 -- --interconnects nvlink --iters 3
-// Each run's JSON and the table go to $OUT (or /tmp/dist-ab). Needs the GPU machine's Node and bundles
+// Each run's JSON and log go to $OUT/NAME-ROUND/, and the table to $OUT/table.txt (or under /tmp/dist-ab);
+// runs.json and logs.txt beside it hold every run's rows and log too (the GPU machine returns only so many
+// files, and the per-run folders come last). Needs the GPU machine's Node and bundles
 // (or, with XATTN_BENCH_SMOKE=1 and --bench bench/gpu.ts, CPU ranks at a toy shape).
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -68,7 +70,7 @@ function main(argv) {
   if (variants.length < 1) throw new Error('usage: node scripts/dist-ab.mjs [--rounds 2] [--bench FILE] NAME=[VAR=VALUE,...] ... [-- BENCH ARGS]');
   const out = process.env.OUT ?? '/tmp/dist-ab';
   mkdirSync(out, { recursive: true });
-  const runs = [], failed = new Map(); // variant name -> why its run failed (it runs no more)
+  const runs = [], logs = [], failed = new Map(); // variant name -> why its run failed (it runs no more)
   for (let round = 0; round < rounds; round++)
     for (const v of round % 2 ? [...variants].reverse() : variants) {
       if (failed.has(v.name)) continue;
@@ -78,6 +80,7 @@ function main(argv) {
       console.log(`== round ${round + 1}/${rounds}: ${v.name} ${JSON.stringify(v.env)}`);
       const r = spawnSync(process.execPath, [...node, '--distributed-only', ...benchArgs], { env: { ...process.env, ...v.env, XATTN_BENCH_OUT: dir }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
       writeFileSync(path.join(dir, 'bench.log'), r.stdout);
+      logs.push(`== ${v.name}, round ${round + 1}\n${r.stdout}`);
       const file = readdirSync(dir).find((f) => f.endsWith('.json'));
       if (r.status !== 0 || !file) {
         const why = `round ${round + 1}: the bench failed (${r.status === null ? `killed by ${r.signal}` : `exit ${r.status}`}); its output is in ${dir}/bench.log`;
@@ -85,8 +88,10 @@ function main(argv) {
         failed.set(v.name, why);
         continue;
       }
-      runs.push({ variant: v.name, rows: JSON.parse(readFileSync(path.join(dir, file), 'utf8')).distributed });
+      runs.push({ variant: v.name, round: round + 1, rows: JSON.parse(readFileSync(path.join(dir, file), 'utf8')).distributed });
     }
+  writeFileSync(path.join(out, 'runs.json'), `${JSON.stringify(runs, null, 1)}\n`);
+  writeFileSync(path.join(out, 'logs.txt'), logs.join('\n'));
   const lines = [...table(runs), ...[...failed].map(([name, why]) => `failed: ${name}, ${why}`)];
   writeFileSync(path.join(out, 'table.txt'), `${lines.join('\n')}\n`);
   console.log(lines.join('\n'));

@@ -33,7 +33,7 @@ describe('dist-ab', () => {
     expect(lines[2]).toMatch(/^ {2}b +LV 3\.000 ms .*LV\/bound 1\.500 {2}\(1\.500\)$/);
   });
 
-  it('runs every variant with its environment, writes each run and the table, and names a variant that failed', () => {
+  it('runs every variant with its environment, writes each run, all runs and the table, and names a variant that failed', () => {
     dir = mkdtempSync(path.join(tmpdir(), 'dist-ab-'));
     // "broken" cannot start Node at all: it fails in round 1, runs no more, and the others still run.
     const args = ['scripts/dist-ab.mjs', '--rounds', '2', '--bench', 'bench/gpu.ts', 'base=', 'broken=NODE_OPTIONS=--no-such-flag', 'chunks2=XATTN_LV_CHUNKS=2'];
@@ -44,7 +44,14 @@ describe('dist-ab', () => {
       timeout: 150_000,
     });
     expect(run.status, run.stderr).toBe(1);
-    expect(readdirSync(dir).sort()).toEqual(['base-0', 'base-1', 'broken-0', 'chunks2-0', 'chunks2-1', 'table.txt']);
+    expect(readdirSync(dir).sort()).toEqual(['base-0', 'base-1', 'broken-0', 'chunks2-0', 'chunks2-1', 'logs.txt', 'runs.json', 'table.txt']);
+    // Every run in two files as well: its rows (the failed one has none) and its log.
+    const all = JSON.parse(readFileSync(path.join(dir, 'runs.json'), 'utf8'));
+    expect(all.map((r: { variant: string; round: number }) => `${r.variant} ${r.round}`)).toEqual(['base 1', 'chunks2 1', 'chunks2 2', 'base 2']);
+    expect(all[1].rows[0].lv_row_chunks).toEqual({ fwd: 2, bwd: 2 });
+    const logs = readFileSync(path.join(dir, 'logs.txt'), 'utf8');
+    for (const run of ['base, round 1', 'broken, round 1', 'chunks2, round 1', 'chunks2, round 2', 'base, round 2']) expect(logs).toContain(`== ${run}\n`);
+    expect(logs).toMatch(/== chunks2, round 2\n[^]*smoke: CPU over TCP/);
     // The variant's environment reached the ranks: LV-XAttn sent its blocks in two row chunks.
     const json = (v: string) => JSON.parse(readFileSync(path.join(dir, v, readdirSync(path.join(dir, v)).find((f) => f.endsWith('.json'))!), 'utf8'));
     expect(json('base-0').distributed[0].lv_row_chunks).toEqual({ fwd: 1, bwd: 1 });
