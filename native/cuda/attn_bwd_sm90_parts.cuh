@@ -30,6 +30,7 @@ constexpr bool kScaleInP = std::is_same_v<T, __nv_bfloat16>;
 template <int D>
 struct BwdCfg {
   static constexpr int BN = kSm90BwdKvRows, BQ = D == 128 ? 64 : 128;  // KV rows per CTA, query rows per tile
+  static constexpr bool kPersistent = D == 64;  // see the registers below
   static constexpr int kThreads = 384;
   static constexpr int kKVBytes = BN * D * 2;
   static constexpr int kQBytes = BQ * D * 2;   // one Q or dO stage
@@ -45,7 +46,12 @@ struct BwdCfg {
   static constexpr int kDSOff = kOOff + kStages * kQBytes;
   static constexpr int kDqOff = kDSOff + 2 * kDSBytes;
   static constexpr int kStatsOff = kDqOff + 2 * 2 * kDqBox;
-  static constexpr int kBarOff = kStatsOff + kStages * static_cast<int>(sizeof(RowStats<BQ>));
+  static constexpr int kStatsEnd = kStatsOff + kStages * static_cast<int>(sizeof(RowStats<BQ>));
+  // Persistent CTAs keep two K buffers (the second here, 1024-aligned for the swizzle): the next tile's K
+  // loads while the dQ products of this one still read theirs. V has one buffer: its last reader, the last
+  // query tile's dP^T, is done well before the next tile needs it.
+  static constexpr int kK2Off = (kStatsEnd + 1023) / 1024 * 1024;
+  static constexpr int kBarOff = kPersistent ? kK2Off + kKVBytes : kStatsEnd;
   static constexpr int kSmem = kBarOff + 128 + 1024;
   static_assert(kSmem <= 232448, "over the 227 KB of shared memory a block may have");
   // setmaxnreg: the CTA starts with 168 registers a thread (65536 / 384, rounded down to 8); the producer
@@ -54,7 +60,6 @@ struct BwdCfg {
   // 1024), and the next tile's K/V and first query stages then load while the consumers finish the last
   // one. That loop needs more producer registers than 24; d128 (one CTA per K/V tile) ran 6 % slower with
   // 224 consumer registers.
-  static constexpr bool kPersistent = D == 64;
   static constexpr int kProducerRegs = kPersistent ? 56 : 24, kConsumerRegs = kPersistent ? 224 : 240;
   // The tile's LSE and bounds read from smem while its S^T / dP^T GEMMs run (H200, 2048x32K: 5.57 against
   // 5.76 ms). d64's 128-row query tiles would hold 32 more registers, and there it cost 0.1 ms.
@@ -62,16 +67,27 @@ struct BwdCfg {
   static_assert(kProducerRegs * 128 + kConsumerRegs * 256 <= 168 * 384, "register pool overcommitted");
 };
 
-// The producer warp (one lane of 32) for one K/V tile of a CTA: the tile's K/V once (a persistent CTA's
-// later tiles behind their first query stages), then every query tile's LSE/D/mask ranges into smem stats and
-// its Q and dO by TMA, two stages ahead of the consumers.
+// A persistent CTA's k-th tile uses K buffer k % 2 (one CTA a tile: buffer 0), at this shared-memory offset.
+template <typename C>
+__device__ __forceinline__ int k_buffer(const int k) {
+  return C::kPersistent ? (k & 1) : 0;
+}
+template <typename C>
+__host__ __device__ constexpr int k_offset(const int kb) {
+  return kb ? C::kK2Off : 0;
+}
+
+// The producer warp (one lane of 32) for one K/V tile of a CTA: the tile's K/V once (a persistent CTA's K
+// into the buffer its tile before last used, its V behind the first query stage), then every query tile's
+// LSE/D/mask ranges into smem stats and its Q and dO by TMA, two stages ahead of the consumers.
 template <int D>
 struct Producer {
   using C = BwdCfg<D>;
   static constexpr int BN = C::BN, BQ = C::BQ, DB = D / 64;
   unsigned char* sm;
   RowStats<BQ>* stats;
-  uint64_t *kv_full, *full, *empty, *kv_empty;
+  // K/V arrived (K per buffer; one CTA a tile: both K and V on k_full[0]), query stages, K/V read for the last time
+  uint64_t *k_full, *v_full, *full, *empty, *k_empty, *v_empty;
   const CUtensorMap *tm_q, *tm_do, *tm_k, *tm_v;
   const AttnGeom& g;
   const BwdArgs& a;
@@ -82,24 +98,30 @@ struct Producer {
 
   // K/V tile x of kv head hk, batch b: the CTA's k-th tile.
   __device__ __forceinline__ void tile(const int x, const int b, const int hk, const int k) const {
-        const int j0 = x * BN;
-        const auto load_kv = [&] {
-          if (lane == 0) {
-            if constexpr (C::kPersistent) mbar_wait(kv_empty, (k & 1) ^ 1);
-            mbar_arrive_tx(kv_full, 2 * C::kKVBytes);
+        const int j0 = x * BN, kb = k_buffer<C>(k);
+        if (lane == 0) {  // K: its buffer was last read by the dQ products of tile k - 2
+          if constexpr (C::kPersistent) mbar_wait(k_empty + kb, ((k >> 1) & 1) ^ 1);
+          mbar_arrive_tx(k_full + kb, (C::kPersistent ? 1 : 2) * C::kKVBytes);
     #pragma unroll
-            for (int cb = 0; cb < DB; ++cb) {
-              tma_load_4d(sm + cb * BN * 128, tm_k, kv_full, cb * 64, hk, j0, b);
-              tma_load_4d(sm + C::kKVBytes + cb * BN * 128, tm_v, kv_full, cb * 64, hk, j0, b);
+          for (int cb = 0; cb < DB; ++cb) tma_load_4d(sm + k_offset<C>(kb) + cb * BN * 128, tm_k, k_full + kb, cb * 64, hk, j0, b);
+        }
+        const auto load_v = [&] {
+          if (lane == 0) {
+            if constexpr (C::kPersistent) {
+              mbar_wait(v_empty, (k & 1) ^ 1);
+              mbar_arrive_tx(v_full, C::kKVBytes);
             }
+            uint64_t* bar = C::kPersistent ? v_full : k_full;
+    #pragma unroll
+            for (int cb = 0; cb < DB; ++cb) tma_load_4d(sm + C::kKVBytes + cb * BN * 128, tm_v, bar, cb * 64, hk, j0, b);
           }
         };
-        // After a persistent CTA's first tile, K/V go in behind the tile's first query stages: they wait for
-        // the previous tile's last dQ product, the stages only for its last dV/dK.
-        const int kv_at = C::kPersistent && k > 0 ? min(C::kStages, nq) : 0;
-        if (kv_at == 0) load_kv();
+        // After a persistent CTA's first tile, V goes in behind the tile's first query stage: it waits for the
+        // previous tile's last dP^T, which comes after the consumers freed that stage.
+        const int v_at = C::kPersistent && k > 0 ? 1 : 0;
+        if (v_at == 0) load_v();
         for (int it = 0; it < nq; ++it) {
-          if (C::kPersistent && kv_at > 0 && it == kv_at) load_kv();
+          if (v_at > 0 && it == v_at) load_v();
           const int gi = k * nq + it;
           const int qt = (it + x) % nq, s = gi % C::kStages;
           mbar_wait(empty + s, ((gi / C::kStages) & 1) ^ 1);
@@ -149,7 +171,7 @@ struct Producer {
             mbar_arrive(full + s);
           }
         }
-        if (C::kPersistent && kv_at > 0 && kv_at == nq) load_kv();
+        if (v_at > 0 && v_at == nq) load_v();
   }
 };
 
