@@ -6,11 +6,11 @@
 //   dV += P^T dO, dK += dS^T Q            (wgmma, P^T / dS^T from registers)
 //   dQ_tile = dS K                        (wgmma, dS from smem; each warpgroup one half) -> smem -> TMA add
 // d64 runs a persistent grid instead: one CTA per SM walks K/V tiles, loading the next tile's K/V while it
-// finishes the last (K into a second buffer, V once the last dP^T has read it: the consumers no longer wait
-// for K/V between tiles; H100, 1024x64K with dK/dV written: 1.67 -> 1.54 ms). dK/dV rows belong to one CTA (plain read-modify-write). dQ tiles go through shared
-// memory and a TMA reduction (fp32 adds in L2, off the warps' path: red.global atomics from the registers
-// took a third of the kernel's time). CTAs start at different query tiles so concurrent CTAs rarely add to
-// the same rows.
+// finishes the last (K into a second buffer, V once the last dP^T has read it: the consumers no longer
+// wait for K/V between tiles; H100, 1024x64K with dK/dV written: 1.67 -> 1.54 ms). dK/dV rows belong to
+// one CTA (plain read-modify-write). dQ tiles go through shared memory and a TMA reduction (fp32 adds in
+// L2, off the warps' path: red.global atomics from the registers took a third of the kernel's time). CTAs
+// start at different query tiles so concurrent CTAs rarely add to the same rows.
 #include <atomic>
 #include <cmath>
 #include <type_traits>
@@ -90,8 +90,8 @@ __global__ void __launch_bounds__(384, 1)
   if (tid < 128) {  // producer warpgroup; warp 0 works
     regs_dealloc<C::kProducerRegs>();
     if (tid >= 32) return;
-    const sm90_bwd::Producer<D> producer{sm, stats, k_full, v_full, full, empty, k_empty, v_empty, &tm_q, &tm_do, &tm_k, &tm_v,
-                                         g, a, lse2_shift, nq, rows, lane};
+    const sm90_bwd::Producer<D> producer{sm, stats, k_full, v_full, full, empty, k_empty, v_empty, &tm_q, &tm_do,
+                                         &tm_k, &tm_v, g, a, lse2_shift, nq, rows, lane};
     for_each_tile([&](const int x, const int b, const int hk, const int k) { producer.tile(x, b, hk, k); });
     return;
   }

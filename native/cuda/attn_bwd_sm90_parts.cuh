@@ -103,7 +103,8 @@ struct Producer {
           if constexpr (C::kPersistent) mbar_wait(k_empty + kb, ((k >> 1) & 1) ^ 1);
           mbar_arrive_tx(k_full + kb, (C::kPersistent ? 1 : 2) * C::kKVBytes);
     #pragma unroll
-          for (int cb = 0; cb < DB; ++cb) tma_load_4d(sm + k_offset<C>(kb) + cb * BN * 128, tm_k, k_full + kb, cb * 64, hk, j0, b);
+          for (int cb = 0; cb < DB; ++cb)
+            tma_load_4d(sm + k_offset<C>(kb) + cb * BN * 128, tm_k, k_full + kb, cb * 64, hk, j0, b);
         }
         const auto load_v = [&] {
           if (lane == 0) {
@@ -113,7 +114,8 @@ struct Producer {
             }
             uint64_t* bar = C::kPersistent ? v_full : k_full;
     #pragma unroll
-            for (int cb = 0; cb < DB; ++cb) tma_load_4d(sm + C::kKVBytes + cb * BN * 128, tm_v, bar, cb * 64, hk, j0, b);
+            for (int cb = 0; cb < DB; ++cb)
+              tma_load_4d(sm + C::kKVBytes + cb * BN * 128, tm_v, bar, cb * 64, hk, j0, b);
           }
         };
         // After a persistent CTA's first tile, V goes in behind the tile's first query stage: it waits for the
