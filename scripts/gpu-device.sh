@@ -11,8 +11,18 @@ what=${1:-all}
 out=${OUT:-/tmp/xattn-gpu}
 mkdir -p "$out"
 export NCCL_NVLS_ENABLE=0 PYTHONUNBUFFERED=1
+# The bundles this mode runs (carrying only those keeps a call under the 64 MiB limit).
+case "$what" in
+  test) bundles="test-gpu xattn" ;;
+  bench) bundles="bench-gpu" ;;
+  train) bundles="xattn bench-train bench-memory" ;;
+  all) bundles="test-gpu xattn bench-gpu" ;;
+  *) echo "unknown mode '$what': expected test, bench, train or all"; exit 2 ;;
+esac
+for b in $bundles; do
+  [ -f "dist/$b.mjs" ] || { echo "dist/$b.mjs is missing: run 'npm run bundle' where node_modules exists and carry it"; exit 1; }
+done
 nvidia-smi -L | tee "$out/device.txt"
-[ -f dist/test-gpu.mjs ] || { echo "dist/ is missing: run 'npm run bundle' where node_modules exists and carry dist"; exit 1; }
 # A prebuilt CUDA addon (built elsewhere into build/gpu and carried along) is used when it loads here.
 if [ -f build/gpu/Release/xattn.node ] && node -e "process.exit(require('./build/gpu/Release/xattn.node').cudaDeviceCount() > 0 ? 0 : 1)" 2>/dev/null; then
   echo "== using the prebuilt CUDA addon in build/gpu"
