@@ -46,6 +46,8 @@ interface Trial {
   totalBytes: number;
   /** Mean of the steps after the first (0 when only one ran). */
   stepMs: number;
+  /** The same steps' batch preparation (the synthetic targets' teacher forward), which stepMs leaves out. */
+  batchMs: number;
   error?: string;
 }
 
@@ -55,16 +57,16 @@ async function rankMain(): Promise<void> {
   const trial = await withRankEngine('cuda', 120_000, async ({ engine }): Promise<Trial> => {
     const before = engine.info({ resetPeak: true });
     const base = { tokens: job.spec.workload.visualTokens, mode, baseBytes: before.memoryUsed, totalBytes: before.memoryTotal };
-    const steps: number[] = [];
+    const steps: number[] = [], batches: number[] = [];
     try {
-      await runTraining(engine, job, { rank: 0, worldSize: 1, onStep: (e) => steps.push(e.seconds), log: () => {} });
+      await runTraining(engine, job, { rank: 0, worldSize: 1, onStep: (e) => (steps.push(e.seconds), batches.push(e.dataSeconds)), log: () => {} });
     } catch (e) {
       const msg = (e as Error).message;
       if (!/cudaMalloc|out of memory|CUBLAS_STATUS_ALLOC_FAILED/i.test(msg)) throw e;
-      return { ...base, fits: false, peakBytes: engine.info().memoryPeak, stepMs: 0, error: msg.split('\n')[0] };
+      return { ...base, fits: false, peakBytes: engine.info().memoryPeak, stepMs: 0, batchMs: 0, error: msg.split('\n')[0] };
     }
-    const timed = steps.slice(1);
-    return { ...base, fits: true, peakBytes: engine.info().memoryPeak, stepMs: timed.length ? (1000 * timed.reduce((a, b) => a + b, 0)) / timed.length : 0 };
+    const afterFirstMs = (xs: number[]) => (xs.length > 1 ? (1000 * xs.slice(1).reduce((a, b) => a + b, 0)) / (xs.length - 1) : 0);
+    return { ...base, fits: true, peakBytes: engine.info().memoryPeak, stepMs: afterFirstMs(steps), batchMs: afterFirstMs(batches) };
   });
   await sendToParent(trial);
 }
@@ -75,7 +77,7 @@ async function trial(tokens: number, mode: Mode, steps: number): Promise<Trial> 
   const gib = (b: number) => (b / 2 ** 30).toFixed(2);
   console.log(
     `  ${label(mode)} ${String(tokens).padStart(8)} tokens: ` +
-      (t!.fits ? `peak ${gib(t!.peakBytes)} GiB${t!.stepMs ? `, ${t!.stepMs.toFixed(0)} ms/step` : ''}` : `out of memory (${t!.error})`),
+      (t!.fits ? `peak ${gib(t!.peakBytes)} GiB${t!.stepMs ? `, ${t!.stepMs.toFixed(0)} ms/step (+ ${t!.batchMs.toFixed(0)} ms batch)` : ''}` : `out of memory (${t!.error})`),
   );
   return t!;
 }
@@ -110,7 +112,7 @@ async function main(): Promise<void> {
   const onAtOff = await trial(off.tokens, 'on', steps);
   const valuesAtOff = await trial(off.tokens, 'values', steps);
   const row = (t: Trial & { predicted: number }, atOff: Trial | undefined) => ({
-    maxVisualTokens: t.tokens, predicted: t.predicted, peakBytes: t.peakBytes, stepMs: t.stepMs,
+    maxVisualTokens: t.tokens, predicted: t.predicted, peakBytes: t.peakBytes, stepMs: t.stepMs, batchMsAtOffMax: atOff?.batchMs ?? off.batchMs,
     tokenRatio: t.tokens / off.tokens, stepMsAtOffMax: atOff?.stepMs ?? off.stepMs, stepTimeRatio: (atOff?.stepMs ?? off.stepMs) / off.stepMs,
   });
   const result = {

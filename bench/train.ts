@@ -1,8 +1,9 @@
-// npm run bench:train [-- --backend cpu|cuda --steps N --visual-tokens-per-worker N --world-sizes 1,2] — training step time, TFLOP/s
-// per worker, the share of the step in attention / projections / communication / other, and peak
-// memory, with KV recomputation on versus off. Each configuration runs as its own gang of worker
-// processes (so peak RSS is per configuration); on GPUs twice, once for the step time and once with a
-// device wait after every op for exact shares. Writes bench/results/train-<date>.json with the device.
+// npm run bench:train [-- --backend cpu|cuda --steps N --visual-tokens-per-worker N --world-sizes 1,2] — training
+// step time (the batch, whose synthetic targets take a teacher's forward, is timed apart: batchMs), TFLOP/s
+// per worker, the share of the step in attention / projections / communication / other, and peak memory,
+// with KV recomputation on versus off. Each configuration runs as its own gang of worker processes (so
+// peak RSS is per configuration); on GPUs twice, once for the step time and once with a device wait
+// after every op for exact shares. Writes bench/results/train-<date>.json with the device.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import path from 'node:path';
@@ -22,6 +23,8 @@ const self = fileURLToPath(import.meta.url);
 
 interface RankReport {
   stepSeconds: number[];
+  /** Each step's batch preparation (the synthetic targets' teacher forward), outside its step time. */
+  dataSeconds: number[];
   profile: { seconds: Record<string, number>; comm: Record<string, { bytes: number; seconds: number }> };
   peakActivationBytes: number;
   /** Peak bytes in device tensors (CUDA), else the process's peak RSS. */
@@ -34,11 +37,12 @@ async function rankMain(): Promise<void> {
   const job = JSON.parse(process.env.BENCH_JOB!) as XAttnJob;
   const backend = process.env.BENCH_BACKEND as BackendName;
   const report = await withRankEngine(backend, 120_000, async ({ engine, rank, worldSize }): Promise<RankReport> => {
-    const stepSeconds: number[] = [];
+    const stepSeconds: number[] = [], dataSeconds: number[] = [];
     engine.info({ resetPeak: true });
-    const r = await runTraining(engine, job, { rank, worldSize, exactProfile: process.env.BENCH_EXACT === '1', onStep: (e) => stepSeconds.push(e.seconds) });
+    const onStep = (e: { seconds: number; dataSeconds: number }) => (stepSeconds.push(e.seconds), dataSeconds.push(e.dataSeconds));
+    const r = await runTraining(engine, job, { rank, worldSize, exactProfile: process.env.BENCH_EXACT === '1', onStep });
     const peakMemoryBytes = backend === 'cuda' ? engine.info().memoryPeak : process.resourceUsage().maxRSS * 1024;
-    return { stepSeconds, profile: r.profile, peakActivationBytes: r.peakActivationBytes, peakMemoryBytes, finalLoss: r.finalLoss };
+    return { stepSeconds, dataSeconds, profile: r.profile, peakActivationBytes: r.peakActivationBytes, peakMemoryBytes, finalLoss: r.finalLoss };
   });
   await sendToParent(report);
 }
@@ -67,6 +71,7 @@ function summarizeGang(job: XAttnJob, reports: RankReport[], shareReports = repo
     workers: P,
     recomputeKV: job.spec.attention.recomputeKV,
     stepMs: +(step * 1000).toFixed(2),
+    batchMs: +(Math.max(...reports.map((r) => mean(r.dataSeconds))) * 1000).toFixed(2),
     modelTflopsPerWorker: +(flops.model / P / step / 1e12).toFixed(6),
     executedTflopsPerWorker: +((flops.model + flops.recompute) / P / step / 1e12).toFixed(6),
     share,
@@ -104,7 +109,7 @@ async function main(): Promise<void> {
       rows.push({ visualTokens: perWorker * P, ...s });
       const pct = (k: string) => `${((s.share[k] ?? 0) * 100).toFixed(0)}%`;
       console.log(
-        `P=${P} recompute ${recomputeKV ? 'on ' : 'off'}: ${s.stepMs.toFixed(1)} ms/step, ${(s.modelTflopsPerWorker * 1000).toFixed(2)} GFLOP/s/worker ` +
+        `P=${P} recompute ${recomputeKV ? 'on ' : 'off'}: ${s.stepMs.toFixed(1)} ms/step (+ ${s.batchMs.toFixed(1)} ms batch), ${(s.modelTflopsPerWorker * 1000).toFixed(2)} GFLOP/s/worker ` +
           `(attention ${pct('attention')}, projections ${pct('projection')}, comm ${pct('comm')}, other ${pct('other')}), ` +
           `peak activations ${(s.peakActivationBytes / 2 ** 20).toFixed(1)} MiB, peak ${gpu ? 'GPU memory' : 'RSS'} ${(s.peakMemoryBytes / 2 ** 20).toFixed(0)} MiB`,
       );

@@ -15,6 +15,8 @@ export interface TrainStepEvent {
   step: number;
   steps: number;
   seconds: number;
+  /** Preparing the step's batch (a data read, or the teacher's forward for synthetic targets): not in `seconds`. */
+  dataSeconds: number;
   bytesSent: number;
   loss: number;
   lr: number;
@@ -67,7 +69,7 @@ export async function runTraining(engine: Engine, job: XAttnJob, o: TrainingOpti
   const writer = save && o.rank === 0 ? new CheckpointWriter(save, (sec, s) => o.metrics?.recordCheckpoint(sec, s)) : undefined;
   const flops = stepFlops(shape, w, trainer.ctx.keep);
   const losses: { step: number; loss: number }[] = [];
-  let firstSeconds = 0, bytes = 0, wait = 0, stopped = false;
+  let firstSeconds = 0, bytes = 0, wait = 0, data = 0, stopped = false;
   const times: number[] = []; // every step's seconds but the run's first
   try {
     const resumed = await resumeTraining(trainer, o.rank, o.checkpointDir, job, warn);
@@ -92,6 +94,7 @@ export async function runTraining(engine: Engine, job: XAttnJob, o: TrainingOpti
       if (step === startStep + 1) firstSeconds = r.seconds;
       else times.push(r.seconds);
       bytes += stepBytes;
+      data += r.dataSeconds;
       wait += attnWait + comm.all_reduce.seconds;
       losses.push({ step, loss: r.loss });
       total.add(profile);
@@ -110,7 +113,7 @@ export async function runTraining(engine: Engine, job: XAttnJob, o: TrainingOpti
         learningRate: r.lr,
       });
       o.metrics?.recordLink(() => engine.info().linkGbps);
-      o.onStep?.({ step, steps: w.steps, seconds: r.seconds, bytesSent: stepBytes, loss: r.loss, lr: r.lr });
+      o.onStep?.({ step, steps: w.steps, seconds: r.seconds, dataSeconds: r.dataSeconds, bytesSent: stepBytes, loss: r.loss, lr: r.lr });
       stopped = r.stop && step < w.steps;
       const every = job.spec.checkpoint.everySteps;
       if (stopped || (every > 0 && step % every === 0)) await checkpoint(step);
@@ -126,6 +129,7 @@ export async function runTraining(engine: Engine, job: XAttnJob, o: TrainingOpti
       medianStepSeconds: ran > 1 ? median(times) : firstSeconds,
       bytesSentPerStep: bytes / Math.max(1, ran),
       commWaitSecondsPerStep: wait / Math.max(1, ran),
+      dataSecondsPerStep: data / Math.max(1, ran),
       startStep,
       lastStep: step,
       finalLoss: losses.length ? losses[losses.length - 1]!.loss : NaN,

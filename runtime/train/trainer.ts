@@ -104,6 +104,9 @@ export class Trainer {
     const { nn, ledger, profile } = this.ctx;
     const d0 = performance.now();
     const batch = await this.upload(this.source.batch(step));
+    // Ops resolve once queued on CUDA: wait for the batch (the teacher's forward, an upload) here, or its
+    // device time would land in the step's and the step's TFLOP/s would count work that trains nothing.
+    await this.ctx.engine.synchronize();
     const t0 = performance.now();
     await nn.fill(this.grads.tensors, 0);
     // The weights as the GEMMs take them, refreshed every step from the float32 masters.

@@ -32,8 +32,12 @@ export async function runTrainMode(
         'XATTN_E_INTERRUPTED',
         `stopped by ${stop.signal() ?? 'a peer'} after step ${r.lastStep} of ${job.spec.workload.steps}${o.checkpointDir ? ` (checkpoint in ${o.checkpointDir})` : ''}`,
       );
-    const { rank, timedSteps, meanStepSeconds, medianStepSeconds, bytesSentPerStep, commWaitSecondsPerStep, finalLoss, partials, checkpoints } = r;
-    return { rank, timedSteps, meanStepSeconds, medianStepSeconds, bytesSentPerStep, commWaitSecondsPerStep, finalLoss, ...(partials ? { partials } : {}), ...(checkpoints ? { checkpoints } : {}) };
+    const { rank, timedSteps, meanStepSeconds, medianStepSeconds, bytesSentPerStep, commWaitSecondsPerStep, dataSecondsPerStep, finalLoss, partials, checkpoints } = r;
+    return {
+      ...{ rank, timedSteps, meanStepSeconds, medianStepSeconds, bytesSentPerStep, commWaitSecondsPerStep, dataSecondsPerStep, finalLoss },
+      ...(partials ? { partials } : {}),
+      ...(checkpoints ? { checkpoints } : {}),
+    };
   } finally {
     stop.dispose();
   }

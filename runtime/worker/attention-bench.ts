@@ -22,6 +22,8 @@ export interface RankResult {
   medianStepSeconds?: number;
   bytesSentPerStep: number;
   commWaitSecondsPerStep: number;
+  /** Training: seconds a step spent preparing its batch (data read or synthetic targets), outside its step time. */
+  dataSecondsPerStep?: number;
   /** How LV-XAttn's partials travelled in the last step (absent where the job made no attention call). */
   partials?: PassPartials;
   /** Training on the rank that writes checkpoints: how many, and what they cost. */

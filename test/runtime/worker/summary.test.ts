@@ -59,6 +59,15 @@ describe('run summary', () => {
     expect(row({ saved: 0, waitSeconds: 0, copySeconds: 0, writeSeconds: 0 })).not.toMatch(/checkpoints/);
   });
 
+  it('shows the slowest rank\'s batch preparation beside the step, only where every rank timed one (training)', () => {
+    const withData = (r: number, data: number) => ({ ...rank(r, 0.1), dataSecondsPerStep: data });
+    const s = summarize(job, 'cuda', [withData(0, 0.004), withData(1, 0.012)]);
+    expect(s.dataSecondsPerStep).toBe(0.012);
+    expect(s.stepSeconds).toBe(0.1); // the batch is not part of the step
+    expect(formatSummary(s)).toMatch(/batch per step\s+12\.00 ms \(reading the data or computing synthetic targets; not in the step time\)$/m);
+    expect(formatSummary(summarize(job, 'cpu', [withData(0, 0.004), rank(1, 0.1)]))).not.toMatch(/batch per step/);
+  });
+
   it('leaves the link out where no link was probed (one rank)', () => {
     const s = summarize(job, 'cpu', [rank(0, 0.1)], { linkGbps: 0, linkPath: 'nccl' });
     expect(s.linkGbps).toBeUndefined();
