@@ -102,12 +102,16 @@ export class Trainer {
   /** Runs 1-based step `step`; `stop` is this rank's stop request, OR-ed across ranks. */
   async step(step: number, stop: boolean): Promise<StepOutcome> {
     const { nn, ledger, profile } = this.ctx;
+    // The batch (a data read, or the teacher's forward for synthetic targets) is timed apart from the step.
+    // On CUDA ops resolve once queued, so its host time says little: stopwatch marks around it take its
+    // device time instead, read once the step's own waits have passed them. A wait for the batch here
+    // would cost the step the head start its queued ops give the host.
+    const { engine } = this.ctx;
     const d0 = performance.now();
+    await engine.stopwatchMark();
     const batch = await this.upload(this.source.batch(step));
-    // Ops resolve once queued on CUDA: wait for the batch (the teacher's forward, an upload) here, or its
-    // device time would land in the step's and the step's TFLOP/s would count work that trains nothing.
-    await this.ctx.engine.synchronize();
-    const t0 = performance.now();
+    await engine.stopwatchMark();
+    await profile.settle(); // exact shares: the batch's device time stays out of the first timed op
     await nn.fill(this.grads.tensors, 0);
     // The weights as the GEMMs take them, refreshed every step from the float32 masters.
     const weights = await profile.time('other', this.params.computeView(nn, this.ctx.call.dims.dtype));
@@ -117,20 +121,22 @@ export class Trainer {
     ledger.free(batch.x, batch.y, batch.target, r.dx, r.dy);
     // Ops resolve once queued on CUDA: let the step's compute finish first, so the wait timed below is
     // the gradient reduction left over after it, not compute still in the queue.
-    await this.ctx.engine.synchronize();
+    await engine.synchronize();
     const a0 = performance.now();
     const red = await reducer.finish([r.sum, stop ? 1 : 0]);
     await profile.settle();
     const wall = (performance.now() - a0) / 1000;
     profile.addComm('all_reduce', 'comm', wall, red.bytesSent, wall);
     const { lr, gradNorm } = await profile.time('other', this.opt.step(nn, this.params, this.grads, step));
+    const total = (performance.now() - d0) / 1000;
+    const dataSeconds = Math.min(total, (await engine.stopwatchMs()) / 1000);
     return {
       loss: red.extras[0]! / this.normalizer,
       lr,
       gradNorm,
       stop: red.extras[1]! > 0,
-      dataSeconds: (t0 - d0) / 1000,
-      seconds: (performance.now() - t0) / 1000,
+      dataSeconds,
+      seconds: total - dataSeconds,
     };
   }
 

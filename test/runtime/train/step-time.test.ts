@@ -1,29 +1,32 @@
 // A step's time covers training only: the batch (here the teacher's forward, which makes the synthetic
-// targets) is timed apart. On CUDA every op resolves once queued, so the trainer must wait for the batch's
-// device work before it starts the step's clock. This engine stand-in models that queue on the CPU
-// engine: a synchronize after attention calls were queued takes DEVICE_SECONDS longer.
+// targets) is timed apart. On CUDA every op resolves once queued, so host clocks cannot split the two.
+// This stand-in gives the CPU engine a device queue: each attention call queues CALL_SECONDS of device
+// work; synchronize waits for the queue, and stopwatch marks are reached when the queue gets to them.
 import { afterAll, describe, expect, it } from 'vitest';
 import { Engine } from '../../../runtime/engine/engine.js';
 import { runTraining, type TrainStepEvent } from '../../../runtime/train/run-training.js';
 import { trainJob } from './workers.js';
 
-const DEVICE_SECONDS = 0.25;
+const CALL_SECONDS = 0.1;
+const sleepUntil = (ms: number) => new Promise((r) => setTimeout(r, Math.max(0, ms - performance.now())));
 
 function queuedDevice(engine: Engine): Engine {
-  let queued = false;
+  let busyUntil = 0; // performance.now() ms when the queued work ends
+  const marks: number[] = [];
+  const reached = () => Math.max(performance.now(), busyUntil);
+  const queued: Record<string, () => unknown> = {
+    synchronize: () => sleepUntil(busyUntil),
+    stopwatchMark: async () => void marks.push(reached()),
+    stopwatchMs: async () => (await sleepUntil(marks.at(-1)!), marks.at(-1)! - marks.at(-2)!),
+  };
   return new Proxy(engine, {
     get(target, key) {
       if (key === 'attentionForward' || key === 'attentionBackward')
         return (...args: unknown[]) => {
-          queued = true;
+          busyUntil = reached() + CALL_SECONDS * 1000;
           return (target[key] as (...a: unknown[]) => unknown).apply(target, args);
         };
-      if (key === 'synchronize')
-        return async () => {
-          if (queued) await new Promise((r) => setTimeout(r, DEVICE_SECONDS * 1000));
-          queued = false;
-          return target.synchronize();
-        };
+      if (typeof key === 'string' && key in queued) return queued[key];
       const value = Reflect.get(target, key, target) as unknown;
       return typeof value === 'function' ? value.bind(target) : value;
     },
@@ -34,17 +37,20 @@ const engines: Engine[] = [];
 afterAll(() => engines.forEach((e) => e.close()));
 
 describe('training step time', () => {
-  it('leaves out the batch\'s queued device work and reports it as the batch time', async () => {
+  it('counts the batch\'s queued device work as the batch\'s, not the step\'s', async () => {
     const engine = Engine.create();
     engines.push(engine);
     const events: TrainStepEvent[] = [];
-    const r = await runTraining(queuedDevice(engine), trainJob('step-time', { workers: 1, steps: 3 }), { rank: 0, worldSize: 1, onStep: (e) => events.push(e) });
+    const job = trainJob('step-time', { workers: 1, steps: 3 }); // 2 layers
+    const r = await runTraining(queuedDevice(engine), job, { rank: 0, worldSize: 1, onStep: (e) => events.push(e) });
     expect(events).toHaveLength(3);
     for (const e of events) {
-      // The teacher's forward queued attention calls: waiting them out belongs to the batch...
-      expect(e.dataSeconds).toBeGreaterThanOrEqual(DEVICE_SECONDS * 0.9);
-      // ...and the step still waits for its own.
-      expect(e.seconds).toBeGreaterThanOrEqual(DEVICE_SECONDS * 0.9);
+      // The teacher's forward queues 2 attention calls, the step 4 (2 forward, 2 backward); the host work
+      // of this tiny model is milliseconds.
+      expect(e.dataSeconds).toBeGreaterThanOrEqual(2 * CALL_SECONDS * 0.95);
+      expect(e.dataSeconds).toBeLessThan(3 * CALL_SECONDS);
+      expect(e.seconds).toBeGreaterThanOrEqual(4 * CALL_SECONDS * 0.95);
+      expect(e.seconds).toBeLessThan(5 * CALL_SECONDS);
     }
     expect(r.dataSecondsPerStep).toBeCloseTo(events.reduce((a, e) => a + e.dataSeconds, 0) / 3, 9);
   });
