@@ -5,6 +5,7 @@
 export const METRIC = {
   stepsTotal: 'xattn_steps_total',
   stepDurationSeconds: 'xattn_step_duration_seconds',
+  batchDurationSeconds: 'xattn_batch_duration_seconds',
   textTokensTotal: 'xattn_text_tokens_total',
   visualTokensTotal: 'xattn_visual_tokens_total',
   attentionTflops: 'xattn_attention_tflops',

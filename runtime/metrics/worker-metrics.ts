@@ -12,6 +12,8 @@ export interface WorkerIdentity {
 
 export interface StepSample {
   seconds: number;
+  /** Training: preparing the step's batch (data read or synthetic targets), which `seconds` leaves out. */
+  batchSeconds?: number;
   textTokens: number;
   visualTokens: number;
   /** FLOPs of this rank's step: attention (forward + backward) and the whole model. */
@@ -28,6 +30,7 @@ export class WorkerMetrics {
   readonly registry = new client.Registry();
   private steps: client.Counter;
   private stepSeconds: client.Histogram;
+  private batchSeconds: client.Histogram;
   private textTokens: client.Counter;
   private visualTokens: client.Counter;
   private attnTflops: client.Gauge;
@@ -53,6 +56,12 @@ export class WorkerMetrics {
       name: METRIC.stepDurationSeconds,
       help: 'Wall time of one step.',
       buckets: client.exponentialBuckets(0.001, 2, 17), // 1 ms .. ~65 s
+      registers: r,
+    });
+    this.batchSeconds = new client.Histogram({
+      name: METRIC.batchDurationSeconds,
+      help: "Wall time preparing one training step's batch (a data read, or the synthetic targets' teacher forward), outside the step's time.",
+      buckets: client.exponentialBuckets(0.0005, 2, 17), // 0.5 ms .. ~33 s
       registers: r,
     });
     this.textTokens = new client.Counter({ name: METRIC.textTokensTotal, help: 'Text tokens processed by this rank.', registers: r });
@@ -92,6 +101,7 @@ export class WorkerMetrics {
   recordStep(s: StepSample): void {
     this.steps.inc();
     this.stepSeconds.observe(s.seconds);
+    if (s.batchSeconds !== undefined) this.batchSeconds.observe(s.batchSeconds);
     this.textTokens.inc(s.textTokens);
     this.visualTokens.inc(s.visualTokens);
     const attnSeconds = s.attentionSeconds && s.attentionSeconds > 0 ? s.attentionSeconds : s.seconds;

@@ -100,6 +100,7 @@ export async function runTraining(engine: Engine, job: XAttnJob, o: TrainingOpti
       total.add(profile);
       o.metrics?.recordStep({
         seconds: r.seconds,
+        batchSeconds: r.dataSeconds,
         textTokens: w.batch * lq,
         visualTokens: w.batch * lkv,
         attentionFlops: flops.attention / o.worldSize,

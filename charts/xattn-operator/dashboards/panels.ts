@@ -86,12 +86,15 @@ const stepTime: RowSpec = {
   title: 'Step time',
   panels: [
     {
-      title: 'Step time p50 / p95',
-      description: 'Median and 95th percentile of step wall time over all ranks of each job. A p95 far above the p50 means some steps stall (checkpoints, a slow peer, the network).',
+      title: 'Step time p50 / p95, batch p50',
+      description:
+        'Median and 95th percentile of step wall time over all ranks of each job. A p95 far above the p50 means some steps stall (checkpoints, a slow peer, the network). ' +
+        'Batch: the median time preparing a training step\'s batch (a data read, or the synthetic targets\' teacher forward), which the step time leaves out; near the step time, the data path is what to speed up.',
       kind: 'timeseries', unit: 's', width: 8,
       targets: [
         { expr: quantile(0.5, WORKER.stepDurationSeconds, BY_JOB), legend: legend('p50') },
         { expr: quantile(0.95, WORKER.stepDurationSeconds, BY_JOB), legend: legend('p95') },
+        { expr: quantile(0.5, WORKER.batchDurationSeconds, BY_JOB), legend: legend('batch p50') },
       ],
     },
     {

@@ -81,6 +81,8 @@ describe('worker metrics', () => {
     const l = 'rank="0",algorithm="lv-xattn"';
     expect(value(text, METRIC.stepsTotal, l)).toBe(3);
     expect(value(text, `${METRIC.stepDurationSeconds}_count`, l)).toBe(3);
+    expect(value(text, `${METRIC.batchDurationSeconds}_count`, l)).toBe(3);
+    expect(value(text, `${METRIC.batchDurationSeconds}_sum`, l)).toBeGreaterThan(0); // the teacher's forward
     expect(value(text, METRIC.textTokensTotal, l)).toBe(3 * 32);
     expect(value(text, METRIC.visualTokensTotal, l)).toBe(3 * 8192);
     expect(value(text, METRIC.loss, l)).toBeCloseTo(losses[2]!, 6);
