@@ -69,8 +69,8 @@ export async function runTraining(engine: Engine, job: XAttnJob, o: TrainingOpti
   const writer = save && o.rank === 0 ? new CheckpointWriter(save, (sec, s) => o.metrics?.recordCheckpoint(sec, s)) : undefined;
   const flops = stepFlops(shape, w, trainer.ctx.keep);
   const losses: { step: number; loss: number }[] = [];
-  let firstSeconds = 0, bytes = 0, wait = 0, data = 0, stopped = false;
-  const times: number[] = []; // every step's seconds but the run's first
+  let firstSeconds = 0, firstData = 0, bytes = 0, wait = 0, stopped = false;
+  const times: number[] = [], dataTimes: number[] = []; // every step's seconds (and its batch's) but the run's first
   try {
     const resumed = await resumeTraining(trainer, o.rank, o.checkpointDir, job, warn);
     const startStep = resumed.step;
@@ -91,10 +91,14 @@ export async function runTraining(engine: Engine, job: XAttnJob, o: TrainingOpti
       const attnWait = comm.attention_forward.seconds + comm.attention_backward.seconds;
       // The run's first step pays one-time costs (cuBLAS handles, memory pool growth, transport warm-up):
       // the mean leaves it out once there are others.
-      if (step === startStep + 1) firstSeconds = r.seconds;
-      else times.push(r.seconds);
+      if (step === startStep + 1) {
+        firstSeconds = r.seconds;
+        firstData = r.dataSeconds;
+      } else {
+        times.push(r.seconds);
+        dataTimes.push(r.dataSeconds);
+      }
       bytes += stepBytes;
-      data += r.dataSeconds;
       wait += attnWait + comm.all_reduce.seconds;
       losses.push({ step, loss: r.loss });
       total.add(profile);
@@ -130,7 +134,7 @@ export async function runTraining(engine: Engine, job: XAttnJob, o: TrainingOpti
       medianStepSeconds: ran > 1 ? median(times) : firstSeconds,
       bytesSentPerStep: bytes / Math.max(1, ran),
       commWaitSecondsPerStep: wait / Math.max(1, ran),
-      dataSecondsPerStep: data / Math.max(1, ran),
+      dataSecondsPerStep: ran > 1 ? dataTimes.reduce((a, b) => a + b, 0) / dataTimes.length : firstData,
       startStep,
       lastStep: step,
       finalLoss: losses.length ? losses[losses.length - 1]!.loss : NaN,
