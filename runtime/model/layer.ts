@@ -117,7 +117,8 @@ export async function layerForward(c: ModelContext, p: LayerParams, x: Tensor, y
 
 /**
  * Backward of one layer. dOut (the gradient of the layer's output) becomes the returned dx in place.
- * Weight gradients are added into `g`, the visual gradient into dy. Frees everything in `saved` but x.
+ * Weight gradients are added into `g`, the visual gradient into dy (where given). Frees everything in
+ * `saved` but x.
  */
 export async function layerBackward(
   c: ModelContext,
@@ -126,7 +127,7 @@ export async function layerBackward(
   saved: LayerSaved,
   y: Tensor,
   dOut: Tensor,
-  dy: Tensor,
+  dy: Tensor | undefined,
 ): Promise<Tensor> {
   const { heads: H, kvHeads: Hkv, headDim: D, textHidden, visualHidden } = c.shape;
   const B = c.call.dims.batch, T = B * c.lq, Tkv = B * c.lkv;
@@ -167,7 +168,7 @@ export async function layerBackward(
   await other(c.nn.rmsnormBackwardInto(dOut, saved.x, p.normIn, q.rstdX, dxn, g.normIn));
   c.ledger.free(dxn, q.rstdX);
 
-  // Visual side: k-norm, Wk, Wv; dy accumulates over every layer (y is shared).
+  // Visual side: k-norm, Wk, Wv; dy (where asked for) accumulates over every layer (y is shared).
   const dkPre32 = await track(c, other(c.nn.rmsnormBackward(kv.kPre, p.kNorm, kv.rstdK, dk, g.kNorm)));
   c.ledger.free(dk, kv.kPre, kv.rstdK);
   const dkPre = await gemmInput(c, dkPre32);
@@ -177,9 +178,11 @@ export async function layerBackward(
   const wGrad = { m: Hkv * D, n: visualHidden, k: Tkv, transA: true, accumulate: true };
   await proj(c.nn.gemmInto(g.wk, dkPre, y, wGrad));
   await proj(c.nn.gemmInto(g.wv, dvIn, y, wGrad));
-  const yGrad = { m: Tkv, n: visualHidden, k: Hkv * D, accumulate: true };
-  await proj(c.nn.gemmInto(dy, dkPre, p.wk, yGrad));
-  await proj(c.nn.gemmInto(dy, dvIn, p.wv, yGrad));
+  if (dy) {
+    const yGrad = { m: Tkv, n: visualHidden, k: Hkv * D, accumulate: true };
+    await proj(c.nn.gemmInto(dy, dkPre, p.wk, yGrad));
+    await proj(c.nn.gemmInto(dy, dvIn, p.wv, yGrad));
+  }
   c.ledger.free(dkPre, dvIn);
   return dOut;
 }

@@ -2,13 +2,14 @@
 import type { Tensor } from '../engine/engine.js';
 import type { ModelContext } from './context.js';
 import type { ParamSet } from './params.js';
-import { stackBackward, stackForward } from './stack.js';
+import { stackBackward, stackForward, type StackBackwardOptions } from './stack.js';
 
 export interface LossAndGrads {
   /** Sum of squared errors over this rank's tokens (divide by `normalizer` for the loss). */
   sum: number;
   dx: Tensor;
-  dy: Tensor;
+  /** With visualGrad only. */
+  dy?: Tensor;
 }
 
 /**
@@ -22,12 +23,12 @@ export async function lossAndGrads(
   grads: ParamSet,
   batch: { x: Tensor; y: Tensor; target: Tensor },
   normalizer: number,
-  onLayerGrads?: (layer: number) => Promise<void>,
+  o: StackBackwardOptions = {},
 ): Promise<LossAndGrads> {
   const f = await stackForward(c, params, batch.x, batch.y);
   const { sum, grad } = await c.profile.time('other', c.nn.squaredError(f.out, batch.target, 1 / normalizer));
   c.ledger.track(grad);
   c.ledger.free(f.out);
-  const { dx, dy } = await stackBackward(c, params, grads, f.saved, batch.y, grad, onLayerGrads);
-  return { sum, dx, dy };
+  const { dx, dy } = await stackBackward(c, params, grads, f.saved, batch.y, grad, o);
+  return { sum, dx, ...(dy ? { dy } : {}) };
 }

@@ -21,6 +21,13 @@ export async function stackForward(c: ModelContext, params: ParamSet, x: Tensor,
   return { out: h, saved };
 }
 
+export interface StackBackwardOptions {
+  /** Called once a layer's weight gradients are final (to start their all-reduce). */
+  onLayerGrads?: (layer: number) => Promise<void>;
+  /** Also the gradient of the visual input y (default: not computed). */
+  visualGrad?: boolean;
+}
+
 /** Forward keeping nothing (the teacher's targets). */
 export async function stackInference(c: ModelContext, params: ParamSet, x: Tensor, y: Tensor): Promise<Tensor> {
   let h = x;
@@ -35,8 +42,10 @@ export async function stackInference(c: ModelContext, params: ParamSet, x: Tenso
 
 /**
  * Backward through every layer, last first. dOut is consumed (it becomes dx); weight gradients are
- * added into `grads`; dy (gradient of the shared y, summed over layers) is a new tensor. Frees `saved`
- * except the stack's input x.
+ * added into `grads`; with `visualGrad`, dy (gradient of the shared y, summed over layers) is a new
+ * tensor. Training leaves it out: y is data there, nothing upstream takes dy, and it would cost two
+ * GEMMs a layer with a float32 [visual tokens, visualHidden] accumulator. Frees `saved` except the
+ * stack's input x.
  */
 export async function stackBackward(
   c: ModelContext,
@@ -45,15 +54,15 @@ export async function stackBackward(
   saved: LayerSaved[],
   y: Tensor,
   dOut: Tensor,
-  /** Called once a layer's weight gradients are final (to start their all-reduce). */
-  onLayerGrads?: (layer: number) => Promise<void>,
-): Promise<{ dx: Tensor; dy: Tensor }> {
-  const dy = c.ledger.track(await c.engine.empty([c.call.dims.batch * c.lkv, c.shape.visualHidden], 'float32'));
+  o: StackBackwardOptions = {},
+): Promise<{ dx: Tensor; dy?: Tensor }> {
+  const { onLayerGrads, visualGrad = false } = o;
+  const dy = visualGrad ? c.ledger.track(await c.engine.empty([c.call.dims.batch * c.lkv, c.shape.visualHidden], 'float32')) : undefined;
   let d = dOut;
   for (let l = params.layers - 1; l >= 0; l--) {
     d = await layerBackward(c, params.layer(l), grads.layer(l), saved[l]!, y, d, dy);
     await onLayerGrads?.(l);
     if (l > 0) c.ledger.free(saved[l]!.x);
   }
-  return { dx: d, dy };
+  return { dx: d, ...(dy ? { dy } : {}) };
 }

@@ -117,7 +117,7 @@ export class Trainer {
     const weights = await profile.time('other', this.params.computeView(nn, this.ctx.call.dims.dtype));
     const reducer = new GradientReducer(nn);
     const layerGrads = (l: number) => reducer.add(Object.values(this.grads.layer(l)));
-    const r = await lossAndGrads(this.ctx, weights.view, this.grads, batch, this.normalizer, layerGrads).finally(weights.release);
+    const r = await lossAndGrads(this.ctx, weights.view, this.grads, batch, this.normalizer, { onLayerGrads: layerGrads }).finally(weights.release);
     ledger.free(batch.x, batch.y, batch.target, r.dx, r.dy);
     // Ops resolve once queued on CUDA: let the step's compute finish first, so the wait timed below is
     // the gradient reduction left over after it, not compute still in the queue.

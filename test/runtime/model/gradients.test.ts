@@ -56,7 +56,7 @@ function expectClose(name: string, got: Float32Array, want: Float64Array, rel = 
 const engines: Engine[] = [];
 afterAll(() => engines.forEach((e) => e.close()));
 
-async function runNative(recomputeKV: boolean, dtype: DTypeName = 'float32', keepValues = false) {
+async function runNative(recomputeKV: boolean, dtype: DTypeName = 'float32', keepValues = false, visualGrad = true) {
   const engine = Engine.create();
   engines.push(engine);
   const ctx = makeContext(engine, shape, { call: { ...call, dims: { ...call.dims, dtype } }, rank: 0, worldSize: 1, recomputeKV, keepValues });
@@ -67,12 +67,12 @@ async function runNative(recomputeKV: boolean, dtype: DTypeName = 'float32', kee
   const x = await up(x64, [problem.batch, problem.lq, shape.textHidden]);
   const y = await engine.upload(Float32Array.from(y64), [problem.batch * problem.lkv, shape.visualHidden], dtype);
   const target = await up(target64, [problem.batch, problem.lq, shape.textHidden]);
-  const r = await lossAndGrads(ctx, params, grads, { x, y, target }, N);
+  const r = await lossAndGrads(ctx, params, grads, { x, y, target }, N, { visualGrad });
   const out = {
     loss: r.sum / N,
     grads: await grads.download(),
     dx: (await r.dx.download()) as Float32Array,
-    dy: (await r.dy.download()) as Float32Array,
+    dy: r.dy && ((await r.dy.download()) as Float32Array),
   };
   ctx.ledger.free(r.dx, r.dy);
   return { ...out, leaked: ctx.ledger.live, peak: ctx.ledger.peak };
@@ -91,7 +91,7 @@ describe('cross-attention stack gradients', () => {
       expect(Math.abs(r.loss - loss()) / loss()).toBeLessThan(1e-5);
       specs.forEach((s, i) => expectClose(s.name, r.grads[i]!, fd.params[i]!));
       expectClose('dx', r.dx, fd.x);
-      expectClose('dy (summed over layers)', r.dy, fd.y);
+      expectClose('dy (summed over layers)', r.dy!, fd.y);
       expect(r.leaked, 'every activation is freed after the backward').toBe(0);
     });
   }
@@ -105,7 +105,7 @@ describe('cross-attention stack gradients', () => {
       expect(Math.abs(r.loss - loss()) / loss()).toBeLessThan(3e-2);
       specs.forEach((s, i) => expectClose(s.name, r.grads[i]!, fd.params[i]!, 3e-2));
       expectClose('dx', r.dx, fd.x, 3e-2);
-      expectClose('dy (summed over layers)', r.dy, fd.y, 3e-2);
+      expectClose('dy (summed over layers)', r.dy!, fd.y, 3e-2);
       expect(r.leaked, 'every activation is freed after the backward').toBe(0);
     });
   }
@@ -114,8 +114,22 @@ describe('cross-attention stack gradients', () => {
     const r = await runNative(true, 'float32', true);
     specs.forEach((s, i) => expectClose(s.name, r.grads[i]!, fd.params[i]!));
     expectClose('dx', r.dx, fd.x);
-    expectClose('dy (summed over layers)', r.dy, fd.y);
+    expectClose('dy (summed over layers)', r.dy!, fd.y);
     expect(r.leaked, 'every activation is freed after the backward').toBe(0);
+  });
+
+  it('leaves the visual gradient out unless asked (training): the same weight gradients and dx, less memory', async () => {
+    for (const recomputeKV of [true, false]) {
+      const withDy = await runNative(recomputeKV);
+      const without = await runNative(recomputeKV, 'float32', false, false);
+      expect(without.dy).toBeUndefined();
+      expect(without.loss).toBe(withDy.loss);
+      without.grads.forEach((g, i) => expect(g, specs[i]!.name).toEqual(withDy.grads[i]));
+      expect(without.dx).toEqual(withDy.dx);
+      // dy is a float32 [batch x visual tokens, visualHidden] tensor held through the whole backward.
+      expect(withDy.peak - without.peak).toBe(problem.batch * problem.lkv * shape.visualHidden * 4);
+      expect(without.leaked).toBe(0);
+    }
   });
 
   it('gives identical gradients with full, partial and no recomputation, and stores less the more it recomputes', async () => {
