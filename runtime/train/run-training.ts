@@ -134,7 +134,7 @@ export async function runTraining(engine: Engine, job: XAttnJob, o: TrainingOpti
       medianStepSeconds: ran > 1 ? median(times) : firstSeconds,
       bytesSentPerStep: bytes / Math.max(1, ran),
       commWaitSecondsPerStep: wait / Math.max(1, ran),
-      dataSecondsPerStep: ran > 1 ? dataTimes.reduce((a, b) => a + b, 0) / dataTimes.length : firstData,
+      medianBatchSeconds: ran > 1 ? median(dataTimes) : firstData,
       startStep,
       lastStep: step,
       finalLoss: losses.length ? losses[losses.length - 1]!.loss : NaN,

@@ -22,8 +22,9 @@ export interface RankResult {
   medianStepSeconds?: number;
   bytesSentPerStep: number;
   commWaitSecondsPerStep: number;
-  /** Training: seconds a step spent preparing its batch (data read or synthetic targets), outside its step time. */
-  dataSecondsPerStep?: number;
+  /** Training: the median step's time preparing its batch (data read or synthetic targets), outside its step
+   * time; the median, as a peer's checkpoint can hold up a batch's first exchange. */
+  medianBatchSeconds?: number;
   /** How LV-XAttn's partials travelled in the last step (absent where the job made no attention call). */
   partials?: PassPartials;
   /** Training on the rank that writes checkpoints: how many, and what they cost. */

@@ -23,8 +23,8 @@ export interface RunSummary {
   attentionTflopsPerWorker: number;
   bytesSentPerStepPerWorker: number;
   commWaitFraction: number;
-  /** Training: the slowest rank's mean time preparing a step's batch, which the step time leaves out. */
-  dataSecondsPerStep?: number;
+  /** Training: the slowest rank's median time preparing a step's batch, which the step time leaves out. */
+  medianBatchSeconds?: number;
   /** The ranks' probed ring-exchange bandwidth, GB/s (absent at P = 1 or when nothing was sent). */
   linkGbps?: number;
   /** Training with a checkpoint directory: the checkpoints written and their cost (sums, seconds). */
@@ -62,7 +62,7 @@ export function summarize(job: XAttnJob, backend: string, ranks: RankResult[], e
     attentionTflopsPerWorker: flops / P / step / 1e12,
     bytesSentPerStepPerWorker: mean((r) => r.bytesSentPerStep),
     commWaitFraction: mean((r) => r.commWaitSecondsPerStep) / step,
-    ...(ranks.every((r) => r.dataSecondsPerStep !== undefined) ? { dataSecondsPerStep: Math.max(...ranks.map((r) => r.dataSecondsPerStep!)) } : {}),
+    ...(ranks.every((r) => r.medianBatchSeconds !== undefined) ? { medianBatchSeconds: Math.max(...ranks.map((r) => r.medianBatchSeconds!)) } : {}),
     ...(extra.linkGbps ? { linkGbps: extra.linkGbps, ...(extra.linkPath ? { linkPath: extra.linkPath } : {}) } : {}),
     ...(extra.loss !== undefined ? { loss: extra.loss } : {}),
     ...(writer?.checkpoints ? { checkpoints: writer.checkpoints } : {}),
@@ -90,7 +90,7 @@ export function formatSummary(s: RunSummary): string {
     ['sent per step/worker', si(s.bytesSentPerStepPerWorker, 'B')],
     ['waiting on transfers', `${(s.commWaitFraction * 100).toFixed(1)} % of the step`],
   ];
-  if (s.dataSecondsPerStep !== undefined) rows.push(['batch per step', `${ms(s.dataSecondsPerStep)} (reading the data or computing synthetic targets; not in the step time)`]);
+  if (s.medianBatchSeconds !== undefined) rows.push(['batch per step', `median ${ms(s.medianBatchSeconds)} (reading the data or computing synthetic targets; not in the step time)`]);
   if (s.partials) rows.push(['partials on the wire', `${wireOf(s.partials)}${s.partials.chosen ? ' (chosen for the link: partials auto)' : ''}`]);
   if (s.linkGbps !== undefined) rows.push(['link between ranks', `${s.linkGbps.toFixed(s.linkGbps < 10 ? 2 : 1)} GB/s (probed ring exchange${s.linkPath ? `; ${s.linkPath}` : ''})`]);
   if (s.checkpoints?.saved) {

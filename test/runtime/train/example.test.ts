@@ -25,7 +25,7 @@ describe('examples/train-tiny.yaml', () => {
     expect(s).toMatchObject({ job: 'train-tiny', mode: 'train', worldSize: 2, steps: 20, backend: 'cpu' });
     expect(s.loss).toBeGreaterThan(0);
     // The synthetic targets' teacher forward is timed apart from the steps (summary.test.ts: its row).
-    expect(s.dataSecondsPerStep).toBeGreaterThan(0);
+    expect(s.medianBatchSeconds).toBeGreaterThan(0);
     expect(readdirSync(dir).filter((f) => f.endsWith('.json'))).toEqual(['step-00000020.json']);
     const second = sink();
     const again = await runLocal(path.join(root, 'examples/train-tiny.yaml'), { ...opts, steps: 25, stdout: second.stream, stderr: second.stream });

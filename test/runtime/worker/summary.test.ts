@@ -60,11 +60,11 @@ describe('run summary', () => {
   });
 
   it('shows the slowest rank\'s batch preparation beside the step, only where every rank timed one (training)', () => {
-    const withData = (r: number, data: number) => ({ ...rank(r, 0.1), dataSecondsPerStep: data });
+    const withData = (r: number, data: number) => ({ ...rank(r, 0.1), medianBatchSeconds: data });
     const s = summarize(job, 'cuda', [withData(0, 0.004), withData(1, 0.012)]);
-    expect(s.dataSecondsPerStep).toBe(0.012);
+    expect(s.medianBatchSeconds).toBe(0.012);
     expect(s.stepSeconds).toBe(0.1); // the batch is not part of the step
-    expect(formatSummary(s)).toMatch(/batch per step\s+12\.00 ms \(reading the data or computing synthetic targets; not in the step time\)$/m);
+    expect(formatSummary(s)).toMatch(/batch per step\s+median 12\.00 ms \(reading the data or computing synthetic targets; not in the step time\)$/m);
     expect(formatSummary(summarize(job, 'cpu', [withData(0, 0.004), rank(1, 0.1)]))).not.toMatch(/batch per step/);
   });
 
