@@ -64,7 +64,8 @@ Napi::Value RmsNorm(const Napi::CallbackInfo& info) {
   });
 }
 
-// rmsnormBackward(engine, x, w, rstd, dy, dw, {eps, dx}) -> dx, or undefined when dx is given (accumulated into, like dw)
+// rmsnormBackward(engine, x, w, rstd, dy, dw, {eps, dx, outDtype}) -> a new dx (in outDtype, default float32), or
+// undefined when dx is given (a float32 tensor it is accumulated into, like dw)
 Napi::Value RmsNormBackward(const Napi::CallbackInfo& info) {
   return guard(info.Env(), [&]() -> Napi::Value {
     Call c(info, 6, "nn.rmsnormBackward(engine, x, w, rstd, dy, dw, opts)");
@@ -76,12 +77,13 @@ Napi::Value RmsNormBackward(const Napi::CallbackInfo& info) {
     need_numel(dy, x->numel(), "rmsnormBackward: dy");
     need_numel(dw, a.n, "rmsnormBackward: dw");
     const bool acc = o.Has("dx") && !o.Get("dx").IsUndefined();
-    TensorPtr dx = acc ? f32_tensor(o.Get("dx"), "dx") : c.alloc(x->shape(), DType::F32);
+    require(!acc || !o.Has("outDtype"), ErrorCode::InvalidArgument, "rmsnormBackward: outDtype is for a new dx, not one accumulated into");
+    TensorPtr dx = acc ? f32_tensor(o.Get("dx"), "dx") : c.alloc(x->shape(), parse_dtype(get_string(o, "outDtype", "float32")));
     need_numel(dx, x->numel(), "rmsnormBackward: dx");
     require(dx != dy && dx != x, ErrorCode::InvalidArgument, "rmsnormBackward: dx must not be x or dy");
     return c.run<bool>(
         [a, x, w, rstd, dy, dw, dx, acc](NnOps& ops) {
-          return ops.rmsnorm_bwd(a, rstd->as<float>(), dy->as<float>(), dx->as<float>(), acc, dw->as<float>()), true;
+          return ops.rmsnorm_bwd(a, rstd->as<float>(), dy->as<float>(), dx->data(), dx->dtype(), acc, dw->as<float>()), true;
         },
         acc ? Done : c.resolve(dx));
   });

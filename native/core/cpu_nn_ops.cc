@@ -7,6 +7,7 @@
 
 #include "core/cpu_attention.h"
 #include "core/cpu_nn_gemm.h"
+#include "core/error.h"
 #include "core/thread_pool.h"
 
 namespace xattn {
@@ -73,8 +74,9 @@ void CpuNnOps::rmsnorm_fwd(const RmsNormArgs& a, void* y, DType y_dtype, float* 
   });
 }
 
-void CpuNnOps::rmsnorm_bwd(const RmsNormArgs& a, const float* rstd, const float* dy, float* dx, bool accumulate_dx,
-                           float* dw) {
+void CpuNnOps::rmsnorm_bwd(const RmsNormArgs& a, const float* rstd, const float* dy, void* dx, DType dx_dtype,
+                           bool accumulate_dx, float* dw) {
+  require(!accumulate_dx || dx_dtype == DType::F32, ErrorCode::InvalidArgument, "rmsnorm_bwd adds only into a float32 dx");
   const int64_t n = a.n;
   const Chunks c = fixed_chunks(a.rows, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, n)));
   std::vector<float> dw_part(static_cast<size_t>(c.count * n), 0.f);
@@ -87,11 +89,11 @@ void CpuNnOps::rmsnorm_bwd(const RmsNormArgs& a, const float* rstd, const float*
       double dot = 0.0;
       for (int64_t j = 0; j < n; ++j) dot += static_cast<double>(a.w[j] * g[j]) * (x[j] * s);
       const float mean = static_cast<float>(dot / static_cast<double>(n));
-      float* out = dx + r * n;
       for (int64_t j = 0; j < n; ++j) {
         const float xhat = x[j] * s;
         const float v = s * (a.w[j] * g[j] - xhat * mean);
-        out[j] = accumulate_dx ? out[j] + v : v;
+        const size_t at = static_cast<size_t>(r * n + j);
+        store_from_f32(dx, dx_dtype, at, accumulate_dx ? static_cast<float*>(dx)[at] + v : v);
         dwp[j] += g[j] * xhat;
       }
     }

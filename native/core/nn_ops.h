@@ -51,10 +51,10 @@ class NnOps {
 
   // y (dtype y_dtype) and rstd [rows] (float32).
   virtual void rmsnorm_fwd(const RmsNormArgs& a, void* y, DType y_dtype, float* rstd) = 0;
-  // dx = rstd * (w*dy - xhat * mean(xhat*w*dy)) (written, or added when accumulate_dx),
-  // dw += sum over rows of dy * xhat. xhat = x * rstd.
-  virtual void rmsnorm_bwd(const RmsNormArgs& a, const float* rstd, const float* dy, float* dx, bool accumulate_dx,
-                           float* dw) = 0;
+  // dx = rstd * (w*dy - xhat * mean(xhat*w*dy)) (written in dx_dtype, rounded once; or added when
+  // accumulate_dx, which takes a float32 dx), dw += sum over rows of dy * xhat. xhat = x * rstd.
+  virtual void rmsnorm_bwd(const RmsNormArgs& a, const float* rstd, const float* dy, void* dx, DType dx_dtype,
+                           bool accumulate_dx, float* dw) = 0;
 
   // out = x + tanh(gate[0]) * a   (gate is a 1-element device tensor, as Llama's cross-attention gate).
   virtual void gated_residual_fwd(int64_t n, const float* x, const float* a, const float* gate, float* out) = 0;

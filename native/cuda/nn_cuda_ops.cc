@@ -50,11 +50,12 @@ void CudaNnOps::rmsnorm_fwd(const RmsNormArgs& a, void* y, DType y_dtype, float*
   cuda::nn::rmsnorm_fwd(a.rows, a.n, a.eps, a.x, a.w, y, y_dtype, rstd, be_.stream());
 }
 
-void CudaNnOps::rmsnorm_bwd(const RmsNormArgs& a, const float* rstd, const float* dy, float* dx, bool accumulate_dx,
-                            float* dw) {
+void CudaNnOps::rmsnorm_bwd(const RmsNormArgs& a, const float* rstd, const float* dy, void* dx, DType dx_dtype,
+                            bool accumulate_dx, float* dw) {
+  require(!accumulate_dx || dx_dtype == DType::F32, ErrorCode::InvalidArgument, "rmsnorm_bwd adds only into a float32 dx");
   be_.activate();
   if (a.rows <= 0 || a.n <= 0) return;
-  cuda::nn::rmsnorm_dx(a.rows, a.n, a.x, a.w, rstd, dy, dx, accumulate_dx, be_.stream());
+  cuda::nn::rmsnorm_dx(a.rows, a.n, a.x, a.w, rstd, dy, dx, dx_dtype, accumulate_dx, be_.stream());
   const size_t parts = static_cast<size_t>(cuda::nn::rmsnorm_dw_chunks(a.rows) * a.n);
   float* part = static_cast<float*>(scratch(parts * sizeof(float)));
   cuda::nn::rmsnorm_dw(a.rows, a.n, a.x, rstd, dy, dw, part, be_.stream());

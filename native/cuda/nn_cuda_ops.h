@@ -20,7 +20,7 @@ class CudaNnOps final : public NnOps {
   const char* name() const override { return "cuda"; }
   void gemm(const GemmArgs& g) override;
   void rmsnorm_fwd(const RmsNormArgs& a, void* y, DType y_dtype, float* rstd) override;
-  void rmsnorm_bwd(const RmsNormArgs& a, const float* rstd, const float* dy, float* dx, bool accumulate_dx,
+  void rmsnorm_bwd(const RmsNormArgs& a, const float* rstd, const float* dy, void* dx, DType dx_dtype, bool accumulate_dx,
                    float* dw) override;
   void gated_residual_fwd(int64_t n, const float* x, const float* a, const float* gate, float* out) override;
   void gated_residual_bwd(int64_t n, const float* dout, const float* a, const float* gate, float* da,

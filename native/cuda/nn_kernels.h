@@ -35,8 +35,9 @@ void gate_grad(int64_t n, const float* dout, const float* a, const float* gate, 
 // RMSNorm (nn_norm.cu); see core/nn_ops.h for the formulas.
 void rmsnorm_fwd(int64_t rows, int64_t n, float eps, const float* x, const float* w, void* y, DType y_dtype,
                  float* rstd, cudaStream_t s);
+// dx in dx_dtype (accumulate: float32 only).
 void rmsnorm_dx(int64_t rows, int64_t n, const float* x, const float* w, const float* rstd, const float* dy,
-                float* dx, bool accumulate, cudaStream_t s);
+                void* dx, DType dx_dtype, bool accumulate, cudaStream_t s);
 // Row chunks of the dw reduction (depends on rows only); dw_scratch needs chunks * n floats.
 int64_t rmsnorm_dw_chunks(int64_t rows);
 void rmsnorm_dw(int64_t rows, int64_t n, const float* x, const float* rstd, const float* dy, float* dw,

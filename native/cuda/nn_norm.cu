@@ -33,8 +33,9 @@ __global__ void rmsnorm_fwd_kernel(int64_t rows, int64_t n, float eps, const flo
   for (int64_t j = lane; j < n; j += 32) yr[j] = from_f32<T>(xr[j] * s * w[j]);
 }
 
+template <typename T>
 __global__ void rmsnorm_dx_kernel(int64_t rows, int64_t n, const float* x, const float* w, const float* rstd,
-                                  const float* dy, float* dx, bool accumulate) {
+                                  const float* dy, T* dx, bool accumulate) {
   int64_t r;
   int lane;
   if (!row_of_warp(rows, r, lane)) return;
@@ -45,11 +46,11 @@ __global__ void rmsnorm_dx_kernel(int64_t rows, int64_t n, const float* x, const
   for (int64_t j = lane; j < n; j += 32) dot += static_cast<double>(w[j] * g[j]) * (xr[j] * s);
   dot = warp_sum_f64(dot);
   const float mean = static_cast<float>(dot / static_cast<double>(n));
-  float* out = dx + r * n;
+  T* out = dx + r * n;
   for (int64_t j = lane; j < n; j += 32) {
     const float xhat = xr[j] * s;
     const float v = s * (w[j] * g[j] - xhat * mean);
-    out[j] = accumulate ? out[j] + v : v;
+    out[j] = from_f32<T>(accumulate ? to_f32(out[j]) + v : v);
   }
 }
 
@@ -94,9 +95,12 @@ void rmsnorm_fwd(int64_t rows, int64_t n, float eps, const float* x, const float
 }
 
 void rmsnorm_dx(int64_t rows, int64_t n, const float* x, const float* w, const float* rstd, const float* dy,
-                float* dx, bool accumulate, cudaStream_t s) {
+                void* dx, DType dx_dtype, bool accumulate, cudaStream_t s) {
   if (rows <= 0 || n <= 0) return;
-  rmsnorm_dx_kernel<<<warp_grid(rows), kThreads, 0, s>>>(rows, n, x, w, rstd, dy, dx, accumulate);
+  with_type(dx_dtype, [&](auto tag) {
+    using T = decltype(tag);
+    rmsnorm_dx_kernel<T><<<warp_grid(rows), kThreads, 0, s>>>(rows, n, x, w, rstd, dy, static_cast<T*>(dx), accumulate);
+  });
   XATTN_CUDA_LAUNCHED("rmsnorm_bwd dx");
 }
 

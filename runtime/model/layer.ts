@@ -159,20 +159,19 @@ export async function layerBackward(
   c.ledger.free(dO, saved.o, saved.lse, q.q, kv.k, kv.v);
 
   // Text side: q-norm, Wq, input norm; the input norm's dx is added into dOut (the residual path).
-  const dqPre32 = await track(c, other(c.nn.rmsnormBackward(q.qPre, p.qNorm, q.rstdQ, dq, g.qNorm)));
+  // The norms' input gradients only feed GEMMs: written in the GEMMs' input dtype, no float32 copy.
+  const gemmDtype = { outDtype: c.call.dims.dtype };
+  const dqPre = await track(c, other(c.nn.rmsnormBackward(q.qPre, p.qNorm, q.rstdQ, dq, g.qNorm, gemmDtype)));
   c.ledger.free(dq, q.qPre, q.rstdQ);
-  const dqPre = await gemmInput(c, dqPre32);
   await proj(c.nn.gemmInto(g.wq, dqPre, q.xn, { m: H * D, n: textHidden, k: T, transA: true, accumulate: true }));
   const dxn = await track(c, proj(c.nn.gemm(dqPre, p.wq, { m: T, n: textHidden, k: H * D })));
-  c.ledger.free(dqPre32, dqPre, q.xn);
+  c.ledger.free(dqPre, q.xn);
   await other(c.nn.rmsnormBackwardInto(dOut, saved.x, p.normIn, q.rstdX, dxn, g.normIn));
   c.ledger.free(dxn, q.rstdX);
 
   // Visual side: k-norm, Wk, Wv; dy (where asked for) accumulates over every layer (y is shared).
-  const dkPre32 = await track(c, other(c.nn.rmsnormBackward(kv.kPre, p.kNorm, kv.rstdK, dk, g.kNorm)));
+  const dkPre = await track(c, other(c.nn.rmsnormBackward(kv.kPre, p.kNorm, kv.rstdK, dk, g.kNorm, gemmDtype)));
   c.ledger.free(dk, kv.kPre, kv.rstdK);
-  const dkPre = await gemmInput(c, dkPre32);
-  c.ledger.free(dkPre32 === dkPre ? undefined : dkPre32);
   const dvIn = await gemmInput(c, dv);
   c.ledger.free(dvIn === dv ? undefined : dv);
   const wGrad = { m: Hkv * D, n: visualHidden, k: Tkv, transA: true, accumulate: true };

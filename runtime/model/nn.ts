@@ -57,8 +57,8 @@ export interface Nn {
   /** The same into an existing tensor (added to it with accumulate). */
   gemmInto(out: Tensor, a: Tensor, b: Tensor, o: GemmOpts): Promise<void>;
   rmsnorm(x: Tensor, w: Tensor, o?: { eps?: number; outDtype?: DTypeName; outShape?: number[] }): Promise<{ y: Tensor; rstd: Tensor }>;
-  /** A new dx; dw is accumulated into. */
-  rmsnormBackward(x: Tensor, w: Tensor, rstd: Tensor, dy: Tensor, dw: Tensor, o?: { eps?: number }): Promise<Tensor>;
+  /** A new dx (float32, or outDtype: rounded once, as the GEMM inputs take it); dw is accumulated into. */
+  rmsnormBackward(x: Tensor, w: Tensor, rstd: Tensor, dy: Tensor, dw: Tensor, o?: { eps?: number; outDtype?: DTypeName }): Promise<Tensor>;
   /** The same, adding dx into an existing tensor. */
   rmsnormBackwardInto(dx: Tensor, x: Tensor, w: Tensor, rstd: Tensor, dy: Tensor, dw: Tensor, o?: { eps?: number }): Promise<void>;
   gatedResidual(x: Tensor, a: Tensor, gate: Tensor): Promise<Tensor>;

@@ -187,19 +187,21 @@ void check_rmsnorm(Ctx& c, int64_t rows, int64_t n, double amp, float eps) {
     expect_close(name + " y", got[0], y, tol_out(yt));
     expect_close(name + " rstd", got[1], rstd, 1e-6);
     expect_same(name + " y", got[0], again[0]);
-    if (yt != DType::F32) continue;
-    for (bool acc : {false, true}) {  // backward from the CPU's rstd; dw (and dx with acc) start non-zero
-      Arr g = rnd(c.rng, rows * n), dx0 = rnd(c.rng, rows * n), dw0 = rnd(c.rng, n), dx = dx0, dw = dw0;
-      c.cpu.rmsnorm_bwd(host, rstd.f(), g.f(), dx.f(), acc, dw.f());
+    // Backward from the CPU's rstd, dx written in yt (or, float32 only, added to); dw (and dx with acc) start
+    // non-zero.
+    for (bool acc : {false, true}) {
+      if (acc && yt != DType::F32) continue;
+      Arr g = rnd(c.rng, rows * n), dx0 = rnd(c.rng, rows * n), dw0 = rnd(c.rng, n), dx = acc ? dx0 : full(rows * n, yt, 0), dw = dw0;
+      c.cpu.rmsnorm_bwd(host, rstd.f(), g.f(), dx.data(), yt, acc, dw.f());
       auto bwd = [&] {
-        Dev dX(c.be, x), dW(c.be, w), dR(c.be, rstd), dG(c.be, g), ddx(c.be, acc ? dx0 : full(rows * n, DType::F32, NAN)),
+        Dev dX(c.be, x), dW(c.be, w), dR(c.be, rstd), dG(c.be, g), ddx(c.be, acc ? dx0 : full(rows * n, yt, NAN)),
             ddw(c.be, dw0);
-        c.gpu.rmsnorm_bwd({rows, n, eps, dX.f(), dW.f()}, dR.f(), dG.f(), ddx.f(), acc, ddw.f());
+        c.gpu.rmsnorm_bwd({rows, n, eps, dX.f(), dW.f()}, dR.f(), dG.f(), ddx.ptr(), yt, acc, ddw.f());
         return std::vector<Arr>{ddx.get(), ddw.get()};
       };
       const std::vector<Arr> b1 = bwd(), b2 = bwd();
-      const std::string bn = "rmsnorm_bwd " + shape({rows, n}) + (acc ? " acc" : "");
-      expect_close(bn + " dx", b1[0], dx, 1e-4);
+      const std::string bn = "rmsnorm_bwd " + shape({rows, n}) + (acc ? " acc" : "") + " -> " + dtype_name(yt);
+      expect_close(bn + " dx", b1[0], dx, yt == DType::F32 ? 1e-4 : tol_out(yt));
       expect_close(bn + " dw", b1[1], dw, 1e-4);
       expect_same(bn + " dx", b1[0], b2[0]);
       expect_same(bn + " dw", b1[1], b2[1]);
