@@ -26,6 +26,13 @@ export function chooseBackend(job: XAttnJob, env: NodeJS.ProcessEnv): 'cpu' | 'c
   return job.spec.gpusPerWorker > 0 && Engine.cudaDeviceCount() > 0 ? 'cuda' : 'cpu';
 }
 
+/** Why a job that asks for GPUs runs on the CPU engine (undefined where it does not, or was told to). */
+export function cpuFallbackReason(job: XAttnJob, env: NodeJS.ProcessEnv, backend: string, cudaBuilt = Engine.cudaBuilt()): string | undefined {
+  if (job.spec.gpusPerWorker === 0 || backend !== 'cpu' || env.XATTN_BACKEND === 'cpu') return undefined;
+  const why = cudaBuilt ? 'no CUDA device is visible' : 'the native addon was built without CUDA (no nvcc when it was built)';
+  return `gpusPerWorker is ${job.spec.gpusPerWorker} but ${why}: running on the CPU engine, which is far slower at GPU-sized shapes`;
+}
+
 export async function connectEngine(engine: Engine, rdv: Rendezvous, env: RankEnv, backend: string, timeoutMs: number): Promise<unknown> {
   if (env.worldSize === 1) return undefined;
   if (backend === 'cuda') {
@@ -46,6 +53,8 @@ export async function runWorker(opts: WorkerOptions = {}): Promise<RunSummary | 
   const job = readXAttnJob(env.config);
   const timeoutMs = opts.timeoutMs ?? Number(procEnv.XATTN_TIMEOUT_MS ?? 120_000);
   const backend = chooseBackend(job, procEnv);
+  const fallback = env.rank === 0 ? cpuFallbackReason(job, procEnv, backend) : undefined;
+  if (fallback) process.stderr.write(`xattn: warning: ${fallback}\n`);
   // Metrics first, so /healthz answers while the peers gather.
   const telemetry = await startWorkerTelemetry({ rank: env.rank, worldSize: env.worldSize, backend, algorithm: job.spec.attention.algorithm }, env.metricsPort);
   const rdv = await joinRendezvous({
