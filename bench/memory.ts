@@ -59,7 +59,7 @@ async function rankMain(): Promise<void> {
     const base = { tokens: job.spec.workload.visualTokens, mode, baseBytes: before.memoryUsed, totalBytes: before.memoryTotal };
     const steps: number[] = [], batches: number[] = [];
     try {
-      await runTraining(engine, job, { rank: 0, worldSize: 1, onStep: (e) => (steps.push(e.seconds), batches.push(e.dataSeconds)), log: () => {} });
+      await runTraining(engine, job, { rank: 0, worldSize: 1, onStep: (e) => (steps.push(e.seconds), batches.push(e.batchSeconds)), log: () => {} });
     } catch (e) {
       const msg = (e as Error).message;
       if (!/cudaMalloc|out of memory|CUBLAS_STATUS_ALLOC_FAILED/i.test(msg)) throw e;

@@ -24,7 +24,7 @@ const self = fileURLToPath(import.meta.url);
 interface RankReport {
   stepSeconds: number[];
   /** Each step's batch preparation (the synthetic targets' teacher forward), outside its step time. */
-  dataSeconds: number[];
+  batchSeconds: number[];
   profile: { seconds: Record<string, number>; comm: Record<string, { bytes: number; seconds: number }> };
   peakActivationBytes: number;
   /** Peak bytes in device tensors (CUDA), else the process's peak RSS. */
@@ -37,12 +37,12 @@ async function rankMain(): Promise<void> {
   const job = JSON.parse(process.env.BENCH_JOB!) as XAttnJob;
   const backend = process.env.BENCH_BACKEND as BackendName;
   const report = await withRankEngine(backend, 120_000, async ({ engine, rank, worldSize }): Promise<RankReport> => {
-    const stepSeconds: number[] = [], dataSeconds: number[] = [];
+    const stepSeconds: number[] = [], batchSeconds: number[] = [];
     engine.info({ resetPeak: true });
-    const onStep = (e: { seconds: number; dataSeconds: number }) => (stepSeconds.push(e.seconds), dataSeconds.push(e.dataSeconds));
+    const onStep = (e: { seconds: number; batchSeconds: number }) => (stepSeconds.push(e.seconds), batchSeconds.push(e.batchSeconds));
     const r = await runTraining(engine, job, { rank, worldSize, exactProfile: process.env.BENCH_EXACT === '1', onStep });
     const peakMemoryBytes = backend === 'cuda' ? engine.info().memoryPeak : process.resourceUsage().maxRSS * 1024;
-    return { stepSeconds, dataSeconds, profile: r.profile, peakActivationBytes: r.peakActivationBytes, peakMemoryBytes, finalLoss: r.finalLoss };
+    return { stepSeconds, batchSeconds, profile: r.profile, peakActivationBytes: r.peakActivationBytes, peakMemoryBytes, finalLoss: r.finalLoss };
   });
   await sendToParent(report);
 }
@@ -71,7 +71,7 @@ function summarizeGang(job: XAttnJob, reports: RankReport[], shareReports = repo
     workers: P,
     recomputeKV: job.spec.attention.recomputeKV,
     stepMs: +(step * 1000).toFixed(2),
-    batchMs: +(Math.max(...reports.map((r) => mean(r.dataSeconds))) * 1000).toFixed(2),
+    batchMs: +(Math.max(...reports.map((r) => mean(r.batchSeconds))) * 1000).toFixed(2),
     modelTflopsPerWorker: +(flops.model / P / step / 1e12).toFixed(6),
     executedTflopsPerWorker: +((flops.model + flops.recompute) / P / step / 1e12).toFixed(6),
     share,

@@ -16,7 +16,7 @@ export interface TrainStepEvent {
   steps: number;
   seconds: number;
   /** Preparing the step's batch (a data read, or the teacher's forward for synthetic targets): not in `seconds`. */
-  dataSeconds: number;
+  batchSeconds: number;
   bytesSent: number;
   loss: number;
   lr: number;
@@ -69,8 +69,8 @@ export async function runTraining(engine: Engine, job: XAttnJob, o: TrainingOpti
   const writer = save && o.rank === 0 ? new CheckpointWriter(save, (sec, s) => o.metrics?.recordCheckpoint(sec, s)) : undefined;
   const flops = stepFlops(shape, w, trainer.ctx.keep);
   const losses: { step: number; loss: number }[] = [];
-  let firstSeconds = 0, firstData = 0, bytes = 0, wait = 0, stopped = false;
-  const times: number[] = [], dataTimes: number[] = []; // every step's seconds (and its batch's) but the run's first
+  let firstSeconds = 0, firstBatch = 0, bytes = 0, wait = 0, stopped = false;
+  const times: number[] = [], batchTimes: number[] = []; // every step's seconds (and its batch's) but the run's first
   try {
     const resumed = await resumeTraining(trainer, o.rank, o.checkpointDir, job, warn);
     const startStep = resumed.step;
@@ -93,10 +93,10 @@ export async function runTraining(engine: Engine, job: XAttnJob, o: TrainingOpti
       // the mean leaves it out once there are others.
       if (step === startStep + 1) {
         firstSeconds = r.seconds;
-        firstData = r.dataSeconds;
+        firstBatch = r.batchSeconds;
       } else {
         times.push(r.seconds);
-        dataTimes.push(r.dataSeconds);
+        batchTimes.push(r.batchSeconds);
       }
       bytes += stepBytes;
       wait += attnWait + comm.all_reduce.seconds;
@@ -104,7 +104,7 @@ export async function runTraining(engine: Engine, job: XAttnJob, o: TrainingOpti
       total.add(profile);
       o.metrics?.recordStep({
         seconds: r.seconds,
-        batchSeconds: r.dataSeconds,
+        batchSeconds: r.batchSeconds,
         textTokens: w.batch * lq,
         visualTokens: w.batch * lkv,
         attentionFlops: flops.attention / o.worldSize,
@@ -118,7 +118,7 @@ export async function runTraining(engine: Engine, job: XAttnJob, o: TrainingOpti
         learningRate: r.lr,
       });
       o.metrics?.recordLink(() => engine.info().linkGbps);
-      o.onStep?.({ step, steps: w.steps, seconds: r.seconds, dataSeconds: r.dataSeconds, bytesSent: stepBytes, loss: r.loss, lr: r.lr });
+      o.onStep?.({ step, steps: w.steps, seconds: r.seconds, batchSeconds: r.batchSeconds, bytesSent: stepBytes, loss: r.loss, lr: r.lr });
       stopped = r.stop && step < w.steps;
       const every = job.spec.checkpoint.everySteps;
       if (stopped || (every > 0 && step % every === 0)) await checkpoint(step);
@@ -134,7 +134,7 @@ export async function runTraining(engine: Engine, job: XAttnJob, o: TrainingOpti
       medianStepSeconds: ran > 1 ? median(times) : firstSeconds,
       bytesSentPerStep: bytes / Math.max(1, ran),
       commWaitSecondsPerStep: wait / Math.max(1, ran),
-      medianBatchSeconds: ran > 1 ? median(dataTimes) : firstData,
+      medianBatchSeconds: ran > 1 ? median(batchTimes) : firstBatch,
       startStep,
       lastStep: step,
       finalLoss: losses.length ? losses[losses.length - 1]!.loss : NaN,

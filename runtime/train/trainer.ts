@@ -26,7 +26,7 @@ export interface StepOutcome {
   /** Some rank asked to stop (SIGTERM) before this step's all-reduce. */
   stop: boolean;
   /** Seconds preparing the batch (data read or teacher forward), not part of the step time. */
-  dataSeconds: number;
+  batchSeconds: number;
   seconds: number;
 }
 
@@ -129,14 +129,14 @@ export class Trainer {
     profile.addComm('all_reduce', 'comm', wall, red.bytesSent, wall);
     const { lr, gradNorm } = await profile.time('other', this.opt.step(nn, this.params, this.grads, step));
     const total = (performance.now() - d0) / 1000;
-    const dataSeconds = Math.min(total, (await engine.stopwatchMs()) / 1000);
+    const batchSeconds = Math.min(total, (await engine.stopwatchMs()) / 1000);
     return {
       loss: red.extras[0]! / this.normalizer,
       lr,
       gradNorm,
       stop: red.extras[1]! > 0,
-      dataSeconds,
-      seconds: total - dataSeconds,
+      batchSeconds,
+      seconds: total - batchSeconds,
     };
   }
 
