@@ -44,6 +44,7 @@ Napi::Function Engine::Define(Napi::Env env) {
                                   InstanceMethod("synchronize", &Engine::Synchronize),
                                   InstanceMethod("stopwatchMark", &Engine::StopwatchMark),
                                   InstanceMethod("stopwatchMs", &Engine::StopwatchMs),
+                                  InstanceMethod("attentionMs", &Engine::AttentionMs),
                                   InstanceMethod("close", &Engine::Close)});
   engine_ctor = new Napi::FunctionReference(Napi::Persistent(f));
   return f;
@@ -209,6 +210,15 @@ Napi::Value Engine::StopwatchMs(const Napi::CallbackInfo& info) {
   return guard(info.Env(), [&]() -> Napi::Value {
     return run_on_worker<double>(
         info.Env(), open_worker(), [this] { return backend_->stopwatch_ms(); },
+        [](Napi::Env env, double& ms) -> Napi::Value { return Napi::Number::New(env, ms); });
+  });
+}
+
+// attentionMs(): the device ms of the attention calls made with `timed` since the last reading (Backend spans).
+Napi::Value Engine::AttentionMs(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), [&]() -> Napi::Value {
+    return run_on_worker<double>(
+        info.Env(), open_worker(), [this] { return backend_->spans_ms(); },
         [](Napi::Env env, double& ms) -> Napi::Value { return Napi::Number::New(env, ms); });
   });
 }

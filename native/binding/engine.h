@@ -45,6 +45,7 @@ class Engine : public Napi::ObjectWrap<Engine> {
   Napi::Value Synchronize(const Napi::CallbackInfo& info);
   Napi::Value StopwatchMark(const Napi::CallbackInfo& info);
   Napi::Value StopwatchMs(const Napi::CallbackInfo& info);
+  Napi::Value AttentionMs(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
 
   DistAttention& schedule_for(const DistProblem& p);

@@ -53,6 +53,7 @@ struct CallPlan {
   int64_t lq = 0, lkv = 0;
   int64_t kept_forwards = -1;  // keptForwards: forwards whose Q blocks LV-XAttn keeps at least (-1: as it was)
   bool keep_query = true;      // keepQuery (forward): a backward of this Q follows, so keep its blocks
+  bool timed = false;          // timed: the call's device time adds to attentionMs()
 };
 
 CallPlan read_plan(const Napi::Object& o, const Transport& tr) {
@@ -72,6 +73,7 @@ CallPlan read_plan(const Napi::Object& o, const Transport& tr) {
             "keptForwards must be an integer in 0..1024, got " + std::to_string(p.kept_forwards));
   }
   p.keep_query = !o.Has("keepQuery") || o.Get("keepQuery").IsUndefined() || o.Get("keepQuery").ToBoolean().Value();
+  p.timed = o.Has("timed") && o.Get("timed").ToBoolean().Value();
   p.lq = shard_of(p.problem.lq_total, tr.world_size(), tr.rank()).length;
   p.lkv = shard_of(p.problem.lkv_total, tr.world_size(), tr.rank()).length;
   return p;
@@ -150,8 +152,10 @@ Napi::Value Engine::AttentionForward(const Napi::CallbackInfo& info) {
           if (plan.kept_forwards >= 0) s.keep_forwards_at_least(static_cast<size_t>(plan.kept_forwards));
           // Resolves once queued, like every other op: the outputs are ordered on the compute stream, and
           // waiting here would leave the GPU idle while the host queues the next call.
+          if (plan.timed) backend_->span_begin();
           s.forward(plan.algo, {q->data(), k->data(), v->data(), mask ? mask->as<int32_t>() : nullptr, r.o->data(),
                                 r.lse->as<float>(), plan.keep_query ? q->id() : 0});
+          if (plan.timed) backend_->span_end();
           r.stats = s.last_stats();
           return r;
         },
@@ -188,9 +192,11 @@ Napi::Value Engine::AttentionBackward(const Napi::CallbackInfo& info) {
           Out r{{}, std::make_shared<DeviceTensor>(backend_, qs, DType::F32), std::make_shared<DeviceTensor>(backend_, kvs, DType::F32),
                 std::make_shared<DeviceTensor>(backend_, kvs, DType::F32)};
           DistAttention& s = schedule_for(plan.problem);
+          if (plan.timed) backend_->span_begin();
           s.backward(plan.algo, {q->data(), k->data(), v->data(), out->data(), lse->as<float>(), dout->data(),
                                  mask ? mask->as<int32_t>() : nullptr, r.dq->as<float>(), r.dk->as<float>(), r.dv->as<float>(),
                                  q->id()});
+          if (plan.timed) backend_->span_end();
           r.stats = s.last_stats();
           return r;
         },

@@ -69,6 +69,12 @@ class Backend {
   // op after a mark count, the host's wait for the result does not).
   virtual void stopwatch_mark() = 0;
   virtual double stopwatch_ms() = 0;
+  // Timed spans on the compute stream: the device time from span_begin() to span_end() (transfer waits on
+  // the stream included), for calls a caller wants timed without waiting for each. spans_ms() waits for the
+  // last span to end and returns the sum since the previous reading.
+  virtual void span_begin() = 0;
+  virtual void span_end() = 0;
+  virtual double spans_ms() = 0;
 
   // Kernels (see attn.h for layouts).
   virtual void attn_fwd(const AttnDims& d, const AttnBlock& b, const AttnFwdIO& io) = 0;

@@ -108,6 +108,12 @@ void CpuBackend::stopwatch_mark() {
   ++watch_marks_;
 }
 
+double CpuBackend::spans_ms() {
+  const double ms = std::chrono::duration<double, std::milli>(spans_).count();
+  spans_ = {};
+  return ms;
+}
+
 double CpuBackend::stopwatch_ms() {
   require(watch_marks_ >= 2, ErrorCode::InvalidArgument, "the stopwatch needs two marks before a reading");
   return std::chrono::duration<double, std::milli>(watch_[1] - watch_[0]).count();

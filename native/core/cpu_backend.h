@@ -26,6 +26,9 @@ class CpuBackend : public Backend {
   std::vector<TracedCall> trace_ready() override;
   void stopwatch_mark() override;
   double stopwatch_ms() override;
+  void span_begin() override { span_start_ = std::chrono::steady_clock::now(); }
+  void span_end() override { spans_ += std::chrono::steady_clock::now() - span_start_; }
+  double spans_ms() override;
 
   void attn_fwd(const AttnDims& d, const AttnBlock& b, const AttnFwdIO& io) override;
   void attn_bwd(const AttnDims& d, const AttnBlock& b, const AttnBwdIO& io) override;
@@ -45,6 +48,8 @@ class CpuBackend : public Backend {
   std::chrono::steady_clock::time_point last_traced_{};  // the last filed call's last mark
   std::chrono::steady_clock::time_point watch_[2];
   int watch_marks_ = 0;
+  std::chrono::steady_clock::time_point span_start_{};
+  std::chrono::steady_clock::duration spans_{};
 };
 
 }  // namespace xattn

@@ -92,6 +92,7 @@ CudaBackend::~CudaBackend() {
   if (traced_last_) cudaEventDestroy(traced_last_);
   for (cudaEvent_t e : watch_)
     if (e) cudaEventDestroy(e);
+  for (auto& [begin, end] : spans_) cudaEventDestroy(begin), cudaEventDestroy(end);
   if (sync_event_) cudaEventDestroy(sync_event_);
   if (stream_) cudaStreamDestroy(stream_);
 }

@@ -73,6 +73,9 @@ class CudaBackend final : public Backend {
   std::vector<TracedCall> trace_ready() override;
   void stopwatch_mark() override;
   double stopwatch_ms() override;
+  void span_begin() override;
+  void span_end() override;
+  double spans_ms() override;
   // Forward m-tiles per warp (1 or 2: rows per CTA 64 or 128); for checks and tuning.
   void set_fwd_mtiles(int n) { fwd_mtiles_ = n; }
   // Hopper (sm_90a wgmma) kernels: on by default where the device and the binary support them; off forces
@@ -93,6 +96,8 @@ class CudaBackend final : public Backend {
   cudaEvent_t traced_last_ = nullptr;                  // the last resolved call's last mark (for gaps)
   cudaEvent_t watch_[2] = {nullptr, nullptr};
   int watch_marks_ = 0;
+  std::vector<std::pair<cudaEvent_t, cudaEvent_t>> spans_;  // pooled: the first spans_used_ are recorded
+  size_t spans_used_ = 0;
   float* workspace(size_t floats);  // scratch for split-KV partials, grown on demand
   void run_hooks();
 

@@ -74,6 +74,34 @@ double CudaBackend::stopwatch_ms() {
   return ms;
 }
 
+void CudaBackend::span_begin() {
+  activate();
+  if (spans_used_ == spans_.size()) {
+    spans_.emplace_back();
+    XATTN_CUDA_CHECK(cudaEventCreate(&spans_.back().first));
+    XATTN_CUDA_CHECK(cudaEventCreate(&spans_.back().second));
+  }
+  XATTN_CUDA_CHECK(cudaEventRecord(spans_[spans_used_].first, stream_));
+}
+
+void CudaBackend::span_end() {
+  activate();
+  XATTN_CUDA_CHECK(cudaEventRecord(spans_[spans_used_++].second, stream_));
+}
+
+double CudaBackend::spans_ms() {
+  activate();
+  double total = 0;
+  if (spans_used_ > 0) wait_event(spans_[spans_used_ - 1].second);
+  for (size_t i = 0; i < spans_used_; ++i) {
+    float ms = 0;
+    XATTN_CUDA_CHECK(cudaEventElapsedTime(&ms, spans_[i].first, spans_[i].second));
+    total += ms;
+  }
+  spans_used_ = 0;
+  return total;
+}
+
 uint64_t CudaBackend::memory_used() {
   activate();
   size_t free_bytes = 0, total = 0;

@@ -44,6 +44,9 @@ export interface DistCall {
    * forwards at least (`XATTN_LV_KEEP_Q` fixes the number): a caller that runs more forwards before their
    * backwards (a model's layers) asks for room for them. */
   keptForwards?: number;
+  /** Add this call's device time (from its first queued op to its last, transfer waits included) to what
+   * attentionMs() reports: on CUDA the call resolves once queued, so its host time says little. */
+  timed?: boolean;
 }
 
 /** The tensors of a forward; keepQuery: false where no backward of this Q follows (inference, a teacher),
@@ -126,6 +129,7 @@ interface NativeEngine {
   synchronize(): Promise<void>;
   stopwatchMark(): Promise<void>;
   stopwatchMs(): Promise<number>;
+  attentionMs(): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -194,6 +198,10 @@ export class Engine {
    * second): device time, like CUDA events, without the host's wait for the result. */
   stopwatchMs(): Promise<number> {
     return this.native.stopwatchMs();
+  }
+  /** Device ms of the `timed` attention calls since the last reading (waits for the last of them to end). */
+  attentionMs(): Promise<number> {
+    return this.native.attentionMs();
   }
   /** Seconds per ring exchange of `bytes` (send to rank+1, receive from rank-1) over the transport. */
   measureLink(bytes: number, iters: number): Promise<number> {

@@ -69,7 +69,7 @@ export async function runTraining(engine: Engine, job: XAttnJob, o: TrainingOpti
   const writer = save && o.rank === 0 ? new CheckpointWriter(save, (sec, s) => o.metrics?.recordCheckpoint(sec, s)) : undefined;
   const flops = stepFlops(shape, w, trainer.ctx.keep);
   const losses: { step: number; loss: number }[] = [];
-  let firstSeconds = 0, firstBatch = 0, bytes = 0, wait = 0, stopped = false;
+  let firstSeconds = 0, firstBatch = 0, bytes = 0, wait = 0, attention = 0, stopped = false;
   const times: number[] = [], batchTimes: number[] = []; // every step's seconds (and its batch's) but the run's first
   try {
     const resumed = await resumeTraining(trainer, o.rank, o.checkpointDir, job, warn);
@@ -97,6 +97,7 @@ export async function runTraining(engine: Engine, job: XAttnJob, o: TrainingOpti
       } else {
         times.push(r.seconds);
         batchTimes.push(r.batchSeconds);
+        attention += Math.max(0, r.attentionSeconds - attnWait);
       }
       bytes += stepBytes;
       wait += attnWait + comm.all_reduce.seconds;
@@ -109,7 +110,8 @@ export async function runTraining(engine: Engine, job: XAttnJob, o: TrainingOpti
         visualTokens: w.batch * lkv,
         attentionFlops: flops.attention / o.worldSize,
         modelFlops: flops.model / o.worldSize,
-        attentionSeconds: profile.seconds.attention,
+        // The calls' device time less the waits the host saw (TCP blocks the host; NCCL waits on the device).
+        attentionSeconds: Math.max(0, r.attentionSeconds - attnWait),
         comm: {
           attention: { bytes: comm.attention_forward.bytes + comm.attention_backward.bytes, seconds: attnWait },
           all_reduce: comm.all_reduce,
@@ -135,6 +137,7 @@ export async function runTraining(engine: Engine, job: XAttnJob, o: TrainingOpti
       bytesSentPerStep: bytes / Math.max(1, ran),
       commWaitSecondsPerStep: wait / Math.max(1, ran),
       medianBatchSeconds: ran > 1 ? median(batchTimes) : firstBatch,
+      ...(ran > 1 ? { attentionSecondsPerStep: attention / (ran - 1) } : {}),
       startStep,
       lastStep: step,
       finalLoss: losses.length ? losses[losses.length - 1]!.loss : NaN,

@@ -28,6 +28,8 @@ export interface StepOutcome {
   /** Seconds preparing the batch (data read or teacher forward), not part of the step time. */
   batchSeconds: number;
   seconds: number;
+  /** Device seconds of the step's attention calls (transfer waits on the device included). */
+  attentionSeconds: number;
 }
 
 export function trainCall(job: XAttnJob, m: ModelShape): DistCall {
@@ -61,7 +63,8 @@ export class Trainer {
     const call = trainCall(job, shape);
     const recomputeKV = o.recomputeKV ?? job.spec.attention.recomputeKV;
     const { keepValues } = job.spec.attention;
-    const ctx = makeContext(engine, shape, { call, rank, worldSize, recomputeKV, keepValues, exactProfile: o.exactProfile });
+    // The model's attention calls are timed on the device (attentionMs); the teacher's are data, not training.
+    const ctx = makeContext(engine, shape, { call: { ...call, timed: true }, rank, worldSize, recomputeKV, keepValues, exactProfile: o.exactProfile });
     const params = await ParamSet.init(engine, shape, { seed: mixSeed(w.seed, 1), gate: 0 });
     const grads = await ParamSet.zerosLike(engine, params.specs);
     const cfg: OptimizerConfig = { ...DEFAULT_OPTIMIZER, peakLr: w.learningRate, warmupSteps: w.warmupSteps };
@@ -130,6 +133,7 @@ export class Trainer {
     const { lr, gradNorm } = await profile.time('other', this.opt.step(nn, this.params, this.grads, step));
     const total = (performance.now() - d0) / 1000;
     const batchSeconds = Math.min(total, (await engine.stopwatchMs()) / 1000);
+    const attentionSeconds = (await engine.attentionMs()) / 1000; // long done: the gradient norm was read
     return {
       loss: red.extras[0]! / this.normalizer,
       lr,
@@ -137,6 +141,7 @@ export class Trainer {
       stop: red.extras[1]! > 0,
       batchSeconds,
       seconds: total - batchSeconds,
+      attentionSeconds,
     };
   }
 

@@ -25,6 +25,9 @@ export interface RankResult {
   /** Training: the median step's time preparing its batch (data read or synthetic targets), outside its step
    * time; the median, as a peer's checkpoint can hold up a batch's first exchange. */
   medianBatchSeconds?: number;
+  /** Training: the mean time a step's attention calls took (device time on GPU, less the transfer waits the
+   * host saw), over the steps after the first. */
+  attentionSecondsPerStep?: number;
   /** How LV-XAttn's partials travelled in the last step (absent where the job made no attention call). */
   partials?: PassPartials;
   /** Training on the rank that writes checkpoints: how many, and what they cost. */

@@ -20,6 +20,8 @@ export interface RunSummary {
   medianStepSeconds?: number;
   textTokensPerSecond: number;
   visualTokensPerSecond: number;
+  /** Attention FLOPs (forward + backward) per worker over the time attention ran: the attention calls' own
+   * time in training, the whole step in a benchmark (where the step is the attention). */
   attentionTflopsPerWorker: number;
   bytesSentPerStepPerWorker: number;
   commWaitFraction: number;
@@ -59,7 +61,8 @@ export function summarize(job: XAttnJob, backend: string, ranks: RankResult[], e
     ...(ranks.every((r) => r.medianStepSeconds !== undefined) ? { medianStepSeconds: Math.max(...ranks.map((r) => r.medianStepSeconds!)) } : {}),
     textTokensPerSecond: (w.batch * w.textTokens) / step,
     visualTokensPerSecond: (w.batch * w.visualTokens) / step,
-    attentionTflopsPerWorker: flops / P / step / 1e12,
+    // Over the time attention ran where the ranks timed it (training), else over the step (benchmark: all attention).
+    attentionTflopsPerWorker: flops / P / (ranks.every((r) => r.attentionSecondsPerStep) ? Math.max(...ranks.map((r) => r.attentionSecondsPerStep!)) : step) / 1e12,
     bytesSentPerStepPerWorker: mean((r) => r.bytesSentPerStep),
     commWaitFraction: mean((r) => r.commWaitSecondsPerStep) / step,
     ...(ranks.every((r) => r.medianBatchSeconds !== undefined) ? { medianBatchSeconds: Math.max(...ranks.map((r) => r.medianBatchSeconds!)) } : {}),

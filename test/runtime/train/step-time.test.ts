@@ -1,7 +1,8 @@
 // A step's time covers training only: the batch (here the teacher's forward, which makes the synthetic
 // targets) is timed apart. On CUDA every op resolves once queued, so host clocks cannot split the two.
 // This stand-in gives the CPU engine a device queue: each attention call queues CALL_SECONDS of device
-// work; synchronize waits for the queue, and stopwatch marks are reached when the queue gets to them.
+// work; synchronize waits for the queue, stopwatch marks are reached when the queue gets to them, and
+// attentionMs sums the device time of the calls made with `timed`.
 import { afterAll, describe, expect, it } from 'vitest';
 import { Engine } from '../../../runtime/engine/engine.js';
 import { runTraining, type TrainStepEvent } from '../../../runtime/train/run-training.js';
@@ -12,18 +13,21 @@ const sleepUntil = (ms: number) => new Promise((r) => setTimeout(r, Math.max(0, 
 
 function queuedDevice(engine: Engine): Engine {
   let busyUntil = 0; // performance.now() ms when the queued work ends
+  let timedMs = 0;
   const marks: number[] = [];
   const reached = () => Math.max(performance.now(), busyUntil);
   const queued: Record<string, () => unknown> = {
     synchronize: () => sleepUntil(busyUntil),
     stopwatchMark: async () => void marks.push(reached()),
     stopwatchMs: async () => (await sleepUntil(marks.at(-1)!), marks.at(-1)! - marks.at(-2)!),
+    attentionMs: async () => (await sleepUntil(busyUntil), timedMs - (timedMs = 0)),
   };
   return new Proxy(engine, {
     get(target, key) {
       if (key === 'attentionForward' || key === 'attentionBackward')
         return (...args: unknown[]) => {
           busyUntil = reached() + CALL_SECONDS * 1000;
+          if ((args[0] as { timed?: boolean }).timed) timedMs += CALL_SECONDS * 1000;
           return (target[key] as (...a: unknown[]) => unknown).apply(target, args);
         };
       if (typeof key === 'string' && key in queued) return queued[key];
@@ -53,6 +57,8 @@ describe('training step time', () => {
       expect(e.seconds).toBeLessThan(5 * CALL_SECONDS);
     }
     // Like the step time's, the batch's median leaves out the run's first step (one-time costs).
+    // The step's own attention calls are timed on the device; the teacher's (data) are not.
+    expect(r.attentionSecondsPerStep).toBeCloseTo(4 * CALL_SECONDS, 6);
     expect(r.medianBatchSeconds).toBe(Math.max(events[1]!.batchSeconds, events[2]!.batchSeconds));
   });
 });

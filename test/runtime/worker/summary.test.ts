@@ -68,6 +68,14 @@ describe('run summary', () => {
     expect(formatSummary(summarize(job, 'cpu', [withData(0, 0.004), rank(1, 0.1)]))).not.toMatch(/batch per step/);
   });
 
+  it('rates attention over the time it ran where the ranks timed it (training), else over the step', () => {
+    const w = job.spec.workload, m = { batch: w.batch, heads: 8, headDim: 32 }; // quickstart.yaml's model
+    const flops = (layers: number) => 3.5 * layers * 4 * m.batch * m.heads * w.textTokens * w.visualTokens * m.headDim;
+    const timed = (r: number, attn: number) => ({ ...rank(r, 0.2), attentionSecondsPerStep: attn });
+    expect(summarize(job, 'cuda', [timed(0, 0.05), timed(1, 0.08)], { layers: 4 }).attentionTflopsPerWorker).toBeCloseTo(flops(4) / 2 / 0.08 / 1e12, 12);
+    expect(summarize(job, 'cuda', [timed(0, 0.05), rank(1, 0.2)], { layers: 4 }).attentionTflopsPerWorker).toBeCloseTo(flops(4) / 2 / 0.2 / 1e12, 12);
+  });
+
   it('leaves the link out where no link was probed (one rank)', () => {
     const s = summarize(job, 'cpu', [rank(0, 0.1)], { linkGbps: 0, linkPath: 'nccl' });
     expect(s.linkGbps).toBeUndefined();
