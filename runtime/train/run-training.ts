@@ -89,6 +89,8 @@ export async function runTraining(engine: Engine, job: XAttnJob, o: TrainingOpti
       const comm = profile.comm;
       const stepBytes = comm.attention_forward.bytes + comm.attention_backward.bytes + comm.all_reduce.bytes;
       const attnWait = comm.attention_forward.seconds + comm.attention_backward.seconds;
+      // The attention calls' own time less the waits the host saw (TCP blocks the host; NCCL waits on the device).
+      const attnSeconds = Math.max(0, r.attentionSeconds - attnWait);
       // The run's first step pays one-time costs (cuBLAS handles, memory pool growth, transport warm-up):
       // the mean leaves it out once there are others.
       if (step === startStep + 1) {
@@ -97,7 +99,7 @@ export async function runTraining(engine: Engine, job: XAttnJob, o: TrainingOpti
       } else {
         times.push(r.seconds);
         batchTimes.push(r.batchSeconds);
-        attention += Math.max(0, r.attentionSeconds - attnWait);
+        attention += attnSeconds;
       }
       bytes += stepBytes;
       wait += attnWait + comm.all_reduce.seconds;
@@ -110,8 +112,7 @@ export async function runTraining(engine: Engine, job: XAttnJob, o: TrainingOpti
         visualTokens: w.batch * lkv,
         attentionFlops: flops.attention / o.worldSize,
         modelFlops: flops.model / o.worldSize,
-        // The calls' device time less the waits the host saw (TCP blocks the host; NCCL waits on the device).
-        attentionSeconds: Math.max(0, r.attentionSeconds - attnWait),
+        attentionSeconds: attnSeconds,
         comm: {
           attention: { bytes: comm.attention_forward.bytes + comm.attention_backward.bytes, seconds: attnWait },
           all_reduce: comm.all_reduce,
