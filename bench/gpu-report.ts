@@ -32,6 +32,8 @@ export interface DistRow {
    * it, its last two blocks in one launch). */
   lv_stacked: boolean;
   nocomm_stacked: boolean;
+  /** Both LV-XAttn passes gathered their blocks: one launch for all the visiting blocks (from P = 3). */
+  lv_gathered: boolean;
   /** Slowest rank's ring-exchange bandwidth; null at P = 1 (no link). */
   link_gbps: number | null;
   /** How the transfers travelled (engine.info().transportPath), e.g. "nccl, copy engines to 1 of 1 peers". */
@@ -88,6 +90,7 @@ const COLUMNS: [string, number, (r: DistRow & Partial<ScalingRow>) => string][] 
   ['synced/bound', 12, (r) => num(r.synced.lv_bound_ratio, 3)],
   ['wire', 5, (r) => `${r.lv_partials.fwd.slice(5)}/${r.lv_partials.bwd.slice(5)}`],
   ['stack', 5, (r) => `${r.lv_stacked ? 'y' : 'n'}/${r.nocomm_stacked ? 'y' : 'n'}`],
+  ['gath', 4, (r) => (r.lv_gathered ? 'y' : 'n')],
   ['LV f32', 6, (r) => num(r.lv_asked.float32.ms, 2)],
   ['f32/bound', 9, (r) => num(r.lv_asked.float32.bound_ratio, 3)],
   ['LV f16', 6, (r) => num(r.lv_asked.float16.ms, 2)],

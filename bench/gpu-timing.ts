@@ -27,6 +27,8 @@ export interface Timing {
   partials: { fwd: WirePrecision; bwd: WirePrecision };
   /** The LV-XAttn backward ran its own rows stacked with the last visiting block's (LvPlan.stackLast). */
   stacked: boolean;
+  /** Both LV-XAttn passes gathered their blocks (sent to every rank at once, one launch for all: LvPlan.gathered). */
+  gathered: boolean;
 }
 
 /** One step of `call` on this rank: the forward, then the backward, each waited for on the device. */
@@ -44,6 +46,7 @@ async function timeStep(engine: Engine, call: DistCall, { q, k, v, dout }: Input
   return {
     start: performance.timeOrigin + t0, fwd_ms: t1 - t0, fwdbwd_ms: t2 - t0, bytes: f.bytesSent + b.bytesSent, fwd_bytes: f.bytesSent, used,
     row_chunks: { fwd: f.rowChunks, bwd: b.rowChunks }, partials: { fwd: f.partials, bwd: b.partials }, stacked: b.stackedRows,
+    gathered: f.gatheredBlocks && b.gatheredBlocks,
   };
 }
 
@@ -132,7 +135,7 @@ export async function timeInTurn(engine: Engine, calls: DistCall[], inputs: Inpu
   }
   return runs.map(({ fwd, all, qFwd, qAll, qHost, starts, peak, last }) => ({
     fwd_ms: median(qFwd), fwdbwd_ms: median(qAll), fwdbwd_host_ms: median(qHost), synced: { fwd_ms: median(fwd), fwdbwd_ms: median(all) }, bytes_per_step: last!.bytes, fwd_bytes_per_step: last!.fwd_bytes,
-    memory_used_bytes: last!.used, memory_peak_bytes: peak, starts, row_chunks: last!.row_chunks, partials: last!.partials, stacked: last!.stacked,
+    memory_used_bytes: last!.used, memory_peak_bytes: peak, starts, row_chunks: last!.row_chunks, partials: last!.partials, stacked: last!.stacked, gathered: last!.gathered,
   }));
 }
 
@@ -189,7 +192,7 @@ export async function timeQueued(engine: Engine, call: DistCall, { q, k, v, dout
     const fwd_ms = await timed(fwd);
     const fwd_host_ms = hostMs, fwd_wall_ms = wallMs;
     const fwdbwd_ms = await timed(async () => [...(await fwd()), ...(await bwd())]);
-    return { fwd_ms, fwd_host_ms, fwd_wall_ms, fwdbwd_ms, bytes_per_step: 0, fwd_bytes_per_step: 0, memory_used_bytes: engine.info().memoryUsed, memory_peak_bytes: peak, starts: [], row_chunks: { fwd: 1, bwd: 1 }, partials: { fwd: 'float32' as const, bwd: 'float32' as const }, stacked: false };
+    return { fwd_ms, fwd_host_ms, fwd_wall_ms, fwdbwd_ms, bytes_per_step: 0, fwd_bytes_per_step: 0, memory_used_bytes: engine.info().memoryUsed, memory_peak_bytes: peak, starts: [], row_chunks: { fwd: 1, bwd: 1 }, partials: { fwd: 'float32' as const, bwd: 'float32' as const }, stacked: false, gathered: false };
   } finally {
     o!.dispose();
     lse!.dispose();

@@ -125,6 +125,7 @@ function rowOf(s: Shape, interconnect: string, cases: RankCase[], link: number |
     lv_row_chunks: cases[0]!.lv.row_chunks,
     lv_partials: cases[0]!.lv.partials,
     lv_stacked: cases[0]!.lv.stacked, nocomm_stacked: cases[0]!.nocomm.stacked,
+    lv_gathered: cases[0]!.lv.gathered,
     link_gbps: link,
     transport_path: path,
     lv_bytes_per_step: lvBytes, ring_bytes_per_step: worst((c) => c.ring.bytes_per_step),

@@ -103,6 +103,7 @@ Napi::Object stats_into(Napi::Env env, Napi::Object out, const DistStats& s) {
   out.Set("rowChunks", Napi::Number::New(env, s.row_chunks));
   out.Set("partials", s.partials == PartialPrecision::Float16 ? "float16" : "float32");
   out.Set("stackedRows", Napi::Boolean::New(env, s.stacked));
+  out.Set("gatheredBlocks", Napi::Boolean::New(env, s.gathered));
   return out;
 }
 

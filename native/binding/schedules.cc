@@ -13,8 +13,9 @@ namespace xattn::binding {
 namespace {
 
 // lvPlan({dims, lqTotal, lkvTotal, world, rank, masked, pass: 'forward'|'backward', linkGbps,
-// flopsPerSecond, bwdKvRowsPerWave, partials, queryKept}) -> {chunks, ownBlock: 'whole'|'batch'|'kv', firstBatches,
-// firstKvRows, partials: 'float32'|'float16', stackLast}
+// flopsPerSecond, bwdKvRowsPerWave, partials, queryKept, gather (forces LvPlan::gathered where it can be, as
+// $XATTN_LV_GATHER does)}) -> {chunks, ownBlock: 'whole'|'batch'|'kv', firstBatches,
+// firstKvRows, partials: 'float32'|'float16', stackLast, gathered}
 Napi::Value LvPlanOf(const Napi::CallbackInfo& info) {
   return guard(info.Env(), [&]() -> Napi::Value {
     require(info.Length() == 1 && info[0].IsObject(), ErrorCode::InvalidArgument, "lvPlan expects one object");
@@ -26,6 +27,7 @@ Napi::Value LvPlanOf(const Napi::CallbackInfo& info) {
     pb.lkv_total = require_int(o, "lkvTotal");
     pb.link_gbps = get_number(o, "linkGbps", 0);
     pb.partials = parse_partials(get_string(o, "partials", "auto"));
+    if (o.Has("gather") && !o.Get("gather").IsUndefined()) pb.gather = o.Get("gather").ToBoolean().Value() ? 1 : 0;
     const int64_t world = require_int(o, "world"), rank = get_int(o, "rank", 0);
     require(pb.lq_total >= 1 && pb.lkv_total >= 1, ErrorCode::InvalidArgument, "lqTotal and lkvTotal must be >= 1");
     require(world >= 1 && rank >= 0 && rank < world, ErrorCode::InvalidArgument, "need 0 <= rank < world");
@@ -44,6 +46,7 @@ Napi::Value LvPlanOf(const Napi::CallbackInfo& info) {
     out.Set("firstKvRows", static_cast<double>(plan.split.first.kv_rows));
     out.Set("partials", plan.partials == PartialPrecision::Float16 ? "float16" : "float32");
     out.Set("stackLast", plan.stack_last);
+    out.Set("gathered", plan.gathered);
     return out;
   });
 }

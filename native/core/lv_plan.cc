@@ -125,6 +125,20 @@ OwnSplit stacked_split(int64_t batch, int64_t kv_rows, double first_hop_bytes, d
   return split_own_block(batch, kv_rows, share, wave_rows);
 }
 
+// With P >= 3 ranks the ring runs P launches a pass over the same K/V shard, each for one block of text rows:
+// short blocks fill the kernels' row tiles poorly, and every backward launch reads and writes the shard's
+// float32 dK/dV again (about a second per 1.5 TB, stack_own_rows). Gathered, each rank sends its block to
+// every other rank at once, runs the own block (or its first piece) while they arrive, then one launch over
+// all the blocks it received (stacked), and sends each block's result straight home: two launches a pass,
+// the same bytes on the wire. What it gives up is the ring's cover for the trip home, exposed either way
+// where one launch does the visiting work. Chunked blocks (slow links) and float16 partials stay on the
+// ring. DistProblem::gather (or $XATTN_LV_GATHER) 0 / 1 forces it off / on (on also at P = 2: the same bytes go
+// to the same ranks as around the ring).
+bool gather_blocks(int world, int chunks, PartialPrecision partials, int forced) {
+  const bool supported = world >= 2 && chunks == 1 && partials == PartialPrecision::Float32;
+  return supported && (forced >= 0 ? forced != 0 : world >= 3);
+}
+
 // The forward sends Q (and the mask) out and brings the partial O and its LSE home; the backward sends Q
 // (unless the forward's blocks were kept), dO, LSE and D (and the mask) out and brings dQ home. Partials
 // travel as float32, or as float16 plus a scale per row.
@@ -148,6 +162,21 @@ LvPlan plan_lv(const DistProblem& pb, int world, int rank, bool masked, LvPass p
   plan.chunks = row_chunks(mq, trip_bytes(plan.partials), pb.link_gbps, flops, dev.flops_per_second, pass);
   const int64_t kv_rows = shard_of(pb.lkv_total, world, rank).length;
   const double first_hop = static_cast<double>(my_lq) * out_row, last_hop = static_cast<double>(my_lq) * home_row(plan.partials);
+  const char* gather_env = std::getenv("XATTN_LV_GATHER");
+  const int gather = pb.gather >= 0 ? pb.gather : gather_env && *gather_env ? (std::atoi(gather_env) != 0) : -1;
+  if (gather_blocks(world, plan.chunks, plan.partials, gather)) {
+    // The own block's pieces go around the one launch of the visiting blocks, whose bytes travel all at once.
+    plan.gathered = true;
+    const double peers = world - 1;
+    if (fwd) {
+      plan.split = own_split(pb.dims.batch, kv_rows, peers * first_hop, peers * last_hop, pb.link_gbps, 0, pass);
+    } else {
+      const double own_seconds = dev.flops_per_second > 0 ? block_flops(pb.dims, my_lq, kv_rows, pass) / dev.flops_per_second : 0;
+      plan.split = stacked_split(pb.dims.batch, kv_rows, peers * first_hop, pb.link_gbps, own_seconds, dev.bwd_kv_rows_per_wave);
+      plan.stack_last = true;
+    }
+    return plan;
+  }
   // Stacked, the last hop is exposed: where float32 would keep it over 0.1 ms, 'auto' sends it as float16 (2x H200,
   // stacked: 256x128K over host memory, 0.15 ms, 2.23 against 2.26 ms in two runs; over NVLink float16 was no
   // faster at 256x128K, 16 us, nor at 1024x64K, 64 us).

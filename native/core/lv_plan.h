@@ -16,6 +16,9 @@ struct LvPlan {
   // Backward: the own block's second piece runs in one launch with the last visiting block, their rows
   // stacked (stacked_rows.h), so dK/dV of those visual rows are written once instead of written and read back.
   bool stack_last = false;
+  // Every visiting block goes straight to every rank at once, and each rank computes all the blocks it
+  // receives in one launch (schedule_lv_gathered.cc) instead of one launch a ring step: gather_blocks.
+  bool gathered = false;
 };
 
 // What the plan needs to know of the backend: its nominal attention rate, and the visual rows its backward
@@ -44,6 +47,11 @@ int row_chunks(int64_t max_block_rows, double trip_bytes, double link_gbps, doub
 // leaves exposed (last_hop_bytes at 0.6 of the link). Only with one row chunk (lv_plan.cc says why).
 bool stack_own_rows(const AttnDims& d, int64_t text_rows, int64_t own_rows, int64_t kv_rows, double last_hop_bytes,
                     double link_gbps);
+
+// Whether a pass gathers its blocks (LvPlan::gathered), from global sizes only: every rank must decide alike
+// (their transfers pair up). Where P >= 3, the blocks travel in one chunk and the partials as float32
+// (lv_plan.cc says why); `forced` 0 / 1 turns it off, or on wherever it can (at P = 2 too); -1 decides.
+bool gather_blocks(int world, int chunks, PartialPrecision partials, int forced);
 
 // The owner's first piece when its rest is stacked: just long enough to hide the first hop (at 0.6 of the link,
 // against the own block's compute), on a whole wave where wave_rows > 0; none where that is under half a wave.

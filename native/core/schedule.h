@@ -17,6 +17,7 @@
 namespace xattn {
 
 enum class Algorithm { LvXAttn, Ring };
+struct LvPlan;  // lv_plan.h
 Algorithm parse_algorithm(const std::string& name);  // "lv-xattn" | "ring"
 const char* algorithm_name(Algorithm a);
 PartialPrecision parse_partials(const std::string& name);  // "auto" | "float32" | "float16"
@@ -31,6 +32,9 @@ struct DistProblem {
   // How LV-XAttn sends partial results (forward O, backward dQ) between ranks (partial_wire.h); Auto lets
   // each pass's plan choose (lv_plan.h). Ring ignores it.
   PartialPrecision partials = PartialPrecision::Auto;
+  // Whether LV-XAttn gathers its blocks (lv_plan.h: gather_blocks): -1 as the plan decides (or $XATTN_LV_GATHER
+  // says), 0 never, 1 wherever it can.
+  int gather = -1;
 };
 
 // Device pointers of this rank's shards (layouts in attn.h; mask may be null on every rank). q_id is the
@@ -57,6 +61,7 @@ struct DistStats {
   int row_chunks = 1;           // chunks each travelling text block was sent in (row_chunks.h)
   PartialPrecision partials = PartialPrecision::Float32;  // how the last LV-XAttn call sent its partials
   bool stacked = false;  // the last LV-XAttn backward ran its own rows with the last visiting block (LvPlan)
+  bool gathered = false;  // the last LV-XAttn call gathered its blocks: one launch for all of them (LvPlan)
 };
 
 class DistAttention {
@@ -81,6 +86,8 @@ class DistAttention {
  private:
   void lv_forward(const DistFwdArgs& a);
   void lv_forward_local(const DistFwdArgs& a);
+  void lv_forward_gathered(const DistFwdArgs& a, const LvPlan& plan);
+  void lv_backward_gathered(const DistBwdArgs& a, const LvPlan& plan, std::unique_ptr<KeptBlocks> kept);
   void ring_forward(const DistFwdArgs& a);
   void lv_backward(const DistBwdArgs& a);
   void lv_backward_local(const DistBwdArgs& a);

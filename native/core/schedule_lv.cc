@@ -34,6 +34,26 @@ void DistAttention::lv_forward_local(const DistFwdArgs& a) {
     be_.attn_fwd(d, blk, io);
     return mark("done");
   }
+  if (plan_lv(pb_, world_, rank_, a.mask != nullptr, LvPass::Forward, plan_device(be_, d)).gathered) {
+    // As LV-XAttn gathers: the own block, then one launch over the P-1 others (here copies of it), stacked.
+    const StackedBlocks sb{std::vector<int64_t>(world_ - 1, lq)};
+    const size_t B = d.batch;
+    const RowTensor tq{B, rb.q / B}, tmask{B, rb.mask / B}, to{B, rb.o32 / B}, tl{B * d.heads, 4};
+    void* st_q = buf_->get("lvg.st_q", sb.total() * rb.q);
+    auto* st_m = a.mask ? buf_->get<int32_t>("lvg.st_m", sb.total() * rb.mask) : nullptr;
+    float* st_o = buf_->get<float>("lvg.st_o", sb.total() * rb.o32);
+    float* st_l = buf_->get<float>("lvg.st_l", sb.total() * rb.lse);
+    be_.attn_fwd(d, blk, {a.q, a.k, a.v, acc_o, acc_l});
+    stack_blocks(be_, tq, sb, std::vector<const void*>(world_ - 1, a.q), st_q);
+    if (a.mask) stack_blocks(be_, tmask, sb, std::vector<const void*>(world_ - 1, a.mask), st_m);
+    be_.attn_fwd(d, {sb.total(), kv.length, kv.begin, st_m}, {st_q, a.k, a.v, st_o, st_l});
+    for (int k = 1; k < world_; ++k) {
+      unstack_block(be_, to, sb, k - 1, st_o, part_o);
+      unstack_block(be_, tl, sb, k - 1, st_l, part_l);
+      merge_step(k == world_ - 1, acc_o, acc_l, part_o, part_l, a);
+    }
+    return mark("done");
+  }
   for (int t = 0; t < world_; ++t) {
     be_.attn_fwd(d, blk, {a.q, a.k, a.v, t == 0 ? acc_o : part_o, t == 0 ? acc_l : part_l});
     if (t > 0) merge_step(t == world_ - 1, acc_o, acc_l, part_o, part_l, a);
@@ -57,6 +77,7 @@ void DistAttention::lv_forward(const DistFwdArgs& a) {
   const Shard kv = shard_of(pb_.lkv_total, P, r);
   const int64_t mq = max_shard(pb_.lq_total, P), my_lq = local_lq();
   const LvPlan plan = plan_lv(pb_, P, r, a.mask != nullptr, LvPass::Forward, plan_device(be_, d));
+  if (plan.gathered) return lv_forward_gathered(a, plan);
   const int C = plan.chunks;
   const OwnSplit& split = plan.split;
   const auto chunk = [&](int t, int c) { return shard_of(visiting_lq(t), C, c); };  // rows of chunk c at step t

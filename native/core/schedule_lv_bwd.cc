@@ -27,27 +27,36 @@ void DistAttention::lv_backward_local(const DistBwdArgs& a) {
   be_.zero(a.dq, lq * rb.o32);
   const AttnBlock blk{lq, kv.length, kv.begin, a.mask};
   // Where LV-XAttn would stack its own rows with the last visiting block, the last two steps run as one
-  // stacked launch here too (the own block twice).
-  const bool stack = world_ > 1 && plan_lv(pb_, world_, rank_, a.mask != nullptr, LvPass::Backward, plan_device(be_, d),
-                                           /*query_kept=*/true).stack_last;  // as the trainer and bench:gpu run it
+  // stacked launch here too (the own block twice); where it gathers its blocks, all P steps do.
+  const LvPlan plan = world_ > 1 ? plan_lv(pb_, world_, rank_, a.mask != nullptr, LvPass::Backward, plan_device(be_, d),
+                                           /*query_kept=*/true)  // as the trainer and bench:gpu run it
+                                 : LvPlan{};
+  const int stacked = !plan.stack_last ? 0 : plan.gathered ? world_ : 2;
   stats_ = {};
-  stats_.stacked = stack;
-  Trace mark(be_, rank_, [&] { return "lv backward " + shape_of(pb_) + ", no communication" + (stack ? ", stacked" : ""); });
-  const int single = stack ? world_ - 2 : world_;
+  stats_.stacked = stacked > 0;
+  stats_.gathered = plan.gathered;
+  Trace mark(be_, rank_, [&] { return "lv backward " + shape_of(pb_) + ", no communication" + (stacked ? ", stacked" : ""); });
+  const int single = world_ - stacked;
   for (int t = 0; t < single; ++t) {  // the first step writes dK/dV (no zero fill, no read)
     be_.attn_bwd(d, blk, {a.q, a.k, a.v, a.dout, a.lse, drow, a.dq, a.dk, a.dv, /*accumulate_dkv=*/t > 0});
     mark("block", t);
   }
-  if (!stack) return;
-  const StackedRows sr{lq, lq};
-  const BwdRows own{a.q, a.dout, a.lse, drow, a.mask};
-  const StackedBwd st = stacked_bwd_buffers(*buf_, d, sr.rows(), lq, a.mask != nullptr);
-  stack_bwd_rows(be_, d, sr, own, own, st);
-  const AttnBlock both{sr.rows(), kv.length, kv.begin, st.mask};
-  be_.attn_bwd(d, both, {st.q, a.k, a.v, st.dout, st.lse, st.drow, st.dq, a.dk, a.dv, /*accumulate_dkv=*/single > 0});
-  const RowTensor to{static_cast<size_t>(d.batch), rb.o32 / d.batch};
-  for (int which = 0; which < 2; ++which) add_stacked(be_, to, sr, which, st.dq, a.dq, st.scratch);
-  mark("stacked", world_ - 2);
+  if (!stacked) return;
+  const StackedBlocks sb{std::vector<int64_t>(stacked, lq)};
+  const StackedBwd st = stacked_bwd_buffers(*buf_, d, sb.total(), lq, a.mask != nullptr);
+  const size_t B = d.batch;
+  const RowTensor tq{B, rb.q / B}, tl{B * d.heads, 4}, tmask{B, rb.mask / B}, to{B, rb.o32 / B};
+  const auto repeated = [&](const void* p) { return std::vector<const void*>(stacked, p); };
+  stack_blocks(be_, tq, sb, repeated(a.q), st.q);
+  stack_blocks(be_, tq, sb, repeated(a.dout), st.dout);
+  stack_blocks(be_, tl, sb, repeated(a.lse), st.lse);
+  stack_blocks(be_, tl, sb, repeated(drow), st.drow);
+  if (a.mask) stack_blocks(be_, tmask, sb, repeated(a.mask), st.mask);
+  be_.zero(st.dq, sb.total() * rb.o32);
+  const AttnBlock all{sb.total(), kv.length, kv.begin, st.mask};
+  be_.attn_bwd(d, all, {st.q, a.k, a.v, st.dout, st.lse, st.drow, st.dq, a.dk, a.dv, /*accumulate_dkv=*/single > 0});
+  for (int k = 0; k < stacked; ++k) add_block(be_, to, sb, k, st.dq, a.dq, st.scratch);
+  mark("stacked", single);
 }
 
 // Q, dO, LSE and D (and the mask) travel like Q in the forward, in the same row chunks where the link is
@@ -65,6 +74,7 @@ void DistAttention::lv_backward(const DistBwdArgs& a) {
   require(!kept || kept->blocks.size() == static_cast<size_t>(P - 1), ErrorCode::Internal,
           "kept Q blocks do not match the ring");
   const LvPlan plan = plan_lv(pb_, P, r, a.mask != nullptr, LvPass::Backward, plan_device(be_, d), kept != nullptr);
+  if (plan.gathered) return lv_backward_gathered(a, plan, std::move(kept));
   const int C = plan.chunks;
   const OwnSplit& split = plan.split;
   const auto chunk = [&](int t, int c) { return shard_of(visiting_lq(t), C, c); };  // rows of chunk c at step t

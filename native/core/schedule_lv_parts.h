@@ -72,7 +72,7 @@ inline std::string plan_of(const DistProblem& p, const LvPlan& plan) {
                       : plan.split.along_kv      ? "split along visual rows"
                                                  : "split along the batch";
   return ", link " + std::to_string(std::lround(p.link_gbps)) + " GB/s, " + std::to_string(plan.chunks) + " chunks, " +
-         split + (plan.stack_last ? ", own rows stacked" : "") +
+         split + (plan.gathered ? ", blocks gathered" : "") + (plan.stack_last ? ", own rows stacked" : "") +
          (plan.partials == PartialPrecision::Float16 ? ", float16 partials" : "");
 }
 
@@ -118,12 +118,12 @@ struct StackedBwd {
 };
 
 inline StackedBwd stacked_bwd_buffers(DistAttention::Buffers& buf, const AttnDims& d, int64_t rows, int64_t block_rows,
-                                      bool masked) {
+                                      bool masked, const std::string& name = "lvb.st") {
   const sched::RowBytes rb(d);
-  return {buf.get("lvb.st_q", rows * rb.q), buf.get("lvb.st_do", rows * rb.q), buf.get<float>("lvb.st_l", rows * rb.lse),
-          buf.get<float>("lvb.st_d", rows * rb.lse), buf.get<float>("lvb.st_dq", rows * rb.o32),
-          d.batch > 1 ? buf.get<float>("lvb.st_scratch", block_rows * rb.o32) : nullptr,
-          masked ? buf.get<int32_t>("lvb.st_m", rows * rb.mask) : nullptr};
+  return {buf.get(name + "_q", rows * rb.q), buf.get(name + "_do", rows * rb.q), buf.get<float>(name + "_l", rows * rb.lse),
+          buf.get<float>(name + "_d", rows * rb.lse), buf.get<float>(name + "_dq", rows * rb.o32),
+          d.batch > 1 ? buf.get<float>(name + "_scratch", block_rows * rb.o32) : nullptr,
+          masked ? buf.get<int32_t>(name + "_m", rows * rb.mask) : nullptr};
 }
 
 // Stacks block `top` (sr.first rows) over `below` (sr.second rows) into `st` and zeroes its dQ.

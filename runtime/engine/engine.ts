@@ -77,6 +77,8 @@ export interface CommStats {
   partials: WirePrecision;
   /** An LV-XAttn backward that ran its own text rows in one launch with the last visiting block's. */
   stackedRows: boolean;
+  /** An LV-XAttn call that sent its block to every rank at once and ran all it received in one launch. */
+  gatheredBlocks: boolean;
 }
 
 export interface ForwardResult extends CommStats {

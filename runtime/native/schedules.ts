@@ -24,6 +24,8 @@ export interface LvPlanQuery {
   partials?: PartialPrecision;
   /** Backward only: the forward of the same Q kept the blocks it received, so Q does not travel again. */
   queryKept?: boolean;
+  /** Gather the blocks (true) or keep them on the ring (false) wherever the plan could; as $XATTN_LV_GATHER. */
+  gather?: boolean;
 }
 
 export interface LvPlan {
@@ -37,6 +39,8 @@ export interface LvPlan {
   partials: WirePrecision;
   /** Backward: the own block's second piece runs in one launch with the last visiting block (rows stacked). */
   stackLast: boolean;
+  /** Blocks go to every rank at once, each rank runs all it receives in one launch (P >= 3: lv_plan.h). */
+  gathered: boolean;
 }
 
 export function lvPlan(query: LvPlanQuery): LvPlan {

@@ -5,7 +5,9 @@
 //     rows).
 //     At P = 2 also with NCCL's kernels instead of copy engines (XATTN_COPY_ENGINE=0) and with copy-engine
 //     pieces of 256 bytes (every transfer in many pieces through two slots: the credit waits), and with
-//     the owner's block forced into two pieces and blocks in two row chunks.
+//     the owner's block forced into two pieces and blocks in two row chunks, and with the blocks gathered
+//     (sent to every rank at once, one launch for all: the default from P = 4 on, forced at P = 2); at P = 4
+//     also around the ring (XATTN_LV_GATHER=0).
 //  2. P = 2 equals single-GPU attention.
 // The per-op kernel checks against the CPU backend are the standalone xattn_cuda_check program.
 // `--paths <text>` runs only the P = 2 variants whose label contains it (a short check when device time is
@@ -50,7 +52,12 @@ if (process.argv[2] === 'rank') {
     'own block in two pieces, 2 row chunks': { XATTN_LV_FIRST_SHARE: '0.4', XATTN_LV_CHUNKS: '2' },
     'own rows stacked on the last visit': { XATTN_LV_STACK: '1' },
     'own rows stacked after a first piece': { XATTN_LV_STACK: '1', XATTN_LV_FIRST_SHARE: '0.3' },
+    'blocks gathered': { XATTN_LV_GATHER: '1' },
+    'blocks gathered after a first piece': { XATTN_LV_GATHER: '1', XATTN_LV_FIRST_SHARE: '0.3' },
   };
+  // Whether every rank's LV-XAttn calls (float32 partials: the ones that can) gathered their blocks, both passes.
+  const allGathered = (ranks: RankResults[], want: boolean) =>
+    ranks.every((r) => r.results.every((res) => res['lv-xattn']!.partials.every((p, i) => p !== 'float32' || res['lv-xattn']!.gathered[i] === want)));
   const pathsAt = process.argv.indexOf('--paths');
   const only = pathsAt > 0 ? process.argv[pathsAt + 1] ?? '' : '';
   const chosenPaths = Object.entries(PATHS).filter(([label]) => label.includes(only));
@@ -70,6 +77,12 @@ if (process.argv[2] === 'rank') {
     runs[P] = await spawn(P);
     if (P > 1) console.log(`P=${P} transfers: ${runs[P]![0]!.transportPath}`);
     checkRun(`P=${P}`, runs[P]!);
+    if (P === 4) {
+      check(allGathered(runs[4]!, true), 'P=4: LV-XAttn gathered its blocks (float32 partials)');
+      const ring = await spawn(4, { XATTN_LV_GATHER: '0' });
+      check(allGathered(ring, false), 'P=4 XATTN_LV_GATHER=0: LV-XAttn kept its blocks on the ring');
+      checkRun('P=4 around the ring', ring);
+    }
   }
   if (runs[2]) {
     const ce = runs[2][0]!.transportPath.includes('copy engines to');
@@ -77,6 +90,7 @@ if (process.argv[2] === 'rank') {
     for (const [label, env] of chosenPaths) {
       const ranks = await spawn(2, env);
       if (env.XATTN_LV_STACK) check(ranks.every((r) => r.results.every((res) => res['lv-xattn']!.stackedRows)), 'XATTN_LV_STACK=1: every LV-XAttn backward ran its own rows stacked');
+      if (env.XATTN_LV_GATHER) check(allGathered(ranks, true), 'XATTN_LV_GATHER=1: LV-XAttn gathered its blocks at P = 2 (float32 partials)');
       if (env.XATTN_COPY_ENGINE) check(!ranks[0]!.transportPath.includes('copy engines to'), `XATTN_COPY_ENGINE=0 sends through NCCL (${ranks[0]!.transportPath})`);
       checkRun(`P=2 ${label}`, ranks);
     }

@@ -206,3 +206,69 @@ describe('LV-XAttn plan, stacked backward', () => {
     expect(plan(256, 131072, 220, 'forward').stackLast).toBe(false);
   });
 });
+
+describe('LV-XAttn plan, gathered blocks', () => {
+  const at = (world: number, lq: number, lkv: number, link: number, pass: 'forward' | 'backward', extra: Partial<LvPlanQuery> = {}) =>
+    plan(lq, lkv, link, pass, { world, queryKept: pass === 'backward', ...extra });
+
+  it('gathers from 3 ranks on, where the blocks travel whole with float32 partials', () => {
+    for (const pass of ['forward', 'backward'] as const) {
+      // P = 4 over NVLink, the scaling shapes: 64 and 256 text rows a rank
+      expect(at(4, 256, 524288, 90, pass), pass).toMatchObject({ gathered: true, chunks: 1, partials: 'float32' });
+      expect(at(4, 1024, 262144, 90, pass).gathered, pass).toBe(true);
+      expect(at(3, 1024, 65536, 220, pass).gathered, pass).toBe(true);
+      expect(at(8, 1024, 65536, 220, pass).gathered, pass).toBe(true);
+      // two ranks send the same either way: the ring keeps its pieces and its stacking choice
+      expect(at(2, 256, 131072, 220, pass).gathered, pass).toBe(false);
+      // float16 partials (asked, or chosen for a slow link) and row chunks stay on the ring
+      expect(at(4, 256, 524288, 90, pass, { partials: 'float16' }).gathered, pass).toBe(false);
+      const sockets = at(4, 4096, 131072, 2, pass);
+      expect([sockets.gathered, sockets.partials], pass).toEqual([false, 'float16']);
+    }
+    // the backward runs the own rows stacked into the one launch of the visiting blocks
+    expect(at(4, 256, 524288, 90, 'backward').stackLast).toBe(true);
+    expect(at(4, 256, 524288, 90, 'forward').stackLast).toBe(false);
+  });
+
+  it('leaves chunked blocks on the ring', () => {
+    const env = process.env;
+    try {
+      env.XATTN_LV_CHUNKS = '2';
+      expect(at(4, 4096, 131072, 220, 'forward')).toMatchObject({ chunks: 2, gathered: false });
+      expect(at(4, 4096, 131072, 220, 'backward')).toMatchObject({ chunks: 2, gathered: false });
+    } finally {
+      delete env.XATTN_LV_CHUNKS;
+    }
+  });
+
+  it('gathers or not as forced, where it can', () => {
+    expect(at(2, 256, 131072, 220, 'backward', { gather: true })).toMatchObject({ gathered: true, stackLast: true });
+    expect(at(4, 256, 524288, 90, 'forward', { gather: false }).gathered).toBe(false);
+    expect(at(4, 256, 524288, 90, 'backward', { gather: true, partials: 'float16' }).gathered).toBe(false);
+    const env = process.env;
+    try {
+      env.XATTN_LV_GATHER = '0';
+      expect(at(4, 256, 524288, 90, 'forward').gathered).toBe(false);
+      expect(at(4, 256, 524288, 90, 'forward', { gather: true }).gathered).toBe(true); // the query's force wins
+    } finally {
+      delete env.XATTN_LV_GATHER;
+    }
+  });
+
+  it('gives every rank of ragged shards the same choice', () => {
+    for (const pass of ['forward', 'backward'] as const) {
+      const ranks = [0, 1, 2].map((rank) => at(3, 4097, 32771, 90, pass, { rank }).gathered);
+      expect(new Set(ranks).size, pass).toBe(1);
+    }
+  });
+
+  it('sizes the backward\'s first piece to the blocks coming from every other rank', () => {
+    // over host memory (23 GB/s) 64-row blocks from 3 ranks take 3x one block's hop: a longer first piece
+    const wave = (132 * 128) / 8;
+    const gathered = at(4, 256, 524288, 23, 'backward', { bwdKvRowsPerWave: wave, partials: 'float32' });
+    const ring = at(4, 256, 524288, 23, 'backward', { bwdKvRowsPerWave: wave, partials: 'float32', gather: false });
+    expect(gathered.gathered).toBe(true);
+    expect(gathered.firstKvRows).toBeGreaterThan(0);
+    expect(gathered.firstKvRows).toBeGreaterThan(ring.stackLast ? ring.firstKvRows : 0);
+  });
+});

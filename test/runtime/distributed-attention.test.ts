@@ -9,7 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { shardRange, type DistCase } from '../fixtures/dist-case.js';
 import type { RankResults } from '../fixtures/dist-attention-rank.js';
-import { lvPlan } from '../../runtime/native/schedules.js';
+import { lvPlan, type LvPlan, type LvPlanQuery } from '../../runtime/native/schedules.js';
 import { caseErrors } from '../fixtures/dist-compare.js';
 import { spawnRanks } from '../fixtures/spawn-ranks.js';
 
@@ -34,36 +34,58 @@ const TOL: Record<string, { o: number; lse: number; grad: number }> = {
 
 const DTYPE_BYTES = { float32: 4, bfloat16: 2, float16: 2 } as const;
 
-/** Bytes of Q rank r sends in an LV-XAttn backward that does not have the forward's blocks: at ring steps
- * 0..P-2 the block of rank r - t goes on to rank r + 1. */
-function backwardQueryBytes(c: DistCase, P: number, r: number): number {
+/** Bytes of Q rank r sends in an LV-XAttn backward that does not have the forward's blocks: around the ring,
+ * at steps 0..P-2 the block of rank r - t goes on to rank r + 1; gathered, its own block goes to every rank. */
+function backwardQueryBytes(c: DistCase, P: number, r: number, gathered: boolean): number {
   const row = c.dims.batch * c.dims.heads * c.dims.headDim * DTYPE_BYTES[c.dims.dtype];
+  const rowsOf = (rank: number) => {
+    const [b, e] = shardRange(c.lq, P, ((rank % P) + P) % P);
+    return e - b;
+  };
   let rows = 0;
-  for (let t = 0; t < P - 1; t++) {
-    const [b, e] = shardRange(c.lq, P, (((r - t) % P) + P) % P);
-    rows += e - b;
-  }
+  for (let t = 0; t < P - 1; t++) rows += gathered ? rowsOf(r) : rowsOf(r - t);
   return rows * row;
+}
+
+/** The ranks' forces (XATTN_LV_CHUNKS, XATTN_LV_GATHER), which this process does not have. */
+interface Forces {
+  chunks: string;
+  gather: string;
+}
+
+/** The plan as the ranks made it, where no chunks are forced: with their gathering force. */
+function planUnder(forces: Forces, q: LvPlanQuery): LvPlan {
+  return lvPlan({ ...q, ...(forces.gather ? { gather: forces.gather === '1' } : {}) });
+}
+
+/** Whether each pass of a variant gathered its blocks, as the plan decides under the ranks' forces. */
+function expectedGathered(c: DistCase, P: number, r: RankResults, variant: string, keptQ: boolean, forces: Forces): boolean[] {
+  if (P === 1 || variant === 'ring') return [false, false];
+  const q = { dims: c.dims, lqTotal: c.lq, lkvTotal: c.lkv, world: P, rank: r.rank, masked: c.masked, linkGbps: r.linkGbps, flopsPerSecond: r.flopsPerSecond };
+  const partials = variant === 'lv-xattn f16 partials' ? 'float16' : 'auto';
+  const kept = keptQ && variant !== 'lv-xattn, Q sent again';
+  const chunked = forcedChunks(forces.chunks).map((n) => n > 1);
+  return [!chunked[0] && planUnder(forces, { ...q, partials, pass: 'forward' }).gathered, !chunked[1] && planUnder(forces, { ...q, partials, pass: 'backward', queryKept: kept }).gathered];
 }
 
 /** How each pass of a variant must send its partials: as the plan decides for the ranks' probed link and
  * the backend's nominal rate ('auto'), as asked, or float32 where nothing travels. */
-function expectedPartials(c: DistCase, P: number, r: RankResults, variant: string, keptQ: boolean): string[] {
+function expectedPartials(c: DistCase, P: number, r: RankResults, variant: string, keptQ: boolean, forces: Forces): string[] {
   if (P === 1 || variant === 'ring') return ['float32', 'float32'];
   const q = { dims: c.dims, lqTotal: c.lq, lkvTotal: c.lkv, world: P, rank: r.rank, masked: c.masked, linkGbps: r.linkGbps, flopsPerSecond: r.flopsPerSecond };
   const partials = variant === 'lv-xattn f16 partials' ? 'float16' : 'auto';
   const kept = keptQ && variant !== 'lv-xattn, Q sent again';
-  return [lvPlan({ ...q, partials, pass: 'forward' }).partials, lvPlan({ ...q, partials, pass: 'backward', queryKept: kept }).partials];
+  return [planUnder(forces, { ...q, partials, pass: 'forward' }).partials, planUnder(forces, { ...q, partials, pass: 'backward', queryKept: kept }).partials];
 }
 
-/** Whether a variant's backward must have stacked the own rows onto the last visiting block: forced on
- * (XATTN_LV_STACK=1, with one chunk), else as the plan decides (no chunks forced at these rows). */
-function expectedStacked(c: DistCase, P: number, r: RankResults, variant: string, keptQ: boolean, stack: string, chunks: number): boolean {
+/** Whether a variant's backward must have stacked the own rows onto the visiting blocks: gathered, always;
+ * forced on (XATTN_LV_STACK=1, with one chunk), else as the plan decides (no chunks forced at these rows). */
+function expectedStacked(c: DistCase, P: number, r: RankResults, variant: string, keptQ: boolean, stack: string, chunks: number, gathered: boolean, forces: Forces): boolean {
   if (P === 1 || variant === 'ring' || chunks > 1) return false;
-  if (stack === '1') return true;
+  if (stack === '1' || gathered) return true;
   const q = { dims: c.dims, lqTotal: c.lq, lkvTotal: c.lkv, world: P, rank: r.rank, masked: c.masked, linkGbps: r.linkGbps, flopsPerSecond: r.flopsPerSecond };
   const partials = variant === 'lv-xattn f16 partials' ? 'float16' : 'auto';
-  return lvPlan({ ...q, partials, pass: 'backward', queryKept: keptQ && variant !== 'lv-xattn, Q sent again' }).stackLast;
+  return planUnder(forces, { ...q, partials, pass: 'backward', queryKept: keptQ && variant !== 'lv-xattn, Q sent again' }).stackLast;
 }
 
 /** [forward, backward] row chunks as XATTN_LV_CHUNKS forces them (at these shapes the plan itself never chunks). */
@@ -80,29 +102,36 @@ const forcedChunks = (chunks: string): number[] => {
 // XATTN_LV_KEEP_Q=0 keeps no forward's Q blocks. XATTN_LV_STACK=1 stacks the backward's own rows onto the last
 // visiting block (never with chunks; by the plan, only where dK/dV dwarf the text rows, not at these shapes);
 // with a first share of 0 nothing hides its first hop, so Q, dO, LSE, D and the mask travel as one message
-// (chunk by chunk where chunks are forced).
+// (chunk by chunk where chunks are forced). From P = 3 the blocks are gathered (one launch for all the
+// visiting blocks) wherever they travel whole with float32 partials; XATTN_LV_GATHER=0 keeps them on the
+// ring, =1 gathers them at P = 2 as well.
 describe.each([
-  [1, '', '', '', ''],
-  [2, '', '', '', ''],
-  [3, '', '', '', ''],
-  [4, '', '', '', ''],
-  [2, '3', '', '', ''],
-  [3, '4/3', '', '', ''],
-  [2, '', '0.4', '', ''],
-  [3, '', '0.7/0.3', '', ''],
-  [4, '2', '0.5', '', ''],
-  [3, '', '', '0', ''],
-  [2, '', '', '', '1'],
-  [3, '', '', '', '1'],
-  [4, '', '0.5', '', '1'],
-  [2, '', '0.4', '0', '1'],
-  [2, '2', '', '', '1'],
-  [2, '', '0', '', '1'],
-  [3, '', '0', '0', '1'],
-  [2, '2', '0', '0', ''],
-])('P = %i ranks over TCP, row chunks "%s", first share "%s", kept Q "%s", stacked "%s"', (P, chunks, share, keepQ, stack) => {
+  [1, '', '', '', '', ''],
+  [2, '', '', '', '', ''],
+  [3, '', '', '', '', ''],
+  [4, '', '', '', '', ''],
+  [2, '3', '', '', '', ''],
+  [3, '4/3', '', '', '', ''],
+  [2, '', '0.4', '', '', ''],
+  [3, '', '0.7/0.3', '', '', ''],
+  [4, '2', '0.5', '', '', ''],
+  [3, '', '', '0', '', ''],
+  [2, '', '', '', '1', ''],
+  [3, '', '', '', '1', ''],
+  [4, '', '0.5', '', '1', ''],
+  [2, '', '0.4', '0', '1', ''],
+  [2, '2', '', '', '1', ''],
+  [2, '', '0', '', '1', ''],
+  [3, '', '0', '0', '1', ''],
+  [2, '2', '0', '0', '', ''],
+  [3, '', '', '', '', '0'],
+  [4, '', '0.5', '0', '', '0'],
+  [2, '', '', '', '', '1'],
+  [2, '', '0.4', '0', '', '1'],
+])('P = %i ranks over TCP, row chunks "%s", first share "%s", kept Q "%s", stacked "%s", gathered "%s"', (P, chunks, share, keepQ, stack, gather) => {
   it('LV-XAttn and Ring equal fp64 attention, forward and backward', async () => {
-    const env = { XATTN_TEST_CASES: JSON.stringify(CASES), XATTN_LV_CHUNKS: chunks, XATTN_LV_FIRST_SHARE: share, XATTN_LV_KEEP_Q: keepQ, XATTN_LV_STACK: stack };
+    const forces = { chunks, gather };
+    const env = { XATTN_TEST_CASES: JSON.stringify(CASES), XATTN_LV_CHUNKS: chunks, XATTN_LV_FIRST_SHARE: share, XATTN_LV_KEEP_Q: keepQ, XATTN_LV_STACK: stack, XATTN_LV_GATHER: gather };
     const ranks = await spawnRanks<RankResults>(WORKER, P, env);
     CASES.forEach((c, ci) => {
       const tol = TOL[c.dims.dtype]!;
@@ -120,19 +149,22 @@ describe.each([
         expect(r.results[ci]!['lv-xattn']!.rowChunks, `case ${ci} rank ${r.rank}: LV-XAttn forward/backward chunks`).toEqual(lvChunks);
         if (c.dims.dtype !== 'float32') expect(r.results[ci]!['lv-xattn f16 partials']!.rowChunks, `case ${ci} rank ${r.rank}: with float16 partials`).toEqual(lvChunks);
         expect(r.results[ci]!.ring!.rowChunks, `case ${ci} rank ${r.rank}: Ring chunks`).toEqual([1, 1]);
-        for (const [name, v] of Object.entries(r.results[ci]!))
-          expect(v.stackedRows, `case ${ci} rank ${r.rank} ${name}: backward stacked`).toBe(expectedStacked(c, P, r, name, keepQ !== '0', stack, lvChunks[1]!));
+        for (const [name, v] of Object.entries(r.results[ci]!)) {
+          const gathered = expectedGathered(c, P, r, name, keepQ !== '0', forces);
+          expect(v.gathered, `case ${ci} rank ${r.rank} ${name}: blocks gathered per pass`).toEqual(gathered);
+          expect(v.stackedRows, `case ${ci} rank ${r.rank} ${name}: backward stacked`).toBe(expectedStacked(c, P, r, name, keepQ !== '0', stack, lvChunks[1]!, gathered[1]!, forces));
+        }
         // The backward on the kept blocks sends everything but Q; with Q in another tensor it sends Q too.
         // (Where 'auto' sent dQ differently in the two, the lighter trip tipped the plan: bytes differ by more.)
         const kept = r.results[ci]!['lv-xattn']!, again = r.results[ci]!['lv-xattn, Q sent again']!;
-        const saved = keepQ === '0' ? 0 : backwardQueryBytes(c, P, r.rank);
+        const saved = keepQ === '0' ? 0 : backwardQueryBytes(c, P, r.rank, kept.gathered[1]!);
         expect(kept.bytesSent[0], `case ${ci} rank ${r.rank}: forward bytes`).toBe(again.bytesSent[0]);
         if (kept.partials[1] === again.partials[1])
           expect(again.bytesSent[1]! - kept.bytesSent[1]!, `case ${ci} rank ${r.rank}: backward bytes saved by the kept Q`).toBe(saved);
         if (c.dims.dtype === 'float32') expect(kept.partials, 'float32 attention keeps float32 partials').toEqual(['float32', 'float32']);
         if (P > 1 && keepQ !== '0') expect(saved).toBeGreaterThan(0);
         for (const [name, v] of Object.entries(r.results[ci]!))
-          expect(v.partials, `case ${ci} rank ${r.rank} ${name}: partials per pass`).toEqual(expectedPartials(c, P, r, name, keepQ !== '0'));
+          expect(v.partials, `case ${ci} rank ${r.rank} ${name}: partials per pass`).toEqual(expectedPartials(c, P, r, name, keepQ !== '0', forces));
       }
     });
     // The link probe (LV-XAttn's pipelining depends on it) must give every rank the same value.
