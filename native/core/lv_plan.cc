@@ -131,11 +131,11 @@ OwnSplit stacked_split(int64_t batch, int64_t kv_rows, double first_hop_bytes, d
 // every other rank at once, runs the own block (or its first piece) while they arrive, then one launch over
 // all the blocks it received (stacked), and sends each block's result straight home: two launches a pass,
 // the same bytes on the wire. What it gives up is the ring's cover for the trip home, exposed either way
-// where one launch does the visiting work. Chunked blocks (slow links) and float16 partials stay on the
-// ring. DistProblem::gather (or $XATTN_LV_GATHER) 0 / 1 forces it off / on (on also at P = 2: the same bytes go
-// to the same ranks as around the ring).
-bool gather_blocks(int world, int chunks, PartialPrecision partials, int forced) {
-  const bool supported = world >= 2 && chunks == 1 && partials == PartialPrecision::Float32;
+// where one launch does the visiting work. Chunked blocks (slow links) stay on the ring. DistProblem::gather
+// (or $XATTN_LV_GATHER) 0 / 1 forces it off / on (on also at P = 2: the same bytes go to the same ranks as
+// around the ring).
+bool gather_blocks(int world, int chunks, int forced) {
+  const bool supported = world >= 2 && chunks == 1;
   return supported && (forced >= 0 ? forced != 0 : world >= 3);
 }
 
@@ -162,30 +162,36 @@ LvPlan plan_lv(const DistProblem& pb, int world, int rank, bool masked, LvPass p
   plan.chunks = row_chunks(mq, trip_bytes(plan.partials), pb.link_gbps, flops, dev.flops_per_second, pass);
   const int64_t kv_rows = shard_of(pb.lkv_total, world, rank).length;
   const double first_hop = static_cast<double>(my_lq) * out_row, last_hop = static_cast<double>(my_lq) * home_row(plan.partials);
+  // Where the backward leaves its last hop exposed (stacked, gathered), 'auto' sends it as float16 once float32
+  // would keep it over 0.1 ms (2x H200, stacked: 256x128K over host memory, 0.15 ms, 2.23 against 2.26 ms in two
+  // runs; over NVLink float16 was no faster at 256x128K, 16 us, nor at 1024x64K, 64 us). From global sizes: every
+  // rank must send what the others expect.
+  const auto exposed_partials = [&](double hop_rows) {
+    const bool long_hop = pb.link_gbps > 0 && loaded_seconds(hop_rows * home_row(PartialPrecision::Float32), pb.link_gbps) > 100e-6;
+    return !fwd && pb.partials == PartialPrecision::Auto && pb.dims.dtype != DType::F32 && long_hop ? PartialPrecision::Float16
+                                                                                                   : plan.partials;
+  };
   const char* gather_env = std::getenv("XATTN_LV_GATHER");
   const int gather = pb.gather >= 0 ? pb.gather : gather_env && *gather_env ? (std::atoi(gather_env) != 0) : -1;
-  if (gather_blocks(world, plan.chunks, plan.partials, gather)) {
+  if (gather_blocks(world, plan.chunks, gather)) {
     // The own block's pieces go around the one launch of the visiting blocks, whose bytes travel all at once.
     plan.gathered = true;
     const double peers = world - 1;
     if (fwd) {
       plan.split = own_split(pb.dims.batch, kv_rows, peers * first_hop, peers * last_hop, pb.link_gbps, 0, pass);
     } else {
+      plan.partials = exposed_partials(peers * static_cast<double>(mq));
       const double own_seconds = dev.flops_per_second > 0 ? block_flops(pb.dims, my_lq, kv_rows, pass) / dev.flops_per_second : 0;
       plan.split = stacked_split(pb.dims.batch, kv_rows, peers * first_hop, pb.link_gbps, own_seconds, dev.bwd_kv_rows_per_wave);
       plan.stack_last = true;
     }
     return plan;
   }
-  // Stacked, the last hop is exposed: where float32 would keep it over 0.1 ms, 'auto' sends it as float16 (2x H200,
-  // stacked: 256x128K over host memory, 0.15 ms, 2.23 against 2.26 ms in two runs; over NVLink float16 was no
-  // faster at 256x128K, 16 us, nor at 1024x64K, 64 us).
-  PartialPrecision stacked_partials = plan.partials;
-  if (!fwd && pb.partials == PartialPrecision::Auto && pb.dims.dtype != DType::F32 && pb.link_gbps > 0 &&
-      loaded_seconds(my_lq * home_row(PartialPrecision::Float32), pb.link_gbps) > 100e-6)
-    stacked_partials = PartialPrecision::Float16;
-  const double stacked_hop = static_cast<double>(my_lq) * home_row(stacked_partials);
-  if (!fwd && world > 1 && plan.chunks == 1 && stack_own_rows(pb.dims, mq, my_lq, kv_rows, stacked_hop, pb.link_gbps)) {
+  // Whether to stack, like the partials it sends, is decided from global sizes (the largest shards): every rank alike.
+  const PartialPrecision stacked_partials = exposed_partials(static_cast<double>(mq));
+  const double stacked_hop = static_cast<double>(mq) * home_row(stacked_partials);
+  if (!fwd && world > 1 && plan.chunks == 1 &&
+      stack_own_rows(pb.dims, mq, mq, max_shard(pb.lkv_total, world), stacked_hop, pb.link_gbps)) {
     plan.partials = stacked_partials;
     const double own_seconds = dev.flops_per_second > 0 ? block_flops(pb.dims, my_lq, kv_rows, pass) / dev.flops_per_second : 0;
     plan.split = stacked_split(pb.dims.batch, kv_rows, first_hop, pb.link_gbps, own_seconds, dev.bwd_kv_rows_per_wave);

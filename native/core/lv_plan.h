@@ -49,9 +49,9 @@ bool stack_own_rows(const AttnDims& d, int64_t text_rows, int64_t own_rows, int6
                     double link_gbps);
 
 // Whether a pass gathers its blocks (LvPlan::gathered), from global sizes only: every rank must decide alike
-// (their transfers pair up). Where P >= 3, the blocks travel in one chunk and the partials as float32
-// (lv_plan.cc says why); `forced` 0 / 1 turns it off, or on wherever it can (at P = 2 too); -1 decides.
-bool gather_blocks(int world, int chunks, PartialPrecision partials, int forced);
+// (their transfers pair up). Where P >= 3 and the blocks travel in one chunk (lv_plan.cc says why); `forced`
+// 0 / 1 turns it off, or on wherever it can (at P = 2 too); -1 decides.
+bool gather_blocks(int world, int chunks, int forced);
 
 // The owner's first piece when its rest is stacked: just long enough to hide the first hop (at 0.6 of the link,
 // against the own block's compute), on a whole wave where wave_rows > 0; none where that is under half a wave.

@@ -60,6 +60,63 @@ std::vector<size_t> bytes_of(const std::vector<int64_t>& rows, size_t row_bytes)
   return out;
 }
 
+// How each visiting block's float32 partial result (O or dQ, [B, rows, H, D]) goes home: as it is, or packed
+// to float16 with a scale per row (partial_wire.h), with this rank's own partials coming back the same way.
+class PartialsHome {
+ public:
+  PartialsHome(Backend& be, DistAttention::Buffers& buf, const AttnDims& d, PartialPrecision p, const std::string& name,
+               const std::vector<int64_t>& out_rows, int64_t my_lq)
+      : be_(be), d_(d), rb_(d), out_rows_(out_rows), my_lq_(my_lq), packed_(p == PartialPrecision::Float16) {
+    if (!packed_) return;
+    const std::vector<int64_t> mine(out_rows.size(), my_lq);
+    wire_out_ = per_peer(buf, name + ".wo", out_rows, rb_.o16);
+    scale_out_ = per_peer(buf, name + ".so", out_rows, rb_.lse);
+    wire_home_ = per_peer(buf, name + ".wh", mine, rb_.o16);
+    scale_home_ = per_peer(buf, name + ".sh", mine, rb_.lse);
+  }
+
+  // Exchanges that send every block's partial (out[k]) home, packed first where float16, and receive this
+  // rank's from every peer: into home[k], or onto the wire that unpack() and home() read.
+  std::vector<Exchange> exchanges(const Peers& peers, const std::vector<void*>& out, const std::vector<void*>& home) {
+    if (!packed_) return home_from_every_peer(peers, out, bytes_of(out_rows_, rb_.o32), home, my_lq_ * rb_.o32);
+    for (size_t k = 0; k < out.size(); ++k)
+      be_.partial_to_wire(d_, out_rows_[k], static_cast<const float*>(out[k]), static_cast<uint16_t*>(wire_out_[k]),
+                          static_cast<float*>(scale_out_[k]));
+    std::vector<Exchange> batch = home_from_every_peer(peers, wire_out_, bytes_of(out_rows_, rb_.o16), wire_home_, my_lq_ * rb_.o16);
+    append(batch, home_from_every_peer(peers, scale_out_, bytes_of(out_rows_, rb_.lse), scale_home_, my_lq_ * rb_.lse));
+    return batch;
+  }
+
+  // Once the exchanges are waited for: this rank's partial from peer k as float32 in home[k].
+  void unpack(size_t k, void* home) {
+    if (packed_)
+      be_.partial_from_wire(d_, my_lq_, static_cast<const uint16_t*>(wire_home_[k]), static_cast<const float*>(scale_home_[k]),
+                            static_cast<float*>(home));
+  }
+
+  // This rank's partial from peer k as it came (for Backend::merge_final), with its LSE.
+  HomePartial home(size_t k, const void* home, const void* lse) const {
+    HomePartial p;
+    p.lse = static_cast<const float*>(lse);
+    if (!packed_) {
+      p.o = static_cast<const float*>(home);
+      return p;
+    }
+    p.wire = static_cast<const uint16_t*>(wire_home_[k]);
+    p.scale = static_cast<const float*>(scale_home_[k]);
+    return p;
+  }
+
+ private:
+  Backend& be_;
+  const AttnDims& d_;
+  const RowBytes rb_;
+  const std::vector<int64_t> out_rows_;
+  const int64_t my_lq_;
+  const bool packed_;
+  std::vector<void*> wire_out_, scale_out_, wire_home_, scale_home_;
+};
+
 }  // namespace
 
 void DistAttention::lv_forward_gathered(const DistFwdArgs& a, const LvPlan& plan) {
@@ -114,7 +171,8 @@ void DistAttention::lv_forward_gathered(const DistFwdArgs& a, const LvPlan& plan
     unstack_block(be_, tl, in, k, st_l, out_l[k]);
   }
   mark("visit", 1);
-  std::vector<Exchange> batch = home_from_every_peer(peers, out_o, bytes_of(in.rows, rb.o32), home_o, my_lq * rb.o32);
+  PartialsHome link(be_, *buf_, d, plan.partials, "lvg.o", in.rows, my_lq);
+  std::vector<Exchange> batch = link.exchanges(peers, out_o, home_o);
   append(batch, home_from_every_peer(peers, out_l, bytes_of(in.rows, rb.lse), home_l, my_lq * rb.lse));
   const Transport::Handle hhome = tr_.post(batch);
   const OwnSplit& split = plan.split;
@@ -127,12 +185,12 @@ void DistAttention::lv_forward_gathered(const DistFwdArgs& a, const LvPlan& plan
   mark("own2");
   clock.wait(hhome);
   mark("got-home", 0);
-  for (size_t k = 0; k + 1 < home_o.size(); ++k)
+  for (size_t k = 0; k + 1 < home_o.size(); ++k) {
+    link.unpack(k, home_o[k]);
     be_.lse_merge(d, my_lq, own_o, own_l, static_cast<const float*>(home_o[k]), static_cast<const float*>(home_l[k]));
-  HomePartial last;
-  last.o = static_cast<const float*>(home_o.back());
-  last.lse = static_cast<const float*>(home_l.back());
-  be_.merge_final(d, my_lq, 0, my_lq, own_o, own_l, last, a.o, a.lse);
+  }
+  const size_t last = home_o.size() - 1;  // merged straight into the final O, from the wire where it came on one
+  be_.merge_final(d, my_lq, 0, my_lq, own_o, own_l, link.home(last, home_o[last], home_l[last]), a.o, a.lse);
   mark("done");
   kept_->keep(a.q_id, std::move(kept));
 }
@@ -223,10 +281,14 @@ void DistAttention::lv_backward_gathered(const DistBwdArgs& a, const LvPlan& pla
   }
   add_block(be_, to, all, in.rows.size(), st.dq, a.dq, st.scratch);
   mark("visit", 1);
-  const Transport::Handle hdq = tr_.post(home_from_every_peer(peers, dq_out, bytes_of(in.rows, rb.o32), dq_home, my_lq * rb.o32));
+  PartialsHome link(be_, *buf_, d, plan.partials, "lvgb.dq", in.rows, my_lq);
+  const Transport::Handle hdq = tr_.post(link.exchanges(peers, dq_out, dq_home));
   clock.wait(hdq);
   mark("got-home", 0);
-  for (void* part : dq_home) be_.add_f32(a.dq, static_cast<const float*>(part), static_cast<size_t>(my_lq * rb.o32 / 4));
+  for (size_t k = 0; k < dq_home.size(); ++k) {
+    link.unpack(k, dq_home[k]);
+    be_.add_f32(a.dq, static_cast<const float*>(dq_home[k]), static_cast<size_t>(my_lq * rb.o32 / 4));
+  }
   mark("done");
   kept_->give_back(std::move(kept));
 }

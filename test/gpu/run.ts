@@ -55,9 +55,9 @@ if (process.argv[2] === 'rank') {
     'blocks gathered': { XATTN_LV_GATHER: '1' },
     'blocks gathered after a first piece': { XATTN_LV_GATHER: '1', XATTN_LV_FIRST_SHARE: '0.3' },
   };
-  // Whether every rank's LV-XAttn calls (float32 partials: the ones that can) gathered their blocks, both passes.
+  // Whether every rank's LV-XAttn calls (float32 and float16 partials) gathered their blocks, both passes.
   const allGathered = (ranks: RankResults[], want: boolean) =>
-    ranks.every((r) => r.results.every((res) => res['lv-xattn']!.partials.every((p, i) => p !== 'float32' || res['lv-xattn']!.gathered[i] === want)));
+    ranks.every((r) => r.results.every((res) => ['lv-xattn', 'lv-xattn f16 partials'].every((v) => res[v]!.gathered.every((g) => g === want))));
   const pathsAt = process.argv.indexOf('--paths');
   const only = pathsAt > 0 ? process.argv[pathsAt + 1] ?? '' : '';
   const chosenPaths = Object.entries(PATHS).filter(([label]) => label.includes(only));
@@ -78,7 +78,7 @@ if (process.argv[2] === 'rank') {
     if (P > 1) console.log(`P=${P} transfers: ${runs[P]![0]!.transportPath}`);
     checkRun(`P=${P}`, runs[P]!);
     if (P === 4) {
-      check(allGathered(runs[4]!, true), 'P=4: LV-XAttn gathered its blocks (float32 partials)');
+      check(allGathered(runs[4]!, true), 'P=4: LV-XAttn gathered its blocks');
       const ring = await spawn(4, { XATTN_LV_GATHER: '0' });
       check(allGathered(ring, false), 'P=4 XATTN_LV_GATHER=0: LV-XAttn kept its blocks on the ring');
       checkRun('P=4 around the ring', ring);
@@ -90,7 +90,7 @@ if (process.argv[2] === 'rank') {
     for (const [label, env] of chosenPaths) {
       const ranks = await spawn(2, env);
       if (env.XATTN_LV_STACK) check(ranks.every((r) => r.results.every((res) => res['lv-xattn']!.stackedRows)), 'XATTN_LV_STACK=1: every LV-XAttn backward ran its own rows stacked');
-      if (env.XATTN_LV_GATHER) check(allGathered(ranks, true), 'XATTN_LV_GATHER=1: LV-XAttn gathered its blocks at P = 2 (float32 partials)');
+      if (env.XATTN_LV_GATHER) check(allGathered(ranks, true), 'XATTN_LV_GATHER=1: LV-XAttn gathered its blocks at P = 2');
       if (env.XATTN_COPY_ENGINE) check(!ranks[0]!.transportPath.includes('copy engines to'), `XATTN_COPY_ENGINE=0 sends through NCCL (${ranks[0]!.transportPath})`);
       checkRun(`P=2 ${label}`, ranks);
     }

@@ -211,7 +211,7 @@ describe('LV-XAttn plan, gathered blocks', () => {
   const at = (world: number, lq: number, lkv: number, link: number, pass: 'forward' | 'backward', extra: Partial<LvPlanQuery> = {}) =>
     plan(lq, lkv, link, pass, { world, queryKept: pass === 'backward', ...extra });
 
-  it('gathers from 3 ranks on, where the blocks travel whole with float32 partials', () => {
+  it('gathers from 3 ranks on, where the blocks travel whole', () => {
     for (const pass of ['forward', 'backward'] as const) {
       // P = 4 over NVLink, the scaling shapes: 64 and 256 text rows a rank
       expect(at(4, 256, 524288, 90, pass), pass).toMatchObject({ gathered: true, chunks: 1, partials: 'float32' });
@@ -220,10 +220,10 @@ describe('LV-XAttn plan, gathered blocks', () => {
       expect(at(8, 1024, 65536, 220, pass).gathered, pass).toBe(true);
       // two ranks send the same either way: the ring keeps its pieces and its stacking choice
       expect(at(2, 256, 131072, 220, pass).gathered, pass).toBe(false);
-      // float16 partials (asked, or chosen for a slow link) and row chunks stay on the ring
-      expect(at(4, 256, 524288, 90, pass, { partials: 'float16' }).gathered, pass).toBe(false);
-      const sockets = at(4, 4096, 131072, 2, pass);
-      expect([sockets.gathered, sockets.partials], pass).toEqual([false, 'float16']);
+      // float16 partials travel gathered too; row chunks (a block's trip longer than its compute) stay on the ring
+      expect(at(4, 256, 524288, 90, pass, { partials: 'float16' }), pass).toMatchObject({ gathered: true, partials: 'float16' });
+      const sockets = at(4, 16384, 131072, 2, pass);
+      expect([sockets.gathered, sockets.chunks], pass).toEqual([false, 2]);
     }
     // the backward runs the own rows stacked into the one launch of the visiting blocks
     expect(at(4, 256, 524288, 90, 'backward').stackLast).toBe(true);
@@ -244,7 +244,7 @@ describe('LV-XAttn plan, gathered blocks', () => {
   it('gathers or not as forced, where it can', () => {
     expect(at(2, 256, 131072, 220, 'backward', { gather: true })).toMatchObject({ gathered: true, stackLast: true });
     expect(at(4, 256, 524288, 90, 'forward', { gather: false }).gathered).toBe(false);
-    expect(at(4, 256, 524288, 90, 'backward', { gather: true, partials: 'float16' }).gathered).toBe(false);
+    expect(at(4, 256, 524288, 90, 'backward', { gather: true, partials: 'float16' }).gathered).toBe(true);
     const env = process.env;
     try {
       env.XATTN_LV_GATHER = '0';
@@ -255,11 +255,19 @@ describe('LV-XAttn plan, gathered blocks', () => {
     }
   });
 
-  it('gives every rank of ragged shards the same choice', () => {
-    for (const pass of ['forward', 'backward'] as const) {
-      const ranks = [0, 1, 2].map((rank) => at(3, 4097, 32771, 90, pass, { rank }).gathered);
-      expect(new Set(ranks).size, pass).toBe(1);
-    }
+  it('gives every rank of ragged shards the same choice, and the same partials', () => {
+    for (const pass of ['forward', 'backward'] as const)
+      for (const gather of [true, false]) {
+        const ranks = [0, 1, 2].map((rank) => at(3, 4097, 32771, 23, pass, { rank, gather }));
+        expect(new Set(ranks.map((p) => `${p.gathered} ${p.partials}`)).size, `${pass}, gather ${gather}`).toBe(1);
+      }
+  });
+
+  it('sends the gathered backward\'s dQ home as float16 where float32 would keep its trip over 0.1 ms', () => {
+    // P = 4, 64-row blocks: three 1 MiB float32 dQ blocks come home, 0.23 ms at 0.6 x 23 GB/s; over NVLink 24 us
+    expect(at(4, 256, 524288, 23, 'backward').partials).toBe('float16');
+    expect(at(4, 256, 524288, 220, 'backward').partials).toBe('float32');
+    expect(at(4, 256, 524288, 23, 'backward', { partials: 'float32' }).partials).toBe('float32');
   });
 
   it('sizes the backward\'s first piece to the blocks coming from every other rank', () => {
