@@ -27,8 +27,7 @@ struct Peers {
   int from(int k) const { return mod(rank - k, world); }  // whose block comes in at k
 };
 
-// Exchanges, for every peer k, of this rank's `mine` (mine_bytes) against block k-1 of `theirs` (their bytes
-// each); `home` reverses the directions (results back to their owners).
+// Exchanges, for every peer k, of this rank's `mine` (mine_bytes) out against block k-1 of `theirs` in.
 std::vector<Exchange> to_every_peer(const Peers& p, const void* mine, size_t mine_bytes, const std::vector<void*>& theirs,
                                     const std::vector<size_t>& their_bytes) {
   std::vector<Exchange> batch;
@@ -37,6 +36,7 @@ std::vector<Exchange> to_every_peer(const Peers& p, const void* mine, size_t min
   return batch;
 }
 
+// The way back: block k-1 of `theirs` home to its owner, this rank's result from peer k into mine[k-1].
 std::vector<Exchange> home_from_every_peer(const Peers& p, const std::vector<void*>& theirs, const std::vector<size_t>& their_bytes,
                                            const std::vector<void*>& mine, size_t mine_bytes) {
   std::vector<Exchange> batch;
