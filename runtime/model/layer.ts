@@ -117,8 +117,8 @@ export async function layerForward(c: ModelContext, p: LayerParams, x: Tensor, y
 
 /**
  * Backward of one layer. dOut (the gradient of the layer's output) becomes the returned dx in place.
- * Weight gradients are added into `g`, the visual gradient into dy (where given). Frees everything in
- * `saved` but x.
+ * Every weight gradient of the layer is written into `g` (whatever it held), the visual gradient added
+ * into dy (where given). Frees everything in `saved` but x.
  */
 export async function layerBackward(
   c: ModelContext,
@@ -143,10 +143,13 @@ export async function layerBackward(
   const kv = saved.kv ?? (saved.v ? { ...(await projectK(c, p, y)), v: saved.v } : await projectKV(c, p, y));
   const a = saved.a ?? (await projectOut(c, p, saved.o));
 
+  // The projections' gradients are written by their GEMMs; the norms' and the gate's ops add to theirs, so
+  // those few floats start at zero here. The caller then zeroes no gradient (hundreds of MB a step).
+  await other(c.nn.fill([g.gate, g.qNorm, g.kNorm, g.normIn], 0));
   const da32 = await track(c, other(c.nn.gatedResidualBackward(dOut, a, p.gate, g.gate)));
   c.ledger.free(a);
   const da = await gemmInput(c, da32);
-  await proj(c.nn.gemmInto(g.wo, da, saved.o, { m: textHidden, n: H * D, k: T, transA: true, accumulate: true }));
+  await proj(c.nn.gemmInto(g.wo, da, saved.o, { m: textHidden, n: H * D, k: T, transA: true }));
   const dO = await track(c, proj(c.nn.gemm(da, p.wo, { m: T, n: H * D, k: textHidden, outDtype: c.call.dims.dtype, outShape: [B, c.lq, H, D] })));
   c.ledger.free(da32, da);
 
@@ -163,7 +166,7 @@ export async function layerBackward(
   const gemmDtype = { outDtype: c.call.dims.dtype };
   const dqPre = await track(c, other(c.nn.rmsnormBackward(q.qPre, p.qNorm, q.rstdQ, dq, g.qNorm, gemmDtype)));
   c.ledger.free(dq, q.qPre, q.rstdQ);
-  await proj(c.nn.gemmInto(g.wq, dqPre, q.xn, { m: H * D, n: textHidden, k: T, transA: true, accumulate: true }));
+  await proj(c.nn.gemmInto(g.wq, dqPre, q.xn, { m: H * D, n: textHidden, k: T, transA: true }));
   const dxn = await track(c, proj(c.nn.gemm(dqPre, p.wq, { m: T, n: textHidden, k: H * D })));
   c.ledger.free(dqPre, q.xn);
   await other(c.nn.rmsnormBackwardInto(dOut, saved.x, p.normIn, q.rstdX, dxn, g.normIn));
@@ -174,7 +177,7 @@ export async function layerBackward(
   c.ledger.free(dk, kv.kPre, kv.rstdK);
   const dvIn = await gemmInput(c, dv);
   c.ledger.free(dvIn === dv ? undefined : dv);
-  const wGrad = { m: Hkv * D, n: visualHidden, k: Tkv, transA: true, accumulate: true };
+  const wGrad = { m: Hkv * D, n: visualHidden, k: Tkv, transA: true };
   await proj(c.nn.gemmInto(g.wk, dkPre, y, wGrad));
   await proj(c.nn.gemmInto(g.wv, dvIn, y, wGrad));
   if (dy) {

@@ -15,7 +15,7 @@ export interface LossAndGrads {
 /**
  * Loss = sum((stack(x, y) - target)²) / normalizer, where normalizer counts every element of the global
  * batch: each rank's gradients are then its share of the global gradient, and summing them over ranks
- * gives exactly the single-process gradient. Weight gradients are added into `grads`.
+ * gives exactly the single-process gradient. Weight gradients are written into `grads`.
  */
 export async function lossAndGrads(
   c: ModelContext,

@@ -42,7 +42,7 @@ export async function stackInference(c: ModelContext, params: ParamSet, x: Tenso
 
 /**
  * Backward through every layer, last first. dOut is consumed (it becomes dx); weight gradients are
- * added into `grads`; with `visualGrad`, dy (gradient of the shared y, summed over layers) is a new
+ * written into `grads` (whatever they held); with `visualGrad`, dy (gradient of the shared y, summed over layers) is a new
  * tensor. Training leaves it out: y is data there, nothing upstream takes dy, and it would cost two
  * GEMMs a layer with a float32 [visual tokens, visualHidden] accumulator. Frees `saved` except the
  * stack's input x.

@@ -115,7 +115,6 @@ export class Trainer {
     const batch = await this.upload(this.source.batch(step));
     await engine.stopwatchMark();
     await profile.settle(); // exact shares: the batch's device time stays out of the first timed op
-    await nn.fill(this.grads.tensors, 0);
     // The weights as the GEMMs take them, refreshed every step from the float32 masters.
     const weights = await profile.time('other', this.params.computeView(nn, this.ctx.call.dims.dtype));
     const reducer = new GradientReducer(nn);

@@ -56,13 +56,15 @@ function expectClose(name: string, got: Float32Array, want: Float64Array, rel = 
 const engines: Engine[] = [];
 afterAll(() => engines.forEach((e) => e.close()));
 
-async function runNative(recomputeKV: boolean, dtype: DTypeName = 'float32', keepValues = false, visualGrad = true) {
+/** `stale`: the gradient buffers hold this value (not zeros) before the step, as they would after another. */
+async function runNative(recomputeKV: boolean, dtype: DTypeName = 'float32', keepValues = false, visualGrad = true, stale = 0) {
   const engine = Engine.create();
   engines.push(engine);
   const ctx = makeContext(engine, shape, { call: { ...call, dims: { ...call.dims, dtype } }, rank: 0, worldSize: 1, recomputeKV, keepValues });
   const master = await ParamSet.fromHost(engine, specs, (_s, i) => Float32Array.from(params64[i]!));
   const { view: params } = await master.computeView(ctx.nn, dtype);
   const grads = await ParamSet.zerosLike(engine, specs);
+  if (stale !== 0) await ctx.nn.fill(grads.tensors, stale);
   const up = (a: Float64Array, s: number[]) => engine.upload(Float32Array.from(a), s, 'float32');
   const x = await up(x64, [problem.batch, problem.lq, shape.textHidden]);
   const y = await engine.upload(Float32Array.from(y64), [problem.batch * problem.lkv, shape.visualHidden], dtype);
@@ -79,6 +81,17 @@ async function runNative(recomputeKV: boolean, dtype: DTypeName = 'float32', kee
 }
 
 describe('cross-attention stack gradients', () => {
+  // The trainer zeroes no gradient between steps: every layer's backward writes all of its own.
+  for (const recomputeKV of [true, false]) {
+    it(`writes every weight gradient, whatever the buffers held before (recomputeKV=${recomputeKV})`, async () => {
+      const fresh = await runNative(recomputeKV, 'float32', false, false);
+      for (const stale of [Number.NaN, 1e30]) {
+        const r = await runNative(recomputeKV, 'float32', false, false, stale);
+        specs.forEach((s, i) => expect(Array.from(r.grads[i]!), `${s.name} over buffers holding ${stale}`).toEqual(Array.from(fresh.grads[i]!)));
+      }
+    });
+  }
+
   const fd = {
     params: params64.map((p) => centralDifferences(p, loss)),
     x: centralDifferences(x64, loss),
