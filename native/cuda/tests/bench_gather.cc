@@ -24,6 +24,7 @@
 #include "core/shard.h"
 #include "cuda/cuda_backend.h"
 #include "batch_timing.h"
+#include "device_diff.h"
 #include "device_fill.h"
 
 using namespace xattn;
@@ -55,26 +56,6 @@ struct Case {
   long long lq_total, lkv_total;
   double link;
 };
-
-// Largest |x - y| over |y|'s largest, device buffers of n floats.
-double relative_diff(CudaBackend& be, const void* x, const void* y, size_t n, bool bf16) {
-  std::vector<float> hx(n), hy(n);
-  if (bf16) {
-    std::vector<uint16_t> bx(n), by(n);
-    be.to_host(bx.data(), x, n * 2);
-    be.to_host(by.data(), y, n * 2);
-    for (size_t i = 0; i < n; ++i) hx[i] = bf16_to_f32(bx[i]), hy[i] = bf16_to_f32(by[i]);
-  } else {
-    be.to_host(hx.data(), x, n * 4);
-    be.to_host(hy.data(), y, n * 4);
-  }
-  double diff = 0, scale = 0;
-  for (size_t i = 0; i < n; ++i) {
-    diff = std::max(diff, std::fabs(static_cast<double>(hx[i]) - hy[i]));
-    scale = std::max(scale, std::fabs(static_cast<double>(hy[i])));
-  }
-  return scale > 0 ? diff / scale : diff;
-}
 
 bool run_case(CudaBackend& be, const Case& c) {
   AttnDims d;

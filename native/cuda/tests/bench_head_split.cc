@@ -26,6 +26,7 @@
 #include "cuda/cuda_check.h"
 #include "cuda/kernels.h"
 #include "batch_timing.h"
+#include "device_diff.h"
 #include "device_fill.h"
 
 using namespace xattn;
@@ -39,19 +40,6 @@ struct Problem {
   cuda::BwdArgs a{};
   size_t nq = 0, nk = 0;
 };
-
-// Largest |x - y| over |y|'s largest, device buffers of n floats.
-double relative_diff(CudaBackend& be, const float* x, const float* y, size_t n) {
-  std::vector<float> hx(n), hy(n);
-  be.to_host(hx.data(), x, n * 4);
-  be.to_host(hy.data(), y, n * 4);
-  double diff = 0, scale = 0;
-  for (size_t i = 0; i < n; ++i) {
-    diff = std::max(diff, std::fabs(static_cast<double>(hx[i]) - hy[i]));
-    scale = std::max(scale, std::fabs(static_cast<double>(hy[i])));
-  }
-  return scale > 0 ? diff / scale : diff;
-}
 
 class Runner {
  public:
