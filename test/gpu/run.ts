@@ -54,6 +54,7 @@ if (process.argv[2] === 'rank') {
     'own rows stacked after a first piece': { XATTN_LV_STACK: '1', XATTN_LV_FIRST_SHARE: '0.3' },
     'blocks gathered': { XATTN_LV_GATHER: '1' },
     'blocks gathered after a first piece': { XATTN_LV_GATHER: '1', XATTN_LV_FIRST_SHARE: '0.3' },
+    'blocks gathered through NCCL kernels': { XATTN_LV_GATHER: '1', XATTN_COPY_ENGINE: '0' },
   };
   // Whether every rank's LV-XAttn calls (float32 and float16 partials) gathered their blocks, both passes.
   const allGathered = (ranks: RankResults[], want: boolean) =>
