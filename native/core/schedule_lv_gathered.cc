@@ -165,7 +165,12 @@ void DistAttention::lv_forward_gathered(const DistFwdArgs& a, const LvPlan& plan
   mark("got-q", 1);
   stack_blocks(be_, tq, in, {q_in.begin(), q_in.end()}, st_q);
   if (a.mask) stack_blocks(be_, tmask, in, {m_in.begin(), m_in.end()}, st_m);
+  // Nothing travels beside this launch (every block is in, no result posted yet): the backend's plain grid,
+  // sized for an idle GPU, rather than one that leaves room for NCCL's kernels.
+  const bool alone = tr_.transfers_use_sms();
+  if (alone) be_.set_transfer_sms(0);
   be_.attn_fwd(d, {n, kv.length, kv.begin, st_m}, {st_q, a.k, a.v, st_o, st_l});
+  if (alone) be_.set_transfer_sms(tr_.transfer_sms());
   for (size_t k = 0; k < in.rows.size(); ++k) {
     unstack_block(be_, to, in, k, st_o, out_o[k]);
     unstack_block(be_, tl, in, k, st_l, out_l[k]);
