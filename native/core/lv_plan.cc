@@ -173,32 +173,25 @@ LvPlan plan_lv(const DistProblem& pb, int world, int rank, bool masked, LvPass p
   };
   const char* gather_env = std::getenv("XATTN_LV_GATHER");
   const int gather = pb.gather >= 0 ? pb.gather : gather_env && *gather_env ? (std::atoi(gather_env) != 0) : -1;
-  if (gather_blocks(world, plan.chunks, gather)) {
-    // The own block's pieces go around the one launch of the visiting blocks, whose bytes travel all at once.
-    plan.gathered = true;
-    const double peers = world - 1;
-    if (fwd) {
-      plan.split = own_split(pb.dims.batch, kv_rows, peers * first_hop, peers * last_hop, pb.link_gbps, 0, pass);
-    } else {
-      plan.partials = exposed_partials(peers * static_cast<double>(mq));
-      const double own_seconds = dev.flops_per_second > 0 ? block_flops(pb.dims, my_lq, kv_rows, pass) / dev.flops_per_second : 0;
-      plan.split = stacked_split(pb.dims.batch, kv_rows, peers * first_hop, pb.link_gbps, own_seconds, dev.bwd_kv_rows_per_wave);
-      plan.stack_last = true;
-    }
-    return plan;
-  }
-  // Whether to stack, like the partials it sends, is decided from global sizes (the largest shards): every rank alike.
-  const PartialPrecision stacked_partials = exposed_partials(static_cast<double>(mq));
-  const double stacked_hop = static_cast<double>(mq) * home_row(stacked_partials);
+  // Gathered, the visiting blocks are one launch and their bytes travel all at once: the hops carry P-1 blocks.
+  plan.gathered = gather_blocks(world, plan.chunks, gather);
+  const double hop_blocks = plan.gathered ? world - 1 : 1;
+  // Whether the backward stacks its own rows onto the visiting ones, like the partials it then sends, is decided
+  // from global sizes (the largest shards): every rank alike.
+  const PartialPrecision stacked_partials = exposed_partials(hop_blocks * static_cast<double>(mq));
+  const double stacked_hop = hop_blocks * static_cast<double>(mq) * home_row(stacked_partials);
   if (!fwd && world > 1 && plan.chunks == 1 &&
-      stack_own_rows(pb.dims, mq, mq, max_shard(pb.lkv_total, world), stacked_hop, pb.link_gbps)) {
+      stack_own_rows(pb.dims, static_cast<int64_t>(hop_blocks) * mq, mq, max_shard(pb.lkv_total, world), stacked_hop, pb.link_gbps)) {
     plan.partials = stacked_partials;
     const double own_seconds = dev.flops_per_second > 0 ? block_flops(pb.dims, my_lq, kv_rows, pass) / dev.flops_per_second : 0;
-    plan.split = stacked_split(pb.dims.batch, kv_rows, first_hop, pb.link_gbps, own_seconds, dev.bwd_kv_rows_per_wave);
+    plan.split = stacked_split(pb.dims.batch, kv_rows, hop_blocks * first_hop, pb.link_gbps, own_seconds, dev.bwd_kv_rows_per_wave);
     plan.stack_last = !plan.split.second.empty();  // nothing left to stack: the pieces below
     if (plan.stack_last) return plan;
   }
-  plan.split = own_split(pb.dims.batch, kv_rows, first_hop, last_hop, pb.link_gbps, fwd ? 0 : dev.bwd_kv_rows_per_wave, pass);
+  // Otherwise the own block's pieces go around the visiting work: the first beside the blocks' arrival, the
+  // second beside their results' trip home.
+  plan.split = own_split(pb.dims.batch, kv_rows, hop_blocks * first_hop, hop_blocks * last_hop, pb.link_gbps,
+                         fwd ? 0 : dev.bwd_kv_rows_per_wave, pass);
   return plan;
 }
 

@@ -26,16 +26,17 @@ void DistAttention::lv_backward_local(const DistBwdArgs& a) {
   be_.row_dot(d, lq, a.dout, a.o, drow);
   be_.zero(a.dq, lq * rb.o32);
   const AttnBlock blk{lq, kv.length, kv.begin, a.mask};
-  // Where LV-XAttn would stack its own rows with the last visiting block, the last two steps run as one
-  // stacked launch here too (the own block twice); where it gathers its blocks, all P steps do.
+  // The launches LV-XAttn would run, each block here the own one.
   const LvPlan plan = world_ > 1 ? plan_lv(pb_, world_, rank_, a.mask != nullptr, LvPass::Backward, plan_device(be_, d),
                                            /*query_kept=*/true)  // as the trainer and bench:gpu run it
                                  : LvPlan{};
-  const int stacked = !plan.stack_last ? 0 : plan.gathered ? world_ : 2;
+  // Gathered: the own block and the other P-1 in one launch (stacked), or the own block alone first; around
+  // the ring: the last two steps in one launch (stacked), or every step alone.
+  const int stacked = plan.gathered ? (plan.stack_last ? world_ : world_ - 1) : (plan.stack_last ? 2 : 0);
   stats_ = {};
-  stats_.stacked = stacked > 0;
+  stats_.stacked = plan.stack_last;
   stats_.gathered = plan.gathered;
-  Trace mark(be_, rank_, [&] { return "lv backward " + shape_of(pb_) + ", no communication" + (stacked ? ", stacked" : ""); });
+  Trace mark(be_, rank_, [&] { return "lv backward " + shape_of(pb_) + ", no communication" + (plan.stack_last ? ", stacked" : ""); });
   const int single = world_ - stacked;
   for (int t = 0; t < single; ++t) {  // the first step writes dK/dV (no zero fill, no read)
     be_.attn_bwd(d, blk, {a.q, a.k, a.v, a.dout, a.lse, drow, a.dq, a.dk, a.dv, /*accumulate_dkv=*/t > 0});

@@ -2,8 +2,9 @@
 // travel as around the ring, but every rank sends its text block to every other rank at once and computes
 // all the blocks it receives in one launch, stacked (stacked_rows.h), where the ring runs one launch a step;
 // each result then goes straight home. The own block runs in the plan's pieces around that launch
-// (own_block.h): its first piece while the blocks arrive; in the forward its second beside the results'
-// trip home, in the backward stacked into the launch, so the shard's float32 dK/dV are written once.
+// (own_block.h): its first piece while the blocks arrive, its second beside the results' trip home or, in
+// a backward where the plan stacks it (LvPlan::stack_last), in the launch, so the shard's float32 dK/dV are
+// written once.
 //
 // Peer k (1 .. P-1) of rank r: r sends its block to r+k and receives the block of r-k, the one ring step k
 // would bring (kept Q blocks are indexed alike); results go back the other way. Each pair of ranks posts
@@ -228,9 +229,11 @@ void DistAttention::lv_backward_gathered(const DistBwdArgs& a, const LvPlan& pla
                             {a.lse, rb.lse, tl, per_peer(*buf_, "lvgb.l", in.rows, rb.lse)},
                             {drow, rb.lse, tl, per_peer(*buf_, "lvgb.d", in.rows, rb.lse)}};
   if (a.mask) inputs.push_back({a.mask, rb.mask, tmask, per_peer(*buf_, "lvgb.m", in.rows, rb.mask)});
-  const StackedBwd st = stacked_bwd_buffers(*buf_, d, all.total(), mq, a.mask != nullptr);
-  // The visiting rows alone, for the visual rows of the own block's first piece.
-  const StackedBwd sv = split.first.empty() ? StackedBwd{} : stacked_bwd_buffers(*buf_, d, in.total(), mq, a.mask != nullptr, "lvgb.sv");
+  const bool stacked = plan.stack_last;  // the own rows in the visiting blocks' launch (else its pieces around it)
+  const StackedBwd st = stacked ? stacked_bwd_buffers(*buf_, d, all.total(), mq, a.mask != nullptr) : StackedBwd{};
+  // The visiting rows alone: over the first piece's visual rows where stacked, over every visual row where not.
+  const StackedBwd sv = stacked && split.first.empty() ? StackedBwd{}
+                                                       : stacked_bwd_buffers(*buf_, d, in.total(), mq, a.mask != nullptr, "lvgb.sv");
   const std::vector<void*> dq_out = per_peer(*buf_, "lvgb.dq", in.rows, rb.o32), dq_home = per_peer(*buf_, "lvgb.dqh", mine, rb.o32);
   const auto piece_bwd = [&](const OwnPiece& p, int64_t lq, const void* q, const void* dout, const float* lse, const float* dr,
                              const int32_t* m, float* dq, bool accumulate_dkv) {
@@ -254,7 +257,7 @@ void DistAttention::lv_backward_gathered(const DistBwdArgs& a, const LvPlan& pla
   be_.row_dot(d, my_lq, a.dout, a.o, drow);
   StepClock clock(tr_, stats_);
   stats_.partials = plan.partials;
-  stats_.stacked = true;
+  stats_.stacked = stacked;
   stats_.gathered = true;
   Trace mark(be_, rank_, [&] { return "lv backward " + shape_of(pb_) + plan_of(pb_, plan) + (kept ? ", Q kept" : ""); });
   Transport::Handle hin = 0;
@@ -273,21 +276,33 @@ void DistAttention::lv_backward_gathered(const DistBwdArgs& a, const LvPlan& pla
   mark("own1");
   clock.wait(hin);
   mark("got-in", 1);
-  // Every row over the second piece's visual rows (writing their dK/dV), then the visiting rows over the first's.
-  stack_inputs(all, st);
-  piece_bwd(split.second, all.total(), st.q, st.dout, st.lse, st.drow, st.mask, st.dq, /*accumulate_dkv=*/false);
-  if (!split.first.empty()) {
+  if (stacked) {
+    // Every row over the second piece's visual rows (writing their dK/dV), then the visiting rows over the first's.
+    stack_inputs(all, st);
+    piece_bwd(split.second, all.total(), st.q, st.dout, st.lse, st.drow, st.mask, st.dq, /*accumulate_dkv=*/false);
+    if (!split.first.empty()) {
+      stack_inputs(in, sv);
+      piece_bwd(split.first, in.total(), sv.q, sv.dout, sv.lse, sv.drow, sv.mask, sv.dq, /*accumulate_dkv=*/true);
+    }
+    for (size_t k = 0; k < in.rows.size(); ++k) {
+      unstack_block(be_, to, all, k, st.dq, dq_out[k]);
+      if (!split.first.empty()) add_block(be_, to, in, k, sv.dq, static_cast<float*>(dq_out[k]), sv.scratch);
+    }
+    add_block(be_, to, all, in.rows.size(), st.dq, a.dq, st.scratch);
+  } else {
+    // The visiting rows over the second piece's visual rows (writing their dK/dV) and the first's (adding).
     stack_inputs(in, sv);
+    piece_bwd(split.second, in.total(), sv.q, sv.dout, sv.lse, sv.drow, sv.mask, sv.dq, /*accumulate_dkv=*/false);
     piece_bwd(split.first, in.total(), sv.q, sv.dout, sv.lse, sv.drow, sv.mask, sv.dq, /*accumulate_dkv=*/true);
+    for (size_t k = 0; k < in.rows.size(); ++k) unstack_block(be_, to, in, k, sv.dq, dq_out[k]);
   }
-  for (size_t k = 0; k < in.rows.size(); ++k) {
-    unstack_block(be_, to, all, k, st.dq, dq_out[k]);
-    if (!split.first.empty()) add_block(be_, to, in, k, sv.dq, static_cast<float*>(dq_out[k]), sv.scratch);
-  }
-  add_block(be_, to, all, in.rows.size(), st.dq, a.dq, st.scratch);
   mark("visit", 1);
   PartialsHome link(be_, *buf_, d, plan.partials, "lvgb.dq", in.rows, my_lq);
   const Transport::Handle hdq = tr_.post(link.exchanges(peers, dq_out, dq_home));
+  if (!stacked) {  // the own block's second piece beside the results' trip home
+    piece_bwd(split.second, my_lq, a.q, a.dout, a.lse, drow, a.mask, a.dq, /*accumulate_dkv=*/true);
+    mark("own2");
+  }
   clock.wait(hdq);
   mark("got-home", 0);
   for (size_t k = 0; k < dq_home.size(); ++k) {

@@ -230,6 +230,19 @@ describe('LV-XAttn plan, gathered blocks', () => {
     expect(at(4, 256, 524288, 90, 'forward').stackLast).toBe(false);
   });
 
+  it("stacks the backward's own rows onto the visiting blocks only where that pays, as around the ring", () => {
+    // dK/dV of 128K visual rows a rank (1 GiB) against 3 MiB of dQ coming home over NVLink: stacked
+    expect(at(4, 256, 524288, 90, 'backward')).toMatchObject({ gathered: true, stackLast: true });
+    // 256 text rows a block over host memory: 3 blocks' dQ (6 MiB as float16, 0.5 ms) outlast the 0.3 ms the
+    // dK/dV write saves: the own block in two pieces around the visiting launch instead
+    expect(at(4, 1024, 262144, 20, 'backward')).toMatchObject({ gathered: true, stackLast: false, ownBlock: 'kv' });
+    // forced at P = 2 it decides as the ring does
+    for (const link of [23, 220]) {
+      const gathered = at(2, 1024, 65536, link, 'backward', { gather: true }), ring = at(2, 1024, 65536, link, 'backward');
+      expect([gathered.gathered, gathered.stackLast, gathered.partials], `${link} GB/s`).toEqual([true, ring.stackLast, ring.partials]);
+    }
+  });
+
   it('leaves chunked blocks on the ring', () => {
     const env = process.env;
     try {
