@@ -39,4 +39,6 @@ it('writes LV-XAttn, Ring and no-comm step times, queued and host-synced, with t
   expect(row.lv_bytes_per_step).toBeLessThan(row.ring_bytes_per_step / 4);
   // XATTN_LV_STACK=1 (below) stacks LV-XAttn's backward, and the no-comm bound mirrors it.
   expect([row.lv_stacked, row.nocomm_stacked]).toEqual([true, true]);
+  // Two ranks keep their blocks on the ring (gathering starts at three).
+  expect(row.lv_gathered).toBe(false);
 }, 150_000);
