@@ -67,6 +67,11 @@ export interface PassPartials {
   forward: WirePrecision;
   backward: WirePrecision;
 }
+/** Whether LV-XAttn gathered its blocks in a forward and its backward (CommStats.gatheredBlocks). */
+export interface PassGathered {
+  forward: boolean;
+  backward: boolean;
+}
 
 export interface CommStats {
   bytesSent: number;

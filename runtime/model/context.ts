@@ -1,6 +1,6 @@
 // What the layer code runs against: the engine and its model ops, the attention call of this rank,
 // a ledger of live tensor bytes and a time profile.
-import { shardOf, type DistCall, type Engine, type PassPartials } from '../engine/engine.js';
+import { shardOf, type DistCall, type Engine, type PassGathered, type PassPartials } from '../engine/engine.js';
 import { TensorLedger } from './ledger.js';
 import { bindNn, type Nn } from './nn.js';
 import type { ModelShape } from './presets.js';
@@ -29,8 +29,10 @@ export interface ModelContext {
   keepQuery: boolean;
   ledger: TensorLedger;
   profile: Profile;
-  /** How the last attention calls sent LV-XAttn's partials (set by the layers). */
+  /** How the last attention calls sent LV-XAttn's partials, and whether they gathered its blocks (set by the
+   * layers). */
   partials: Partial<PassPartials>;
+  gathered: Partial<PassGathered>;
 }
 
 export function makeContext(
@@ -50,5 +52,6 @@ export function makeContext(
     ledger: new TensorLedger(),
     profile: new Profile(o.exactProfile ? () => engine.synchronize() : undefined),
     partials: {},
+    gathered: {},
   };
 }

@@ -102,6 +102,7 @@ export async function layerForward(c: ModelContext, p: LayerParams, x: Tensor, y
   await c.profile.settle();
   c.profile.addComm('attention_forward', 'attention', (performance.now() - t0) / 1000, f.bytesSent, f.commWaitSeconds);
   c.partials.forward = f.partials;
+  c.gathered.forward = f.gatheredBlocks;
   const o = c.ledger.track(f.o), lse = c.ledger.track(f.lse);
   const a = await projectOut(c, p, o);
   const out = await track(c, c.profile.time('other', c.nn.gatedResidual(x, a, p.gate)));
@@ -158,6 +159,7 @@ export async function layerBackward(
   await c.profile.settle();
   c.profile.addComm('attention_backward', 'attention', (performance.now() - t0) / 1000, b.bytesSent, b.commWaitSeconds);
   c.partials.backward = b.partials;
+  c.gathered.backward = b.gatheredBlocks;
   const dq = c.ledger.track(b.dq), dk = c.ledger.track(b.dk), dv = c.ledger.track(b.dv);
   c.ledger.free(dO, saved.o, saved.lse, q.q, kv.k, kv.v);
 

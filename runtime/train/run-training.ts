@@ -150,6 +150,9 @@ export async function runTraining(engine: Engine, job: XAttnJob, o: TrainingOpti
       ...(trainer.ctx.partials.forward && trainer.ctx.partials.backward
         ? { partials: { forward: trainer.ctx.partials.forward, backward: trainer.ctx.partials.backward } }
         : {}),
+      ...(trainer.ctx.gathered.forward !== undefined && trainer.ctx.gathered.backward !== undefined
+        ? { gathered: { forward: trainer.ctx.gathered.forward, backward: trainer.ctx.gathered.backward } }
+        : {}),
     };
   } finally {
     // On an error, still finish the write in flight: it may be the checkpoint a restart resumes from.

@@ -32,11 +32,12 @@ export async function runTrainMode(
         'XATTN_E_INTERRUPTED',
         `stopped by ${stop.signal() ?? 'a peer'} after step ${r.lastStep} of ${job.spec.workload.steps}${o.checkpointDir ? ` (checkpoint in ${o.checkpointDir})` : ''}`,
       );
-    const { rank, timedSteps, meanStepSeconds, medianStepSeconds, bytesSentPerStep, commWaitSecondsPerStep, medianBatchSeconds, attentionSecondsPerStep, finalLoss, partials, checkpoints } = r;
+    const { rank, timedSteps, meanStepSeconds, medianStepSeconds, bytesSentPerStep, commWaitSecondsPerStep, medianBatchSeconds, attentionSecondsPerStep, finalLoss, partials, gathered, checkpoints } = r;
     return {
       ...{ rank, timedSteps, meanStepSeconds, medianStepSeconds, bytesSentPerStep, commWaitSecondsPerStep, medianBatchSeconds, finalLoss },
       ...(attentionSecondsPerStep !== undefined ? { attentionSecondsPerStep } : {}),
       ...(partials ? { partials } : {}),
+      ...(gathered ? { gathered } : {}),
       ...(checkpoints ? { checkpoints } : {}),
     };
   } finally {

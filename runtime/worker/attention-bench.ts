@@ -1,6 +1,6 @@
 // Benchmark mode: distributed cross-attention forward + backward at the manifest's shapes.
 import type { XAttnJob } from '../../crds/types.js';
-import { Engine, shardOf, type DistCall, type PassPartials, type Tensor } from '../engine/engine.js';
+import { Engine, shardOf, type DistCall, type PassGathered, type PassPartials, type Tensor } from '../engine/engine.js';
 import { resolveModel } from '../model/presets.js';
 import type { CheckpointStats } from '../train/checkpointing.js';
 import { median } from './median.js';
@@ -28,8 +28,10 @@ export interface RankResult {
   /** Training: the mean time a step's attention calls took (device time on GPU, less the transfer waits the
    * host saw), over the steps after the first. */
   attentionSecondsPerStep?: number;
-  /** How LV-XAttn's partials travelled in the last step (absent where the job made no attention call). */
+  /** How LV-XAttn's partials travelled in the last step, and whether it gathered its blocks (absent where the
+   * job made no attention call). */
   partials?: PassPartials;
+  gathered?: PassGathered;
   /** Training on the rank that writes checkpoints: how many, and what they cost. */
   checkpoints?: CheckpointStats;
 }
@@ -76,6 +78,7 @@ export async function runAttentionBenchmark(
   let bytes = 0, wait = 0;
   const times: number[] = []; // the timed steps' seconds
   let partials: PassPartials | undefined;
+  let gathered: PassGathered | undefined;
   try {
     for (let i = 1 - warmup; i <= steps; i++) {
       const t0 = performance.now();
@@ -85,6 +88,7 @@ export async function runAttentionBenchmark(
       const dt = (performance.now() - t0) / 1000;
       for (const t of [f.o, f.lse, b.dq, b.dk, b.dv]) t.dispose();
       partials = { forward: f.partials, backward: b.partials };
+      gathered = { forward: f.gatheredBlocks, backward: b.gatheredBlocks };
       const ev = { step: i, steps, seconds: dt, bytesSent: f.bytesSent + b.bytesSent, commWaitSeconds: f.commWaitSeconds + b.commWaitSeconds };
       if (i > 0) {
         times.push(dt);
@@ -105,5 +109,6 @@ export async function runAttentionBenchmark(
     bytesSentPerStep: bytes / Math.max(1, timed),
     commWaitSecondsPerStep: wait / Math.max(1, timed),
     ...(partials ? { partials } : {}),
+    ...(gathered ? { gathered } : {}),
   };
 }

@@ -1,6 +1,6 @@
 // The end-of-run summary (pure): throughput, per-worker attention TFLOP/s and bytes moved per step.
 import type { XAttnJob } from '../../crds/types.js';
-import { attentionFlops, type PassPartials } from '../engine/engine.js';
+import { attentionFlops, type PassGathered, type PassPartials } from '../engine/engine.js';
 import { resolveModel } from '../model/presets.js';
 import type { CheckpointStats } from '../train/checkpointing.js';
 import type { RankResult } from './attention-bench.js';
@@ -11,6 +11,9 @@ export interface RunSummary {
   /** How LV-XAttn's partial results travelled, per pass, and whether the plan chose (attention.partials
    * auto); absent where nothing travelled (Ring, one worker). */
   partials?: PassPartials & { chosen: boolean };
+  /** Where LV-XAttn gathered its blocks in some pass (from three ranks on): each rank's block went to every rank
+   * at once, and each rank ran all it received in one launch. */
+  gathered?: PassGathered;
   mode: string;
   worldSize: number;
   backend: string;
@@ -53,6 +56,9 @@ export function summarize(job: XAttnJob, backend: string, ranks: RankResult[], e
     ...(job.spec.attention.algorithm === 'lv-xattn' && P > 1 && ranks[0]!.partials
       ? { partials: { ...ranks[0]!.partials, chosen: job.spec.attention.partials === 'auto' } }
       : {}),
+    ...(job.spec.attention.algorithm === 'lv-xattn' && P > 1 && (ranks[0]!.gathered?.forward || ranks[0]!.gathered?.backward)
+      ? { gathered: ranks[0]!.gathered }
+      : {}),
     mode: w.mode,
     worldSize: P,
     backend,
@@ -82,6 +88,10 @@ const wireOf = (p: PassPartials) => (p.forward === p.backward ? `${p.forward} in
 
 const ms = (seconds: number) => `${(seconds * 1000).toFixed(2)} ms`;
 
+const gatheredOf = (g: PassGathered) =>
+  `${g.forward && g.backward ? 'gathered in both passes' : g.forward ? 'gathered forward, around the ring backward' : 'around the ring forward, gathered backward'}` +
+  ' (each rank\'s block went to every rank at once, one launch for all it received)';
+
 export function formatSummary(s: RunSummary): string {
   const rows: [string, string][] = [
     ['job', `${s.job} (${s.mode}, ${s.algorithm}, ${s.worldSize} worker${s.worldSize > 1 ? 's' : ''}, ${s.backend})`],
@@ -95,6 +105,7 @@ export function formatSummary(s: RunSummary): string {
   ];
   if (s.medianBatchSeconds !== undefined) rows.push(['batch per step', `median ${ms(s.medianBatchSeconds)} (reading the data or computing synthetic targets; not in the step time)`]);
   if (s.partials) rows.push(['partials on the wire', `${wireOf(s.partials)}${s.partials.chosen ? ' (chosen for the link: partials auto)' : ''}`]);
+  if (s.gathered) rows.push(['text blocks', gatheredOf(s.gathered)]);
   if (s.linkGbps !== undefined) rows.push(['link between ranks', `${s.linkGbps.toFixed(s.linkGbps < 10 ? 2 : 1)} GB/s (probed ring exchange${s.linkPath ? `; ${s.linkPath}` : ''})`]);
   if (s.checkpoints?.saved) {
     const { saved, waitSeconds, copySeconds, writeSeconds } = s.checkpoints;

@@ -46,6 +46,17 @@ describe('run summary', () => {
     expect(formatSummary(summarize(job, 'cpu', [{ ...rank(0, 0.1), partials: { forward: 'float32', backward: 'float32' } }]))).not.toMatch(/partials/);
   });
 
+  it('says where LV-XAttn gathered its blocks (from three ranks on), and nothing where both passes went around the ring', () => {
+    const ranks = (gathered?: { forward: boolean; backward: boolean }, n = 3) => Array.from({ length: n }, (_, r) => ({ ...rank(r, 0.1), ...(gathered ? { gathered } : {}) }));
+    const as = (algorithm: 'lv-xattn' | 'ring', rs: ReturnType<typeof ranks>) =>
+      formatSummary(summarize({ ...job, spec: { ...job.spec, attention: { ...job.spec.attention, algorithm } } }, 'cpu', rs));
+    expect(as('lv-xattn', ranks({ forward: true, backward: true }))).toMatch(/text blocks\s+gathered in both passes \(each rank's block went to every rank at once/);
+    expect(as('lv-xattn', ranks({ forward: false, backward: true }))).toMatch(/text blocks\s+around the ring forward, gathered backward/);
+    expect(as('lv-xattn', ranks({ forward: false, backward: false }))).not.toMatch(/text blocks/);
+    expect(as('lv-xattn', ranks())).not.toMatch(/text blocks/);
+    expect(as('ring', ranks({ forward: true, backward: true }))).not.toMatch(/text blocks/);
+  });
+
   it('says what the checkpoints cost, per save, where rank 0 wrote any', () => {
     const row = (checkpoints: { saved: number; waitSeconds: number; copySeconds: number; writeSeconds: number }) =>
       formatSummary(summarize(job, 'cpu', [{ ...rank(0, 0.1), checkpoints }, rank(1, 0.1)]));
