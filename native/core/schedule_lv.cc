@@ -105,10 +105,7 @@ void DistAttention::lv_forward(const DistFwdArgs& a) {
   for (int t = 1; t < P; ++t) kept_bytes.push_back(visiting_lq(t) * rb.q);
   std::unique_ptr<KeptBlocks> kept = kept_->storage(a.q_id, kept_bytes);
 
-  const auto own_piece = [&](const OwnPiece& p, float* o, float* l) {
-    const PieceAt at = piece_at(d, my_lq, kv, a.mask, p);
-    be_.attn_fwd(at.d, at.blk, {at_byte(a.q, at.q), at_byte(a.k, at.kv), at_byte(a.v, at.kv), at_byte(o, at.o32), at_byte(l, at.lse)});
-  };
+  const auto own_piece = [&](const OwnPiece& p, float* o, float* l) { run_piece_fwd(be_, d, kv, a, my_lq, p, o, l); };
   // Sends chunk c of the block of step t on and receives chunk c of the block of step t + 1.
   const auto pass_query = [&](int t, int c, const void* q, const int32_t* m) {
     const int64_t x = chunk(t, c).length, y = chunk(t + 1, c).length;

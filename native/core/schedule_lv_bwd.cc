@@ -101,14 +101,7 @@ void DistAttention::lv_backward(const DistBwdArgs& a) {
   const StackedBwd st = stack ? stacked_bwd_buffers(*buf_, d, mq + my_lq, std::max(mq, my_lq), a.mask != nullptr) : StackedBwd{};
 
   // The backward of one piece of the local K/V rows for a block of lq text rows.
-  const auto piece_bwd = [&](const OwnPiece& p, int64_t lq, const void* q, const void* dout, const float* lse,
-                             const float* dr, const int32_t* m, float* dq, bool accumulate_dkv) {
-    if (p.empty()) return;  // no K/V rows: adds nothing, writes no dK/dV row
-    const PieceAt at = piece_at(d, lq, kv, m, p);
-    be_.attn_bwd(at.d, at.blk, {at_byte(q, at.q), at_byte(a.k, at.kv), at_byte(a.v, at.kv), at_byte(dout, at.q),
-                                at_byte(lse, at.lse), at_byte(dr, at.lse), at_byte(dq, at.o32),
-                                at_byte(a.dk, at.kv32), at_byte(a.dv, at.kv32), accumulate_dkv});
-  };
+  const auto piece_bwd = [&](const OwnPiece& p, auto... block) { run_piece_bwd(be_, d, kv, a, p, block...); };
   // Sends chunk c of the block of step t (its messages from `from`) on and receives chunk c of the block of
   // step t + 1.
   const auto pass_inputs = [&](int t, int c, const std::vector<const char*>& from) {

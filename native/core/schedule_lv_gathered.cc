@@ -146,10 +146,7 @@ void DistAttention::lv_forward_gathered(const DistFwdArgs& a, const LvPlan& plan
   float* own_l = buf_->get<float>("lv.own_l", my_lq * rb.lse);
   float* part_o = buf_->get<float>("lv.po", my_lq * rb.o32);
   float* part_l = buf_->get<float>("lv.pl", my_lq * rb.lse);
-  const auto own_piece = [&](const OwnPiece& p, float* o, float* l) {
-    const PieceAt at = piece_at(d, my_lq, kv, a.mask, p);
-    be_.attn_fwd(at.d, at.blk, {at_byte(a.q, at.q), at_byte(a.k, at.kv), at_byte(a.v, at.kv), at_byte(o, at.o32), at_byte(l, at.lse)});
-  };
+  const auto own_piece = [&](const OwnPiece& p, float* o, float* l) { run_piece_fwd(be_, d, kv, a, my_lq, p, o, l); };
 
   StepClock clock(tr_, stats_);
   stats_.partials = plan.partials;
@@ -235,14 +232,7 @@ void DistAttention::lv_backward_gathered(const DistBwdArgs& a, const LvPlan& pla
   const StackedBwd sv = stacked && split.first.empty() ? StackedBwd{}
                                                        : stacked_bwd_buffers(*buf_, d, in.total(), mq, a.mask != nullptr, "lvgb.sv");
   const std::vector<void*> dq_out = per_peer(*buf_, "lvgb.dq", in.rows, rb.o32), dq_home = per_peer(*buf_, "lvgb.dqh", mine, rb.o32);
-  const auto piece_bwd = [&](const OwnPiece& p, int64_t lq, const void* q, const void* dout, const float* lse, const float* dr,
-                             const int32_t* m, float* dq, bool accumulate_dkv) {
-    if (p.empty()) return;
-    const PieceAt at = piece_at(d, lq, kv, m, p);
-    be_.attn_bwd(at.d, at.blk, {at_byte(q, at.q), at_byte(a.k, at.kv), at_byte(a.v, at.kv), at_byte(dout, at.q),
-                                at_byte(lse, at.lse), at_byte(dr, at.lse), at_byte(dq, at.o32),
-                                at_byte(a.dk, at.kv32), at_byte(a.dv, at.kv32), accumulate_dkv});
-  };
+  const auto piece_bwd = [&](const OwnPiece& p, auto... block) { run_piece_bwd(be_, d, kv, a, p, block...); };
   // Stacks every input over `blocks` (the visiting blocks, then the own one where it has a place) into `s`.
   const auto stack_inputs = [&](const StackedBlocks& blocks, const StackedBwd& s) {
     void* dst[] = {s.q, s.dout, s.lse, s.drow, s.mask};

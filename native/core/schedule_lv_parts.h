@@ -45,6 +45,26 @@ inline PieceAt piece_at(const AttnDims& d, int64_t lq, const Shard& kv, const in
   return at;
 }
 
+// The forward of one piece of the own block (lq text rows against the rank's visual shard kv) into the float32
+// partial o and its LSE l.
+inline void run_piece_fwd(Backend& be, const AttnDims& d, const Shard& kv, const DistFwdArgs& a, int64_t lq, const OwnPiece& p,
+                          float* o, float* l) {
+  const PieceAt at = piece_at(d, lq, kv, a.mask, p);
+  be.attn_fwd(at.d, at.blk, {at_byte(a.q, at.q), at_byte(a.k, at.kv), at_byte(a.v, at.kv), at_byte(o, at.o32), at_byte(l, at.lse)});
+}
+
+// The backward of one piece of the rank's visual rows for a block of lq text rows (q, dout, lse, dr, m: that
+// block's inputs), adding into dq and writing or adding the piece's dK/dV rows. An empty piece does nothing.
+inline void run_piece_bwd(Backend& be, const AttnDims& d, const Shard& kv, const DistBwdArgs& a, const OwnPiece& p, int64_t lq,
+                          const void* q, const void* dout, const float* lse, const float* dr, const int32_t* m, float* dq,
+                          bool accumulate_dkv) {
+  if (p.empty()) return;  // no K/V rows: adds nothing, writes no dK/dV row
+  const PieceAt at = piece_at(d, lq, kv, m, p);
+  be.attn_bwd(at.d, at.blk, {at_byte(q, at.q), at_byte(a.k, at.kv), at_byte(a.v, at.kv), at_byte(dout, at.q),
+                             at_byte(lse, at.lse), at_byte(dr, at.lse), at_byte(dq, at.o32),
+                             at_byte(a.dk, at.kv32), at_byte(a.dv, at.kv32), accumulate_dkv});
+}
+
 // Runs `compute` (the own block's first piece) beside `post_first_hop` (the posts of the block's first
 // hop, whose sends read only what is already enqueued). Where the backend enqueues, the compute goes
 // first: posting costs the host tens of microseconds per transfer (NCCL), which an idle GPU would wait
