@@ -236,6 +236,12 @@ describe('LV-XAttn plan, gathered blocks', () => {
     // 256 text rows a block over host memory: 3 blocks' dQ (6 MiB as float16, 0.5 ms) outlast the 0.3 ms the
     // dK/dV write saves: the own block in two pieces around the visiting launch instead
     expect(at(4, 1024, 262144, 20, 'backward')).toMatchObject({ gathered: true, stackLast: false, ownBlock: 'kv' });
+    // 64 own rows: no first piece, even where the first hop (1.6 MB over host memory, 0.13 ms) would want one;
+    // 128 rows a rank (P = 2, 256x128K above) keep theirs
+    const wave = (132 * 128) / 8;
+    const few = at(4, 256, 524288, 20, 'backward', { bwdKvRowsPerWave: wave });
+    expect([few.gathered, few.stackLast, few.ownBlock, few.firstKvRows]).toEqual([true, true, 'kv', 0]);
+    expect(at(2, 256, 131072, 20, 'backward', { bwdKvRowsPerWave: wave }).firstKvRows).toBeGreaterThan(0);
     // forced at P = 2 it decides as the ring does
     for (const link of [23, 220]) {
       const gathered = at(2, 1024, 65536, link, 'backward', { gather: true }), ring = at(2, 1024, 65536, link, 'backward');
@@ -284,10 +290,10 @@ describe('LV-XAttn plan, gathered blocks', () => {
   });
 
   it('sizes the backward\'s first piece to the blocks coming from every other rank', () => {
-    // over host memory (23 GB/s) 64-row blocks from 3 ranks take 3x one block's hop: a longer first piece
+    // over host memory (23 GB/s) 128-row blocks from 3 ranks take 3x one block's hop: a longer first piece
     const wave = (132 * 128) / 8;
-    const gathered = at(4, 256, 524288, 23, 'backward', { bwdKvRowsPerWave: wave, partials: 'float32' });
-    const ring = at(4, 256, 524288, 23, 'backward', { bwdKvRowsPerWave: wave, partials: 'float32', gather: false });
+    const gathered = at(4, 512, 524288, 23, 'backward', { bwdKvRowsPerWave: wave, partials: 'float32' });
+    const ring = at(4, 512, 524288, 23, 'backward', { bwdKvRowsPerWave: wave, partials: 'float32', gather: false });
     expect(gathered.gathered).toBe(true);
     expect(gathered.firstKvRows).toBeGreaterThan(0);
     expect(gathered.firstKvRows).toBeGreaterThan(ring.stackLast ? ring.firstKvRows : 0);
