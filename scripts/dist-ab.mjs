@@ -7,10 +7,13 @@
 // on, and the exit status is then 1.
 //   node scripts/dist-ab.mjs [--rounds 2] [--bench dist/bench-gpu.mjs] NAME=[VAR=VALUE,...] ... [-- BENCH ARGS]
 //   e.g. node scripts/dist-ab.mjs base= split=XATTN_LV_FIRST_SHARE=0.8 -- --interconnects nvlink --iters 3
+//   (a variant may name its own addon build: new=XATTN_ADDON=/abs/path/xattn.node)
 // Each run's JSON and log go to $OUT/NAME-ROUND/, and the table to $OUT/table.txt (or under /tmp/dist-ab);
 // runs.json and logs.txt beside it hold every run's rows and log too (the GPU machine returns only so many
-// files, and the per-run folders come last). Needs the GPU machine's Node and bundles
-// (or, with XATTN_BENCH_SMOKE=1 and --bench bench/gpu.ts, CPU ranks at a toy shape).
+// files, and the per-run folders come last). With --scaling among the bench args it A/Bs the strong-scaling
+// runs instead (e.g. -- --scaling --world-sizes 4 on a 4-GPU machine), each cell then named by its P.
+// Needs the GPU machine's Node and bundles (or, with XATTN_BENCH_SMOKE=1 and --bench bench/gpu.ts, CPU
+// ranks at a toy shape).
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -33,12 +36,12 @@ export function parseVariant(arg) {
   return { name: arg.slice(0, at), env };
 }
 
-/** Lines of the table: per interconnect and shape, each variant's medians and its runs' ratios. */
-export function table(runs) {
+/** Lines of the table: per interconnect and shape (and P, `withP`), each variant's medians and its runs' ratios. */
+export function table(runs, withP = false) {
   const cells = new Map(); // "interconnect shape" -> variant -> rows
   for (const { variant, rows } of runs)
     for (const r of rows) {
-      const cell = `${r.interconnect}  ${r.shape}`;
+      const cell = `${withP ? `P=${r.P} ` : ''}${r.interconnect}  ${r.shape}`;
       if (!cells.has(cell)) cells.set(cell, new Map());
       const byVariant = cells.get(cell);
       if (!byVariant.has(variant)) byVariant.set(variant, []);
@@ -70,6 +73,7 @@ function main(argv) {
   if (variants.length < 1) throw new Error('usage: node scripts/dist-ab.mjs [--rounds 2] [--bench FILE] NAME=[VAR=VALUE,...] ... [-- BENCH ARGS]');
   const out = process.env.OUT ?? '/tmp/dist-ab';
   mkdirSync(out, { recursive: true });
+  const scaling = benchArgs.includes('--scaling'); // strong-scaling rows (every P), else (b)'s 2-GPU ones
   const runs = [], logs = [], failed = new Map(); // variant name -> why its run failed (it runs no more)
   for (let round = 0; round < rounds; round++)
     for (const v of round % 2 ? [...variants].reverse() : variants) {
@@ -78,7 +82,7 @@ function main(argv) {
       mkdirSync(dir, { recursive: true });
       const node = bench.endsWith('.ts') ? ['--import', 'tsx', bench] : [bench];
       console.log(`== round ${round + 1}/${rounds}: ${v.name} ${JSON.stringify(v.env)}`);
-      const r = spawnSync(process.execPath, [...node, '--distributed-only', ...benchArgs], { env: { ...process.env, ...v.env, XATTN_BENCH_OUT: dir }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+      const r = spawnSync(process.execPath, [...node, ...(scaling ? [] : ['--distributed-only']), ...benchArgs], { env: { ...process.env, ...v.env, XATTN_BENCH_OUT: dir }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
       writeFileSync(path.join(dir, 'bench.log'), r.stdout);
       logs.push(`== ${v.name}, round ${round + 1}\n${r.stdout}`);
       const file = readdirSync(dir).find((f) => f.endsWith('.json'));
@@ -88,11 +92,12 @@ function main(argv) {
         failed.set(v.name, why);
         continue;
       }
-      runs.push({ variant: v.name, round: round + 1, rows: JSON.parse(readFileSync(path.join(dir, file), 'utf8')).distributed });
+      const result = JSON.parse(readFileSync(path.join(dir, file), 'utf8'));
+      runs.push({ variant: v.name, round: round + 1, rows: scaling ? result.scaling : result.distributed });
     }
   writeFileSync(path.join(out, 'runs.json'), `${JSON.stringify(runs, null, 1)}\n`);
   writeFileSync(path.join(out, 'logs.txt'), logs.join('\n'));
-  const lines = [...table(runs), ...[...failed].map(([name, why]) => `failed: ${name}, ${why}`)];
+  const lines = [...table(runs, scaling), ...[...failed].map(([name, why]) => `failed: ${name}, ${why}`)];
   writeFileSync(path.join(out, 'table.txt'), `${lines.join('\n')}\n`);
   console.log(lines.join('\n'));
   return failed.size ? 1 : 0;

@@ -65,6 +65,22 @@ describe('dist-ab', () => {
     ]);
   }, 200_000);
 
+  it('A/Bs the strong-scaling runs where the bench args ask for them, each cell named by its P', () => {
+    dir = mkdtempSync(path.join(tmpdir(), 'dist-ab-'));
+    const args = ['scripts/dist-ab.mjs', '--rounds', '1', '--bench', 'bench/gpu.ts', 'ring=XATTN_LV_GATHER=0', 'gathered=XATTN_LV_GATHER=1', '--', '--scaling', '--world-sizes', '2'];
+    const run = spawnSync(process.execPath, args, { cwd: root, env: { ...process.env, XATTN_BENCH_SMOKE: '1', OUT: dir }, encoding: 'utf8', timeout: 150_000 });
+    expect(run.status, run.stderr).toBe(0);
+    const all = JSON.parse(readFileSync(path.join(dir, 'runs.json'), 'utf8'));
+    // the scaling rows, with each variant's environment in effect
+    expect(all.map((r: { variant: string; rows: { P: number; lv_gathered: boolean }[] }) => [r.variant, r.rows.map((x) => `${x.P} ${x.lv_gathered}`)])).toEqual([
+      ['ring', ['2 false', '2 false']],
+      ['gathered', ['2 true', '2 true']],
+    ]);
+    const lines = readFileSync(path.join(dir, 'table.txt'), 'utf8').trim().split('\n');
+    expect(lines.filter((l) => !l.startsWith('  '))).toEqual(['P=2 tcp  H4/Hkv2 d16 Lq32 Lkv1024', 'P=2 tcp  H4/Hkv2 d16 Lq16 Lkv2048']);
+    expect(lines.filter((l) => l.startsWith('  gathered ')).length).toBe(2);
+  }, 200_000);
+
   it('stops with exit 2 and names a malformed variant', () => {
     const run = spawnSync(process.execPath, ['scripts/dist-ab.mjs', 'nosettings'], { cwd: root, encoding: 'utf8' });
     expect(run.status).toBe(2);
