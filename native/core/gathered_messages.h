@@ -1,13 +1,15 @@
 // What gathered LV-XAttn (schedule_lv_gathered.cc) sends: each rank's block to every peer at once, and each
-// visiting block's result straight home, every one of them one message a peer. A message has a fixed cost its
-// bytes do not explain (row_chunks.h: SlotBundle), paid here for all P - 1 peers on the step's critical path,
-// so the tensors that travel together are laid one after the other in one buffer (RowBundle).
+// visiting block's result straight home. A message has a fixed cost its bytes do not explain (row_chunks.h:
+// SlotBundle), paid here for all P - 1 peers on the step's critical path, so the tensors that travel together
+// go as one message a peer, laid one after the other in one chunk of a SlotBundle: the backward's inputs, and
+// each result with its LSE. (The forward's Q lands in the kept blocks, so a mask travels beside it; the own
+// block's first piece hides that hop.)
 #pragma once
-#include <numeric>
 #include <string>
 #include <vector>
 
 #include "core/partial_wire.h"
+#include "core/row_chunks.h"
 #include "core/schedule_internal.h"
 #include "core/schedule_lv_parts.h"
 #include "core/transport.h"
@@ -21,20 +23,6 @@ struct Peers {
   int world, rank;
   int to(int k) const { return sched::mod(rank + k, world); }    // where this rank's block goes at k
   int from(int k) const { return sched::mod(rank - k, world); }  // whose block comes in at k
-};
-
-// Row tensors that travel as one message: each part whole ([outer, rows, ...], natural layout), one after the
-// other.
-struct RowBundle {
-  std::vector<size_t> row_bytes;  // of each part, per text row (every batch)
-  size_t bytes(int64_t rows) const { return rows * std::accumulate(row_bytes.begin(), row_bytes.end(), size_t{0}); }
-  size_t offset(size_t part, int64_t rows) const {
-    return rows * std::accumulate(row_bytes.begin(), row_bytes.begin() + part, size_t{0});
-  }
-  template <typename T>
-  T* part(T* bundle, size_t k, int64_t rows) const {
-    return lv_parts::at_byte(bundle, offset(k, rows));
-  }
 };
 
 // One named buffer per peer: `rows[k]` rows of `row_bytes` each.
@@ -70,9 +58,11 @@ class ResultsHome {
               const std::vector<int64_t>& out_rows, int64_t my_lq, bool with_lse)
       : be_(be), d_(d), out_rows_(out_rows), my_lq_(my_lq), packed_(p == PartialPrecision::Float16), with_lse_(with_lse) {
     const sched::RowBytes rb(d);
-    layout_.row_bytes = packed_ ? std::vector<size_t>{rb.o16, rb.lse} : std::vector<size_t>{rb.o32};
-    if (with_lse) layout_.row_bytes.push_back(rb.lse);
-    const size_t row = layout_.bytes(1);
+    const size_t B = d.batch;
+    const RowTensor o32{B, rb.o32 / B}, o16{B, rb.o16 / B}, per_row{B * d.heads, 4};  // scales and LSE alike
+    layout_.parts = packed_ ? std::vector<RowTensor>{o16, per_row} : std::vector<RowTensor>{o32};
+    if (with_lse) layout_.parts.push_back(per_row);
+    const size_t row = layout_.message_bytes(1);
     out_ = per_peer(buf, name + ".out", out_rows, row);
     home_ = per_peer(buf, name + ".home", std::vector<int64_t>(out_rows.size(), my_lq), row);
     if (packed_) staged_ = per_peer(buf, name + ".f32", out_rows, rb.o32);
@@ -80,15 +70,16 @@ class ResultsHome {
 
   // Where visiting block k's float32 result, and its LSE, are to be written before exchanges().
   float* result(size_t k) const { return static_cast<float*>(packed_ ? staged_[k] : out_[k]); }
-  float* lse(size_t k) const { return with_lse_ ? layout_.part(static_cast<float*>(out_[k]), layout_.row_bytes.size() - 1, out_rows_[k]) : nullptr; }
+  float* lse(size_t k) const { return with_lse_ ? part(static_cast<float*>(out_[k]), layout_.parts.size() - 1, out_rows_[k]) : nullptr; }
 
   // Packs every result where float16 and returns the exchanges that send each home and bring this rank's in.
   std::vector<Exchange> exchanges(const Peers& peers) {
     for (size_t k = 0; packed_ && k < out_.size(); ++k)
-      be_.partial_to_wire(d_, out_rows_[k], result(k), static_cast<uint16_t*>(out_[k]), layout_.part(static_cast<float*>(out_[k]), 1, out_rows_[k]));
+      be_.partial_to_wire(d_, out_rows_[k], result(k), static_cast<uint16_t*>(out_[k]), part(static_cast<float*>(out_[k]), 1, out_rows_[k]));
     std::vector<Exchange> batch;
     for (int k = 1; k < peers.world; ++k)
-      batch.push_back({out_[k - 1], layout_.bytes(out_rows_[k - 1]), peers.from(k), home_[k - 1], layout_.bytes(my_lq_), peers.to(k)});
+      batch.push_back({out_[k - 1], layout_.message_bytes(out_rows_[k - 1]), peers.from(k), home_[k - 1], layout_.message_bytes(my_lq_),
+                       peers.to(k)});
     return batch;
   }
 
@@ -101,7 +92,7 @@ class ResultsHome {
     return unpacked;
   }
   const float* home_lse(size_t k) const {
-    return with_lse_ ? layout_.part(static_cast<const float*>(home_[k]), layout_.row_bytes.size() - 1, my_lq_) : nullptr;
+    return with_lse_ ? part(static_cast<const float*>(home_[k]), layout_.parts.size() - 1, my_lq_) : nullptr;
   }
   HomePartial home(size_t k) const {
     HomePartial p;
@@ -111,17 +102,22 @@ class ResultsHome {
       return p;
     }
     p.wire = static_cast<const uint16_t*>(home_[k]);
-    p.scale = layout_.part(static_cast<const float*>(home_[k]), 1, my_lq_);
+    p.scale = part(static_cast<const float*>(home_[k]), 1, my_lq_);
     return p;
   }
 
  private:
+  template <typename T>
+  T* part(T* bundle, size_t k, int64_t rows) const {
+    return lv_parts::at_byte(bundle, layout_.offset(k, 0, rows));
+  }
+
   Backend& be_;
   const AttnDims& d_;
   const std::vector<int64_t> out_rows_;
   const int64_t my_lq_;
   const bool packed_, with_lse_;
-  RowBundle layout_;
+  SlotBundle layout_{ChunkSlots(1, 0), {}};  // one chunk: the parts' offsets for any row count
   std::vector<void*> out_, home_, staged_;
 };
 

@@ -110,19 +110,23 @@ void DistAttention::lv_backward_gathered(const DistBwdArgs& a, const LvPlan& pla
   // LSE, D and the mask. The travelling ones go to every peer as one message, the own block's copied into one.
   struct Input {
     const void* own;
-    size_t row_bytes;
     RowTensor t;
   };
   const RowTensor tq{B, rb.q / B}, tl{B * d.heads, 4}, tmask{B, rb.mask / B};
-  std::vector<Input> inputs{{a.q, rb.q, tq}, {a.dout, rb.q, tq}, {a.lse, rb.lse, tl}, {drow, rb.lse, tl}};
-  if (a.mask) inputs.push_back({a.mask, rb.mask, tmask});
+  std::vector<Input> inputs{{a.q, tq}, {a.dout, tq}, {a.lse, tl}, {drow, tl}};
+  if (a.mask) inputs.push_back({a.mask, tmask});
   const size_t first_sent = kept ? 1 : 0;
-  RowBundle sent;
-  for (size_t i = first_sent; i < inputs.size(); ++i) sent.row_bytes.push_back(inputs[i].row_bytes);
-  void* own_sent = buf_->get("lvgb.own", sent.bytes(my_lq));
-  const std::vector<void*> in_sent = per_peer(*buf_, "lvgb.in", in.rows, sent.bytes(1));
+  SlotBundle sent{ChunkSlots(1, mq), {}};
+  std::vector<const void*> own_inputs;
+  for (size_t i = first_sent; i < inputs.size(); ++i) {
+    sent.parts.push_back(inputs[i].t);
+    own_inputs.push_back(inputs[i].own);
+  }
+  const size_t sent_row = sent.message_bytes(1);
+  void* own_bundle = buf_->get("lvgb.own", my_lq * sent_row);
+  const std::vector<void*> in_sent = per_peer(*buf_, "lvgb.in", in.rows, sent_row);
   const auto block_input = [&](size_t i, size_t k) -> const void* {  // input i of visiting block k
-    return i < first_sent ? kept->blocks[k] : sent.part(static_cast<const char*>(in_sent[k]), i - first_sent, in.rows[k]);
+    return i < first_sent ? kept->blocks[k] : at_byte(static_cast<const char*>(in_sent[k]), sent.offset(i - first_sent, 0, in.rows[k]));
   };
   const bool stacked = plan.stack_last;  // the own rows in the visiting blocks' launch (else its pieces around it)
   const StackedBwd st = stacked ? stacked_bwd_buffers(*buf_, d, all.total(), mq, a.mask != nullptr) : StackedBwd{};
@@ -151,8 +155,7 @@ void DistAttention::lv_backward_gathered(const DistBwdArgs& a, const LvPlan& pla
   stats_.gathered = true;
   Trace mark(be_, rank_, [&] { return "lv backward " + shape_of(pb_) + plan_of(pb_, plan) + (kept ? ", Q kept" : ""); });
   // Bundled before the sends are marked ready (first_hop_beside), which read it.
-  for (size_t i = first_sent; i < inputs.size(); ++i)
-    be_.copy(sent.part(static_cast<char*>(own_sent), i - first_sent, my_lq), inputs[i].own, my_lq * inputs[i].row_bytes);
+  const void* own_sent = own_in_bundle(be_, sent, my_lq, own_inputs, own_bundle);
   Transport::Handle hin = 0;
   first_hop_beside(
       be_, tr_,
@@ -161,7 +164,7 @@ void DistAttention::lv_backward_gathered(const DistBwdArgs& a, const LvPlan& pla
         piece_bwd(split.first, my_lq, a.q, a.dout, a.lse, drow, a.mask, a.dq, /*accumulate_dkv=*/false);
       },
       [&] {
-        hin = tr_.post(to_every_peer(peers, own_sent, my_lq, in_sent, in.rows, sent.bytes(1)));
+        hin = tr_.post(to_every_peer(peers, own_sent, my_lq, in_sent, in.rows, sent_row));
       });
   mark("own1");
   clock.wait(hin);

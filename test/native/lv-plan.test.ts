@@ -47,6 +47,11 @@ describe('LV-XAttn plan, general rules', () => {
       const f2 = plan(4096, 32768, 23, 'forward'), b2 = plan(4096, 32768, 23, 'backward');
       expect([f2.chunks, b2.chunks]).toEqual([4, 4]);
       expect([f2.firstKvRows, b2.firstKvRows]).toEqual([8192, 8192]);
+      // a backward share of 0 leaves a stacked backward's first piece out (256x128K over host memory plans 49 tiles)
+      env.XATTN_LV_FIRST_SHARE = '/0';
+      delete env.XATTN_LV_CHUNKS;
+      const none = plan(256, 131072, 23, 'backward', { queryKept: true, bwdKvRowsPerWave: (132 * 128) / 8 });
+      expect([none.stackLast, none.firstKvRows]).toEqual([true, 0]);
     } finally {
       delete env.XATTN_LV_FIRST_SHARE;
       delete env.XATTN_LV_CHUNKS;
