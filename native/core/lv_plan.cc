@@ -111,18 +111,19 @@ bool stack_own_rows(const AttnDims& d, int64_t text_rows, int64_t own_rows, int6
 // The first piece only has to cover the first hop; the second runs stacked. Under half a wave (or half a batch,
 // or half a 128-row tile where waves are unknown) it is left out: the stacked launch then waits for the hop. It
 // takes at most half the block: a first hop longer than that is mostly exposed anyway (stacking pays on fast
-// links), and the stacked launch keeps rows to stack. Under 128 own rows it is left out too: a launch over
+// links), and the stacked launch keeps rows to stack. Under 256 own rows it is left out too: a launch over
 // the visual rows costs a fixed time per K/V tile (its loads, its dK/dV written, then read back by the
 // visiting rows' launch) that so few rows do not outweigh, while in the stacked launch they ride almost free.
-// On 4x H200 over host memory (P = 4, 256x524288: 64 rows a rank) the planned 9-wave piece took 0.30 ms
-// and the step ran 0.31 ms longer than with none (4.54 against 4.23 ms, two rounds each).
+// Over host memory: on 4x H200 (P = 4, 256x524288: 64 rows a rank) the planned 9-wave piece took 0.30 ms and
+// the step ran 0.31 ms longer than with none (4.54 against 4.23 ms, two rounds each); at P = 2 (256x131072:
+// 128 rows a rank) steps ran 2.17-2.19 ms with the planned piece against 2.14-2.15 without.
 OwnSplit stacked_split(int64_t batch, int64_t own_rows, int64_t kv_rows, double first_hop_bytes, double link_gbps,
                        double own_seconds, double wave_rows) {
   if (const char* forced = forced_for("XATTN_LV_FIRST_SHARE", LvPass::Backward)) {
     const double share = std::atof(forced);  // 0 leaves the first piece out
     return share > 0 ? split_own_block(batch, kv_rows, share, wave_rows) : all_in_second(batch, kv_rows);
   }
-  constexpr int64_t kMinFirstPieceRows = 128;
+  constexpr int64_t kMinFirstPieceRows = 256;
   if (own_rows < kMinFirstPieceRows) return all_in_second(batch, kv_rows);
   const double hop = link_gbps > 0 ? loaded_seconds(first_hop_bytes, link_gbps) : 0;
   const double share = own_seconds > 0 ? std::min(0.5, hop / own_seconds) : 0;

@@ -55,7 +55,7 @@ bool gather_blocks(int world, int chunks, int forced);
 
 // The owner's first piece when its rest is stacked: just long enough to hide the first hop (at 0.6 of the link,
 // against the own block's compute), on a whole wave where wave_rows > 0; none where that is under half a wave
-// or the own block has under 128 rows (lv_plan.cc says why). $XATTN_LV_FIRST_SHARE forces its share (0: none).
+// or the own block has under 256 rows (lv_plan.cc says why). $XATTN_LV_FIRST_SHARE forces its share (0: none).
 OwnSplit stacked_split(int64_t batch, int64_t own_rows, int64_t kv_rows, double first_hop_bytes, double link_gbps,
                        double own_seconds, double wave_rows);
 

@@ -47,10 +47,10 @@ describe('LV-XAttn plan, general rules', () => {
       const f2 = plan(4096, 32768, 23, 'forward'), b2 = plan(4096, 32768, 23, 'backward');
       expect([f2.chunks, b2.chunks]).toEqual([4, 4]);
       expect([f2.firstKvRows, b2.firstKvRows]).toEqual([8192, 8192]);
-      // a backward share of 0 leaves a stacked backward's first piece out (256x128K over host memory plans 49 tiles)
+      // a backward share of 0 leaves a stacked backward's first piece out (512x128K over host memory plans 49 tiles)
       env.XATTN_LV_FIRST_SHARE = '/0';
       delete env.XATTN_LV_CHUNKS;
-      const none = plan(256, 131072, 23, 'backward', { queryKept: true, bwdKvRowsPerWave: (132 * 128) / 8 });
+      const none = plan(512, 131072, 23, 'backward', { queryKept: true, bwdKvRowsPerWave: (132 * 128) / 8 });
       expect([none.stackLast, none.firstKvRows]).toEqual([true, 0]);
     } finally {
       delete env.XATTN_LV_FIRST_SHARE;
@@ -184,14 +184,16 @@ describe('LV-XAttn plan, stacked backward', () => {
     const nv = bwd(256, 131072, 220);
     expect(nv.stackLast).toBe(true);
     expect([nv.ownBlock, nv.firstKvRows]).toEqual(['kv', 0]);
-    // over host memory the first hop (1.1 MB at 0.6 x 23 GB/s: 78 us, 0.09 of the own block's 0.87 ms) gets
-    // its own piece: 3 waves of 2112 rows, on a 128-row tile; the exposed last hop goes as float16 (float32:
-    // 2.1 MB, 0.15 ms), where unstacked it went as float32 (trip 0.16 of the compute)
+    // over host memory the exposed last hop goes as float16 (float32: 2.1 MB, 0.15 ms), where unstacked it
+    // went as float32 (trip 0.16 of the compute); 128 own rows get no first piece (under 256 rows)
     const host = bwd(256, 131072, 23);
-    expect([host.stackLast, host.partials]).toEqual([true, 'float16']);
+    expect([host.stackLast, host.partials, host.firstKvRows]).toEqual([true, 'float16', 0]);
     expect(bwd(256, 131072, 23, { partials: 'float32' })).toMatchObject({ stackLast: true, partials: 'float32' });
     expect(nv.partials).toBe('float32'); // NVLink: the float32 hop takes 16 us
-    expect(host.firstKvRows).toBe(49 * 128);
+    // 256 own rows: the first hop (2.2 MB at 0.6 x 23 GB/s: 0.16 ms, 0.09 of the own block's 1.7 ms) gets its
+    // own piece: 3 waves of 2112 rows, on a 128-row tile
+    const host512 = bwd(512, 131072, 23);
+    expect([host512.stackLast, host512.firstKvRows]).toEqual([true, 49 * 128]);
     // 1024x64K: 268 MB of dK/dV, 34 MB of copies (0.16 ms saved) against an 8.4 MB hop: 64 us over NVLink,
     // 0.61 ms over host memory
     expect(bwd(1024, 65536, 220).stackLast).toBe(true);
@@ -241,12 +243,16 @@ describe('LV-XAttn plan, gathered blocks', () => {
     // 256 text rows a block over host memory: 3 blocks' dQ (6 MiB as float16, 0.5 ms) outlast the 0.3 ms the
     // dK/dV write saves: the own block in two pieces around the visiting launch instead
     expect(at(4, 1024, 262144, 20, 'backward')).toMatchObject({ gathered: true, stackLast: false, ownBlock: 'kv' });
-    // 64 own rows: no first piece, even where the first hop (1.6 MB over host memory, 0.13 ms) would want one;
-    // 128 rows a rank (P = 2, 256x128K above) keep theirs
+    // under 256 own rows no first piece, even where the first hop would want one: 64 rows a rank (1.6 MB over
+    // host memory, 0.13 ms) and 128 (P = 2, 256x128K above); 256 rows a rank keep theirs
     const wave = (132 * 128) / 8;
     const few = at(4, 256, 524288, 20, 'backward', { bwdKvRowsPerWave: wave });
     expect([few.gathered, few.stackLast, few.ownBlock, few.firstKvRows]).toEqual([true, true, 'kv', 0]);
-    expect(at(2, 256, 131072, 20, 'backward', { bwdKvRowsPerWave: wave }).firstKvRows).toBeGreaterThan(0);
+    const p2 = at(2, 256, 131072, 20, 'backward', { bwdKvRowsPerWave: wave });
+    expect([p2.stackLast, p2.firstKvRows]).toEqual([true, 0]);
+    const more = at(2, 512, 131072, 20, 'backward', { bwdKvRowsPerWave: wave });
+    expect(more.stackLast).toBe(true);
+    expect(more.firstKvRows).toBeGreaterThan(0);
     // forced at P = 2 it decides as the ring does
     for (const link of [23, 220]) {
       const gathered = at(2, 1024, 65536, link, 'backward', { gather: true }), ring = at(2, 1024, 65536, link, 'backward');
@@ -295,10 +301,10 @@ describe('LV-XAttn plan, gathered blocks', () => {
   });
 
   it('sizes the backward\'s first piece to the blocks coming from every other rank', () => {
-    // over host memory (23 GB/s) 128-row blocks from 3 ranks take 3x one block's hop: a longer first piece
+    // over host memory (23 GB/s) 256-row blocks from 3 ranks take 3x one block's hop: a longer first piece
     const wave = (132 * 128) / 8;
-    const gathered = at(4, 512, 524288, 23, 'backward', { bwdKvRowsPerWave: wave, partials: 'float32' });
-    const ring = at(4, 512, 524288, 23, 'backward', { bwdKvRowsPerWave: wave, partials: 'float32', gather: false });
+    const gathered = at(4, 1024, 524288, 23, 'backward', { bwdKvRowsPerWave: wave });
+    const ring = at(4, 1024, 524288, 23, 'backward', { bwdKvRowsPerWave: wave, gather: false });
     expect(gathered.gathered).toBe(true);
     expect(gathered.firstKvRows).toBeGreaterThan(0);
     expect(gathered.firstKvRows).toBeGreaterThan(ring.stackLast ? ring.firstKvRows : 0);
