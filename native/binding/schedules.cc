@@ -15,7 +15,7 @@ namespace {
 // lvPlan({dims, lqTotal, lkvTotal, world, rank, masked, pass: 'forward'|'backward', linkGbps,
 // flopsPerSecond, bwdKvRowsPerWave, partials, queryKept, gather (forces LvPlan::gathered where it can be, as
 // $XATTN_LV_GATHER does)}) -> {chunks, ownBlock: 'whole'|'batch'|'kv', firstBatches,
-// firstKvRows, partials: 'float32'|'float16', stackLast, gathered}
+// firstKvRows, partials: 'float32'|'float16', stackLast, gathered, inputsTogether}
 Napi::Value LvPlanOf(const Napi::CallbackInfo& info) {
   return guard(info.Env(), [&]() -> Napi::Value {
     require(info.Length() == 1 && info[0].IsObject(), ErrorCode::InvalidArgument, "lvPlan expects one object");
@@ -47,6 +47,7 @@ Napi::Value LvPlanOf(const Napi::CallbackInfo& info) {
     out.Set("partials", plan.partials == PartialPrecision::Float16 ? "float16" : "float32");
     out.Set("stackLast", plan.stack_last);
     out.Set("gathered", plan.gathered);
+    out.Set("inputsTogether", plan.inputs_together);
     return out;
   });
 }

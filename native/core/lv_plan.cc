@@ -192,10 +192,17 @@ LvPlan plan_lv(const DistProblem& pb, int world, int rank, bool masked, LvPass p
   if (!fwd && world > 1 && plan.chunks == 1 &&
       stack_own_rows(pb.dims, static_cast<int64_t>(hop_blocks) * mq, mq, max_shard(pb.lkv_total, world), stacked_hop, pb.link_gbps)) {
     plan.partials = stacked_partials;
-    const double own_seconds = dev.flops_per_second > 0 ? block_flops(pb.dims, my_lq, kv_rows, pass) / dev.flops_per_second : 0;
-    plan.split = stacked_split(pb.dims.batch, my_lq, kv_rows, hop_blocks * first_hop, pb.link_gbps, own_seconds, dev.bwd_kv_rows_per_wave);
+    const auto split_of = [&](int64_t own_rows, int64_t own_kv_rows) {
+      const double own_seconds =
+          dev.flops_per_second > 0 ? block_flops(pb.dims, own_rows, own_kv_rows, pass) / dev.flops_per_second : 0;
+      return stacked_split(pb.dims.batch, own_rows, own_kv_rows, hop_blocks * static_cast<double>(own_rows) * out_row,
+                           pb.link_gbps, own_seconds, dev.bwd_kv_rows_per_wave);
+    };
+    plan.split = split_of(my_lq, kv_rows);
+    plan.inputs_together = split_of(mq, max_shard(pb.lkv_total, world)).first.empty();
     plan.stack_last = !plan.split.second.empty();  // nothing left to stack: the pieces below
     if (plan.stack_last) return plan;
+    plan.inputs_together = false;
   }
   // Otherwise the own block's pieces go around the visiting work: the first beside the blocks' arrival, the
   // second beside their results' trip home.

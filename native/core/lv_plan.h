@@ -19,6 +19,11 @@ struct LvPlan {
   // Every visiting block goes straight to every rank at once, and each rank computes all the blocks it
   // receives in one launch (schedule_lv_gathered.cc) instead of one launch a ring step: gather_blocks.
   bool gathered = false;
+  // Backward, around the ring: the visiting inputs travel as one message a chunk, since no first piece hides
+  // their hop (each message costs more than copying the own block's inputs into one). Decided from the
+  // largest shards, like the stacking: every rank must send what the others expect, while each sizes its
+  // own first piece (split) from its own rows.
+  bool inputs_together = false;
 };
 
 // What the plan needs to know of the backend: its nominal attention rate, and the visual rows its backward

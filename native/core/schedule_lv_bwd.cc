@@ -86,9 +86,10 @@ void DistAttention::lv_backward(const DistBwdArgs& a) {
   // Where nothing hides the first hop (no first piece), a block's inputs travel as one message a chunk, at
   // the cost of copying the own block's in (2x H200, 256x128K over NVLink: steps 0.04-0.05 ms shorter).
   // Where the first piece hides the hop, each travels apart, uncopied (copying 4096x32K's 16 MB dO, LSE
-  // and D in read 0.04 ms a step slower in two A/Bs, within their noise).
-  const bool one_message = split.first.empty();
-  const BwdInputs travel(*buf_, d, slots, one_message ? BwdInputs::together() : BwdInputs::apart(), !kept, a.mask != nullptr);
+  // and D in read 0.04 ms a step slower in two A/Bs, within their noise). The plan decides it alike on
+  // every rank (LvPlan::inputs_together).
+  const BwdInputs travel(*buf_, d, slots, plan.inputs_together ? BwdInputs::together() : BwdInputs::apart(), !kept,
+                         a.mask != nullptr);
   const SlotBundle db{slots, {to}};
   char* dq_acc[2] = {buf_->get<char>("lvb.dq0", db.bytes()), buf_->get<char>("lvb.dq1", db.bytes())};
   float* dq_part = buf_->get<float>("lvb.dqp", mq * rb.o32);

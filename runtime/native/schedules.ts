@@ -41,6 +41,8 @@ export interface LvPlan {
   stackLast: boolean;
   /** Blocks go to every rank at once, each rank runs all it receives in one launch (P >= 3: lv_plan.h). */
   gathered: boolean;
+  /** Backward around the ring: the visiting inputs travel as one message (no first piece hides their hop). */
+  inputsTogether: boolean;
 }
 
 export function lvPlan(query: LvPlanQuery): LvPlan {

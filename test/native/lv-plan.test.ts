@@ -285,6 +285,19 @@ describe('LV-XAttn plan, gathered blocks', () => {
     }
   });
 
+  it("sends a stacked backward's inputs from every rank of ragged shards as the others expect them", () => {
+    // 511 text rows over 2 ranks: 256 own rows get a first piece over host memory, 255 none; the inputs must
+    // still travel alike (apart: the largest shard's piece hides their hop), or the ranks' messages disagree
+    const wave = (132 * 128) / 8;
+    for (const link of [23, 50, 220]) {
+      const ranks = [0, 1].map((rank) => at(2, 511, 131072, link, 'backward', { rank, bwdKvRowsPerWave: wave, queryKept: true }));
+      expect(ranks.map((p) => p.inputsTogether), `${link} GB/s`).toEqual([ranks[0]!.inputsTogether, ranks[0]!.inputsTogether]);
+      if (link === 23) expect(ranks.map((p) => p.firstKvRows > 0)).toEqual([true, false]); // the pieces do differ
+    }
+    // and where no rank has a piece they travel together
+    expect(at(2, 256, 131072, 23, 'backward', { bwdKvRowsPerWave: wave, queryKept: true }).inputsTogether).toBe(true);
+  });
+
   it('gives every rank of ragged shards the same choice, and the same partials', () => {
     for (const pass of ['forward', 'backward'] as const)
       for (const gather of [true, false]) {
