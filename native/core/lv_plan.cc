@@ -199,10 +199,11 @@ LvPlan plan_lv(const DistProblem& pb, int world, int rank, bool masked, LvPass p
                            pb.link_gbps, own_seconds, dev.bwd_kv_rows_per_wave);
     };
     plan.split = split_of(my_lq, kv_rows);
-    plan.inputs_together = split_of(mq, max_shard(pb.lkv_total, world)).first.empty();
     plan.stack_last = !plan.split.second.empty();  // nothing left to stack: the pieces below
-    if (plan.stack_last) return plan;
-    plan.inputs_together = false;
+    if (plan.stack_last) {
+      plan.inputs_together = split_of(mq, max_shard(pb.lkv_total, world)).first.empty();
+      return plan;
+    }
   }
   // Otherwise the own block's pieces go around the visiting work: the first beside the blocks' arrival, the
   // second beside their results' trip home.
