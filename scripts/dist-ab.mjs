@@ -8,7 +8,8 @@
 //   node scripts/dist-ab.mjs [--rounds 2] [--bench dist/bench-gpu.mjs] NAME=[VAR=VALUE,...] ... [-- BENCH ARGS]
 //   e.g. node scripts/dist-ab.mjs base= split=XATTN_LV_FIRST_SHARE=0.8 -- --interconnects nvlink --iters 3
 //   (a variant may name its own addon build: new=XATTN_ADDON=/abs/path/xattn.node)
-// Each run's JSON and log go to $OUT/NAME-ROUND/, and the table to $OUT/table.txt (or under /tmp/dist-ab);
+// Each run's JSON and log go to $OUT/NAME-ROUND/, and the table to $OUT/table.txt (or under /tmp/dist-ab),
+// rewritten after every run, so a call cut short by its time limit keeps the runs it finished;
 // runs.json and logs.txt beside it hold every run's rows and log too (the GPU machine returns only so many
 // files, and the per-run folders come last). With --scaling among the bench args it A/Bs the strong-scaling
 // runs instead (e.g. -- --scaling --world-sizes 4 on a 4-GPU machine), each cell then named by its P.
@@ -90,17 +91,23 @@ function main(argv) {
         const why = `round ${round + 1}: the bench failed (${r.status === null ? `killed by ${r.signal}` : `exit ${r.status}`}); its output is in ${dir}/bench.log`;
         console.log(`== ${v.name} ${why}; it runs no more`);
         failed.set(v.name, why);
-        continue;
+      } else {
+        const result = JSON.parse(readFileSync(path.join(dir, file), 'utf8'));
+        runs.push({ variant: v.name, round: round + 1, rows: scaling ? result.scaling : result.distributed });
       }
-      const result = JSON.parse(readFileSync(path.join(dir, file), 'utf8'));
-      runs.push({ variant: v.name, round: round + 1, rows: scaling ? result.scaling : result.distributed });
+      report(out, runs, logs, failed, scaling); // after every run: a call cut short keeps the runs it finished
     }
+  console.log(report(out, runs, logs, failed, scaling).join('\n'));
+  return failed.size ? 1 : 0;
+}
+
+/** Writes runs.json, logs.txt and table.txt for the runs so far; returns the table's lines. */
+function report(out, runs, logs, failed, scaling) {
   writeFileSync(path.join(out, 'runs.json'), `${JSON.stringify(runs, null, 1)}\n`);
   writeFileSync(path.join(out, 'logs.txt'), logs.join('\n'));
   const lines = [...table(runs, scaling), ...[...failed].map(([name, why]) => `failed: ${name}, ${why}`)];
   writeFileSync(path.join(out, 'table.txt'), `${lines.join('\n')}\n`);
-  console.log(lines.join('\n'));
-  return failed.size ? 1 : 0;
+  return lines;
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

@@ -65,6 +65,19 @@ describe('dist-ab', () => {
     ]);
   }, 200_000);
 
+  it('keeps the table of the runs it finished when it is killed mid-run (a device call out of time)', () => {
+    dir = mkdtempSync(path.join(tmpdir(), 'dist-ab-'));
+    // "slow" would take 10 s; dist-ab is killed before, after "quick" finished
+    const args = ['scripts/dist-ab.mjs', '--rounds', '1', '--bench', 'test/fixtures/fake-bench.mjs', 'quick=', 'slow=FAKE_BENCH_HANG=10'];
+    const run = spawnSync(process.execPath, args, { cwd: root, env: { ...process.env, OUT: dir }, encoding: 'utf8', timeout: 5_000 });
+    expect(run.signal).toBe('SIGTERM');
+    expect(readFileSync(path.join(dir, 'table.txt'), 'utf8').trim().split('\n')).toEqual([
+      'fake  S',
+      expect.stringMatching(/^ {2}quick +LV 2\.000 ms {2}no-comm 1\.000 ms {2}LV\/bound 2\.000 {2}\(2\.000\)$/),
+    ]);
+    expect(JSON.parse(readFileSync(path.join(dir, 'runs.json'), 'utf8')).map((r: { variant: string }) => r.variant)).toEqual(['quick']);
+  }, 20_000);
+
   it('A/Bs the strong-scaling runs where the bench args ask for them, each cell named by its P', () => {
     dir = mkdtempSync(path.join(tmpdir(), 'dist-ab-'));
     const args = ['scripts/dist-ab.mjs', '--rounds', '1', '--bench', 'bench/gpu.ts', 'ring=XATTN_LV_GATHER=0', 'gathered=XATTN_LV_GATHER=1', '--', '--scaling', '--world-sizes', '2'];
