@@ -76,6 +76,7 @@ function main(argv) {
   mkdirSync(out, { recursive: true });
   const scaling = benchArgs.includes('--scaling'); // strong-scaling rows (every P), else (b)'s 2-GPU ones
   const runs = [], logs = [], failed = new Map(); // variant name -> why its run failed (it runs no more)
+  let lines = [];
   for (let round = 0; round < rounds; round++)
     for (const v of round % 2 ? [...variants].reverse() : variants) {
       if (failed.has(v.name)) continue;
@@ -95,9 +96,9 @@ function main(argv) {
         const result = JSON.parse(readFileSync(path.join(dir, file), 'utf8'));
         runs.push({ variant: v.name, round: round + 1, rows: scaling ? result.scaling : result.distributed });
       }
-      report(out, runs, logs, failed, scaling); // after every run: a call cut short keeps the runs it finished
+      lines = report(out, runs, logs, failed, scaling); // after every run: a call cut short keeps the runs it finished
     }
-  console.log(report(out, runs, logs, failed, scaling).join('\n'));
+  console.log(lines.join('\n'));
   return failed.size ? 1 : 0;
 }
 
